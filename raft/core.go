@@ -104,14 +104,14 @@ type InitialState struct {
 
 // Errors returned to callers of the core's client API.
 var (
-	ErrNotLeader       = errors.New("not the leader")
-	ErrTransferring    = errors.New("leadership transfer in progress")
-	ErrConfigPending   = errors.New("a membership change is still in progress")
-	ErrNotReady        = errors.New("the leader has not committed an entry of its term yet")
-	ErrBadMember       = errors.New("invalid membership change")
-	ErrSnapshotTooOld  = errors.New("snapshot index not newer than the current one")
-	ErrSnapshotAhead   = errors.New("snapshot index not yet applied")
-	ErrBadTransfer     = errors.New("invalid leadership transfer target")
+	ErrNotLeader      = errors.New("not the leader")
+	ErrTransferring   = errors.New("leadership transfer in progress")
+	ErrConfigPending  = errors.New("a membership change is still in progress")
+	ErrNotReady       = errors.New("the leader has not committed an entry of its term yet")
+	ErrBadMember      = errors.New("invalid membership change")
+	ErrSnapshotTooOld = errors.New("snapshot index not newer than the current one")
+	ErrSnapshotAhead  = errors.New("snapshot index not yet applied")
+	ErrBadTransfer    = errors.New("invalid leadership transfer target")
 )
 
 func (cfg *CoreConfig) validate() error {
