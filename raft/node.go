@@ -1,0 +1,678 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// RaftNode is one Raft server: the protocol Core driven by a goroutine that
+// owns its clock, storage and network. For every batch of inputs (ticks,
+// proposals, RPCs, replies) it steps the core, then
+//
+//  1. persists the hard state and new entries (one Storage.Save, one sync),
+//  2. sends the messages and RPC replies, which may depend on (1),
+//  3. hands committed entries, in log order and with their own terms, to
+//     the state machine through CommitChan.
+//
+// Its RPC handlers (RequestVote, AppendEntries, InstallSnapshot, TimeoutNow)
+// are plain exported methods, so net/rpc, the simulator or a test can call
+// them.
+type RaftNode struct {
+	id        int
+	cfg       Config
+	core      *Core // owned by the run goroutine
+	storage   Storage
+	transport Transport
+	trace     *nodeTracer
+
+	propc chan proposal
+	recvc chan inbound
+	respc chan Message
+	ctlc  chan func()
+	stopc chan struct{}
+	done  chan struct{}
+	// ctx is cancelled when the node stops, ending RPCs in flight.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	peers   map[int]*peerSender // owned by the run goroutine
+	peersWG sync.WaitGroup
+	apply   *applier
+
+	readWaiters map[uint64]chan readResult // owned by the run goroutine
+	nextReadCtx uint64
+	replies     []pendingReply // owned by the run goroutine
+
+	mu      sync.Mutex
+	summary NodeSummary
+}
+
+// NodeSummary is what Report and Summary answer without asking the node
+// goroutine, so they never block behind a slow disk.
+type NodeSummary struct {
+	Role      Role
+	Term      uint64
+	Leader    int
+	Commit    uint64
+	LastIndex uint64
+	SnapIndex uint64
+	// Config is the configuration in use, from the entry at ConfigIndex;
+	// it is shared, never modify it.
+	Config      Configuration
+	ConfigIndex uint64
+}
+
+type proposal struct {
+	kind   proposalKind
+	data   []byte
+	change ConfChangeType
+	id     int
+	done   chan proposeResult
+}
+
+type proposalKind uint8
+
+const (
+	proposeCommand proposalKind = iota
+	proposeConfChange
+)
+
+type proposeResult struct {
+	index, term uint64
+	err         error
+}
+
+type inbound struct {
+	msg   Message
+	reply chan *Message
+}
+
+type pendingReply struct {
+	to    chan *Message
+	reply *Message
+}
+
+type readResult struct {
+	index uint64
+	err   error
+}
+
+// Errors returned by a RaftNode.
+var (
+	ErrStopped  = errors.New("node stopped")
+	ErrNoReply  = errors.New("request dropped by the receiver")
+	ErrReadLost = errors.New("read could not be confirmed: leadership lost")
+)
+
+// NewRaftNode restores a node from cfg.Storage and starts it.
+func NewRaftNode(cfg Config) (*RaftNode, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	hs, snap, ents, err := cfg.Storage.Load()
+	if err != nil {
+		return nil, fmt.Errorf("node %d: loading storage: %w", cfg.ID, err)
+	}
+	n := &RaftNode{
+		id:          cfg.ID,
+		cfg:         cfg,
+		storage:     cfg.Storage,
+		transport:   cfg.Transport,
+		trace:       newNodeTracer(cfg.Tracer, cfg.ID),
+		propc:       make(chan proposal, 256),
+		recvc:       make(chan inbound, 256),
+		respc:       make(chan Message, 256),
+		ctlc:        make(chan func()),
+		stopc:       make(chan struct{}),
+		done:        make(chan struct{}),
+		peers:       map[int]*peerSender{},
+		readWaiters: map[uint64]chan readResult{},
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	cc := cfg.coreConfig()
+	if n.trace.on() {
+		cc.Trace = n.trace.event
+	}
+	boot := Configuration{Voters: append([]int(nil), cfg.Members...)}
+	n.core, err = NewCore(cc, InitialState{HardState: hs, Snapshot: snap, Entries: ents, Bootstrap: boot})
+	if err != nil {
+		return nil, fmt.Errorf("node %d: %w", cfg.ID, err)
+	}
+	n.apply = newApplier()
+	if snap != nil {
+		// The state machine starts from the snapshot, then replays the log.
+		n.apply.push([]CommitEntry{{Index: snap.Meta.LastIncludedIndex, Term: snap.Meta.LastIncludedTerm, Snapshot: snap}})
+	}
+	n.updateSummary()
+	go n.apply.run()
+	go n.run()
+	return n, nil
+}
+
+// ID returns the node's id.
+func (n *RaftNode) ID() int { return n.id }
+
+// CommitChan delivers committed entries and installed snapshots in log
+// order. It is closed when the node stops.
+func (n *RaftNode) CommitChan() <-chan CommitEntry { return n.apply.out }
+
+// Submit proposes a command. It returns the index and term the command will
+// have if it commits, and whether this node is the leader (only a leader
+// accepts commands).
+func (n *RaftNode) Submit(cmd []byte) (index, term uint64, isLeader bool) {
+	r := n.propose(proposal{kind: proposeCommand, data: cmd})
+	return r.index, r.term, r.err == nil
+}
+
+// Propose is Submit with the reason for a refusal.
+func (n *RaftNode) Propose(cmd []byte) (index, term uint64, err error) {
+	r := n.propose(proposal{kind: proposeCommand, data: cmd})
+	return r.index, r.term, r.err
+}
+
+// ProposeConfChange proposes one membership change (thesis §4.1).
+func (n *RaftNode) ProposeConfChange(t ConfChangeType, id int) (index uint64, err error) {
+	r := n.propose(proposal{kind: proposeConfChange, change: t, id: id})
+	return r.index, r.err
+}
+
+func (n *RaftNode) propose(p proposal) proposeResult {
+	p.done = make(chan proposeResult, 1)
+	select {
+	case n.propc <- p:
+	case <-n.done:
+		return proposeResult{err: ErrStopped}
+	}
+	select {
+	case r := <-p.done:
+		return r
+	case <-n.done:
+		return proposeResult{err: ErrStopped}
+	}
+}
+
+// ReadIndex confirms that this node is still the leader and returns the
+// index the state machine must reach before it serves a linearizable read
+// (thesis §6.4).
+func (n *RaftNode) ReadIndex(ctx context.Context) (uint64, error) {
+	ch := make(chan readResult, 1)
+	err := n.do(ctx, func() {
+		n.nextReadCtx++
+		rctx := n.nextReadCtx
+		if err := n.core.ReadIndex(rctx); err != nil {
+			ch <- readResult{err: err}
+			return
+		}
+		n.readWaiters[rctx] = ch
+	})
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case r := <-ch:
+		return r.index, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-n.done:
+		return 0, ErrStopped
+	}
+}
+
+// TransferLeadership asks the leader to hand leadership to target.
+func (n *RaftNode) TransferLeadership(ctx context.Context, target int) error {
+	var err error
+	if derr := n.do(ctx, func() { err = n.core.TransferLeadership(target) }); derr != nil {
+		return derr
+	}
+	return err
+}
+
+// Snapshot tells the node that the state machine's state through index
+// (which it has applied) is data: the node persists it and discards the log
+// up to index.
+func (n *RaftNode) Snapshot(index uint64, data []byte) error {
+	var err error
+	derr := n.do(context.Background(), func() {
+		var snap *Snapshot
+		if snap, err = n.core.Compact(index, data); err == nil {
+			err = n.storage.SaveSnapshot(snap)
+		}
+	})
+	if derr != nil {
+		return derr
+	}
+	return err
+}
+
+// Status returns the core's full status (asks the node goroutine).
+func (n *RaftNode) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := n.do(ctx, func() { st = n.core.Status() })
+	return st, err
+}
+
+// Report returns the node's id, term and whether it believes it leads.
+func (n *RaftNode) Report() (id int, term uint64, isLeader bool) {
+	s := n.Summary()
+	return n.id, s.Term, s.Role == Leader
+}
+
+// Summary returns role, term, leader and indexes without blocking.
+func (n *RaftNode) Summary() NodeSummary {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.summary
+}
+
+// do runs f on the node goroutine.
+func (n *RaftNode) do(ctx context.Context, f func()) error {
+	fin := make(chan struct{})
+	select {
+	case n.ctlc <- func() { f(); close(fin) }:
+	case <-n.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-fin:
+		return nil
+	case <-n.done:
+		return ErrStopped
+	}
+}
+
+// Stop stops the node and waits for its goroutines. What it persisted stays
+// in its Storage, which the caller owns and closes.
+func (n *RaftNode) Stop() {
+	n.requestStop()
+	<-n.done
+}
+
+func (n *RaftNode) requestStop() {
+	select {
+	case <-n.stopc:
+	default:
+		close(n.stopc)
+		n.cancel()
+	}
+}
+
+// Done is closed once the node has stopped.
+func (n *RaftNode) Done() <-chan struct{} { return n.done }
+
+// RPC handlers: net/rpc calls them as "Raft.<Method>".
+
+// RequestVote is the RequestVote RPC (Figure 2), PreVote included.
+func (n *RaftNode) RequestVote(args *Message, reply *Message) error {
+	return n.handleRPC(MsgRequestVote, args, reply)
+}
+
+// AppendEntries is the AppendEntries RPC (Figure 2).
+func (n *RaftNode) AppendEntries(args *Message, reply *Message) error {
+	return n.handleRPC(MsgAppendEntries, args, reply)
+}
+
+// InstallSnapshot is the InstallSnapshot RPC (Figure 13).
+func (n *RaftNode) InstallSnapshot(args *Message, reply *Message) error {
+	return n.handleRPC(MsgInstallSnapshot, args, reply)
+}
+
+// TimeoutNow is the leadership-transfer RPC (thesis §3.10).
+func (n *RaftNode) TimeoutNow(args *Message, reply *Message) error {
+	return n.handleRPC(MsgTimeoutNow, args, reply)
+}
+
+// HandleRPC delivers any request message and returns the reply.
+func (n *RaftNode) HandleRPC(args Message) (Message, error) {
+	var reply Message
+	err := n.handleRPC(args.Type, &args, &reply)
+	return reply, err
+}
+
+func (n *RaftNode) handleRPC(t MessageType, args *Message, reply *Message) error {
+	if args == nil || args.Type != t || args.To != n.id {
+		return fmt.Errorf("node %d: malformed %v request", n.id, t)
+	}
+	in := inbound{msg: *args, reply: make(chan *Message, 1)}
+	select {
+	case n.recvc <- in:
+	case <-n.done:
+		return ErrStopped
+	}
+	select {
+	case r := <-in.reply:
+		if r == nil {
+			return ErrNoReply
+		}
+		*reply = *r
+		return nil
+	case <-n.done:
+		return ErrStopped
+	}
+}
+
+// run is the node goroutine.
+func (n *RaftNode) run() {
+	defer n.shutdown()
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	n.processReady()
+	for {
+		select {
+		case <-ticker.C:
+			n.core.Tick()
+		case p := <-n.propc:
+			n.handleProposal(p)
+		case in := <-n.recvc:
+			n.handleInbound(in)
+		case m := <-n.respc:
+			n.handleReply(m)
+		case f := <-n.ctlc:
+			f()
+		case <-n.stopc:
+			return
+		}
+		n.drainInputs()
+		n.processReady()
+	}
+}
+
+// maxBatch bounds how many queued inputs one round takes, so that a flood
+// of proposals cannot starve ticks or delay persistence indefinitely.
+const maxBatch = 4096
+
+// drainInputs steps every input already waiting, so that they share one
+// Storage.Save and one AppendEntries per follower (group commit).
+func (n *RaftNode) drainInputs() {
+	for range maxBatch {
+		select {
+		case p := <-n.propc:
+			n.handleProposal(p)
+		case in := <-n.recvc:
+			n.handleInbound(in)
+		case m := <-n.respc:
+			n.handleReply(m)
+		default:
+			return
+		}
+	}
+}
+
+func (n *RaftNode) handleProposal(p proposal) {
+	var r proposeResult
+	switch p.kind {
+	case proposeCommand:
+		r.index, r.term, r.err = n.core.Propose(p.data)
+	case proposeConfChange:
+		r.index, r.err = n.core.ProposeConfChange(p.change, p.id)
+		r.term = n.core.Term()
+	}
+	p.done <- r
+}
+
+func (n *RaftNode) handleInbound(in inbound) {
+	if n.trace.on() {
+		n.trace.event("recv " + in.msg.String())
+	}
+	reply := n.core.Step(in.msg)
+	// The reply waits until the Ready that follows is persisted.
+	n.replies = append(n.replies, pendingReply{to: in.reply, reply: reply})
+}
+
+func (n *RaftNode) handleReply(m Message) {
+	if n.trace.on() {
+		n.trace.event("recv " + m.String())
+	}
+	n.core.Step(m)
+}
+
+// processReady does what the core asks, in the order the protocol needs.
+func (n *RaftNode) processReady() {
+	for n.core.HasReady() || len(n.replies) > 0 {
+		rd := n.core.Ready()
+		if err := n.persist(rd); err != nil {
+			// Acting on state we could not persist would break the promises
+			// made to the other servers: stop instead.
+			n.trace.eventf("SAFETY: storage failed, stopping: %v", err)
+			n.failReplies()
+			n.requestStop()
+			return
+		}
+		for _, r := range n.replies {
+			if r.reply != nil && n.trace.on() {
+				n.trace.event("send " + r.reply.String())
+			}
+			r.to <- r.reply
+		}
+		n.replies = n.replies[:0]
+		for _, m := range rd.Messages {
+			n.peer(m.To).enqueue(m)
+		}
+		n.deliver(rd)
+		n.core.Advance(rd)
+	}
+	n.updateSummary()
+}
+
+func (n *RaftNode) persist(rd Ready) error {
+	if rd.Snapshot != nil {
+		if err := n.storage.SaveSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	if rd.HardState != nil || len(rd.Entries) > 0 {
+		return n.storage.Save(rd.HardState, rd.Entries)
+	}
+	return nil
+}
+
+func (n *RaftNode) failReplies() {
+	for _, r := range n.replies {
+		r.to <- nil
+	}
+	n.replies = n.replies[:0]
+}
+
+func (n *RaftNode) deliver(rd Ready) {
+	if rd.Snapshot != nil || len(rd.Committed) > 0 {
+		batch := make([]CommitEntry, 0, len(rd.Committed)+1)
+		if s := rd.Snapshot; s != nil {
+			batch = append(batch, CommitEntry{Index: s.Meta.LastIncludedIndex, Term: s.Meta.LastIncludedTerm, Snapshot: s})
+		}
+		for _, e := range rd.Committed {
+			batch = append(batch, CommitEntry{Index: e.Index, Term: e.Term, Type: e.Type, Command: e.Data})
+		}
+		if n.trace.on() && len(rd.Committed) > 0 {
+			n.trace.eventf("applied %d..%d", rd.Committed[0].Index, rd.Committed[len(rd.Committed)-1].Index)
+		}
+		n.apply.push(batch)
+	}
+	for _, rs := range rd.ReadStates {
+		if ch, ok := n.readWaiters[rs.Ctx]; ok {
+			delete(n.readWaiters, rs.Ctx)
+			ch <- readResult{index: rs.Index}
+		}
+	}
+	for _, ctx := range rd.FailedReads {
+		if ch, ok := n.readWaiters[ctx]; ok {
+			delete(n.readWaiters, ctx)
+			ch <- readResult{err: ErrReadLost}
+		}
+	}
+}
+
+func (n *RaftNode) updateSummary() {
+	c := n.core
+	s := NodeSummary{Role: c.role, Term: c.term, Leader: c.leader, Commit: c.log.committed,
+		LastIndex: c.log.lastIndex(), SnapIndex: c.log.snapIndex,
+		Config: c.config, ConfigIndex: c.configIndex}
+	n.mu.Lock()
+	n.summary = s
+	n.mu.Unlock()
+}
+
+func (n *RaftNode) peer(id int) *peerSender {
+	p := n.peers[id]
+	if p == nil {
+		p = &peerSender{id: id, node: n, wake: make(chan struct{}, 1)}
+		n.peers[id] = p
+		n.peersWG.Add(1)
+		go p.run()
+	}
+	return p
+}
+
+func (n *RaftNode) shutdown() {
+	n.failReplies()
+	for ctx, ch := range n.readWaiters {
+		ch <- readResult{err: ErrStopped}
+		delete(n.readWaiters, ctx)
+	}
+	n.peersWG.Wait()
+	n.apply.stop()
+	// Unblock RPC handlers and callers waiting on the node.
+	close(n.done)
+	// Drain what arrived meanwhile so no sender stays blocked.
+	for {
+		select {
+		case in := <-n.recvc:
+			in.reply <- nil
+		case p := <-n.propc:
+			p.done <- proposeResult{err: ErrStopped}
+		default:
+			return
+		}
+	}
+}
+
+// peerSender sends one peer its messages in order, one RPC at a time, and
+// feeds the replies back to the node. Keeping order per peer means a
+// heartbeat never overtakes the entries sent before it.
+type peerSender struct {
+	id   int
+	node *RaftNode
+	wake chan struct{}
+
+	mu    sync.Mutex
+	queue []Message
+}
+
+// maxPeerQueue bounds the messages waiting for a slow peer; Raft recovers
+// from the loss of the oldest ones by retrying.
+const maxPeerQueue = 256
+
+func (p *peerSender) enqueue(m Message) {
+	p.mu.Lock()
+	if len(p.queue) >= maxPeerQueue {
+		p.queue = p.queue[1:]
+	}
+	p.queue = append(p.queue, m)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *peerSender) run() {
+	n := p.node
+	defer n.peersWG.Done()
+	for {
+		select {
+		case <-p.wake:
+		case <-n.stopc:
+			return
+		}
+		for {
+			p.mu.Lock()
+			if len(p.queue) == 0 {
+				p.mu.Unlock()
+				break
+			}
+			m := p.queue[0]
+			p.queue[0] = Message{}
+			p.queue = p.queue[1:]
+			p.mu.Unlock()
+			if n.trace.on() {
+				n.trace.event("send " + m.String())
+			}
+			if n.transport == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RPCTimeout)
+			reply, err := n.transport.Call(ctx, m)
+			cancel()
+			if err != nil {
+				continue // lost: the protocol retries
+			}
+			select {
+			case n.respc <- reply:
+			case <-n.stopc:
+				return
+			}
+		}
+	}
+}
+
+// applier hands committed entries to the state machine through a channel,
+// from its own goroutine, so that a slow state machine never stalls the
+// node's heartbeats.
+type applier struct {
+	mu     sync.Mutex
+	queue  []CommitEntry
+	wake   chan struct{}
+	out    chan CommitEntry
+	stopc  chan struct{}
+	done   chan struct{}
+	closed bool
+}
+
+func newApplier() *applier {
+	return &applier{wake: make(chan struct{}, 1), out: make(chan CommitEntry, 1024),
+		stopc: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (a *applier) push(batch []CommitEntry) {
+	a.mu.Lock()
+	a.queue = append(a.queue, batch...)
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *applier) run() {
+	defer close(a.done)
+	defer close(a.out)
+	for {
+		select {
+		case <-a.wake:
+		case <-a.stopc:
+			return
+		}
+		a.mu.Lock()
+		batch := a.queue
+		a.queue = nil
+		a.mu.Unlock()
+		for _, e := range batch {
+			select {
+			case a.out <- e:
+			case <-a.stopc:
+				return
+			}
+		}
+	}
+}
+
+// stop ends delivery (entries not yet delivered are dropped, as in a crash)
+// and closes the channel.
+func (a *applier) stop() {
+	close(a.stopc)
+	<-a.done
+}

@@ -1,0 +1,305 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Server is one member of a cluster as the simulator runs it: a RaftNode,
+// the KV state machine it drives, and a net/rpc listener on 127.0.0.1 that
+// serves the node's RPCs to its peers.
+type Server struct {
+	id        int
+	node      *RaftNode
+	rpc       *rpcServer
+	transport *TCPTransport
+	trace     *nodeTracer
+
+	snapshotThreshold uint64
+
+	mu           sync.Mutex
+	kv           *KVStore
+	applied      uint64
+	snapIndex    uint64
+	writeWaiters map[uint64]*writeWaiter // by log index
+	readWaiters  []readWaiter
+	onApply      func(CommitEntry)
+	applyDone    chan struct{}
+}
+
+type writeWaiter struct {
+	term     uint64
+	clientID uint64
+	seq      uint64
+	done     chan writeOutcome
+}
+
+type writeOutcome struct {
+	res KVResult
+	err error
+}
+
+type readWaiter struct {
+	index uint64
+	done  chan struct{}
+}
+
+// NotLeaderError is returned by a server that is not the leader; Leader is
+// the leader it knows of, or None.
+type NotLeaderError struct{ Leader int }
+
+func (e *NotLeaderError) Error() string {
+	if e.Leader == None {
+		return "not the leader (leader unknown)"
+	}
+	return fmt.Sprintf("not the leader (leader is %d)", e.Leader)
+}
+
+// ErrLost says a write was overwritten by a new leader before it committed:
+// it did not take effect, and the client should retry.
+var ErrLost = errors.New("write lost to a leader change: retry")
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	Node Config
+	// Addr to listen on, "127.0.0.1:0" for any port.
+	Addr string
+	// Transport to reach peers (the Server closes it at Stop).
+	Transport *TCPTransport
+	// SnapshotThreshold: the state machine snapshots after this many
+	// applied entries since the last snapshot (0: never).
+	SnapshotThreshold uint64
+	// OnApply, if set, sees every committed entry after it is applied.
+	OnApply func(CommitEntry)
+}
+
+// StartServer starts a node and its listener.
+func StartServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	cfg.Node.Transport = cfg.Transport
+	node, err := NewRaftNode(cfg.Node)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		id: cfg.Node.ID, node: node, transport: cfg.Transport,
+		trace:             newNodeTracer(cfg.Node.Tracer, cfg.Node.ID),
+		snapshotThreshold: cfg.SnapshotThreshold,
+		kv:                NewKVStore(), writeWaiters: map[uint64]*writeWaiter{},
+		onApply: cfg.OnApply, applyDone: make(chan struct{}),
+	}
+	s.rpc, err = listenRPC(cfg.Addr, node)
+	if err != nil {
+		node.Stop()
+		return nil, err
+	}
+	go s.applyLoop()
+	return s, nil
+}
+
+// ID returns the server's id.
+func (s *Server) ID() int { return s.id }
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() string { return s.rpc.Addr() }
+
+// Node returns the server's RaftNode.
+func (s *Server) Node() *RaftNode { return s.node }
+
+// Applied returns the last index applied to the state machine.
+func (s *Server) Applied() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applied
+}
+
+// Stop stops the node, the listener and the transport. Volatile state is
+// gone; the node's Storage is left for the owner to close or reuse.
+func (s *Server) Stop() {
+	s.rpc.Close()
+	s.node.Stop()
+	if s.transport != nil {
+		s.transport.Close()
+	}
+	<-s.applyDone
+}
+
+// applyLoop applies committed entries to the KV store and wakes the
+// clients waiting on them.
+func (s *Server) applyLoop() {
+	defer close(s.applyDone)
+	for e := range s.node.CommitChan() {
+		s.mu.Lock()
+		switch {
+		case e.Snapshot != nil:
+			if err := s.kv.Restore(e.Snapshot.Data); err != nil {
+				s.trace.eventf("SAFETY: cannot restore snapshot %d: %v", e.Index, err)
+			}
+			s.snapIndex = e.Index
+		case e.Type == EntryNormal:
+			if cmd, err := DecodeKVCommand(e.Command); err == nil {
+				res := s.kv.Apply(cmd)
+				if w := s.writeWaiters[e.Index]; w != nil {
+					delete(s.writeWaiters, e.Index)
+					if w.term == e.Term {
+						w.done <- writeOutcome{res: res}
+					} else {
+						w.done <- writeOutcome{err: ErrLost}
+					}
+				}
+			}
+		}
+		if e.Index > s.applied {
+			s.applied = e.Index
+		}
+		if e.Snapshot != nil {
+			// The snapshot jumped over the waiters' indexes: their sessions
+			// tell whether their writes took effect.
+			for idx, w := range s.writeWaiters {
+				if idx <= s.applied {
+					delete(s.writeWaiters, idx)
+					w.done <- s.outcomeLocked(w)
+				}
+			}
+		}
+		s.wakeReadersLocked()
+		snapNow := s.snapshotThreshold > 0 && s.applied-s.snapIndex >= s.snapshotThreshold && e.Snapshot == nil
+		var snapData []byte
+		snapIndex := s.applied
+		if snapNow {
+			snapData = s.kv.Snapshot()
+			s.snapIndex = snapIndex
+		}
+		onApply := s.onApply
+		s.mu.Unlock()
+		if onApply != nil {
+			onApply(e)
+		}
+		if snapNow {
+			if err := s.node.Snapshot(snapIndex, snapData); err != nil && !errors.Is(err, ErrStopped) {
+				s.trace.eventf("snapshot at %d failed: %v", snapIndex, err)
+			}
+		}
+	}
+}
+
+// outcomeLocked tells a waiter whose index was applied without it being
+// notified what happened, from the client's session.
+func (s *Server) outcomeLocked(w *writeWaiter) writeOutcome {
+	seq, res := s.kv.Session(w.clientID)
+	if seq >= w.seq && w.clientID != 0 {
+		return writeOutcome{res: res}
+	}
+	return writeOutcome{err: ErrLost}
+}
+
+func (s *Server) wakeReadersLocked() {
+	keep := s.readWaiters[:0]
+	for _, r := range s.readWaiters {
+		if r.index <= s.applied {
+			close(r.done)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	s.readWaiters = keep
+}
+
+func (s *Server) notLeader() error {
+	return &NotLeaderError{Leader: s.node.Summary().Leader}
+}
+
+// Write submits a set or delete and waits until it is applied.
+func (s *Server) Write(ctx context.Context, cmd KVCommand) (KVResult, error) {
+	index, term, err := s.node.Propose(EncodeKVCommand(cmd))
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		return KVResult{}, s.notLeader()
+	case err != nil:
+		return KVResult{}, err
+	}
+	w := &writeWaiter{term: term, clientID: cmd.ClientID, seq: cmd.Seq, done: make(chan writeOutcome, 1)}
+	s.mu.Lock()
+	if index <= s.applied {
+		// Applied before we got here: the session knows the outcome.
+		out := s.outcomeLocked(w)
+		s.mu.Unlock()
+		return out.res, out.err
+	}
+	s.writeWaiters[index] = w
+	s.mu.Unlock()
+	select {
+	case out := <-w.done:
+		return out.res, out.err
+	case <-ctx.Done():
+		s.mu.Lock()
+		if s.writeWaiters[index] == w {
+			delete(s.writeWaiters, index)
+		}
+		s.mu.Unlock()
+		return KVResult{}, ctx.Err()
+	case <-s.node.Done():
+		return KVResult{}, ErrStopped
+	}
+}
+
+// Read serves a linearizable read with ReadIndex: no log entry is written.
+func (s *Server) Read(ctx context.Context, key string) (KVResult, error) {
+	index, err := s.node.ReadIndex(ctx)
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		return KVResult{}, s.notLeader()
+	case err != nil:
+		return KVResult{}, err
+	}
+	s.mu.Lock()
+	if index > s.applied {
+		r := readWaiter{index: index, done: make(chan struct{})}
+		s.readWaiters = append(s.readWaiters, r)
+		s.mu.Unlock()
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return KVResult{}, ctx.Err()
+		case <-s.node.Done():
+			return KVResult{}, ErrStopped
+		}
+		s.mu.Lock()
+	}
+	v, ok := s.kv.Get(key)
+	s.mu.Unlock()
+	return KVResult{Value: v, Found: ok}, nil
+}
+
+// do runs a KV command: reads through ReadIndex, writes through the log.
+func (s *Server) do(ctx context.Context, cmd KVCommand) (KVResult, error) {
+	if cmd.Op == OpGet {
+		return s.Read(ctx, cmd.Key)
+	}
+	return s.Write(ctx, cmd)
+}
+
+// KVLen returns the number of keys in the state machine.
+func (s *Server) KVLen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.kv.Len()
+}
+
+// SnapshotNow makes the state machine snapshot its state at once.
+func (s *Server) SnapshotNow() (uint64, error) {
+	s.mu.Lock()
+	data, index := s.kv.Snapshot(), s.applied
+	s.mu.Unlock()
+	if err := s.node.Snapshot(index, data); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	s.snapIndex = max(s.snapIndex, index)
+	s.mu.Unlock()
+	return index, nil
+}

@@ -1,0 +1,681 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MaxNodes is the largest cluster the simulator creates.
+const MaxNodes = 16
+
+// SimConfig configures a ClusterSimulator.
+type SimConfig struct {
+	// Nodes is the number of servers, 1 to MaxNodes; ids are 0..Nodes-1.
+	Nodes int
+	// DataDir, if set, gives each server durable storage in DataDir/node-<id>;
+	// otherwise each server has a MemoryStorage that outlives its crashes.
+	DataDir string
+	// DiskNoSync skips fsync in durable storage (benchmarks only).
+	DiskNoSync bool
+	// Tracer receives the trace of every server and every injected fault.
+	Tracer Tracer
+	// ClientTimeout bounds one client operation, retries included (3 s).
+	ClientTimeout time.Duration
+
+	ElectionTimeoutMin time.Duration // default 150 ms
+	ElectionTimeoutMax time.Duration // default 300 ms
+	HeartbeatInterval  time.Duration // default 50 ms
+	TickInterval       time.Duration // default 10 ms
+	DisablePreVote     bool
+	DisableCheckQuorum bool
+	MaxInflight        int
+
+	// SnapshotThreshold makes each state machine snapshot every that many
+	// applied entries (0: never).
+	SnapshotThreshold uint64
+	// RecordApplied keeps every entry each server applies, for the Check
+	// helpers and the state machine safety check.
+	RecordApplied bool
+	// Seed seeds election timeouts, network faults and client ids.
+	Seed int64
+}
+
+// ClusterSimulator runs a cluster of Servers in one process, over TCP on
+// 127.0.0.1, and injects faults: disconnects, partitions, crashes, message
+// drops and delays, membership changes.
+type ClusterSimulator struct {
+	cfg    SimConfig
+	faults *NetworkFaults
+	start  time.Time
+
+	mu      sync.Mutex
+	nodes   map[int]*simNode
+	rand    *rand.Rand
+	client  *Client // the default client of Set/Get/Delete
+	history *History
+	closed  bool
+
+	appliedMu  sync.Mutex
+	appliedAt  map[uint64]appliedEntry // the first command applied at each index, by anyone
+	violations []string
+}
+
+type simNode struct {
+	id      int
+	server  *Server // nil while crashed or removed
+	storage Storage
+	addr    string
+	removed bool
+	applied []CommitEntry // this incarnation's, if RecordApplied
+}
+
+type appliedEntry struct {
+	term uint64
+	data string
+	by   int
+}
+
+// Errors of the simulator.
+var (
+	ErrNoSuchNode   = errors.New("no such node")
+	ErrNodeCrashed  = errors.New("node is crashed")
+	ErrNodeAlive    = errors.New("node is running")
+	ErrClusterDown  = errors.New("cluster is shut down")
+	ErrTimeout      = errors.New("no answer within the timeout")
+	ErrNoLeader     = errors.New("no leader")
+	ErrTwoLeaders   = errors.New("two leaders in one term")
+	ErrBadNodeCount = errors.New("bad number of nodes")
+)
+
+// NewClusterSimulator starts a cluster of cfg.Nodes servers.
+func NewClusterSimulator(cfg SimConfig) (*ClusterSimulator, error) {
+	if cfg.Nodes < 1 || cfg.Nodes > MaxNodes {
+		return nil, fmt.Errorf("%w: %d (a cluster has 1 to %d nodes)", ErrBadNodeCount, cfg.Nodes, MaxNodes)
+	}
+	if cfg.ClientTimeout == 0 {
+		cfg.ClientTimeout = 3 * time.Second
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = time.Now().UnixNano()
+	}
+	s := &ClusterSimulator{
+		cfg:       cfg,
+		faults:    NewNetworkFaults(cfg.Seed),
+		start:     time.Now(),
+		nodes:     map[int]*simNode{},
+		rand:      rand.New(rand.NewSource(cfg.Seed)),
+		history:   &History{},
+		appliedAt: map[uint64]appliedEntry{},
+	}
+	members := make([]int, cfg.Nodes)
+	for i := range members {
+		members[i] = i
+	}
+	for _, id := range members {
+		st, err := s.openStorage(id, false)
+		if err != nil {
+			s.Shutdown()
+			return nil, err
+		}
+		s.nodes[id] = &simNode{id: id, storage: st, addr: "127.0.0.1:0"}
+	}
+	for _, id := range members {
+		if err := s.startNode(s.nodes[id], members); err != nil {
+			s.Shutdown()
+			return nil, err
+		}
+	}
+	s.client = s.NewClient()
+	return s, nil
+}
+
+func (s *ClusterSimulator) openStorage(id int, fresh bool) (Storage, error) {
+	if s.cfg.DataDir == "" {
+		return NewMemoryStorage(), nil
+	}
+	dir := filepath.Join(s.cfg.DataDir, "node-"+strconv.Itoa(id))
+	if fresh {
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, err
+		}
+	}
+	return OpenDiskStorage(dir, DiskOptions{NoSync: s.cfg.DiskNoSync})
+}
+
+// startNode starts (or restarts) a server from its storage. members is
+// the bootstrap configuration (nil for a server joining later).
+func (s *ClusterSimulator) startNode(n *simNode, members []int) error {
+	transport := NewTCPTransport(n.id, s.faults)
+	for id, other := range s.nodes {
+		if id != n.id && other.addr != "" {
+			transport.SetAddr(id, other.addr)
+		}
+	}
+	cfg := ServerConfig{
+		Node: Config{
+			ID: n.id, Members: members, Storage: n.storage, Tracer: s.cfg.Tracer,
+			ElectionTimeoutMin: s.cfg.ElectionTimeoutMin, ElectionTimeoutMax: s.cfg.ElectionTimeoutMax,
+			HeartbeatInterval: s.cfg.HeartbeatInterval, TickInterval: s.cfg.TickInterval,
+			DisablePreVote: s.cfg.DisablePreVote, DisableCheckQuorum: s.cfg.DisableCheckQuorum,
+			MaxInflight: s.cfg.MaxInflight,
+			Seed:        s.cfg.Seed*31 + int64(n.id) + time.Now().UnixNano(),
+		},
+		Addr:              n.addr,
+		Transport:         transport,
+		SnapshotThreshold: s.cfg.SnapshotThreshold,
+	}
+	if s.cfg.RecordApplied {
+		n.applied = nil
+		cfg.OnApply = func(e CommitEntry) { s.recordApplied(n, e) }
+	}
+	srv, err := StartServer(cfg)
+	if err != nil && n.addr != "127.0.0.1:0" {
+		// The old port was taken meanwhile: take another and tell everyone.
+		cfg.Addr = "127.0.0.1:0"
+		srv, err = StartServer(cfg)
+	}
+	if err != nil {
+		transport.Close()
+		return fmt.Errorf("starting node %d: %w", n.id, err)
+	}
+	n.server = srv
+	if n.addr != srv.Addr() {
+		n.addr = srv.Addr()
+		for id, other := range s.nodes {
+			if id != n.id && other.server != nil {
+				other.server.transport.SetAddr(n.id, n.addr)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *ClusterSimulator) recordApplied(n *simNode, e CommitEntry) {
+	s.appliedMu.Lock()
+	defer s.appliedMu.Unlock()
+	if e.Snapshot != nil {
+		n.applied = append(n.applied, e)
+		return
+	}
+	n.applied = append(n.applied, e)
+	if e.Type != EntryNormal {
+		return
+	}
+	prev, ok := s.appliedAt[e.Index]
+	if !ok {
+		s.appliedAt[e.Index] = appliedEntry{term: e.Term, data: string(e.Command), by: n.id}
+		return
+	}
+	if prev.term != e.Term || prev.data != string(e.Command) {
+		v := fmt.Sprintf("state machine safety: node %d applied %q (term %d) at index %d, node %d applied %q (term %d)",
+			n.id, e.Command, e.Term, e.Index, prev.by, prev.data, prev.term)
+		s.violations = append(s.violations, v)
+		s.traceSim("SAFETY: " + v)
+	}
+}
+
+// Violations lists the safety violations seen (RecordApplied only).
+func (s *ClusterSimulator) Violations() []string {
+	s.appliedMu.Lock()
+	defer s.appliedMu.Unlock()
+	return slices.Clone(s.violations)
+}
+
+func (s *ClusterSimulator) traceNode(id int, msg string) {
+	if s.cfg.Tracer != nil {
+		s.cfg.Tracer.Trace(strconv.Itoa(id), msg)
+	}
+}
+
+func (s *ClusterSimulator) traceSim(msg string) {
+	if s.cfg.Tracer != nil {
+		s.cfg.Tracer.Trace(SimNode, msg)
+	}
+}
+
+// node returns a node by id, or an error naming the valid ids.
+func (s *ClusterSimulator) nodeLocked(id int) (*simNode, error) {
+	if s.closed {
+		return nil, ErrClusterDown
+	}
+	n, ok := s.nodes[id]
+	if !ok || n.removed {
+		return nil, fmt.Errorf("%w: node %d does not exist (nodes %s)", ErrNoSuchNode, id, s.idRangeLocked())
+	}
+	return n, nil
+}
+
+func (s *ClusterSimulator) idRangeLocked() string {
+	ids := s.memberIDsLocked()
+	if len(ids) == 0 {
+		return "none"
+	}
+	contiguous := ids[len(ids)-1]-ids[0] == len(ids)-1
+	if contiguous && len(ids) > 2 {
+		return fmt.Sprintf("%d–%d", ids[0], ids[len(ids)-1])
+	}
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.Itoa(id)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (s *ClusterSimulator) memberIDsLocked() []int {
+	var ids []int
+	for id, n := range s.nodes {
+		if !n.removed {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// IDs lists the ids of the servers (crashed ones included, removed ones not).
+func (s *ClusterSimulator) IDs() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.memberIDsLocked()
+}
+
+// Server returns a running server, or an error.
+func (s *ClusterSimulator) Server(id int) (*Server, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.nodeLocked(id)
+	if err != nil {
+		return nil, err
+	}
+	if n.server == nil {
+		return nil, fmt.Errorf("%w: node %d (restart it first)", ErrNodeCrashed, id)
+	}
+	return n.server, nil
+}
+
+// DisconnectPeer cuts every link between id and the others.
+func (s *ClusterSimulator) DisconnectPeer(id int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.nodeLocked(id); err != nil {
+		return err
+	}
+	if s.faults.IsDisconnected(id) {
+		return fmt.Errorf("node %d is already disconnected", id)
+	}
+	s.faults.Disconnect(id)
+	s.traceNode(id, "fault: disconnect")
+	return nil
+}
+
+// ReconnectPeer restores id's links.
+func (s *ClusterSimulator) ReconnectPeer(id int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.nodeLocked(id); err != nil {
+		return err
+	}
+	if !s.faults.IsDisconnected(id) {
+		return fmt.Errorf("node %d is not disconnected", id)
+	}
+	s.faults.Reconnect(id)
+	s.traceNode(id, "fault: reconnect")
+	return nil
+}
+
+// Partition splits the cluster into groups that only talk among themselves.
+// Every server must be in exactly one group.
+func (s *ClusterSimulator) Partition(groups ...[]int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClusterDown
+	}
+	seen := map[int]bool{}
+	var desc []string
+	for _, g := range groups {
+		if len(g) == 0 {
+			return errors.New("a partition group is empty")
+		}
+		var ids []string
+		for _, id := range g {
+			if _, err := s.nodeLocked(id); err != nil {
+				return err
+			}
+			if seen[id] {
+				return fmt.Errorf("node %d is in two groups", id)
+			}
+			seen[id] = true
+			ids = append(ids, strconv.Itoa(id))
+		}
+		desc = append(desc, strings.Join(ids, " "))
+	}
+	for _, id := range s.memberIDsLocked() {
+		if !seen[id] {
+			return fmt.Errorf("node %d is in no group (every node must be in one)", id)
+		}
+	}
+	if len(groups) < 2 {
+		return errors.New("a partition needs at least two groups")
+	}
+	s.faults.Partition(groups...)
+	s.traceSim("fault: partition " + strings.Join(desc, " | "))
+	return nil
+}
+
+// Heal removes the partition (disconnected servers stay disconnected).
+func (s *ClusterSimulator) Heal() {
+	s.faults.Heal()
+	s.traceSim("fault: heal")
+}
+
+// SetDropRate makes every message lost with probability p.
+func (s *ClusterSimulator) SetDropRate(p float64) error {
+	if err := s.faults.SetDropRate(p); err != nil {
+		return err
+	}
+	s.traceSim(fmt.Sprintf("fault: drop rate %.2f", p))
+	return nil
+}
+
+// SetMaxDelay delays every message by a random time below d.
+func (s *ClusterSimulator) SetMaxDelay(d time.Duration) error {
+	if err := s.faults.SetMaxDelay(d); err != nil {
+		return err
+	}
+	s.traceSim(fmt.Sprintf("fault: delay %v", d))
+	return nil
+}
+
+// NetworkSettings returns the drop rate and maximum delay in force.
+func (s *ClusterSimulator) NetworkSettings() (float64, time.Duration) { return s.faults.Settings() }
+
+// CrashPeer stops a server: its volatile state is lost, its storage kept.
+func (s *ClusterSimulator) CrashPeer(id int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.nodeLocked(id)
+	if err != nil {
+		return err
+	}
+	if n.server == nil {
+		return fmt.Errorf("%w: node %d is already crashed", ErrNodeCrashed, id)
+	}
+	s.stopNodeLocked(n)
+	s.traceNode(id, "fault: crash")
+	return nil
+}
+
+func (s *ClusterSimulator) stopNodeLocked(n *simNode) {
+	n.server.Stop()
+	n.server = nil
+	if s.cfg.DataDir != "" {
+		// A real crash loses the open files; the directory stays.
+		n.storage.Close()
+	}
+}
+
+// RestartPeer restarts a crashed server from its storage.
+func (s *ClusterSimulator) RestartPeer(id int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.nodeLocked(id)
+	if err != nil {
+		return err
+	}
+	if n.server != nil {
+		return fmt.Errorf("%w: node %d is running (crash it first)", ErrNodeAlive, id)
+	}
+	if s.cfg.DataDir != "" {
+		if n.storage, err = s.openStorage(id, false); err != nil {
+			return fmt.Errorf("reopening node %d's storage: %w", id, err)
+		}
+	}
+	if err := s.startNode(n, nil); err != nil {
+		return err
+	}
+	s.traceNode(id, "fault: restart")
+	return nil
+}
+
+// Shutdown stops every server and frees every port and goroutine.
+func (s *ClusterSimulator) Shutdown() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	var wg sync.WaitGroup
+	for _, n := range s.nodes {
+		if n.server != nil {
+			wg.Add(1)
+			go func(srv *Server) {
+				defer wg.Done()
+				srv.Stop()
+			}(n.server)
+			n.server = nil
+		}
+	}
+	wg.Wait()
+	for _, n := range s.nodes {
+		if n.storage != nil {
+			n.storage.Close()
+		}
+	}
+}
+
+// NodeStatus describes one server for the status table.
+type NodeStatus struct {
+	ID        int
+	Alive     bool // running (not crashed)
+	Connected bool // not disconnected (partitions aside)
+	Member    string
+	Role      Role
+	Term      uint64
+	Leader    int
+	Commit    uint64
+	Applied   uint64
+	LastIndex uint64
+	// LogLength is the number of entries held in the log (after the snapshot).
+	LogLength     uint64
+	SnapshotIndex uint64
+}
+
+// Status reports every server (removed ones excluded), by id.
+func (s *ClusterSimulator) Status() []NodeStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cfg Configuration
+	var haveCfg bool
+	var out []NodeStatus
+	for _, id := range s.memberIDsLocked() {
+		n := s.nodes[id]
+		st := NodeStatus{ID: id, Connected: !s.faults.IsDisconnected(id), Leader: None}
+		if n.server != nil {
+			sum := n.server.node.Summary()
+			st.Alive = true
+			st.Role, st.Term, st.Leader, st.Commit = sum.Role, sum.Term, sum.Leader, sum.Commit
+			st.LastIndex, st.SnapshotIndex = sum.LastIndex, sum.SnapIndex
+			st.LogLength = sum.LastIndex - sum.SnapIndex
+			st.Applied = n.server.Applied()
+			if sum.Role == Leader || !haveCfg {
+				cfg, haveCfg = sum.Config, true
+			}
+		}
+		out = append(out, st)
+	}
+	for i := range out {
+		switch {
+		case cfg.IsVoter(out[i].ID):
+			out[i].Member = "voter"
+		case cfg.IsLearner(out[i].ID):
+			out[i].Member = "learner"
+		default:
+			out[i].Member = "joining"
+		}
+	}
+	return out
+}
+
+// Leader returns the leader among running, connected servers with the
+// highest term, or None.
+func (s *ClusterSimulator) Leader() (int, uint64) {
+	leader, term := None, uint64(0)
+	for _, st := range s.Status() {
+		if st.Alive && st.Connected && st.Role == Leader && st.Term >= term {
+			leader, term = st.ID, st.Term
+		}
+	}
+	return leader, term
+}
+
+// CheckUniqueLeader waits up to timeout until exactly one running,
+// connected server leads, and returns it. Two leaders of one term is an
+// immediate error.
+func (s *ClusterSimulator) CheckUniqueLeader(timeout time.Duration) (int, uint64, error) {
+	var leader int
+	var term uint64
+	err := s.poll(timeout, func() (bool, error) {
+		leaders := map[uint64][]int{}
+		count := 0
+		for _, st := range s.Status() {
+			if st.Alive && st.Connected && st.Role == Leader {
+				leaders[st.Term] = append(leaders[st.Term], st.ID)
+				count++
+			}
+		}
+		for t, ids := range leaders {
+			if len(ids) > 1 {
+				return false, fmt.Errorf("%w: nodes %v lead term %d", ErrTwoLeaders, ids, t)
+			}
+		}
+		if count == 1 {
+			for t, ids := range leaders {
+				leader, term = ids[0], t
+			}
+			return true, nil
+		}
+		return false, nil
+	})
+	if errors.Is(err, ErrTimeout) {
+		err = fmt.Errorf("%w: no single leader within %v", ErrNoLeader, timeout)
+	}
+	return leader, term, err
+}
+
+// CheckNoLeader watches for d and fails if any running, connected server
+// claims leadership at any moment.
+func (s *ClusterSimulator) CheckNoLeader(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		for _, st := range s.Status() {
+			if st.Alive && st.Connected && st.Role == Leader {
+				return fmt.Errorf("node %d leads term %d", st.ID, st.Term)
+			}
+		}
+		time.Sleep(pollInterval)
+	}
+	return nil
+}
+
+const pollInterval = 5 * time.Millisecond
+
+// poll calls cond until it returns true or an error, or timeout passes.
+func (s *ClusterSimulator) poll(timeout time.Duration, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return ErrTimeout
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+// Applied returns the normal entries server id applied in its current
+// incarnation (RecordApplied only).
+func (s *ClusterSimulator) Applied(id int) []CommitEntry {
+	s.mu.Lock()
+	n, ok := s.nodes[id]
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	s.appliedMu.Lock()
+	defer s.appliedMu.Unlock()
+	var out []CommitEntry
+	for _, e := range n.applied {
+		if e.Snapshot == nil && e.Type == EntryNormal {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// CheckCommitted waits up to timeout until at least n running, connected
+// servers have applied cmd, and checks they all applied it at the same
+// index. It returns how many did and the index.
+func (s *ClusterSimulator) CheckCommitted(cmd []byte, n int, timeout time.Duration) (count int, index uint64, err error) {
+	err = s.poll(timeout, func() (bool, error) {
+		count, index = 0, 0
+		for _, st := range s.Status() {
+			if !st.Alive || !st.Connected {
+				continue
+			}
+			for _, e := range s.Applied(st.ID) {
+				if string(e.Command) == string(cmd) {
+					if index != 0 && e.Index != index {
+						return false, fmt.Errorf("command %q applied at index %d and at %d", cmd, index, e.Index)
+					}
+					index = e.Index
+					count++
+					break
+				}
+			}
+		}
+		return count >= n, nil
+	})
+	if errors.Is(err, ErrTimeout) {
+		err = fmt.Errorf("command %q applied by %d servers, want %d, within %v", cmd, count, n, timeout)
+	}
+	return count, index, err
+}
+
+// CheckNotCommitted watches for d and fails if any server applies cmd.
+func (s *ClusterSimulator) CheckNotCommitted(cmd []byte, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		for _, id := range s.IDs() {
+			for _, e := range s.Applied(id) {
+				if string(e.Command) == string(cmd) {
+					return fmt.Errorf("node %d applied %q at index %d", id, cmd, e.Index)
+				}
+			}
+		}
+		time.Sleep(pollInterval)
+	}
+	return nil
+}
+
+// Submit hands a raw command to server id, as the prototype's tests did.
+// The KV state machine ignores payloads that are not KV commands.
+func (s *ClusterSimulator) Submit(id int, cmd []byte) (index uint64, isLeader bool, err error) {
+	srv, err := s.Server(id)
+	if err != nil {
+		return 0, false, err
+	}
+	index, _, isLeader = srv.node.Submit(cmd)
+	return index, isLeader, nil
+}

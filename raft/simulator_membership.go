@@ -1,0 +1,186 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// membershipTimeout bounds one membership change or leadership transfer.
+func (s *ClusterSimulator) membershipTimeout() time.Duration {
+	return max(s.cfg.ClientTimeout, 5*time.Second)
+}
+
+// AddServer starts a new, empty server and adds it to the cluster: it joins
+// as a learner, receives the log, and the leader promotes it to voter once
+// it has caught up (thesis §4.2.1). AddServer returns once the promotion is
+// committed.
+func (s *ClusterSimulator) AddServer(id int) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClusterDown
+	}
+	if id < 0 || id >= 1000 {
+		s.mu.Unlock()
+		return fmt.Errorf("node id %d is out of range (0–999)", id)
+	}
+	if n, ok := s.nodes[id]; ok && !n.removed {
+		s.mu.Unlock()
+		return fmt.Errorf("node %d is already a member", id)
+	}
+	if len(s.memberIDsLocked()) >= MaxNodes {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: the cluster already has %d nodes (at most %d)", ErrBadNodeCount, MaxNodes, MaxNodes)
+	}
+	st, err := s.openStorage(id, true)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	n := &simNode{id: id, storage: st, addr: "127.0.0.1:0"}
+	s.nodes[id] = n
+	if err := s.startNode(n, nil); err != nil {
+		delete(s.nodes, id)
+		st.Close()
+		s.mu.Unlock()
+		return err
+	}
+	s.traceNode(id, "fault: added")
+	s.mu.Unlock()
+
+	return s.changeMembership(AddLearner, id, func(cfg Configuration) bool { return cfg.IsVoter(id) })
+}
+
+// RemoveServer removes a server from the cluster and shuts it down once the
+// configuration without it is committed. A leader that removes itself
+// leads until then, and steps down (thesis §4.2.2).
+func (s *ClusterSimulator) RemoveServer(id int) error {
+	s.mu.Lock()
+	if _, err := s.nodeLocked(id); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Unlock()
+	err := s.changeMembership(RemoveServer, id, func(cfg Configuration) bool { return !cfg.IsMember(id) })
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n, ok := s.nodes[id]; ok && !n.removed {
+		if n.server != nil {
+			s.stopNodeLocked(n)
+		} else if n.storage != nil && s.cfg.DataDir != "" {
+			n.storage.Close()
+		}
+		n.removed = true
+		s.faults.Reconnect(id)
+		s.traceNode(id, "fault: removed")
+	}
+	return nil
+}
+
+// changeMembership proposes one change at the leader, retrying while the
+// leader is unknown or busy with a previous change, and waits until a
+// leader has committed a configuration satisfying done.
+func (s *ClusterSimulator) changeMembership(t ConfChangeType, id int, done func(Configuration) bool) error {
+	deadline := time.Now().Add(s.membershipTimeout())
+	proposed := false
+	var lastErr error
+	for time.Now().Before(deadline) {
+		leader, _ := s.Leader()
+		if leader == None {
+			time.Sleep(pollInterval)
+			continue
+		}
+		srv, err := s.Server(leader)
+		if err != nil {
+			time.Sleep(pollInterval)
+			continue
+		}
+		sum := srv.node.Summary()
+		if done(sum.Config) {
+			if sum.Commit >= sum.ConfigIndex {
+				return nil
+			}
+			time.Sleep(pollInterval)
+			continue
+		}
+		if proposed && t == AddLearner && sum.Config.IsLearner(id) {
+			// Added; the leader promotes the learner once it caught up.
+			time.Sleep(pollInterval)
+			continue
+		}
+		_, err = srv.node.ProposeConfChange(t, id)
+		switch {
+		case err == nil:
+			proposed = true
+			if s.cfg.Tracer != nil {
+				s.traceNode(leader, fmt.Sprintf("membership: proposed %v %d", t, id))
+			}
+		case errors.Is(err, ErrBadMember):
+			return err
+		default:
+			lastErr = err // not leader any more, a change pending, no commit yet: retry
+		}
+		time.Sleep(pollInterval)
+	}
+	if lastErr == nil {
+		lastErr = ErrTimeout
+	}
+	return fmt.Errorf("%v %d not committed within %v: %w", t, id, s.membershipTimeout(), lastErr)
+}
+
+// TransferLeadership makes target the leader (thesis §3.10). If target has
+// not taken over within an election timeout, the old leader resumes and
+// TransferLeadership returns an error.
+func (s *ClusterSimulator) TransferLeadership(target int) error {
+	s.mu.Lock()
+	n, err := s.nodeLocked(target)
+	if err == nil && n.server == nil {
+		err = fmt.Errorf("%w: node %d cannot take over", ErrNodeCrashed, target)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	leader, _, err := s.CheckUniqueLeader(s.membershipTimeout())
+	if err != nil {
+		return err
+	}
+	if leader == target {
+		return fmt.Errorf("node %d is already the leader", target)
+	}
+	srv, err := s.Server(leader)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.membershipTimeout())
+	defer cancel()
+	if err := srv.node.TransferLeadership(ctx, target); err != nil {
+		return err
+	}
+	s.traceSim(fmt.Sprintf("leadership transfer %d → %d requested", leader, target))
+	wait := 2 * s.electionTimeoutMax()
+	err = s.poll(wait, func() (bool, error) {
+		l, _ := s.Leader()
+		return l == target, nil
+	})
+	if err != nil {
+		l, _ := s.Leader()
+		return fmt.Errorf("transfer to %d did not complete within %v (leader is %s)", target, wait, itoa(l))
+	}
+	return nil
+}
+
+func (s *ClusterSimulator) electionTimeoutMax() time.Duration {
+	if s.cfg.ElectionTimeoutMax > 0 {
+		return s.cfg.ElectionTimeoutMax
+	}
+	if s.cfg.ElectionTimeoutMin > 0 {
+		return 2 * s.cfg.ElectionTimeoutMin
+	}
+	return 300 * time.Millisecond
+}
