@@ -444,7 +444,7 @@ func (c *Core) rejectStale(m Message) *Message {
 
 // HasReady reports whether the core has anything for the driver.
 func (c *Core) HasReady() bool {
-	return c.needBroadcast || c.reads.needRound || len(c.msgs) > 0 || c.hardState() != c.prevHard ||
+	return c.needBroadcast || c.readRoundStartable() || len(c.msgs) > 0 || c.hardState() != c.prevHard ||
 		len(c.log.unstable()) > 0 || c.log.committed > c.log.applied || len(c.readStates) > 0 ||
 		len(c.failedReads) > 0 || c.snap.toPersist != nil
 }

@@ -53,7 +53,7 @@ func (c *Core) releaseWaitingReads() {
 // maybeStartReadRound starts the next round when reads wait for one and the
 // previous round is confirmed (or lost: heartbeats keep carrying it).
 func (c *Core) maybeStartReadRound() {
-	if !c.reads.needRound || c.role != Leader || c.confirmedReadRound() < c.reads.round {
+	if !c.readRoundStartable() {
 		return
 	}
 	c.reads.needRound = false
@@ -61,6 +61,10 @@ func (c *Core) maybeStartReadRound() {
 	c.heartbeatElapsed = 0
 	c.broadcastHeartbeat()
 	c.releaseConfirmedReads()
+}
+
+func (c *Core) readRoundStartable() bool {
+	return c.reads.needRound && c.role == Leader && c.confirmedReadRound() >= c.reads.round
 }
 
 // confirmedReadRound is the highest round a majority of voters acknowledged.
