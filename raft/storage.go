@@ -11,8 +11,9 @@ import "errors"
 // methods may be called from others (status, tests), so implementations
 // must be safe for concurrent use.
 type Storage interface {
-	// Load returns everything stored: the hard state (zero if none), the
-	// latest snapshot (nil if none) and the entries that follow it.
+	// Load returns everything stored: the hard state (Term 0 and VotedFor
+	// None if none), the latest snapshot (nil if none) and the entries that
+	// follow it.
 	Load() (HardState, *Snapshot, []Entry, error)
 	// Save makes the hard state (if hs is not nil) and the entries durable
 	// before it returns; one sync covers both. Stored entries from
