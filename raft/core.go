@@ -90,6 +90,17 @@ type CoreConfig struct {
 	Seed int64
 	// Trace, if set, receives a line for every protocol event.
 	Trace func(string)
+
+	// broken switches off safety rules, so that tests can check that the
+	// simulation's checkers catch the bugs that follow. Never set otherwise.
+	broken brokenRules
+}
+
+type brokenRules struct {
+	// voteForStaleLogs grants votes without the election restriction (§5.4.1).
+	voteForStaleLogs bool
+	// commitOldTerms commits entries of earlier terms by counting (§5.4.2).
+	commitOldTerms bool
 }
 
 // InitialState is what a restarting server read back from its Storage.

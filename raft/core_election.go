@@ -85,7 +85,7 @@ func (c *Core) handleRequestVote(m Message) *Message {
 	canVote := c.votedFor == m.From ||
 		(c.votedFor == None && c.leader == None) ||
 		(m.PreVote && m.Term > c.term)
-	upToDate := c.log.isUpToDate(m.LastLogIndex, m.LastLogTerm)
+	upToDate := c.log.isUpToDate(m.LastLogIndex, m.LastLogTerm) || c.cfg.broken.voteForStaleLogs
 	if canVote && upToDate {
 		if m.PreVote {
 			// The reply carries the term the candidate asked about, so it

@@ -285,7 +285,7 @@ func (c *Core) maybeCommit() bool {
 	if n <= c.log.committed {
 		return false
 	}
-	if t, _ := c.log.term(n); t != c.term {
+	if t, _ := c.log.term(n); t != c.term && !c.cfg.broken.commitOldTerms {
 		return false
 	}
 	c.commitTo(n)

@@ -819,13 +819,22 @@ func (s *dsim) summary() string {
 
 // runSeed runs one seed and returns its summary and the first failure.
 func runSeed(seed int64, traceOut io.Writer) (string, error) {
+	return runSeedWith(seed, traceOut, nil)
+}
+
+// runSeedWith runs a seed with its parameters changed by tweak.
+func runSeedWith(seed int64, traceOut io.Writer, tweak func(*simParams)) (string, error) {
 	var s *dsim
 	var trace Tracer
 	if traceOut != nil {
 		// Stamp each line with the virtual time, from midnight.
 		trace = NewTextTracer(traceOut, func() time.Time { return time.Unix(0, 0).UTC().Add(s.now) })
 	}
-	s = newDsim(drawParams(seed), trace)
+	p := drawParams(seed)
+	if tweak != nil {
+		tweak(&p)
+	}
+	s = newDsim(p, trace)
 	err := s.run()
 	if err == nil && s.stats.faults < s.p.minFaults {
 		err = fmt.Errorf("only %d faults injected, want at least %d", s.stats.faults, s.p.minFaults)
