@@ -132,7 +132,7 @@ func TestLinearizabilityUnknownWriteMayLandLate(t *testing.T) {
 // purpose and expects the simulation to notice within a few hundred seeds.
 func TestSimulationCatchesBrokenCores(t *testing.T) {
 	cases := []struct {
-		name  string
+		name    string
 		breakIt func(*brokenRules)
 	}{
 		{"votes for stale logs (no §5.4.1 election restriction)", func(b *brokenRules) { b.voteForStaleLogs = true }},
