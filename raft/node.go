@@ -623,13 +623,12 @@ func (p *peerSender) run() {
 // from its own goroutine, so that a slow state machine never stalls the
 // node's heartbeats.
 type applier struct {
-	mu     sync.Mutex
-	queue  []CommitEntry
-	wake   chan struct{}
-	out    chan CommitEntry
-	stopc  chan struct{}
-	done   chan struct{}
-	closed bool
+	mu    sync.Mutex
+	queue []CommitEntry
+	wake  chan struct{}
+	out   chan CommitEntry
+	stopc chan struct{}
+	done  chan struct{}
 }
 
 func newApplier() *applier {

@@ -14,7 +14,7 @@ import (
 
 // TestSimulation runs the deterministic simulation over many seeds.
 //
-//	RAFT_SIM_SEEDS=n   run n seeds (default: as many as fit in about 20 s)
+//	RAFT_SIM_SEEDS=n   run n seeds (default: as many as fit in about 10 s)
 //	RAFT_SIM_BASE=b    start at seed b (default 1; "random" picks one)
 //	RAFT_SIM_SEED=s    replay seed s alone (with -v: its summary; with
 //	                   RAFT_DEBUG=1: its full trace, in virtual time)
@@ -45,7 +45,7 @@ func TestSimulation(t *testing.T) {
 		}
 		base = v
 	}
-	n, budget := int64(0), 20*time.Second
+	n, budget := int64(0), 10*time.Second
 	if s := os.Getenv("RAFT_SIM_SEEDS"); s != "" {
 		v, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || v <= 0 {
