@@ -282,8 +282,19 @@ func (c *Core) quorumActive() bool {
 	return active >= c.config.quorum()
 }
 
-// promotable reports whether this server may stand for election.
-func (c *Core) promotable() bool { return c.config.IsVoter(c.id) }
+// promotable reports whether this server may stand for election: a voter
+// of its latest configuration, or a voter being removed by a configuration
+// entry not yet committed. The latter matters: if the leader that appended
+// the removal fails, this server may hold the only up-to-date log, and the
+// others cannot win without its vote. Votes are counted in the candidate's
+// latest configuration (thesis §4.1: the caller's configuration is used),
+// and once it commits that configuration it steps down (thesis §4.2.2).
+func (c *Core) promotable() bool {
+	if c.config.IsVoter(c.id) {
+		return true
+	}
+	return c.configIndex > c.log.committed && c.configAt(c.configIndex-1).IsVoter(c.id)
+}
 
 func (c *Core) resetElectionTimer() {
 	c.electionElapsed = 0

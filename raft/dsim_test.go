@@ -29,13 +29,14 @@ type dsim struct {
 	clients []*dclient
 	net     dnet
 
-	checker *safetyChecker
-	history []Operation
-	stats   simStats
-	err     error
-	trace   Tracer
-	nextID  int // next id for a server added by a membership change
-	healed  bool
+	checker  *safetyChecker
+	history  []Operation
+	stats    simStats
+	err      error
+	trace    Tracer
+	nextID   int // next id for a server added by a membership change
+	removals []removal
+	healed   bool
 }
 
 // simParams are the knobs of one run, all drawn from the seed.
@@ -187,6 +188,7 @@ func drawParams(seed int64) simParams {
 	if r.Intn(2) == 0 {
 		p.snapshotEvery = uint64(10 + r.Intn(40))
 	}
+	p.membership = r.Intn(2) == 0
 	p.core = CoreConfig{
 		ElectionTicksMin: 15, ElectionTicksMax: 30, HeartbeatTicks: 5,
 		PreVote: r.Intn(4) != 0, CheckQuorum: r.Intn(4) != 0,
@@ -344,6 +346,7 @@ func (s *dsim) process(n *dnode, reply *Message) {
 	s.serveReads(n)
 	s.checkNode(n)
 	s.maybeSnapshot(n)
+	s.finishRemovals(n)
 }
 
 func (s *dsim) checkNode(n *dnode) {
@@ -588,6 +591,13 @@ func (s *dsim) clientNext(c *dclient) {
 	s.clientSend(c)
 }
 
+// thinkTime spreads each client's operations over the fault phase, so that
+// the faults hit a cluster under load.
+func (s *dsim) thinkTime() time.Duration {
+	mean := s.p.faultPhase / time.Duration(s.p.opsPerClient)
+	return time.Duration(s.rng.Int63n(int64(2 * mean)))
+}
+
 // clientTimeout is how long a client waits for one server before trying
 // another.
 const clientTimeout = 500 * time.Millisecond
@@ -668,13 +678,13 @@ func (s *dsim) clientResponse(e *event) {
 	c.op = nil
 	c.done++
 	c.attempt++
-	s.schedule(time.Duration(s.rng.Intn(15))*time.Millisecond, &event{kind: evClientNext, client: c.id})
+	s.schedule(s.thinkTime(), &event{kind: evClientNext, client: c.id})
 }
 
 // Faults.
 
 func (s *dsim) scheduleFaults() {
-	n := s.p.minFaults + s.rng.Intn(10)
+	n := s.p.minFaults + s.rng.Intn(20)
 	for range n {
 		at := time.Duration(s.rng.Int63n(int64(s.p.faultPhase)))
 		s.schedule(at, &event{kind: evFault, fn: s.randomFault})
@@ -690,26 +700,21 @@ func (s *dsim) randomFault() {
 	ids := s.ids()
 	pick := func() *dnode { return s.nodes[ids[s.rng.Intn(len(ids))]] }
 	switch r := s.rng.Intn(100); {
-	case r < 20: // crash a server, restart it later
-		n := pick()
-		if n.core != nil {
-			s.crash(n)
-			down := time.Duration(50+s.rng.Intn(1000)) * time.Millisecond
-			s.schedule(down, &event{kind: evFault, fn: func() { s.restart(n) }})
+	case r < 15: // crash a server, restart it later
+		if n := pick(); n.core != nil {
+			s.crashFor(n)
 		}
 	case r < 30: // crash the leader
 		if l := s.leader(); l != nil {
-			s.crash(l)
-			down := time.Duration(50+s.rng.Intn(1000)) * time.Millisecond
-			s.schedule(down, &event{kind: evFault, fn: func() { s.restart(l) }})
+			s.crashFor(l)
 		}
-	case r < 45: // random partition into two groups
+	case r < 40: // random partition into two groups
 		s.net.group = map[int]int{}
 		for _, id := range ids {
 			s.net.group[id] = s.rng.Intn(2)
 		}
 		s.tracef(SimNode, "fault: partition %v", s.net.group)
-	case r < 55: // isolate the leader
+	case r < 50: // isolate the leader
 		if l := s.leader(); l != nil {
 			s.net.group = map[int]int{}
 			for _, id := range ids {
@@ -718,21 +723,28 @@ func (s *dsim) randomFault() {
 			s.net.group[l.id] = 1
 			s.tracef(SimNode, "fault: isolate leader %d", l.id)
 		}
-	case r < 65:
+	case r < 58:
 		s.net.group = nil
 		s.tracef(SimNode, "fault: heal")
-	case r < 75:
+	case r < 66:
 		s.net.dropRate = s.rng.Float64() * 0.3
 		s.tracef(SimNode, "fault: drop rate %.2f", s.net.dropRate)
-	case r < 82:
+	case r < 72:
 		s.net.dupRate = s.rng.Float64() * 0.2
 		s.tracef(SimNode, "fault: duplicate rate %.2f", s.net.dupRate)
-	case r < 90:
+	case r < 80:
 		s.net.maxDelay = time.Duration(1+s.rng.Intn(80)) * time.Millisecond
 		s.tracef(SimNode, "fault: delay up to %v", s.net.maxDelay)
 	default:
 		s.membershipFault()
 	}
+}
+
+// crashFor crashes a server and schedules its restart.
+func (s *dsim) crashFor(n *dnode) {
+	s.crash(n)
+	down := time.Duration(50+s.rng.Intn(1000)) * time.Millisecond
+	s.schedule(down, &event{kind: evFault, fn: func() { s.restart(n) }})
 }
 
 func (s *dsim) leader() *dnode {
@@ -754,17 +766,80 @@ func (s *dsim) restart(n *dnode) {
 	s.startNode(n, Configuration{})
 }
 
-// membershipFault is filled in by the membership changes (one server at a
-// time); with membership off it transfers leadership instead.
+// membershipFault adds or removes a server, one at a time (thesis §4.1),
+// or transfers leadership (thesis §3.10).
 func (s *dsim) membershipFault() {
-	if l := s.leader(); l != nil {
+	l := s.leader()
+	if l == nil {
+		return
+	}
+	r := s.rng.Intn(3)
+	if !s.p.membership {
+		r = 2
+	}
+	switch r {
+	case 0:
+		if len(s.ids()) >= 7 {
+			return
+		}
+		id := s.nextID
+		if _, err := l.core.ProposeConfChange(AddLearner, id); err != nil {
+			return
+		}
+		s.nextID++
+		s.stats.confChanges++
+		s.tracef(strconv.Itoa(l.id), "fault: add server %d", id)
+		n := &dnode{id: id, storage: NewMemoryStorage()}
+		s.nodes[id] = n
+		s.startNode(n, Configuration{})
+	case 1:
+		members := l.core.config.Members()
+		target := members[s.rng.Intn(len(members))]
+		idx, err := l.core.ProposeConfChange(RemoveServer, target)
+		if err != nil {
+			return
+		}
+		s.stats.confChanges++
+		s.tracef(strconv.Itoa(l.id), "fault: remove server %d", target)
+		s.removals = append(s.removals, removal{id: target, index: idx})
+	case 2:
 		voters := l.core.config.Voters
 		target := voters[s.rng.Intn(len(voters))]
-		if target != l.id && l.core.TransferLeadership(target) == nil {
-			s.tracef(strconv.Itoa(l.id), "fault: transfer leadership to %d", target)
-			s.process(l, nil)
+		if target == l.id || l.core.TransferLeadership(target) != nil {
+			return
 		}
+		s.tracef(strconv.Itoa(l.id), "fault: transfer leadership to %d", target)
 	}
+	s.process(l, nil)
+}
+
+type removal struct {
+	id    int
+	index uint64
+}
+
+// finishRemovals shuts a removed server down once some server has
+// committed a configuration without it, as the real simulator does.
+func (s *dsim) finishRemovals(n *dnode) {
+	if len(s.removals) == 0 || n.core == nil {
+		return
+	}
+	c := n.core
+	keep := s.removals[:0]
+	for _, r := range s.removals {
+		gone := s.nodes[r.id]
+		if gone == nil || gone.removed {
+			continue
+		}
+		if c.configIndex <= c.log.committed && c.configIndex >= r.index && !c.config.IsMember(r.id) {
+			gone.core = nil
+			gone.removed = true
+			s.tracef(strconv.Itoa(r.id), "fault: removed")
+			continue
+		}
+		keep = append(keep, r)
+	}
+	s.removals = keep
 }
 
 // healAll ends the fault phase: every server runs and every link works.
