@@ -1,0 +1,318 @@
+package raft
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fortytw2/leaktest"
+)
+
+// Membership changes, one server at a time (thesis §4), leadership
+// transfer (§3.10), PreVote (§9.6) and CheckQuorum (§6.2) over real TCP.
+
+func TestAddNewServer(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	h := newHarness(t, 3)
+	defer h.Shutdown()
+	h.checkSingleLeader()
+	for c := 1; c <= 10; c++ {
+		h.submitToLeader(c)
+	}
+	h.checkCommittedN(10, 3)
+	h.must(h.AddServer(3))
+	// The new server caught up and is a voter.
+	h.checkCommittedN(10, 4)
+	for _, st := range h.Status() {
+		if st.Member != "voter" {
+			t.Fatalf("node %d is %s after the addition", st.ID, st.Member)
+		}
+	}
+	// It counts in the quorum now: with two of four down, nothing commits.
+	leader, _ := h.checkSingleLeader()
+	others := []int{}
+	for _, id := range h.IDs() {
+		if id != leader {
+			others = append(others, id)
+		}
+	}
+	h.must(h.DisconnectPeer(others[0]))
+	h.must(h.DisconnectPeer(others[1]))
+	h.submit(leader, 11)
+	h.checkNotCommitted(11)
+	h.must(h.ReconnectPeer(others[0]))
+	h.must(h.ReconnectPeer(others[1]))
+	h.checkCommittedN(11, 4)
+	if err := h.AddServer(3); err == nil {
+		t.Fatal("adding an existing member succeeded")
+	}
+}
+
+func TestRemoveServerNonLeader(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	h := newHarness(t, 5)
+	defer h.Shutdown()
+	leader, term := h.checkSingleLeader()
+	victim := (leader + 1) % 5
+	h.must(h.RemoveServer(victim))
+	for _, id := range h.IDs() {
+		if id == victim {
+			t.Fatalf("node %d still listed after its removal", victim)
+		}
+	}
+	h.submitToLeader(1)
+	h.checkCommittedN(1, 4)
+	again, againTerm := h.checkSingleLeader()
+	if again != leader || againTerm != term {
+		t.Fatalf("removing a follower changed the leader: %d term %d, was %d term %d", again, againTerm, leader, term)
+	}
+	if err := h.RemoveServer(victim); err == nil {
+		t.Fatal("removing a non-member succeeded")
+	}
+}
+
+func TestRemoveLeader(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	h := newHarness(t, 3)
+	defer h.Shutdown()
+	leader, _ := h.checkSingleLeader()
+	h.submitToLeader(1)
+	h.checkCommittedN(1, 3)
+	h.must(h.RemoveServer(leader))
+	newLeader, _ := h.checkSingleLeader()
+	if newLeader == leader {
+		t.Fatal("the removed leader still leads")
+	}
+	h.submitToLeader(2)
+	h.checkCommittedN(2, 2)
+}
+
+func TestRemoveDownToOneVoterThenRefuse(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	h := newHarness(t, 3)
+	defer h.Shutdown()
+	h.checkSingleLeader()
+	ids := h.IDs()
+	h.must(h.RemoveServer(ids[0]))
+	h.must(h.RemoveServer(ids[1]))
+	if err := h.RemoveServer(ids[2]); err == nil {
+		t.Fatal("removing the last voter succeeded")
+	}
+	h.submitToLeader(1)
+	h.checkCommittedN(1, 1)
+}
+
+// TestMembershipChangesUnderLoad adds and removes servers while clients
+// write, and checks that no acknowledged write is lost.
+func TestMembershipChangesUnderLoad(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	h := newHarness(t, 3)
+	defer h.Shutdown()
+	h.checkSingleLeader()
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var writes atomic.Int64
+	acked := make([][]string, 4)
+	for c := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := h.NewClient()
+			for i := 0; !stop.Load(); i++ {
+				key := fmt.Sprintf("c%d-%d", c, i)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				if err := client.Set(ctx, key, "v"); err == nil {
+					acked[c] = append(acked[c], key)
+					writes.Add(1)
+				}
+				cancel()
+			}
+		}()
+	}
+	changes := []func() error{
+		func() error { return h.AddServer(3) },
+		func() error { return h.AddServer(4) },
+		func() error { return h.RemoveServer(0) },
+		func() error { return h.RemoveServer(1) },
+		func() error { return h.AddServer(5) },
+	}
+	for _, change := range changes {
+		h.waitWrites(&writes, 20)
+		h.must(change())
+	}
+	h.waitWrites(&writes, 20)
+	stop.Store(true)
+	wg.Wait()
+	total := 0
+	client := h.NewClient()
+	for c := range acked {
+		for _, key := range acked[c] {
+			if _, found, err := client.Get(context.Background(), key); err != nil || !found {
+				t.Fatalf("acknowledged write %s lost (found=%v, err=%v)", key, found, err)
+			}
+			total++
+		}
+	}
+	t.Logf("%d acknowledged writes, all present after 5 membership changes", total)
+	res := CheckLinearizable(h.History(), 30*time.Second)
+	if !res.Linearizable() {
+		t.Fatalf("history not linearizable: %v", res.Result)
+	}
+}
+
+// TestPartitionedNodeRejoinDoesNotRaiseTerm: with PreVote, a server cut
+// off for many election timeouts rejoins without disturbing the term.
+func TestPartitionedNodeRejoinDoesNotRaiseTerm(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	h := newHarness(t, 5)
+	defer h.Shutdown()
+	leader, term := h.checkSingleLeader()
+	victim := (leader + 2) % 5
+	rest := []int{}
+	for _, id := range h.IDs() {
+		if id != victim {
+			rest = append(rest, id)
+		}
+	}
+	h.must(h.Partition([]int{victim}, rest))
+	sleepMs(1500)
+	for _, st := range h.Status() {
+		if st.ID == victim && st.Term != term {
+			t.Fatalf("the partitioned server's term rose from %d to %d", term, st.Term)
+		}
+	}
+	h.Heal()
+	h.submitToLeader(1)
+	h.checkCommittedN(1, 5)
+	if again, againTerm := h.checkSingleLeader(); again != leader || againTerm != term {
+		t.Fatalf("leader %d term %d after the rejoin, was %d term %d", again, againTerm, leader, term)
+	}
+}
+
+// TestLeaderInMinorityStepsDown: CheckQuorum makes a leader cut off from
+// the majority step down instead of claiming leadership forever.
+func TestLeaderInMinorityStepsDown(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	h := newHarness(t, 5)
+	defer h.Shutdown()
+	leader, _ := h.checkSingleLeader()
+	minority := []int{leader, (leader + 1) % 5}
+	majority := []int{(leader + 2) % 5, (leader + 3) % 5, (leader + 4) % 5}
+	h.must(h.Partition(minority, majority))
+	err := h.poll(waitTimeout, func() (bool, error) {
+		for _, st := range h.Status() {
+			if st.ID == leader {
+				return st.Role != Leader, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatal("the leader in the minority never stepped down")
+	}
+	// The majority elected its own leader meanwhile.
+	newLeader, _ := h.checkSingleLeader()
+	if newLeader == leader || newLeader == minority[1] {
+		t.Fatalf("leader %d is in the minority", newLeader)
+	}
+	h.Heal()
+	h.submitToLeader(1)
+	h.checkCommittedN(1, 5)
+}
+
+func TestLeadershipTransfer(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	h := newHarness(t, 3)
+	defer h.Shutdown()
+	leader, term := h.checkSingleLeader()
+	target := (leader + 1) % 3
+	start := time.Now()
+	h.must(h.TransferLeadership(target))
+	took := time.Since(start)
+	newLeader, newTerm := h.checkSingleLeader()
+	if newLeader != target || newTerm != term+1 {
+		t.Fatalf("after transfer: leader %d term %d, want %d term %d", newLeader, newTerm, target, term+1)
+	}
+	t.Logf("transfer took %v", took)
+	if err := h.TransferLeadership(target); err == nil {
+		t.Fatal("transfer to the current leader succeeded")
+	}
+	h.submitToLeader(1)
+	h.checkCommittedN(1, 3)
+}
+
+func TestLeadershipTransferUnderLoad(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	h := newHarness(t, 3)
+	defer h.Shutdown()
+	h.checkSingleLeader()
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var writes atomic.Int64
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := h.NewClient()
+			for i := 0; !stop.Load(); i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				if client.Set(ctx, "k", fmt.Sprint(i)) == nil {
+					writes.Add(1)
+				}
+				cancel()
+			}
+		}()
+	}
+	for i := range 4 {
+		h.waitWrites(&writes, 20)
+		leader, _ := h.checkSingleLeader()
+		target := (leader + 1 + i%2) % 3
+		start := time.Now()
+		h.must(h.TransferLeadership(target))
+		t.Logf("transfer %d → %d under load took %v", leader, target, time.Since(start))
+	}
+	h.waitWrites(&writes, 20)
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("%d writes during 4 transfers", writes.Load())
+	res := CheckLinearizable(h.History(), 30*time.Second)
+	if !res.Linearizable() {
+		t.Fatalf("history not linearizable: %v", res.Result)
+	}
+}
+
+// TestLearnerCatchUp10000 measures how long a new server takes to receive
+// 10,000 entries and be promoted.
+func TestLearnerCatchUp10000(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	h := newHarness(t, 3)
+	defer h.Shutdown()
+	leader, _ := h.checkSingleLeader()
+	const n = 10000
+	for c := 1; c <= n; {
+		if h.submit(leader, c) {
+			c++
+		} else {
+			leader, _ = h.checkSingleLeader()
+		}
+	}
+	h.checkCommittedN(n, 3)
+	start := time.Now()
+	h.must(h.AddServer(3))
+	took := time.Since(start)
+	h.checkCommittedN(n, 4)
+	t.Logf("learner caught up %d entries and was promoted in %v", n, took)
+}
+
+// waitWrites waits until n more writes have been acknowledged, so that a
+// change happens under load rather than before the load starts.
+func (h *harness) waitWrites(writes *atomic.Int64, n int64) {
+	h.t.Helper()
+	target := writes.Load() + n
+	if err := h.poll(waitTimeout, func() (bool, error) { return writes.Load() >= target, nil }); err != nil {
+		h.t.Fatalf("writes stalled at %d, waiting for %d", writes.Load(), target)
+	}
+}
