@@ -41,6 +41,8 @@ type SimConfig struct {
 	// SnapshotThreshold makes each state machine snapshot every that many
 	// applied entries (0: never).
 	SnapshotThreshold uint64
+	// SnapshotChunkBytes is the size of one InstallSnapshot chunk (64 KiB).
+	SnapshotChunkBytes int
 	// RecordApplied keeps every entry each server applies, for the Check
 	// helpers and the state machine safety check.
 	RecordApplied bool
@@ -165,8 +167,8 @@ func (s *ClusterSimulator) startNode(n *simNode, members []int) error {
 			ElectionTimeoutMin: s.cfg.ElectionTimeoutMin, ElectionTimeoutMax: s.cfg.ElectionTimeoutMax,
 			HeartbeatInterval: s.cfg.HeartbeatInterval, TickInterval: s.cfg.TickInterval,
 			DisablePreVote: s.cfg.DisablePreVote, DisableCheckQuorum: s.cfg.DisableCheckQuorum,
-			MaxInflight: s.cfg.MaxInflight,
-			Seed:        s.cfg.Seed*31 + int64(n.id) + time.Now().UnixNano(),
+			MaxInflight: s.cfg.MaxInflight, SnapshotChunkBytes: s.cfg.SnapshotChunkBytes,
+			Seed: s.cfg.Seed*31 + int64(n.id) + time.Now().UnixNano(),
 		},
 		Addr:              n.addr,
 		Transport:         transport,
@@ -667,6 +669,20 @@ func (s *ClusterSimulator) CheckNotCommitted(cmd []byte, d time.Duration) error 
 		time.Sleep(pollInterval)
 	}
 	return nil
+}
+
+// Snapshot makes server id snapshot its state machine now; it returns the
+// index the snapshot covers.
+func (s *ClusterSimulator) Snapshot(id int) (uint64, error) {
+	srv, err := s.Server(id)
+	if err != nil {
+		return 0, err
+	}
+	index, err := srv.SnapshotNow()
+	if errors.Is(err, ErrSnapshotTooOld) {
+		return index, fmt.Errorf("node %d has applied nothing since its last snapshot", id)
+	}
+	return index, err
 }
 
 // Submit hands a raw command to server id, as the prototype's tests did.

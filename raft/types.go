@@ -236,6 +236,17 @@ func (m Message) String() string {
 			return fmt.Sprintf("AppendReply %d→%d term=%d ok match=%d", m.From, m.To, m.Term, m.MatchIndex)
 		}
 		return fmt.Sprintf("AppendReply %d→%d term=%d reject prev=%d conflict=%d/%d", m.From, m.To, m.Term, m.PrevLogIndex, m.ConflictIndex, m.ConflictTerm)
+	case MsgInstallSnapshot:
+		var last, lastTerm uint64
+		if m.Snapshot != nil {
+			last, lastTerm = m.Snapshot.LastIncludedIndex, m.Snapshot.LastIncludedTerm
+		}
+		return fmt.Sprintf("InstallSnapshot %d→%d term=%d last=%d/%d offset=%d bytes=%d done=%v", m.From, m.To, m.Term, last, lastTerm, m.Offset, len(m.Data), m.Done)
+	case MsgInstallSnapshotReply:
+		if m.Success {
+			return fmt.Sprintf("InstallSnapshotReply %d→%d term=%d installed match=%d", m.From, m.To, m.Term, m.MatchIndex)
+		}
+		return fmt.Sprintf("InstallSnapshotReply %d→%d term=%d last=%d offset=%d", m.From, m.To, m.Term, m.PrevLogIndex, m.Offset)
 	}
 	return fmt.Sprintf("%v %d→%d term=%d", m.Type, m.From, m.To, m.Term)
 }

@@ -1,0 +1,178 @@
+package raft
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fortytw2/leaktest"
+)
+
+// Snapshots and log compaction (§7, Figure 13) over real TCP.
+
+// writeKeys sets n keys through the leader.
+func (h *harness) writeKeys(prefix string, n int) {
+	h.t.Helper()
+	client := h.NewClient()
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		err := client.Set(ctx, fmt.Sprintf("%s%d", prefix, i%100), fmt.Sprintf("v%d", i))
+		cancel()
+		h.must(err)
+	}
+}
+
+// waitStatus waits until server id's status satisfies cond.
+func (h *harness) waitStatus(id int, what string, cond func(NodeStatus) bool) NodeStatus {
+	h.t.Helper()
+	var last NodeStatus
+	err := h.poll(waitTimeout, func() (bool, error) {
+		for _, st := range h.Status() {
+			if st.ID == id {
+				last = st
+				return cond(st), nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		h.t.Fatalf("node %d: %s: last status %+v", id, what, last)
+	}
+	return last
+}
+
+// checkValues reads every key of prefix through server id alone (which
+// must lead) or through the leader.
+func (h *harness) checkValue(key, want string) {
+	h.t.Helper()
+	v, found, err := h.Get(key)
+	if err != nil || !found || v != want {
+		h.t.Fatalf("get %s = %q, %v, %v; want %q", key, v, found, err, want)
+	}
+}
+
+func TestSnapshotFollowerFarBehindCatchesUp(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	h := newHarnessWith(t, SimConfig{Nodes: 3, SnapshotThreshold: 100, SnapshotChunkBytes: 256, DataDir: t.TempDir()})
+	defer h.Shutdown()
+	leader, _ := h.checkSingleLeader()
+	follower := (leader + 1) % 3
+	h.must(h.DisconnectPeer(follower))
+	h.writeKeys("k", 1000)
+	st := h.waitStatus(leader, "snapshot taken", func(st NodeStatus) bool { return st.SnapshotIndex > 500 })
+	if st.LogLength > 200 {
+		t.Fatalf("leader keeps %d entries with a snapshot every 100", st.LogLength)
+	}
+	h.must(h.ReconnectPeer(follower))
+	h.waitStatus(follower, "caught up by snapshot", func(f NodeStatus) bool {
+		return f.SnapshotIndex > 0 && f.Applied >= st.Commit
+	})
+	// The follower serves the same data once it leads.
+	h.must(h.TransferLeadership(follower))
+	h.checkValue("k99", "v999")
+	h.checkValue("k0", "v900")
+}
+
+// TestSnapshotCrashDuringInstall crashes a follower while it receives a
+// snapshot in chunks; it restarts and completes the transfer.
+func TestSnapshotCrashDuringInstall(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	midInstall := make(chan struct{}, 1)
+	var follower atomic.Int64
+	follower.Store(-1)
+	var once sync.Once
+	watch := tracerFunc(func(node, msg string) {
+		if node == fmt.Sprint(follower.Load()) && strings.HasPrefix(msg, "recv InstallSnapshot ") &&
+			!strings.Contains(msg, "offset=0 ") && strings.Contains(msg, "done=false") {
+			once.Do(func() { midInstall <- struct{}{} })
+		}
+	})
+	h := newHarnessWith(t, SimConfig{Nodes: 3, SnapshotThreshold: 50, SnapshotChunkBytes: 64, DataDir: t.TempDir(),
+		Tracer: MultiTracer{watch, nonNil(TracerFromEnv())}})
+	defer h.Shutdown()
+	leader, _ := h.checkSingleLeader()
+	f := (leader + 1) % 3
+	follower.Store(int64(f))
+	h.must(h.DisconnectPeer(f))
+	h.writeKeys("k", 300)
+	h.waitStatus(leader, "snapshot taken", func(st NodeStatus) bool { return st.SnapshotIndex > 0 })
+	h.must(h.ReconnectPeer(f))
+	select {
+	case <-midInstall:
+	case <-time.After(waitTimeout):
+		t.Fatal("the follower never received a middle chunk of the snapshot")
+	}
+	h.must(h.CrashPeer(f))
+	h.must(h.RestartPeer(f))
+	commit := h.waitStatus(leader, "leader status", func(NodeStatus) bool { return true }).Commit
+	h.waitStatus(f, "installed after the crash", func(st NodeStatus) bool {
+		return st.SnapshotIndex > 0 && st.Applied >= commit
+	})
+	h.must(h.TransferLeadership(f))
+	h.checkValue("k99", "v299")
+}
+
+// TestSnapshotAllNodesRestart: every server restarts from its snapshot
+// plus the log after it, and the data is all there.
+func TestSnapshotAllNodesRestart(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	h := newHarnessWith(t, SimConfig{Nodes: 3, SnapshotThreshold: 64, DataDir: t.TempDir()})
+	defer h.Shutdown()
+	h.checkSingleLeader()
+	h.writeKeys("k", 500)
+	for id := range 3 {
+		h.waitStatus(id, "snapshot taken", func(st NodeStatus) bool { return st.SnapshotIndex > 0 })
+	}
+	for id := range 3 {
+		h.must(h.CrashPeer(id))
+	}
+	for id := range 3 {
+		h.must(h.RestartPeer(id))
+	}
+	h.checkSingleLeader()
+	for i := 400; i < 500; i++ {
+		h.checkValue(fmt.Sprintf("k%d", i%100), fmt.Sprintf("v%d", i))
+	}
+	for _, st := range h.Status() {
+		if st.SnapshotIndex == 0 {
+			t.Fatalf("node %d restarted without its snapshot: %+v", st.ID, st)
+		}
+	}
+}
+
+// TestSnapshotOnDemand is the REPL's snapshot command.
+func TestSnapshotOnDemand(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	h := newHarness(t, 3)
+	defer h.Shutdown()
+	leader, _ := h.checkSingleLeader()
+	h.writeKeys("k", 10)
+	index, err := h.Snapshot(leader)
+	h.must(err)
+	st := h.waitStatus(leader, "snapshot", func(st NodeStatus) bool { return st.SnapshotIndex == index })
+	if st.LogLength != st.LastIndex-index {
+		t.Fatalf("status after snapshot: %+v", st)
+	}
+	if _, err := h.Snapshot(leader); err == nil {
+		t.Fatal("a second snapshot with nothing new applied succeeded")
+	}
+}
+
+type tracerFunc func(node, msg string)
+
+func (f tracerFunc) Trace(node, msg string) { f(node, msg) }
+
+type discardTracer struct{}
+
+func (discardTracer) Trace(string, string) {}
+
+func nonNil(t Tracer) Tracer {
+	if t == nil {
+		return discardTracer{}
+	}
+	return t
+}
