@@ -52,12 +52,12 @@ type DiskOptions struct {
 	// For benchmarks and tests only.
 	NoSync bool
 	// SegmentBytes is the size at which the log moves on to a new segment
-	// file (default 64 MiB). A single Save is never split, so a segment can
+	// file (default 8 MiB). A single Save is never split, so a segment can
 	// be larger.
 	SegmentBytes int64
 }
 
-const defaultSegmentBytes = 64 << 20
+const defaultSegmentBytes = 8 << 20
 
 // maxKeptBuffer bounds the encoding buffer kept between Saves.
 const maxKeptBuffer = 1 << 20

@@ -653,7 +653,7 @@ func (s *dsim) clientResponse(e *event) {
 	}
 	r := e.resp
 	if !r.ok {
-		if r.notLeader && r.leader != None {
+		if hint := s.nodes[r.leader]; r.notLeader && r.leader != None && hint != nil && !hint.removed {
 			c.leader = r.leader
 		} else {
 			c.leader = None
