@@ -5,5 +5,9 @@ go 1.26
 require (
 	github.com/anishathalye/porcupine v1.3.1 // indirect
 	github.com/fortytw2/leaktest v1.3.0 // indirect
-	github.com/jedib0t/go-pretty/v6 v6.8.3 // indirect
+	github.com/jedib0t/go-pretty/v6 v6.8.3
+	github.com/mattn/go-runewidth v0.0.16 // indirect
+	github.com/rivo/uniseg v0.4.7 // indirect
+	golang.org/x/sys v0.30.0 // indirect
+	golang.org/x/text v0.22.0 // indirect
 )
