@@ -105,6 +105,9 @@ func (d *diagram) arrow(e, other *Event) {
 	case e.Kind == KindSend:
 		classes = append(classes, "lost")
 		head = "ah-lost"
+		if e.Heartbeat {
+			head = "ah-lost-hb" // a lost heartbeat matters less than lost data
+		}
 		t0 = d.us(e.At)
 		t1 = t0
 		x0 = d.x(e.At)

@@ -165,6 +165,7 @@ func (d *diagram) defs() {
 `, c, c)
 	}
 	d.p.printf(`<marker id="ah-lost" class="ah lost" viewBox="0 0 10 10" refX="5" refY="5" markerWidth="9" markerHeight="9"><path d="M1 1L9 9M9 1L1 9"/></marker>
+<marker id="ah-lost-hb" class="ah lost-hb" viewBox="0 0 10 10" refX="5" refY="5" markerWidth="7" markerHeight="7"><path d="M1 1L9 9M9 1L1 9"/></marker>
 <pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" class="hatch-bg"/><line x1="0" y1="0" x2="0" y2="6" class="hatch-line"/></pattern>
 <pattern id="stripes" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(-45)"><line x1="0" y1="0" x2="0" y2="8" class="stripe-line"/></pattern>
 </defs>
