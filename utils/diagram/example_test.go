@@ -1,0 +1,34 @@
+package diagram_test
+
+import (
+	"os"
+	"time"
+
+	"raft-consensus/utils/diagram"
+)
+
+// The REPL keeps recent trace events in memory (raft.RingTracer) and draws
+// them without going through text.
+func ExampleFromRecords() {
+	start := time.Date(2025, 1, 1, 9, 30, 0, 0, time.UTC)
+	recs := []diagram.Record{
+		{Time: start, Node: "1", Msg: "won the election for term 2"},
+		{Time: start.Add(300 * time.Microsecond), Node: "0", Msg: "granted vote to 1 for term 2"},
+		{Time: start.Add(900 * time.Microsecond), Node: "1", Msg: "client get x ok"},
+	}
+	run, dropped := diagram.FromRecords("repl", recs)
+	if dropped == 0 {
+		diagram.WriteTable(os.Stdout, run, diagram.TableOptions{Width: 80})
+	}
+	// Output:
+	// ┌─────────────────────────────────────────────────────────────────────────────┐
+	// │ repl                                                                        │
+	// ├─────────────────┬─────────────────────────────┬─────────────────────────────┤
+	// │ time            │ node 0                      │ node 1                      │
+	// ├─────────────────┼─────────────────────────────┼─────────────────────────────┤
+	// │ 09:30:00.000000 │                             │ won the election for term 2 │
+	// │ 09:30:00.000300 │ granted vote to 1 for term  │                             │
+	// │                 │ 2                           │                             │
+	// │ 09:30:00.000900 │                             │ client get x ok             │
+	// └─────────────────┴─────────────────────────────┴─────────────────────────────┘
+}

@@ -1,0 +1,124 @@
+package diagram
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestMatchRPCsFIFOAndLost(t *testing.T) {
+	log := mustParse(t, `22:00:00.000100 [0] send AppendEntries 0→1 term=1 prev=0/0 entries=0 commit=0
+22:00:00.000200 [0] send AppendEntries 0→1 term=1 prev=0/0 entries=0 commit=0
+22:00:00.000300 [0] send AppendEntries 0→2 term=1 prev=0/0 entries=1 commit=0
+22:00:00.000400 [1] recv AppendEntries 0→1 term=1 prev=0/0 entries=0 commit=0
+22:00:00.000500 [1] recv AppendEntries 0→1 term=1 prev=0/0 entries=0 commit=0
+22:00:00.000600 [2] recv RequestVote 1→2 term=2 last=0/0
+`)
+	evs := log.Runs[0].Events
+	wantMatch := []int{3, 4, -1, 0, 1, -1}
+	for i, e := range evs {
+		if e.Match != wantMatch[i] {
+			t.Errorf("event %d (%s) matches %d, want %d", i, e.Msg, e.Match, wantMatch[i])
+		}
+	}
+}
+
+func TestHeartbeatMarking(t *testing.T) {
+	log := mustParse(t, `22:00:00.000100 [0] send AppendEntries 0→1 term=1 prev=3/1 entries=0 commit=3
+22:00:00.000200 [1] recv AppendEntries 0→1 term=1 prev=3/1 entries=0 commit=3
+22:00:00.000300 [1] send AppendReply 1→0 term=1 ok match=3
+22:00:00.000400 [0] recv AppendReply 1→0 term=1 ok match=3
+22:00:00.000500 [0] send AppendEntries 0→1 term=1 prev=3/1 entries=2 commit=3
+22:00:00.000600 [1] recv AppendEntries 0→1 term=1 prev=3/1 entries=2 commit=3
+22:00:00.000700 [1] send AppendReply 1→0 term=1 ok match=5
+22:00:00.000800 [0] recv AppendReply 1→0 term=1 ok match=5
+22:00:00.000900 [0] send AppendEntries 0→1 term=1 prev=7/1 entries=0 commit=5
+22:00:00.001000 [1] recv AppendEntries 0→1 term=1 prev=7/1 entries=0 commit=5
+22:00:00.001100 [1] send AppendReply 1→0 term=1 reject prev=7 conflict=5/1
+22:00:00.001200 [0] recv AppendReply 1→0 term=1 reject prev=7 conflict=5/1
+`)
+	var got []bool
+	for _, e := range log.Runs[0].Events {
+		got = append(got, e.Heartbeat)
+	}
+	// A rejected heartbeat stays visible: it is the start of log repair.
+	want := []bool{true, true, true, true, false, false, false, false, true, true, false, false}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("heartbeat flags\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestNodesSortedNumericallyWithSimLast(t *testing.T) {
+	log := mustParse(t, `22:00:00.000100 [10] a
+22:00:00.000200 [sim] fault: heal
+22:00:00.000300 [2] b
+22:00:00.000400 [0] send Ping 0→11
+`)
+	got := log.Runs[0].Nodes()
+	want := []string{"0", "2", "10", "11", "sim"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("nodes = %v, want %v", got, want)
+	}
+}
+
+func TestFromRecords(t *testing.T) {
+	day := time.Date(2025, 3, 1, 22, 41, 7, 123456000, time.UTC)
+	recs := []Record{
+		{Time: day, Node: "0", Msg: "send RequestVote 0→1 term=2 last=0/0"},
+		{Time: day.Add(time.Millisecond), Node: "1", Msg: "recv RequestVote 0→1 term=2 last=0/0"},
+		{Time: day.Add(2 * time.Millisecond), Node: "bad", Msg: "dropped"},
+		{Time: day.Add(3 * time.Millisecond), Node: "1", Msg: ""},
+		{Time: day.Add(-time.Millisecond), Node: "sim", Msg: "fault: heal"},
+	}
+	r, dropped := FromRecords("repl", recs)
+	if dropped != 2 {
+		t.Errorf("dropped = %d, want 2", dropped)
+	}
+	if len(r.Events) != 3 || r.Events[0].Node != "sim" {
+		t.Fatalf("events = %+v, want 3 sorted by time", r.Events)
+	}
+	if r.Events[1].Clock() != "22:41:07.123456" || r.Events[1].Match != 2 {
+		t.Errorf("event = %+v", r.Events[1])
+	}
+	if r.Name != "repl" {
+		t.Errorf("name = %q", r.Name)
+	}
+}
+
+func TestLastAndWindowRepair(t *testing.T) {
+	log := mustParse(t, `22:00:00.000100 [0] send Ping 0→1
+22:00:00.000200 [1] recv Ping 0→1
+22:00:00.000300 [1] something
+`)
+	r := log.Runs[0]
+	last := r.Last(2)
+	if len(last.Events) != 2 || last.Events[0].Match != -1 {
+		t.Errorf("last = %+v: the recv whose send fell off must be unmatched", last.Events)
+	}
+	if len(r.Events) != 3 || r.Events[1].Match != 0 {
+		t.Errorf("Last changed the original run")
+	}
+	w := r.Window(clock("22:00:00.000150"), clock("22:00:00.000250"))
+	if len(w.Events) != 1 || w.Events[0].Match != -1 {
+		t.Errorf("window = %+v", w.Events)
+	}
+	if r.Last(0) == r || len(r.Last(0).Events) != 3 {
+		t.Errorf("Last(0) must be a full copy")
+	}
+}
+
+func TestFormatClock(t *testing.T) {
+	cases := map[time.Duration]string{
+		0:                                "00:00:00.000000",
+		clock("22:41:07.123456"):         "22:41:07.123456",
+		24*time.Hour + time.Microsecond:  "00:00:00.000001",
+		-time.Second:                     "00:00:00.000000",
+		clock("23:59:59.999999") + 999:   "23:59:59.999999",
+		clock("12:00:00.000000") + 12345: "12:00:00.000012",
+	}
+	for d, want := range cases {
+		if got := FormatClock(d); got != want {
+			t.Errorf("FormatClock(%v) = %s, want %s", d, got, want)
+		}
+	}
+}
