@@ -125,24 +125,31 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	r := NewREPL(stdout, opts)
 	var editor *terminal // set once line editing is on
 	var termMu sync.Mutex
+	closeTerminal := func() {
+		termMu.Lock()
+		defer termMu.Unlock()
+		if editor != nil {
+			editor.Close()
+			editor = nil
+		}
+	}
 	var once sync.Once
-	cleanup := func() {
+	var cleanupErr error
+	cleanup := func() error {
 		once.Do(func() {
-			r.Close()
-			termMu.Lock()
-			if editor != nil {
-				editor.Close()
-			}
-			termMu.Unlock()
+			cleanupErr = r.Close()
+			closeTerminal()
 			if traceFile != nil {
 				traceFile.Close()
 			}
 		})
+		return cleanupErr
 	}
 	defer cleanup()
 
 	// Ctrl-C while a command runs (at the prompt the line editor reads it
-	// as a key) and SIGTERM: shut the cluster down and leave.
+	// as a key) and SIGTERM: shut the cluster down and leave. A second
+	// Ctrl-C leaves at once, should the shutdown hang.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -151,10 +158,26 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	go func() {
 		select {
 		case <-sigs:
-			fmt.Fprintln(stdout, "\ninterrupted: shutting down")
-			cleanup()
-			os.Exit(0)
 		case <-done:
+			return
+		}
+		fmt.Fprintln(stdout, "\ninterrupted: shutting down")
+		code := make(chan int, 1)
+		go func() {
+			if err := cleanup(); err != nil {
+				fmt.Fprintf(stdout, "error: %v\n", err)
+				code <- 1
+				return
+			}
+			code <- 0
+		}()
+		select {
+		case c := <-code:
+			os.Exit(c)
+		case <-sigs:
+			closeTerminal()
+			fmt.Fprintln(stdout, "interrupted again: leaving at once")
+			os.Exit(1)
 		}
 	}()
 

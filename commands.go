@@ -157,7 +157,7 @@ func cmdCreate(r *REPL, _ *raft.ClusterSimulator, args []string) error {
 		return fmt.Errorf("creating the cluster: %v%s", err, hint)
 	}
 	if !r.setCluster(sim) {
-		sim.Shutdown()
+		shutdown(sim)
 		return errors.New("the REPL is shutting down")
 	}
 	r.printf("ok: cluster of %s created (nodes %s, %s)", plural(n, "node"), idRange(sim.IDs()), where)
@@ -327,11 +327,35 @@ func cmdRestart(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 }
 
 func cmdShutdown(r *REPL, _ *raft.ClusterSimulator, _ []string) error {
-	if sim := r.takeCluster(); sim != nil {
-		sim.Shutdown()
+	if err := shutdown(r.takeCluster()); err != nil {
+		return err
 	}
 	r.printf("cluster shut down")
 	return nil
+}
+
+// shutdownGrace bounds a cluster shutdown: a node that does not stop must
+// not keep the user from leaving or from creating another cluster.
+const shutdownGrace = 10 * time.Second
+
+// shutdown shuts sim (if any) down, waiting at most shutdownGrace.
+func shutdown(sim *raft.ClusterSimulator) error {
+	if sim == nil {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		sim.Shutdown()
+		close(done)
+	}()
+	timer := time.NewTimer(shutdownGrace)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("the cluster did not shut down within %v: a node is stuck; it is abandoned", shutdownGrace)
+	}
 }
 
 func cmdLeader(r *REPL, sim *raft.ClusterSimulator, _ []string) error {
@@ -350,8 +374,10 @@ func cmdExit(r *REPL, _ *raft.ClusterSimulator, _ []string) error {
 
 // shutdownCluster shuts the cluster down, if one runs, and says so.
 func (r *REPL) shutdownCluster() {
-	if sim := r.takeCluster(); sim != nil {
-		sim.Shutdown()
+	sim := r.takeCluster()
+	if err := shutdown(sim); err != nil {
+		r.errorf("%v", err)
+	} else if sim != nil {
 		r.printf("cluster shut down")
 	}
 }

@@ -89,19 +89,19 @@ func (r *REPL) Cluster() *raft.ClusterSimulator {
 	return r.sim
 }
 
-// Close shuts the cluster down and removes the temporary storage. It is
-// safe to call more than once and from another goroutine (a signal).
-func (r *REPL) Close() {
+// Close shuts the cluster down (waiting at most shutdownGrace) and removes
+// the temporary storage. It is safe to call more than once and from another
+// goroutine (a signal).
+func (r *REPL) Close() error {
 	r.mu.Lock()
 	sim, root := r.sim, r.tempRoot
 	r.sim, r.tempRoot, r.closed = nil, "", true
 	r.mu.Unlock()
-	if sim != nil {
-		sim.Shutdown()
-	}
+	err := shutdown(sim)
 	if root != "" {
 		os.RemoveAll(root)
 	}
+	return err
 }
 
 // Serve runs every line of in until EOF or an exit command. It writes no
