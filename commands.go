@@ -82,8 +82,8 @@ that node is asked, and a follower answers "not the leader (leader is N)".`},
 		{num: 13, names: []string{"status"}, maxArgs: 0, needsCluster: true, run: cmdStatus,
 			help: "table of every node's state",
 			more: `log: entries held after the snapshot; snapshot: index of the last one;
-member: voter or learner. Below the table: the network settings and the
-partition in force.`},
+member: voter or learner; state: up, crashed and/or disconnected. Below the
+table: the network settings and the partition in force.`},
 		{num: 14, names: []string{"partition"}, args: "<ids> | <ids>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdPartition,
 			help: "split the nodes into isolated groups",
 			more: "Every node must be in exactly one group, e.g. partition 0 1 | 2 3 4."},
@@ -437,24 +437,25 @@ func cmdStatus(r *REPL, sim *raft.ClusterSimulator, _ []string) error {
 		columns = append(columns, table.ColumnConfig{Number: n, Align: text.AlignRight})
 	}
 	t.SetColumnConfigs(columns)
-	t.AppendHeader(table.Row{"node", "role", "term", "leader", "commit", "applied", "log", "snapshot", "member", "alive", "connected"})
+	t.AppendHeader(table.Row{"node", "role", "term", "leader", "commit", "applied", "log", "snapshot", "member", "state"})
 	for _, st := range sim.Status() {
-		alive, connected := "yes", "yes"
 		if !st.Alive {
-			alive = "crashed"
-		}
-		if !st.Connected {
-			connected = "no"
-		}
-		if !st.Alive {
-			t.AppendRow(table.Row{st.ID, "-", "-", "-", "-", "-", "-", "-", st.Member, alive, connected})
+			state := "crashed"
+			if !st.Connected {
+				state = "crashed, disconnected"
+			}
+			t.AppendRow(table.Row{st.ID, "-", "-", "-", "-", "-", "-", "-", st.Member, state})
 			continue
+		}
+		state := "up"
+		if !st.Connected {
+			state = "disconnected"
 		}
 		leader := "-"
 		if st.Leader != raft.None {
 			leader = strconv.Itoa(st.Leader)
 		}
-		t.AppendRow(table.Row{st.ID, st.Role.String(), st.Term, leader, st.Commit, st.Applied, st.LogLength, st.SnapshotIndex, st.Member, alive, connected})
+		t.AppendRow(table.Row{st.ID, st.Role.String(), st.Term, leader, st.Commit, st.Applied, st.LogLength, st.SnapshotIndex, st.Member, state})
 	}
 	fmt.Fprintln(r.out, t.Render())
 	drop, delay := sim.NetworkSettings()

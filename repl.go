@@ -220,7 +220,7 @@ func (r *REPL) clusterConfig(nodes int) (raft.SimConfig, string, error) {
 		cfg.DataDir = r.opts.DataDir
 		desc := "storage in " + r.opts.DataDir
 		if recovered := existingNodes(r.opts.DataDir, nodes); len(recovered) > 0 {
-			desc += ", recovering nodes " + joinInts(recovered, " ")
+			desc += ", recovering nodes " + idRange(recovered)
 		}
 		return cfg, desc, nil
 	}

@@ -379,7 +379,7 @@ func TestNodeOperations(t *testing.T) {
 	mustExec("crash 0", `^error: node 0 does not exist \(nodes 1–4\)$`)
 	mustExec("get y", `^y = 1$`)
 	status = run1(r, out, "13")
-	if !regexp.MustCompile(`│ +4 │.*│ voter +│ yes +│ yes +│`).MatchString(status) {
+	if !regexp.MustCompile(`│ +4 │.*│ voter +│ up +│`).MatchString(status) {
 		t.Fatalf("status does not show node 4 as a voter:\n%s", status)
 	}
 
