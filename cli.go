@@ -1,0 +1,267 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/peterh/liner"
+	"golang.org/x/term"
+
+	"raft-consensus/raft"
+)
+
+const prompt = "raft> "
+
+const usageText = `Usage: raft-consensus [flags]
+       raft-consensus bench [flags]
+
+Starts an interactive REPL over a simulated Raft cluster (servers on
+127.0.0.1). Commands are typed as a number or a word, one per line, from a
+terminal, a pipe or a file; "help" lists them.
+
+Flags:
+  -nodes N        create a cluster of N nodes (1-%d) at start
+  -data-dir DIR   keep each node's durable storage in DIR/node-<id>; a cluster
+                  created on a DIR that holds nodes recovers them
+                  (default: a temporary directory per cluster, removed at exit,
+                  so that crash and restart go through real recovery)
+  -memory         keep each node's storage in memory instead (it survives
+                  simulated crashes, not the process)
+  -timeout D      bound each client operation to D, retries included (default 3s)
+  -debug          write trace lines to stderr
+  -trace FILE     write trace lines to FILE
+                  (trace lines: HH:MM:SS.micros [node-id] message)
+  -script FILE    run the commands in FILE first, then read more from the
+                  terminal (if stdin is not a terminal, exit after FILE)
+  -h              show this help
+
+Examples:
+  raft-consensus -nodes 3
+  printf '1 3\nset x 5\nget x\n' | raft-consensus -memory
+`
+
+// config is what the flags say.
+type config struct {
+	nodes   int
+	dataDir string
+	memory  bool
+	timeout time.Duration
+	debug   bool
+	trace   string
+	script  string
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("raft-consensus", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintf(stderr, usageText, raft.MaxNodes) }
+	fs.IntVar(&c.nodes, "nodes", 0, "")
+	fs.StringVar(&c.dataDir, "data-dir", "", "")
+	fs.BoolVar(&c.memory, "memory", false, "")
+	fs.DurationVar(&c.timeout, "timeout", 3*time.Second, "")
+	fs.BoolVar(&c.debug, "debug", false, "")
+	fs.StringVar(&c.trace, "trace", "", "")
+	fs.StringVar(&c.script, "script", "", "")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return c, fmt.Errorf("unexpected argument %q (commands are typed at the prompt, or given with -script)", fs.Arg(0))
+	case c.nodes < 0 || c.nodes > raft.MaxNodes:
+		return c, fmt.Errorf("-nodes must be 1 to %d", raft.MaxNodes)
+	case c.timeout <= 0:
+		return c, errors.New("-timeout must be positive, e.g. -timeout 3s")
+	case c.memory && c.dataDir != "":
+		return c, errors.New("-memory and -data-dir exclude each other")
+	}
+	return c, nil
+}
+
+// run is the whole program but the bench subcommand: it returns the exit
+// status. stdin is read line by line; when it is a terminal the user gets a
+// prompt (with line editing if stdout is the terminal too).
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	c, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v — see -h\n", err)
+		return 2
+	}
+
+	opts := Options{DataDir: c.dataDir, Memory: c.memory, Timeout: c.timeout, Prompt: prompt}
+	var traceFile *os.File
+	if c.debug {
+		opts.Tracers = append(opts.Tracers, raft.NewTextTracer(stderr, nil))
+	}
+	if c.trace != "" {
+		if traceFile, err = os.Create(c.trace); err != nil {
+			fmt.Fprintf(stderr, "error: %v\n", err)
+			return 2
+		}
+		opts.Tracers = append(opts.Tracers, raft.NewTextTracer(traceFile, nil))
+	}
+	var script *os.File
+	if c.script != "" {
+		if script, err = os.Open(c.script); err != nil {
+			fmt.Fprintf(stderr, "error: %v\n", err)
+			return 2
+		}
+		defer script.Close()
+	}
+
+	r := NewREPL(stdout, opts)
+	var editor *terminal // set once line editing is on
+	var termMu sync.Mutex
+	closeTerminal := func() {
+		termMu.Lock()
+		defer termMu.Unlock()
+		if editor != nil {
+			editor.Close()
+			editor = nil
+		}
+	}
+	var once sync.Once
+	var cleanupErr error
+	cleanup := func() error {
+		once.Do(func() {
+			cleanupErr = r.Close()
+			closeTerminal()
+			if traceFile != nil {
+				traceFile.Close()
+			}
+		})
+		return cleanupErr
+	}
+	defer cleanup()
+
+	// Ctrl-C while a command runs (at the prompt the line editor reads it
+	// as a key) and SIGTERM: shut the cluster down and leave. A second
+	// Ctrl-C leaves at once, should the shutdown hang.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-sigs:
+		case <-done:
+			return
+		}
+		fmt.Fprintln(stdout, "\ninterrupted: shutting down")
+		code := make(chan int, 1)
+		go func() {
+			if err := cleanup(); err != nil {
+				fmt.Fprintf(stdout, "error: %v\n", err)
+				code <- 1
+				return
+			}
+			code <- 0
+		}()
+		select {
+		case c := <-code:
+			os.Exit(c)
+		case <-sigs:
+			closeTerminal()
+			fmt.Fprintln(stdout, "interrupted again: leaving at once")
+			os.Exit(1)
+		}
+	}()
+
+	r.printf("Raft cluster simulator.")
+	r.printMenu()
+	if c.nodes > 0 {
+		r.Exec("create " + strconv.Itoa(c.nodes))
+	}
+	defer r.shutdownCluster() // at EOF, Ctrl-D or Ctrl-C at the prompt
+	if script != nil {
+		if r.serveLines(newPlainReader(script, nil, ""), true) {
+			return 0
+		}
+	}
+	stdinTerminal := isTerminal(stdin)
+	switch {
+	case stdinTerminal && stdin == os.Stdin && stdout == os.Stdout && isTerminal(stdout) && liner.TerminalSupported():
+		termMu.Lock()
+		editor = newTerminal()
+		termMu.Unlock()
+		r.serveLines(editor, false)
+	case stdinTerminal:
+		// No line editing: stdout is not the terminal, so the prompt goes
+		// to stderr to keep stdout free of it.
+		r.serveLines(newPlainReader(stdin, stderr, prompt), false)
+	case script == nil:
+		r.serveLines(newPlainReader(stdin, nil, ""), false)
+	}
+	return 0
+}
+
+func isTerminal(f any) bool {
+	file, ok := f.(*os.File)
+	return ok && term.IsTerminal(int(file.Fd()))
+}
+
+// terminal reads lines with editing and history (github.com/peterh/liner).
+type terminal struct {
+	state *liner.State
+}
+
+func newTerminal() *terminal {
+	state := liner.NewLiner()
+	state.SetCtrlCAborts(true)
+	state.SetTabCompletionStyle(liner.TabPrints)
+	state.SetCompleter(completeCommand)
+	return &terminal{state: state}
+}
+
+func (t *terminal) ReadLine() (string, error) {
+	line, err := t.state.Prompt(prompt)
+	switch {
+	case errors.Is(err, liner.ErrPromptAborted):
+		return "", errInterrupted
+	case errors.Is(err, io.EOF):
+		fmt.Println() // Ctrl-D leaves the cursor after the prompt
+		return "", io.EOF
+	case err != nil:
+		return "", err
+	}
+	if strings.TrimSpace(line) != "" {
+		t.state.AppendHistory(line)
+	}
+	return line, nil
+}
+
+// Close gives the terminal its mode back.
+func (t *terminal) Close() { t.state.Close() }
+
+// completeCommand completes the command word at the start of a line.
+func completeCommand(line string) []string {
+	if strings.ContainsAny(line, " \t") {
+		return nil
+	}
+	var out []string
+	for _, c := range commands {
+		if c.run == nil {
+			continue
+		}
+		for _, name := range c.names {
+			if strings.HasPrefix(name, strings.ToLower(line)) && name != "?" {
+				out = append(out, name+" ")
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,685 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/jedib0t/go-pretty/v6/text"
+
+	"raft-consensus/raft"
+)
+
+// command is one entry of the menu. Adding a command is adding one entry
+// to commands.
+type command struct {
+	num     int
+	names   []string // the word first, then aliases
+	args    string   // argument synopsis for the usage line
+	minArgs int
+	maxArgs int // -1: no limit
+	// needsCluster: the handler gets the running cluster; without one the
+	// dispatcher answers with an error.
+	needsCluster bool
+	run          func(r *REPL, sim *raft.ClusterSimulator, args []string) error // nil: reserved, not implemented yet
+	help         string                                                         // one line for the menu
+	more         string                                                         // extra lines for "help <command>"
+}
+
+func (c *command) usage() string {
+	if c.args == "" {
+		return c.names[0]
+	}
+	return c.names[0] + " " + c.args
+}
+
+// commands is the menu. The numbers 1–12 keep the meaning they had in the
+// original prototype; new commands take the next numbers.
+var commands []*command
+
+func init() {
+	// Assigned in init because the help handler reads the table itself.
+	commands = []*command{
+		{num: 1, names: []string{"create"}, args: "<nodes>", minArgs: 1, maxArgs: 1, run: cmdCreate,
+			help: fmt.Sprintf("create a cluster of 1–%d nodes (ids 0, 1, …)", raft.MaxNodes),
+			more: "One cluster at a time: shut it down (8) before creating another."},
+		{num: 2, names: []string{"set", "put"}, args: "<key> <value> [node]", minArgs: 2, maxArgs: 3, needsCluster: true, run: cmdSet,
+			help: "set a key, via the leader or at one node",
+			more: `Quote a value with spaces: set greeting "hello world". Without a node the
+client finds the leader and retries until the client timeout; with one, only
+that node is asked, and a follower answers "not the leader (leader is N)".`},
+		{num: 3, names: []string{"get", "read"}, args: "<key> [node]", minArgs: 1, maxArgs: 2, needsCluster: true, run: cmdGet,
+			help: "read a key, via the leader or at one node",
+			more: "Reads are linearizable (ReadIndex): only a leader that still leads answers."},
+		{num: 4, names: []string{"disconnect"}, args: "<node>", minArgs: 1, maxArgs: 1, needsCluster: true, run: cmdDisconnect,
+			help: "cut a node off from the others",
+			more: "The node keeps running (a leader keeps believing it leads for a while)."},
+		{num: 5, names: []string{"reconnect"}, args: "<node>", minArgs: 1, maxArgs: 1, needsCluster: true, run: cmdReconnect,
+			help: "restore a disconnected node's links"},
+		{num: 6, names: []string{"crash"}, args: "<node>", minArgs: 1, maxArgs: 1, needsCluster: true, run: cmdCrash,
+			help: "crash a node (its storage survives)",
+			more: "Volatile state (role, commit index, state machine) is lost; term, vote,\nlog and snapshot stay in the node's storage."},
+		{num: 7, names: []string{"restart"}, args: "<node>", minArgs: 1, maxArgs: 1, needsCluster: true, run: cmdRestart,
+			help: "restart a crashed node from its storage"},
+		{num: 8, names: []string{"shutdown"}, maxArgs: 0, needsCluster: true, run: cmdShutdown,
+			help: "shut the cluster down"},
+		{num: 9, names: []string{"leader", "check-leader"}, maxArgs: 0, needsCluster: true, run: cmdLeader,
+			help: "wait for one leader and show it",
+			more: "Waits up to the client timeout until exactly one running, connected node leads."},
+		{num: 10, names: []string{"exit", "quit", "stop"}, maxArgs: 0, run: cmdExit,
+			help: "shut down and leave (also Ctrl-D, Ctrl-C)"},
+		{num: 11, names: []string{"add", "add-servers"}, args: "<id>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdAdd,
+			help: "add servers (learner, then voter)",
+			more: "One at a time, each new server joins as a learner, catches up, and is promoted\nto voter; the command returns once the promotion is committed."},
+		{num: 12, names: []string{"remove", "remove-servers"}, args: "<id>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdRemove,
+			help: "remove servers, one at a time",
+			more: "A removed leader leads until its removal commits, then steps down."},
+		{num: 13, names: []string{"status"}, maxArgs: 0, needsCluster: true, run: cmdStatus,
+			help: "table of every node's state",
+			more: `log: entries held after the snapshot; snapshot: index of the last one;
+member: voter or learner; state: up, crashed and/or disconnected. Below the
+table: the network settings and the partition in force.`},
+		{num: 14, names: []string{"partition"}, args: "<ids> | <ids>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdPartition,
+			help: "split the nodes into isolated groups",
+			more: "Every node must be in exactly one group, e.g. partition 0 1 | 2 3 4."},
+		{num: 15, names: []string{"heal"}, maxArgs: 0, needsCluster: true, run: cmdHeal,
+			help: "undo the partition",
+			more: "Disconnected nodes stay disconnected: reconnect them with 5."},
+		{num: 16, names: []string{"delete", "del"}, args: "<key> [node]", minArgs: 1, maxArgs: 2, needsCluster: true, run: cmdDelete,
+			help: "delete a key, via the leader or at one node"},
+		{num: 17, names: []string{"transfer"}, args: "<node>", minArgs: 1, maxArgs: 1, needsCluster: true, run: cmdTransfer,
+			help: "make a node the leader",
+			more: "The leader brings the node up to date and tells it to start an election\n(TimeoutNow); if it has not taken over within an election timeout, the old\nleader resumes."},
+		{num: 18, names: []string{"network", "net"}, args: "[drop P|delay D|reset]", maxArgs: 2, needsCluster: true, run: cmdNetwork,
+			help: "show or set message loss and delay",
+			more: `drop P: each message is lost with probability P (0.1 or 10%);
+delay D: each message waits a random time below D (20ms, at most 10s);
+reset: both off; network alone shows the settings.`},
+		{num: 19, names: []string{"help", "menu", "?"}, args: "[command]", maxArgs: 1, run: cmdHelp,
+			help: "this menu, or the usage of one command"},
+		// Reserved, each to be replaced by its implementation (no run: the
+		// dispatcher answers "not implemented yet"; the menu hides them).
+		{num: 20, names: []string{"diagram"}, help: "timing diagram of the latest events"},
+		{num: 21, names: []string{"check"}, help: "linearizability check of the client history"},
+	}
+}
+
+// lookupCommand finds a command by number or word (any case).
+func lookupCommand(name string) *command {
+	name = strings.ToLower(name)
+	for _, c := range commands {
+		if strconv.Itoa(c.num) == name || slices.Contains(c.names, name) {
+			return c
+		}
+	}
+	return nil
+}
+
+// usageError is an error the dispatcher prints as is (it starts with "usage:").
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func usageOf(num int) error {
+	for _, c := range commands {
+		if c.num == num {
+			return usageError("usage: " + c.usage())
+		}
+	}
+	return usageError("usage")
+}
+
+var errExit = errors.New("exit")
+
+func cmdCreate(r *REPL, _ *raft.ClusterSimulator, args []string) error {
+	n, err := parseNodeID(args[0])
+	if err != nil || n < 1 || n > raft.MaxNodes {
+		return fmt.Errorf("the number of nodes must be 1 to %d, not %s — e.g. \"1 3\"", raft.MaxNodes, quoteIfNeeded(args[0]))
+	}
+	if sim := r.Cluster(); sim != nil {
+		return fmt.Errorf("a cluster of %s is already running — shut it down first with \"8\"", plural(len(sim.IDs()), "node"))
+	}
+	cfg, where, err := r.clusterConfig(n)
+	if err != nil {
+		return err
+	}
+	sim, err := r.newCluster(cfg)
+	if err != nil {
+		hint := ""
+		if cfg.DataDir != "" {
+			hint = " (-memory keeps the storage in memory instead)"
+		}
+		return fmt.Errorf("creating the cluster: %v%s", err, hint)
+	}
+	if !r.setCluster(sim) {
+		shutdown(sim)
+		return errors.New("the REPL is shutting down")
+	}
+	r.printf("ok: cluster of %s created (nodes %s, %s)", plural(n, "node"), idRange(sim.IDs()), where)
+	return nil
+}
+
+// node parses a node id argument and checks that the node exists.
+func node(sim *raft.ClusterSimulator, arg string) (int, error) {
+	ids := sim.IDs()
+	id, err := parseNodeID(arg)
+	if err != nil {
+		return 0, fmt.Errorf("%s is not a node id — nodes are numbered (nodes %s)", quoteIfNeeded(arg), idRange(ids))
+	}
+	if !slices.Contains(ids, id) {
+		return 0, fmt.Errorf("node %d does not exist (nodes %s)", id, idRange(ids))
+	}
+	return id, nil
+}
+
+// target parses the optional node argument of set, get and delete.
+func target(sim *raft.ClusterSimulator, args []string, at int) (int, error) {
+	if len(args) <= at {
+		return raft.None, nil
+	}
+	return node(sim, args[at])
+}
+
+func checkKey(num int, key string) error {
+	if key == "" {
+		return usageError(usageOf(num).Error() + " (the key is empty)")
+	}
+	return nil
+}
+
+// servedBy says who answered: the node asked, or the leader found.
+func servedBy(sim *raft.ClusterSimulator, at int) string {
+	if at != raft.None {
+		return fmt.Sprintf(" (leader %d)", at) // only the leader answers
+	}
+	if leader, _ := sim.Leader(); leader != raft.None {
+		return fmt.Sprintf(" (leader %d)", leader)
+	}
+	return ""
+}
+
+func cmdSet(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+	key, value := args[0], args[1]
+	if err := checkKey(2, key); err != nil {
+		return err
+	}
+	at, err := target(sim, args, 2)
+	if err != nil {
+		return err
+	}
+	if _, err := sim.Do(raft.OpSet, key, value, at); err != nil {
+		return clientError(err, at)
+	}
+	r.printf("ok: %s = %s%s", quoteIfNeeded(key), quoteIfNeeded(value), servedBy(sim, at))
+	return nil
+}
+
+func cmdGet(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+	key := args[0]
+	if err := checkKey(3, key); err != nil {
+		return err
+	}
+	at, err := target(sim, args, 1)
+	if err != nil {
+		return err
+	}
+	res, err := sim.Do(raft.OpGet, key, "", at)
+	if err != nil {
+		return clientError(err, at)
+	}
+	if !res.Found {
+		r.printf("%s: not found", quoteIfNeeded(key))
+		return nil
+	}
+	r.printf("%s = %s", quoteIfNeeded(key), quoteIfNeeded(res.Value))
+	return nil
+}
+
+func cmdDelete(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+	key := args[0]
+	if err := checkKey(16, key); err != nil {
+		return err
+	}
+	at, err := target(sim, args, 1)
+	if err != nil {
+		return err
+	}
+	res, err := sim.Do(raft.OpDelete, key, "", at)
+	if err != nil {
+		return clientError(err, at)
+	}
+	if !res.Found {
+		r.printf("ok: %s was not set, nothing deleted%s", quoteIfNeeded(key), servedBy(sim, at))
+		return nil
+	}
+	r.printf("ok: %s deleted%s", quoteIfNeeded(key), servedBy(sim, at))
+	return nil
+}
+
+// clientError adds what to do next to a failed client operation.
+func clientError(err error, at int) error {
+	var nl *raft.NotLeaderError
+	var unknown *raft.OutcomeUnknownError
+	switch {
+	case errors.As(err, &nl) && nl.Leader != raft.None:
+		return fmt.Errorf("node %d: %v — send it to node %d, or leave the node out to reach the leader", at, err, nl.Leader)
+	case errors.As(err, &nl):
+		return fmt.Errorf("node %d: %v — leave the node out to find the leader", at, err)
+	case errors.As(err, &unknown):
+		return fmt.Errorf("%v — see \"status\": a majority must be running and connected", err)
+	case at != raft.None && errors.Is(err, raft.ErrNodeCrashed):
+		return fmt.Errorf("node %d is crashed — restart it with \"7 %d\" or leave the node out", at, at)
+	}
+	return err
+}
+
+func cmdDisconnect(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+	id, err := node(sim, args[0])
+	if err != nil {
+		return err
+	}
+	if err := sim.DisconnectPeer(id); err != nil {
+		return err
+	}
+	r.printf("node %d disconnected", id)
+	return nil
+}
+
+func cmdReconnect(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+	id, err := node(sim, args[0])
+	if err != nil {
+		return err
+	}
+	if err := sim.ReconnectPeer(id); err != nil {
+		return err
+	}
+	r.printf("node %d reconnected", id)
+	return nil
+}
+
+func cmdCrash(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+	id, err := node(sim, args[0])
+	if err != nil {
+		return err
+	}
+	if err := sim.CrashPeer(id); err != nil {
+		return err
+	}
+	r.printf("node %d crashed", id)
+	return nil
+}
+
+func cmdRestart(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+	id, err := node(sim, args[0])
+	if err != nil {
+		return err
+	}
+	if err := sim.RestartPeer(id); err != nil {
+		return err
+	}
+	r.printf("node %d restarted", id)
+	return nil
+}
+
+func cmdShutdown(r *REPL, _ *raft.ClusterSimulator, _ []string) error {
+	if err := shutdown(r.takeCluster()); err != nil {
+		return err
+	}
+	r.printf("cluster shut down")
+	return nil
+}
+
+// shutdownGrace bounds a cluster shutdown: a node that does not stop must
+// not keep the user from leaving or from creating another cluster.
+const shutdownGrace = 10 * time.Second
+
+// shutdown shuts sim (if any) down, waiting at most shutdownGrace.
+func shutdown(sim *raft.ClusterSimulator) error {
+	if sim == nil {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		sim.Shutdown()
+		close(done)
+	}()
+	timer := time.NewTimer(shutdownGrace)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("the cluster did not shut down within %v: a node is stuck; it is abandoned", shutdownGrace)
+	}
+}
+
+func cmdLeader(r *REPL, sim *raft.ClusterSimulator, _ []string) error {
+	leader, term, err := sim.CheckUniqueLeader(r.opts.Timeout)
+	if err != nil {
+		return fmt.Errorf("%v — a majority must be running and connected; see \"status\"", err)
+	}
+	r.printf("leader: node %d (term %d)", leader, term)
+	return nil
+}
+
+func cmdExit(r *REPL, _ *raft.ClusterSimulator, _ []string) error {
+	r.shutdownCluster()
+	return errExit
+}
+
+// shutdownCluster shuts the cluster down, if one runs, and says so.
+func (r *REPL) shutdownCluster() {
+	sim := r.takeCluster()
+	if err := shutdown(sim); err != nil {
+		r.errorf("%v", err)
+	} else if sim != nil {
+		r.printf("cluster shut down")
+	}
+}
+
+// nodeList parses the ids of add and remove, all before doing anything.
+func nodeList(args []string) ([]int, error) {
+	var ids []int
+	for _, a := range args {
+		id, err := parseNodeID(a)
+		if err != nil {
+			return nil, fmt.Errorf("%s is not a node id — ids are numbers, e.g. \"11 3 4\"", quoteIfNeeded(a))
+		}
+		if slices.Contains(ids, id) {
+			return nil, fmt.Errorf("node %d is listed twice", id)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+func cmdAdd(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+	ids, err := nodeList(args)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := sim.AddServer(id); err != nil {
+			return fmt.Errorf("adding node %d: %s", id, describe(err))
+		}
+		r.printf("node %d added (voter)", id)
+	}
+	return nil
+}
+
+func cmdRemove(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+	ids, err := nodeList(args)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, err := node(sim, strconv.Itoa(id)); err != nil {
+			return err
+		}
+		if err := sim.RemoveServer(id); err != nil {
+			return fmt.Errorf("removing node %d: %s", id, describe(err))
+		}
+		r.printf("node %d removed", id)
+	}
+	return nil
+}
+
+func cmdStatus(r *REPL, sim *raft.ClusterSimulator, _ []string) error {
+	t := table.NewWriter()
+	t.SetStyle(table.StyleLight)
+	var columns []table.ColumnConfig
+	for _, n := range []int{1, 3, 4, 5, 6, 7, 8} { // the numbers, "-" or not
+		columns = append(columns, table.ColumnConfig{Number: n, Align: text.AlignRight})
+	}
+	t.SetColumnConfigs(columns)
+	t.AppendHeader(table.Row{"node", "role", "term", "leader", "commit", "applied", "log", "snapshot", "member", "state"})
+	for _, st := range sim.Status() {
+		if !st.Alive {
+			state := "crashed"
+			if !st.Connected {
+				state = "crashed, disconnected"
+			}
+			t.AppendRow(table.Row{st.ID, "-", "-", "-", "-", "-", "-", "-", st.Member, state})
+			continue
+		}
+		state := "up"
+		if !st.Connected {
+			state = "disconnected"
+		}
+		leader := "-"
+		if st.Leader != raft.None {
+			leader = strconv.Itoa(st.Leader)
+		}
+		t.AppendRow(table.Row{st.ID, st.Role.String(), st.Term, leader, st.Commit, st.Applied, st.LogLength, st.SnapshotIndex, st.Member, state})
+	}
+	fmt.Fprintln(r.out, t.Render())
+	drop, delay := sim.NetworkSettings()
+	line := "network: " + networkDesc(drop, delay)
+	if p := r.partitionDesc(); p != "" {
+		line += "; partition " + p
+	}
+	r.printf("%s", line)
+	return nil
+}
+
+func networkDesc(drop float64, delay time.Duration) string {
+	return fmt.Sprintf("drop rate %s, delay up to %v", formatRate(drop), delay)
+}
+
+func formatRate(p float64) string {
+	return strconv.FormatFloat(p, 'f', -1, 64)
+}
+
+func cmdPartition(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+	var groups [][]int
+	var desc []string
+	for _, part := range strings.Split(strings.Join(args, " "), "|") {
+		fields := strings.Fields(part)
+		if len(fields) == 0 {
+			return fmt.Errorf("a group is empty — e.g. \"partition 0 1 | 2 3 4\"")
+		}
+		var g []int
+		for _, f := range fields {
+			id, err := node(sim, f)
+			if err != nil {
+				return err
+			}
+			g = append(g, id)
+		}
+		groups = append(groups, g)
+		desc = append(desc, joinInts(g, " "))
+	}
+	if len(groups) < 2 {
+		return fmt.Errorf("a partition needs at least two groups separated by | — e.g. \"partition 0 1 | 2 3 4\"")
+	}
+	if err := sim.Partition(groups...); err != nil {
+		return fmt.Errorf("%v — e.g. \"partition 0 1 | 2 3 4\" with every node in one group", err)
+	}
+	d := strings.Join(desc, " | ")
+	r.setPartition(d)
+	r.printf("ok: partitioned %s", d)
+	return nil
+}
+
+func cmdHeal(r *REPL, sim *raft.ClusterSimulator, _ []string) error {
+	sim.Heal()
+	r.setPartition("")
+	var cut []int
+	for _, st := range sim.Status() {
+		if !st.Connected {
+			cut = append(cut, st.ID)
+		}
+	}
+	switch len(cut) {
+	case 0:
+		r.printf("ok: partition healed")
+	case 1:
+		r.printf("ok: partition healed; node %d is still disconnected (reconnect it with \"5 %d\")", cut[0], cut[0])
+	default:
+		r.printf("ok: partition healed; nodes %s are still disconnected (reconnect them with \"5 <node>\")", joinInts(cut, ", "))
+	}
+	return nil
+}
+
+func cmdTransfer(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+	id, err := node(sim, args[0])
+	if err != nil {
+		return err
+	}
+	if err := sim.TransferLeadership(id); err != nil {
+		return err
+	}
+	_, term := sim.Leader()
+	r.printf("ok: leader is now node %d (term %d)", id, term)
+	return nil
+}
+
+// maxNetworkDelay bounds "network delay": beyond it the cluster only stalls.
+const maxNetworkDelay = 10 * time.Second
+
+func cmdNetwork(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+	switch {
+	case len(args) == 0:
+		drop, delay := sim.NetworkSettings()
+		r.printf("network: %s", networkDesc(drop, delay))
+		return nil
+	case len(args) == 1 && strings.EqualFold(args[0], "reset"):
+		if err := sim.SetDropRate(0); err != nil {
+			return err
+		}
+		if err := sim.SetMaxDelay(0); err != nil {
+			return err
+		}
+		r.printf("ok: network: %s", networkDesc(0, 0))
+		return nil
+	case len(args) != 2:
+		return usageOf(18)
+	}
+	switch strings.ToLower(args[0]) {
+	case "drop":
+		p, err := parseRate(args[1])
+		if err != nil {
+			return err
+		}
+		if err := sim.SetDropRate(p); err != nil {
+			return err
+		}
+		r.printf("ok: each message is lost with probability %s", formatRate(p))
+	case "delay":
+		d, err := time.ParseDuration(args[1])
+		if err != nil || d < 0 || d > maxNetworkDelay {
+			return fmt.Errorf("delay must be a duration from 0 to %v, like 20ms, not %s", maxNetworkDelay, quoteIfNeeded(args[1]))
+		}
+		if err := sim.SetMaxDelay(d); err != nil {
+			return err
+		}
+		r.printf("ok: each message is delayed by up to %v", d)
+	default:
+		return usageOf(18)
+	}
+	return nil
+}
+
+// parseRate reads a probability: 0.1 or 10%.
+func parseRate(s string) (float64, error) {
+	num, percent := strings.CutSuffix(s, "%")
+	p, err := strconv.ParseFloat(num, 64)
+	if percent {
+		p /= 100
+	}
+	if err != nil || math.IsNaN(p) || p < 0 || p > 1 {
+		return 0, fmt.Errorf("drop rate must be from 0 to 1 (or 0%% to 100%%), like 0.1, not %s", quoteIfNeeded(s))
+	}
+	return p, nil
+}
+
+func cmdHelp(r *REPL, _ *raft.ClusterSimulator, args []string) error {
+	if len(args) == 0 {
+		r.printMenu()
+		return nil
+	}
+	c := lookupCommand(args[0])
+	if c == nil {
+		return fmt.Errorf("unknown command %s — type \"help\" for the menu", quoteIfNeeded(args[0]))
+	}
+	r.printf("%d, %s", c.num, c.usage())
+	if c.run == nil {
+		r.printf("  %s (not implemented yet)", c.help)
+		return nil
+	}
+	r.printf("  %s", c.help)
+	for line := range strings.SplitSeq(c.more, "\n") {
+		if line != "" {
+			r.printf("  %s", line)
+		}
+	}
+	if len(c.names) > 1 {
+		r.printf("  also: %s", strings.Join(c.names[1:], ", "))
+	}
+	return nil
+}
+
+// printMenu prints every implemented command with its number and word.
+func (r *REPL) printMenu() {
+	r.printf("Commands (a number or a word: \"1 3\" is \"create 3\"; \"help <command>\" for more):")
+	width := 0
+	for _, c := range commands {
+		if c.run != nil {
+			width = max(width, len(c.usage()))
+		}
+	}
+	for _, c := range commands {
+		if c.run != nil {
+			r.printf("%3d  %-*s  %s", c.num, width, c.usage(), c.help)
+		}
+	}
+}
+
+// describe turns a simulator error into a sentence: the sentinel prefix
+// is dropped where the rest already says it ("no such node: node 7 does
+// not exist" becomes "node 7 does not exist").
+func describe(err error) string {
+	msg := err.Error()
+	for _, sentinel := range []error{raft.ErrNoSuchNode, raft.ErrNodeCrashed, raft.ErrNodeAlive} {
+		if !errors.Is(err, sentinel) {
+			continue
+		}
+		rest, ok := strings.CutPrefix(msg, sentinel.Error()+": ")
+		if ok && strings.HasPrefix(rest, "node ") && (strings.Contains(rest, " is ") || strings.Contains(rest, " does ")) {
+			return rest
+		}
+	}
+	return msg
+}
+
+// idRange shows node ids as "0–4", or "0, 2, 3" when not contiguous.
+func idRange(ids []int) string {
+	if len(ids) == 0 {
+		return "none"
+	}
+	ids = slices.Sorted(slices.Values(ids))
+	if len(ids) > 2 && ids[len(ids)-1]-ids[0] == len(ids)-1 {
+		return fmt.Sprintf("%d–%d", ids[0], ids[len(ids)-1])
+	}
+	return joinInts(ids, ", ")
+}
+
+func joinInts(ids []int, sep string) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.Itoa(id)
+	}
+	return strings.Join(parts, sep)
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildBinary builds the program into a temporary directory.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "raft-consensus")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runBinary runs bin with stdin and a deadline, and returns its outputs
+// and exit code.
+func runBinary(t *testing.T, bin, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(20*time.Second, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	err := cmd.Wait()
+	code = cmd.ProcessState.ExitCode()
+	if err != nil && code <= 0 {
+		t.Fatalf("%s %q: %v", bin, args, err)
+	}
+	noPanic(t, out.String(), errOut.String())
+	return out.String(), errOut.String(), code
+}
+
+func noPanic(t *testing.T, outputs ...string) {
+	t.Helper()
+	for _, s := range outputs {
+		if strings.Contains(s, "panic") || strings.Contains(s, "goroutine ") {
+			t.Fatalf("output shows a panic:\n%s", s)
+		}
+	}
+}
+
+// TestEndToEnd builds the binary and drives it as a user would: a script
+// on a pipe, -script, -h, bench, trace flags, Ctrl-C.
+func TestEndToEnd(t *testing.T) {
+	bin := buildBinary(t)
+
+	t.Run("pipe", func(t *testing.T) {
+		trace := filepath.Join(t.TempDir(), "trace.txt")
+		script := strings.Join([]string{
+			"# a script on stdin",
+			"set x 5",
+			"1 3",
+			"",
+			"set x 5",
+			`set greeting "hello world"`,
+			"get x",
+			"3 greeting",
+			"get nothing",
+			"crash 0",
+			"get x",
+			"restart 0",
+			"leader",
+			"frobnicate",
+			"crash 9",
+			"8",
+			"1 1",
+			"get x", // the last line has no newline
+		}, "\n")
+		stdout, stderr, code := runBinary(t, bin, script, "-memory", "-timeout", "2s", "-trace", trace, "-debug")
+		if code != 0 {
+			t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		}
+		lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+		menu := indexOfPrefix(lines, "  1  create <nodes>")
+		if menu < 0 || strings.Count(stdout, "  1  create <nodes>") != 1 {
+			t.Fatalf("the menu is not printed once:\n%s", stdout)
+		}
+		want := []string{
+			`^error: no cluster yet — create one with "1 <nodes>", e.g. "1 3"$`,
+			`^ok: cluster of 3 nodes created \(nodes 0–2, storage in memory\)$`,
+			`^ok: x = 5 \(leader [0-2]\)$`,
+			`^ok: greeting = "hello world" \(leader [0-2]\)$`,
+			`^x = 5$`,
+			`^greeting = "hello world"$`,
+			`^nothing: not found$`,
+			`^node 0 crashed$`,
+			`^x = 5$`,
+			`^node 0 restarted$`,
+			`^leader: node [0-2] \(term \d+\)$`,
+			`^error: unknown command frobnicate — type "help" for the menu$`,
+			`^error: node 9 does not exist \(nodes 0–2\)$`,
+			`^cluster shut down$`,
+			`^ok: cluster of 1 node created \(nodes 0, storage in memory\)$`,
+			`^x: not found$`,
+			`^cluster shut down$`, // EOF shuts the cluster down
+		}
+		shown := 0
+		for _, c := range commands {
+			if c.run != nil {
+				shown++
+			}
+		}
+		got := lines[menu+shown:]
+		if len(got) != len(want) {
+			t.Fatalf("got %d lines after the menu, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+		}
+		for i := range want {
+			if !regexp.MustCompile(want[i]).MatchString(got[i]) {
+				t.Errorf("line %d: got %q, want %q", i, got[i], want[i])
+			}
+		}
+		if strings.Contains(stdout, prompt) {
+			t.Errorf("a prompt was written although stdin is not a terminal")
+		}
+		traceLine := regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{6} \[(\d+|sim)\] \S`)
+		fromFile, err := os.ReadFile(trace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, text := range map[string]string{"stderr (-debug)": stderr, "-trace file": string(fromFile)} {
+			tl := strings.Split(strings.TrimSpace(text), "\n")
+			if len(tl) < 10 || !strings.Contains(text, "[0] fault: crash") {
+				t.Errorf("%s: too few trace lines or no crash event:\n%.500s", name, text)
+			}
+			for _, l := range tl {
+				if !traceLine.MatchString(l) {
+					t.Errorf("%s: %q is not a trace line", name, l)
+					break
+				}
+			}
+		}
+	})
+
+	t.Run("script then exit when stdin is not a terminal", func(t *testing.T) {
+		script := filepath.Join(t.TempDir(), "cmds.txt")
+		os.WriteFile(script, []byte("set a 1\r\nget a\n"), 0o644)
+		stdout, _, code := runBinary(t, bin, "get a\n", "-memory", "-nodes", "2", "-script", script)
+		if code != 0 {
+			t.Fatalf("exit code %d:\n%s", code, stdout)
+		}
+		tail := stdout[strings.Index(stdout, "ok: cluster of 2 nodes created"):]
+		want := "ok: cluster of 2 nodes created (nodes 0, 1, storage in memory)\n" +
+			prompt + "set a 1\n"
+		if !strings.HasPrefix(tail, want) || !strings.HasSuffix(tail, prompt+"get a\na = 1\ncluster shut down\n") {
+			t.Errorf("got:\n%s", tail)
+		}
+	})
+
+	t.Run("flags", func(t *testing.T) {
+		_, stderr, code := runBinary(t, bin, "", "-h")
+		if code != 0 {
+			t.Errorf("-h: exit code %d", code)
+		}
+		for _, flag := range []string{"-nodes N", "-data-dir DIR", "-memory", "-timeout D", "-debug", "-trace FILE", "-script FILE", "-h"} {
+			if !strings.Contains(stderr, "  "+flag+" ") {
+				t.Errorf("-h does not explain %s:\n%s", flag, stderr)
+			}
+		}
+		for _, args := range [][]string{{"-nodes", "17"}, {"-timeout", "0"}, {"-memory", "-data-dir", "x"}, {"extra"}, {"-bogus"}, {"-script", "/nonexistent"}} {
+			if _, stderr, code := runBinary(t, bin, "", args...); code != 2 || !strings.Contains(stderr, "error") && !strings.Contains(stderr, "flag provided but not defined") {
+				t.Errorf("%q: exit code %d, stderr %q", args, code, stderr)
+			}
+		}
+		if _, stderr, code := runBinary(t, bin, "", "bench"); code != 2 || stderr != "error: bench is not implemented yet\n" {
+			t.Errorf("bench: exit code %d, stderr %q", code, stderr)
+		}
+	})
+
+	t.Run("ctrl-c", func(t *testing.T) {
+		cmd := exec.Command(bin, "-memory", "-nodes", "3")
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdoutPipe, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		timer := time.AfterFunc(20*time.Second, func() { cmd.Process.Kill() })
+		defer timer.Stop()
+		lines := make(chan string, 100)
+		var all strings.Builder
+		go func() {
+			sc := bufio.NewScanner(stdoutPipe)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+		}()
+		waitFor := func(prefix string) {
+			t.Helper()
+			for l := range lines {
+				all.WriteString(l + "\n")
+				if strings.HasPrefix(l, prefix) {
+					return
+				}
+			}
+			t.Fatalf("no line starting with %q:\n%s", prefix, all.String())
+		}
+		waitFor("ok: cluster of 3 nodes created")
+		io.WriteString(stdin, "set x 1\n")
+		waitFor("ok: x = 1")
+		cmd.Process.Signal(syscall.SIGINT)
+		waitFor("interrupted: shutting down")
+		for l := range lines {
+			all.WriteString(l + "\n")
+		}
+		err = cmd.Wait()
+		stdin.Close()
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("exit code %d after Ctrl-C (%v):\n%s", code, err, all.String())
+		}
+		noPanic(t, all.String())
+	})
+}
+
+func indexOfPrefix(lines []string, prefix string) int {
+	for i, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			return i
+		}
+	}
+	return -1
+}

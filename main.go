@@ -1,0 +1,16 @@
+// Command raft-consensus is an interactive REPL over a simulated Raft
+// cluster: create a cluster, read and write keys, crash, disconnect and
+// partition nodes, change the membership, and watch what the cluster does.
+// See REPL.md for the commands.
+package main
+
+import (
+	"os"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "bench" {
+		os.Exit(runBench(os.Args[2:]))
+	}
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

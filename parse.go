@@ -1,0 +1,111 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// ParseCommand splits one input line into words: the command (a number or
+// a word) and its arguments. Words are separated by white space; "double
+// quotes" and 'single quotes' keep spaces inside one word (set greeting
+// "hello world"). Inside double quotes a backslash escapes " and \; single
+// quotes take everything literally. A blank line, or one whose first
+// non-blank character is #, is a comment: no words and no error.
+func ParseCommand(line string) ([]string, error) {
+	return splitWords(line)
+}
+
+// splitWords is the tokenizer behind ParseCommand.
+func splitWords(line string) ([]string, error) {
+	if trimmed := strings.TrimLeftFunc(line, unicode.IsSpace); trimmed == "" || trimmed[0] == '#' {
+		return nil, nil
+	}
+	var (
+		words  []string
+		cur    strings.Builder
+		inWord bool // cur holds a word, maybe an empty one ("")
+	)
+	for i := 0; i < len(line); {
+		r, size := utf8.DecodeRuneInString(line[i:])
+		switch {
+		case r == '"' || r == '\'':
+			end, err := readQuoted(line, i, &cur)
+			if err != nil {
+				return nil, err
+			}
+			i, inWord = end, true
+			continue
+		case unicode.IsSpace(r):
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			// Invalid UTF-8 is kept byte for byte: values are strings, not text.
+			cur.WriteString(line[i : i+size])
+			inWord = true
+		}
+		i += size
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
+
+// readQuoted copies the quoted string that starts at line[start] into cur
+// and returns the index just past its closing quote.
+func readQuoted(line string, start int, cur *strings.Builder) (int, error) {
+	quote := line[start]
+	for i := start + 1; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == quote:
+			return i + 1, nil
+		case quote == '"' && c == '\\' && i+1 < len(line) && (line[i+1] == '"' || line[i+1] == '\\'):
+			cur.WriteByte(line[i+1])
+			i++
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	return 0, fmt.Errorf("unterminated %c quote — close it, e.g. set greeting %chello world%c", quote, quote, quote)
+}
+
+// quoteIfNeeded shows a key or value so that it can be typed back: as is
+// when it is one plain word, quoted otherwise.
+func quoteIfNeeded(s string) string {
+	if s == "" {
+		return `""`
+	}
+	if !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	for i, r := range s {
+		if unicode.IsSpace(r) || r == '"' || r == '\'' || r == '\\' || !unicode.IsGraphic(r) || (i == 0 && r == '#') {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+var errNotNumber = errors.New("not a number")
+
+// parseNodeID reads a node id: a plain non-negative decimal number (no
+// sign, no hex), so that -1 never becomes raft.None by accident.
+func parseNodeID(s string) (int, error) {
+	if s == "" || len(s) > 9 {
+		return 0, errNotNumber
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return 0, errNotNumber
+		}
+	}
+	return strconv.Atoi(s)
+}

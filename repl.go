@@ -1,0 +1,338 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"raft-consensus/raft"
+)
+
+// TraceRingSize is how many trace events the REPL keeps for the timing
+// diagram.
+const TraceRingSize = 5000
+
+// maxLineBytes bounds one input line; the rest of a longer line is skipped.
+const maxLineBytes = 64 << 10
+
+// Options configure a REPL.
+type Options struct {
+	// DataDir holds each node's durable storage in DataDir/node-<id>. A
+	// cluster created on a DataDir that already holds nodes recovers them.
+	DataDir string
+	// Memory keeps each node's storage in memory (it survives simulated
+	// crashes, not the process). With neither DataDir nor Memory every
+	// cluster gets fresh durable storage in a temporary directory that
+	// Close removes.
+	Memory bool
+	// Timeout bounds one client operation (SimConfig.ClientTimeout).
+	Timeout time.Duration
+	// Tracers receive every trace event besides the REPL's ring.
+	Tracers []raft.Tracer
+	// Prompt is written before each line read from a terminal.
+	Prompt string
+}
+
+// REPL runs the numbered-menu commands against one ClusterSimulator at a
+// time. Exec runs one line; Serve runs every line of a reader.
+type REPL struct {
+	out  io.Writer
+	opts Options
+
+	// Ring keeps the last TraceRingSize trace events of every cluster this
+	// REPL ran, for the timing diagram.
+	Ring   *raft.RingTracer
+	tracer raft.Tracer
+
+	// newCluster creates the simulator; tests replace it.
+	newCluster func(raft.SimConfig) (*raft.ClusterSimulator, error)
+
+	mu        sync.Mutex // guards sim, closed and tempRoot against Close from a signal
+	sim       *raft.ClusterSimulator
+	closed    bool
+	tempRoot  string // the default storage's temporary directory, made at the first create
+	created   int    // clusters created so far, to name their temporary directories
+	partition string // the partition in force, as typed, for status
+}
+
+// NewREPL returns a REPL writing to out, with no cluster yet.
+func NewREPL(out io.Writer, opts Options) *REPL {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 3 * time.Second
+	}
+	ring := raft.NewRingTracer(TraceRingSize, nil)
+	tracers := raft.MultiTracer{ring}
+	for _, t := range opts.Tracers {
+		if t != nil {
+			tracers = append(tracers, t)
+		}
+	}
+	var tracer raft.Tracer = ring
+	if len(tracers) > 1 {
+		tracer = tracers
+	}
+	return &REPL{out: out, opts: opts, Ring: ring, tracer: tracer, newCluster: raft.NewClusterSimulator}
+}
+
+// Cluster returns the running cluster, or nil.
+func (r *REPL) Cluster() *raft.ClusterSimulator {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sim
+}
+
+// Close shuts the cluster down (waiting at most shutdownGrace) and removes
+// the temporary storage. It is safe to call more than once and from another
+// goroutine (a signal).
+func (r *REPL) Close() error {
+	r.mu.Lock()
+	sim, root := r.sim, r.tempRoot
+	r.sim, r.tempRoot, r.closed = nil, "", true
+	r.mu.Unlock()
+	err := shutdown(sim)
+	if root != "" {
+		os.RemoveAll(root)
+	}
+	return err
+}
+
+// Serve runs every line of in until EOF or an exit command. It writes no
+// prompt. It reports whether an exit command ended it.
+func (r *REPL) Serve(in io.Reader) (exited bool) {
+	return r.serveLines(newPlainReader(in, nil, ""), false)
+}
+
+// serveLines runs lines from lr until EOF, an error or an exit command;
+// with echo it shows each line after the prompt, as if typed.
+func (r *REPL) serveLines(lr lineReader, echo bool) (exited bool) {
+	for {
+		line, err := lr.ReadLine()
+		if errors.Is(err, errLineTooLong) {
+			r.errorf("the line is too long (at most %d bytes) — it was skipped", maxLineBytes)
+			continue
+		}
+		if err != nil && line == "" {
+			if errors.Is(err, errInterrupted) {
+				fmt.Fprintln(r.out, "interrupted")
+			} else if !errors.Is(err, io.EOF) {
+				r.errorf("reading input: %v", err)
+			}
+			return false
+		}
+		if echo {
+			fmt.Fprintf(r.out, "%s%s\n", r.opts.Prompt, line)
+		}
+		if r.Exec(line) {
+			return true
+		}
+		if err != nil {
+			return false // a last line without a newline, then EOF
+		}
+	}
+}
+
+// Exec runs one input line and reports whether it asked to exit.
+func (r *REPL) Exec(line string) (exit bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			// A last resort: every input should be validated before it
+			// gets here. No stack trace: one line, like every error.
+			r.errorf("internal: %v — please report this input", p)
+			exit = false
+		}
+	}()
+	words, err := ParseCommand(line)
+	if err != nil {
+		r.errorf("%v", err)
+		return false
+	}
+	if len(words) == 0 {
+		return false
+	}
+	name, args := words[0], words[1:]
+	cmd := lookupCommand(name)
+	if cmd == nil {
+		r.errorf("unknown command %s — type \"help\" for the menu", quoteIfNeeded(name))
+		return false
+	}
+	if cmd.run == nil {
+		r.errorf("%q (%d) is not implemented yet — type \"help\" for the menu", cmd.names[0], cmd.num)
+		return false
+	}
+	if len(args) < cmd.minArgs || (cmd.maxArgs >= 0 && len(args) > cmd.maxArgs) {
+		r.errorf("usage: %s", cmd.usage())
+		return false
+	}
+	var sim *raft.ClusterSimulator
+	if cmd.needsCluster {
+		if sim = r.Cluster(); sim == nil {
+			r.errorf("no cluster yet — create one with \"1 <nodes>\", e.g. \"1 3\"")
+			return false
+		}
+	}
+	err = cmd.run(r, sim, args)
+	switch {
+	case errors.Is(err, errExit):
+		return true
+	case errors.As(err, new(usageError)):
+		r.errorf("%v", err)
+	case err != nil:
+		r.errorf("%s", describe(err))
+	}
+	return false
+}
+
+// errorf prints one error line.
+func (r *REPL) errorf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintln(r.out, "error: "+oneLine(msg))
+}
+
+// printf prints one result line.
+func (r *REPL) printf(format string, args ...any) {
+	fmt.Fprintln(r.out, oneLine(fmt.Sprintf(format, args...)))
+}
+
+// oneLine keeps a message on one line whatever it quotes.
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.NewReplacer("\r", `\r`, "\n", `\n`).Replace(s)
+}
+
+// clusterConfig returns the configuration of a new cluster and a few words
+// on where its storage lives.
+func (r *REPL) clusterConfig(nodes int) (raft.SimConfig, string, error) {
+	cfg := raft.SimConfig{Nodes: nodes, Tracer: r.tracer, ClientTimeout: r.opts.Timeout}
+	switch {
+	case r.opts.Memory:
+		return cfg, "storage in memory", nil
+	case r.opts.DataDir != "":
+		cfg.DataDir = r.opts.DataDir
+		desc := "storage in " + r.opts.DataDir
+		if recovered := existingNodes(r.opts.DataDir, nodes); len(recovered) > 0 {
+			desc += ", recovering nodes " + idRange(recovered)
+		}
+		return cfg, desc, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.tempRoot == "" {
+		root, err := os.MkdirTemp("", "raft-repl-")
+		if err != nil {
+			return cfg, "", fmt.Errorf("making a temporary directory for the storage: %w", err)
+		}
+		r.tempRoot = root
+	}
+	// Each cluster gets a directory of its own: created anew, it starts empty.
+	r.created++
+	cfg.DataDir = filepath.Join(r.tempRoot, "cluster-"+strconv.Itoa(r.created))
+	return cfg, "storage in " + cfg.DataDir + " (removed at exit)", nil
+}
+
+// existingNodes lists the ids below n whose storage directory exists and
+// is not empty under dir (the simulator's layout: dir/node-<id>).
+func existingNodes(dir string, n int) []int {
+	var ids []int
+	for id := range n {
+		entries, err := os.ReadDir(filepath.Join(dir, "node-"+strconv.Itoa(id)))
+		if err == nil && len(entries) > 0 {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// setCluster installs a new cluster unless Close ran meanwhile.
+func (r *REPL) setCluster(sim *raft.ClusterSimulator) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.sim, r.partition = sim, ""
+	return true
+}
+
+// takeCluster removes the cluster from the REPL, for shutdown.
+func (r *REPL) takeCluster() *raft.ClusterSimulator {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sim := r.sim
+	r.sim, r.partition = nil, ""
+	return sim
+}
+
+func (r *REPL) setPartition(desc string) {
+	r.mu.Lock()
+	r.partition = desc
+	r.mu.Unlock()
+}
+
+func (r *REPL) partitionDesc() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.partition
+}
+
+// lineReader reads input lines without their line ends.
+type lineReader interface {
+	ReadLine() (string, error)
+}
+
+var (
+	errInterrupted = errors.New("interrupted")
+	errLineTooLong = errors.New("line too long")
+)
+
+// plainReader reads lines from a pipe, a file, or a terminal without line
+// editing. Every line is read, the last one even without a newline.
+type plainReader struct {
+	br     *bufio.Reader
+	prompt io.Writer // where the prompt goes, or nil for none
+	text   string
+}
+
+func newPlainReader(in io.Reader, promptTo io.Writer, prompt string) *plainReader {
+	return &plainReader{br: bufio.NewReader(in), prompt: promptTo, text: prompt}
+}
+
+func (p *plainReader) ReadLine() (string, error) {
+	if p.prompt != nil {
+		fmt.Fprint(p.prompt, p.text)
+	}
+	var buf []byte
+	tooLong := false
+	for {
+		chunk, isPrefix, err := p.br.ReadLine()
+		if !tooLong {
+			buf = append(buf, chunk...)
+			if len(buf) > maxLineBytes {
+				buf, tooLong = nil, true
+			}
+		}
+		if err != nil {
+			if tooLong {
+				return "", errLineTooLong
+			}
+			return string(buf), err
+		}
+		if !isPrefix {
+			break
+		}
+	}
+	if tooLong {
+		return "", errLineTooLong
+	}
+	// bufio.Reader.ReadLine drops "\n" and "\r\n"; a lone "\r" stays.
+	return string(bytes.TrimSuffix(buf, []byte("\r"))), nil
+}
