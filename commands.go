@@ -102,10 +102,19 @@ delay D: each message waits a random time below D (20ms, at most 10s);
 reset: both off; network alone shows the settings.`},
 		{num: 19, names: []string{"help", "menu", "?"}, args: "[command]", maxArgs: 1, run: cmdHelp,
 			help: "this menu, or the usage of one command"},
-		// Reserved, each to be replaced by its implementation (no run: the
-		// dispatcher answers "not implemented yet"; the menu hides them).
-		{num: 20, names: []string{"diagram"}, help: "timing diagram of the latest events"},
-		{num: 21, names: []string{"check"}, help: "linearizability check of the client history"},
+		{num: 20, names: []string{"diagram"}, args: "[N] [all] | html <file>", maxArgs: 3, run: cmdDiagram,
+			help: "timing diagram of the latest events",
+			more: `diagram [N]: a table of the last N trace events (40), one column per node,
+heartbeats hidden ("all" shows them). diagram html FILE: a swim-lane page of
+every event kept (the last 5000), to open in a browser.`},
+		{num: 21, names: []string{"check"}, args: "[file.html]", maxArgs: 1, needsCluster: true, run: cmdCheck,
+			help: "linearizability check of the client history",
+			more: `Checks every set/get/delete of this cluster with porcupine (a write whose
+outcome is unknown may have taken effect at any time after it was sent).
+With a file, writes porcupine's visualization of the history there.`},
+		{num: 22, names: []string{"snapshot"}, args: "[node]", maxArgs: 1, needsCluster: true, run: cmdSnapshot,
+			help: "snapshot a node's state machine, compacting its log",
+			more: "Without a node, every running node snapshots. The status table shows each\nnode's snapshot index."},
 	}
 }
 

@@ -107,8 +107,11 @@ func TestBadInputWithoutCluster(t *testing.T) {
 		{"help nothing", `error: unknown command nothing — type "help" for the menu`},
 		{"help 1 2", "error: usage: help [command]"},
 		{`set x "open`, `error: unterminated " quote — close it, e.g. set greeting "hello world"`},
-		{"diagram", `error: "diagram" (20) is not implemented yet — type "help" for the menu`},
-		{"check", `error: "check" (21) is not implemented yet — type "help" for the menu`},
+		{"diagram", `error: no trace events yet — create a cluster first (1 <nodes>)`},
+		{"diagram 0", `error: 0 is not a number of events (1–5000) — usage: diagram [N] [all] | html <file>`},
+		{"diagram html", `error: usage: diagram [N] [all] | html <file>`},
+		{"check", `error: no cluster yet — create one with "1 <nodes>", e.g. "1 3"`},
+		{"snapshot 1", `error: no cluster yet — create one with "1 <nodes>", e.g. "1 3"`},
 		{"exit now", "error: usage: exit"},
 		{"\x00", `error: unknown command "\x00" — type "help" for the menu`},
 		{"foo\nbar", `error: unknown command foo — type "help" for the menu`},
@@ -192,6 +195,7 @@ func step(in string, want ...string) sessionStep { return sessionStep{in, want} 
 func TestSession(t *testing.T) {
 	defer leaktest.CheckTimeout(t, 10*time.Second)()
 	r, out := newTestREPL(t, 3*time.Second)
+	dir := t.TempDir()
 
 	leader := `\(leader [0-2]\)`
 	steps := []sessionStep{
@@ -225,6 +229,11 @@ func TestSession(t *testing.T) {
 		step("16 k1", `^ok: k1 was not set, nothing deleted `+leader+`$`),
 		step("get k1", `^k1: not found$`),
 		step("status", `^┌`, `^│ NODE`, `^├`, `^│ +0 │`, `^│ +1 │`, `^│ +2 │`, `^└`, `^network: drop rate 0, delay up to 0s$`),
+		step("snapshot 0", `^ok: node 0 snapshot through index \d+$`),
+		step("snapshot 0", `^error: node 0: node 0 has applied nothing since its last snapshot$`),
+		step("check", `^history of \d+ operations: linearizable$`),
+		step("check "+filepath.Join(dir, "history.html"), `^history of \d+ operations: linearizable \(visualization in .*history.html\)$`),
+		step("diagram html "+filepath.Join(dir, "diagram.html"), `^ok: wrote the timing diagram of the last \d+ events to .*diagram.html \(open it in a browser\)$`),
 		// Bad input of many kinds, with a cluster.
 		step("crash 7", `^error: node 7 does not exist \(nodes 0–2\)$`),
 		step("crash -1", `^error: -1 is not a node id — nodes are numbered \(nodes 0–2\)$`),
@@ -266,6 +275,12 @@ func TestSession(t *testing.T) {
 	checkTranscript(t, steps, out.String())
 	if r.Cluster() != nil {
 		t.Errorf("a cluster still runs after quit")
+	}
+	for file, want := range map[string]string{"diagram.html": `class="lane"`, "history.html": "<html"} {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("%s: %v, %d bytes, want it to contain %q", file, err, len(b), want)
+		}
 	}
 }
 

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"raft-consensus/raft"
+	"raft-consensus/utils/diagram"
+)
+
+// The commands that look at what the cluster did: timing diagram,
+// linearizability check, snapshots.
+
+// defaultDiagramEvents is how many events "diagram" shows in the terminal.
+const defaultDiagramEvents = 40
+
+// cmdDiagram renders the latest trace events: "diagram [N] [all]" prints a
+// table of the last N events (heartbeats hidden unless "all"); "diagram
+// html FILE [N]" writes the swim-lane page.
+func cmdDiagram(r *REPL, _ *raft.ClusterSimulator, args []string) error {
+	n, htmlFile, heartbeats := defaultDiagramEvents, "", false
+	for i := 0; i < len(args); i++ {
+		switch a := strings.ToLower(args[i]); {
+		case a == "html":
+			if i+1 >= len(args) {
+				return usageOf(20)
+			}
+			htmlFile = args[i+1]
+			n = 0 // the page shows every event kept, zoomable
+			i++
+		case a == "all":
+			heartbeats = true
+		default:
+			v, err := strconv.Atoi(a)
+			if err != nil || v <= 0 || v > TraceRingSize {
+				return fmt.Errorf("%s is not a number of events (1–%d) — usage: %s", quoteIfNeeded(args[i]), TraceRingSize, commandByNum(20).usage())
+			}
+			n = v
+		}
+	}
+	events := r.Ring.Last(0)
+	if len(events) == 0 {
+		return fmt.Errorf("no trace events yet — create a cluster first (1 <nodes>)")
+	}
+	recs := make([]diagram.Record, len(events))
+	for i, e := range events {
+		recs[i] = diagram.Record{Time: e.Time, Node: e.Node, Msg: e.Msg}
+	}
+	run, _ := diagram.FromRecords("REPL session", recs)
+	run = lastShown(run, n, heartbeats)
+	events = events[len(events)-len(run.Events):]
+	if htmlFile != "" {
+		f, err := os.Create(htmlFile)
+		if err != nil {
+			return fmt.Errorf("cannot write the diagram: %v", err)
+		}
+		werr := diagram.WriteHTML(f, []*diagram.Run{run}, diagram.HTMLOptions{HideHeartbeats: !heartbeats})
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return fmt.Errorf("writing %s: %v", htmlFile, werr)
+		}
+		r.printf("ok: wrote the timing diagram of the last %d events to %s (open it in a browser)", len(events), htmlFile)
+		return nil
+	}
+	return diagram.WriteTable(r.out, run, diagram.TableOptions{Width: terminalWidth(), NoHeartbeats: !heartbeats})
+}
+
+// cmdCheck checks the client history of the running cluster with
+// porcupine: "check [FILE]" also writes porcupine's visualization.
+func cmdCheck(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+	history := sim.History()
+	if len(history) == 0 {
+		return fmt.Errorf("no client operations yet — run some set/get/delete first")
+	}
+	res := raft.CheckLinearizable(history, 30*time.Second)
+	verdict := "linearizable"
+	switch {
+	case res.Result == "Illegal":
+		verdict = "NOT linearizable"
+	case !res.Linearizable():
+		verdict = "unknown (the check timed out)"
+	}
+	msg := fmt.Sprintf("history of %d operations: %s", res.Ops, verdict)
+	if len(args) == 1 {
+		f, err := os.Create(args[0])
+		if err != nil {
+			return fmt.Errorf("cannot write the visualization: %v", err)
+		}
+		werr := res.WriteHTML(f)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return fmt.Errorf("writing %s: %v", args[0], werr)
+		}
+		msg += " (visualization in " + args[0] + ")"
+	}
+	r.printf("%s", msg)
+	return nil
+}
+
+// cmdSnapshot makes one node, or every running node, snapshot its state
+// machine and compact its log.
+func cmdSnapshot(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+	var ids []int
+	if len(args) == 1 {
+		id, err := node(sim, args[0])
+		if err != nil {
+			return err
+		}
+		ids = []int{id}
+	} else {
+		for _, st := range sim.Status() {
+			if st.Alive {
+				ids = append(ids, st.ID)
+			}
+		}
+	}
+	for _, id := range ids {
+		index, err := sim.Snapshot(id)
+		if err != nil {
+			if len(args) == 1 {
+				return fmt.Errorf("node %d: %s", id, describe(err))
+			}
+			r.printf("node %d: no snapshot: %s", id, describe(err))
+			continue
+		}
+		r.printf("ok: node %d snapshot through index %d", id, index)
+	}
+	return nil
+}
+
+// lastShown keeps the last n events that will be shown (heartbeats count
+// only when shown), so that "diagram 40" shows 40 rows.
+func lastShown(run *diagram.Run, n int, heartbeats bool) *diagram.Run {
+	if n <= 0 {
+		return run
+	}
+	shown, i := 0, len(run.Events)
+	for i > 0 && shown < n {
+		i--
+		if heartbeats || !run.Events[i].Heartbeat {
+			shown++
+		}
+	}
+	return run.Last(len(run.Events) - i)
+}
+
+func commandByNum(num int) *command {
+	for _, c := range commands {
+		if c.num == num {
+			return c
+		}
+	}
+	return nil
+}
+
+// terminalWidth is the width of the terminal on stdout, or $COLUMNS, or 120.
+func terminalWidth() int {
+	if w, _, err := term.GetSize(int(os.Stdout.Fd())); err == nil && w > 40 {
+		return w
+	}
+	if w, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && w > 40 {
+		return w
+	}
+	return 120
+}
