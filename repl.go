@@ -236,7 +236,7 @@ func (r *REPL) clusterConfig(nodes int) (raft.SimConfig, string, error) {
 	// Each cluster gets a directory of its own: created anew, it starts empty.
 	r.created++
 	cfg.DataDir = filepath.Join(r.tempRoot, "cluster-"+strconv.Itoa(r.created))
-	return cfg, "storage in " + cfg.DataDir + " (removed at exit)", nil
+	return cfg, "storage in " + cfg.DataDir + ", removed at exit", nil
 }
 
 // existingNodes lists the ids below n whose storage directory exists and

@@ -452,7 +452,7 @@ func TestDefaultStorage(t *testing.T) {
 	if root == "" {
 		t.Fatalf("no temporary directory; output %q", out.String())
 	}
-	created := regexp.MustCompile(`^ok: cluster of 3 nodes created \(nodes 0–2, storage in (.*)/cluster-1 \(removed at exit\)\)\n$`)
+	created := regexp.MustCompile(`^ok: cluster of 3 nodes created \(nodes 0–2, storage in (.*)/cluster-1, removed at exit\)\n$`)
 	if m := created.FindStringSubmatch(out.String()); m != nil {
 		if m[1] != root {
 			t.Errorf("storage in %s, want under %s", m[1], root)
@@ -461,7 +461,7 @@ func TestDefaultStorage(t *testing.T) {
 		for _, line := range []string{"set x 5", "crash 0", "crash 1", "restart 0", "restart 1", "get x", "8", "create 3", "get x", "8"} {
 			r.Exec(line)
 		}
-		if !strings.Contains(out.String(), "x = 5\n") || !strings.Contains(out.String(), "/cluster-2 (removed at exit)") ||
+		if !strings.Contains(out.String(), "x = 5\n") || !strings.Contains(out.String(), "/cluster-2, removed at exit)") ||
 			!strings.HasSuffix(out.String(), "x: not found\ncluster shut down\n") {
 			t.Errorf("durable session:\n%s", out.String())
 		}
@@ -530,7 +530,7 @@ func TestStorageWiring(t *testing.T) {
 	}{
 		{Options{Memory: true}, "", "(nodes 0–2, storage in memory)"},
 		{Options{DataDir: dataDir}, dataDir, "(nodes 0–2, storage in " + dataDir + ", recovering nodes 1)"},
-		{Options{}, "<temp>", "/cluster-2 (removed at exit))"},
+		{Options{}, "<temp>", "/cluster-2, removed at exit)"},
 	} {
 		var out bytes.Buffer
 		r := NewREPL(&out, tt.opts)

@@ -16,6 +16,7 @@ import (
 type Client struct {
 	sim *ClusterSimulator
 	id  uint64
+	num int // short number for traces: the id is long and random
 
 	mu     sync.Mutex
 	seq    uint64
@@ -47,9 +48,13 @@ func (e *OutcomeUnknownError) Unwrap() error { return ErrTimeout }
 // NewClient returns a client with a fresh client id.
 func (s *ClusterSimulator) NewClient() *Client {
 	s.mu.Lock()
+	// Random, so that a cluster recovered from a data directory does not
+	// mistake a new client for an old one with the same id.
 	id := uint64(s.rand.Int63()) | 1
+	s.clients++
+	num := s.clients
 	s.mu.Unlock()
-	return &Client{sim: s, id: id, leader: None}
+	return &Client{sim: s, id: id, num: num, leader: None}
 }
 
 // ID returns the client's id.
@@ -119,7 +124,7 @@ func (c *Client) do(ctx context.Context, op KVOp, key, value string, only int) (
 		if err == nil {
 			c.leader = target
 			c.sim.history.add(Operation{ClientID: c.id, Input: cmd, Call: call, Return: c.sim.sinceStart(), Output: res})
-			c.sim.traceClient(target, cmd, res)
+			c.sim.traceClient(target, c.num, cmd, res)
 			return res, nil
 		}
 		lastErr = err
@@ -147,7 +152,7 @@ func (c *Client) doOn(ctx context.Context, node int, cmd KVCommand, call, timeou
 	switch {
 	case err == nil:
 		c.sim.history.add(Operation{ClientID: c.id, Input: cmd, Call: call, Return: c.sim.sinceStart(), Output: res})
-		c.sim.traceClient(node, cmd, res)
+		c.sim.traceClient(node, c.num, cmd, res)
 		return res, nil
 	case errors.As(err, &nl):
 		return KVResult{}, err
@@ -204,16 +209,16 @@ func (s *ClusterSimulator) heartbeat() time.Duration {
 
 func (s *ClusterSimulator) sinceStart() time.Duration { return time.Since(s.start) }
 
-func (s *ClusterSimulator) traceClient(node int, cmd KVCommand, res KVResult) {
+func (s *ClusterSimulator) traceClient(node, client int, cmd KVCommand, res KVResult) {
 	if s.cfg.Tracer == nil {
 		return
 	}
 	var msg string
 	switch cmd.Op {
 	case OpSet:
-		msg = fmt.Sprintf("client set %s=%s (client %d seq %d) → ok", cmd.Key, cmd.Value, cmd.ClientID, cmd.Seq)
+		msg = fmt.Sprintf("client set %s=%s (client %d seq %d) → ok", cmd.Key, cmd.Value, client, cmd.Seq)
 	case OpDelete:
-		msg = fmt.Sprintf("client delete %s (client %d seq %d) → existed=%v", cmd.Key, cmd.ClientID, cmd.Seq, res.Found)
+		msg = fmt.Sprintf("client delete %s (client %d seq %d) → existed=%v", cmd.Key, client, cmd.Seq, res.Found)
 	case OpGet:
 		if res.Found {
 			msg = fmt.Sprintf("client get %s → %q", cmd.Key, res.Value)

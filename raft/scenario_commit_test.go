@@ -253,3 +253,19 @@ func TestRestartWithLongLog(t *testing.T) {
 	h.submitToLeader(n + 1)
 	h.checkCommittedN(n+1, 3)
 }
+
+// TestDataDirOfAnotherCluster: recovering a data directory with a different
+// set of nodes is refused with a clear error, not a confused cluster.
+func TestDataDirOfAnotherCluster(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	dir := t.TempDir()
+	h := newHarnessWith(t, SimConfig{Nodes: 3, DataDir: dir})
+	h.checkSingleLeader()
+	h.Shutdown()
+	if _, err := NewClusterSimulator(SimConfig{Nodes: 5, DataDir: dir}); err == nil {
+		t.Fatal("a 5-node cluster recovered the storage of a 3-node one")
+	}
+	again := newHarnessWith(t, SimConfig{Nodes: 3, DataDir: dir})
+	defer again.Shutdown()
+	again.checkSingleLeader()
+}

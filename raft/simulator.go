@@ -62,6 +62,7 @@ type ClusterSimulator struct {
 	nodes   map[int]*simNode
 	rand    *rand.Rand
 	client  *Client // the default client of Set/Get/Delete
+	clients int     // clients created, to number them in traces
 	history *History
 	closed  bool
 
@@ -121,6 +122,9 @@ func NewClusterSimulator(cfg SimConfig) (*ClusterSimulator, error) {
 	for i := range members {
 		members[i] = i
 	}
+	if err := checkDataDir(cfg.DataDir, members); err != nil {
+		return nil, err
+	}
 	for _, id := range members {
 		st, err := s.openStorage(id, false)
 		if err != nil {
@@ -137,6 +141,41 @@ func NewClusterSimulator(cfg SimConfig) (*ClusterSimulator, error) {
 	}
 	s.client = s.NewClient()
 	return s, nil
+}
+
+// checkDataDir refuses a data directory that holds the storage of a
+// different cluster: founding members bootstrap their configuration, so
+// recovered nodes must be exactly the founding ones.
+func checkDataDir(dir string, members []int) error {
+	if dir == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	var found []int
+	for _, e := range entries {
+		idStr, ok := strings.CutPrefix(e.Name(), "node-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		id, err := strconv.Atoi(idStr)
+		if err != nil {
+			continue
+		}
+		if files, _ := os.ReadDir(filepath.Join(dir, e.Name())); len(files) > 0 {
+			found = append(found, id)
+		}
+	}
+	slices.Sort(found)
+	if len(found) > 0 && !slices.Equal(found, members) {
+		return fmt.Errorf("data directory %s holds the storage of nodes %v, not of nodes %v: create the cluster with the nodes it had, or use another directory", dir, found, members)
+	}
+	return nil
 }
 
 func (s *ClusterSimulator) openStorage(id int, fresh bool) (Storage, error) {
