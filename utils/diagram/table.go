@@ -108,7 +108,11 @@ func Table(r *Run, opt TableOptions) string {
 		rows++
 	}
 	if rows == 0 {
-		t.AppendRow(append(table.Row{"(no events)"}, make(table.Row, len(nodes))...))
+		row := table.Row{"(no events)"}
+		for range nodes {
+			row = append(row, "") // a nil cell would print as <nil>
+		}
+		t.AppendRow(row)
 	}
 	return t.Render()
 }

@@ -116,7 +116,12 @@ func TestTableNoHeartbeatsAndColor(t *testing.T) {
 
 func TestTableEmptyRun(t *testing.T) {
 	out := Table(&Run{Name: "TestNothing"}, TableOptions{})
-	if !strings.Contains(out, "TestNothing") || !strings.Contains(out, "(no events)") {
+	if !strings.Contains(out, "TestNothing") || !strings.Contains(out, "(no events)") || strings.Contains(out, "<nil>") {
 		t.Errorf("empty run:\n%s", out)
+	}
+	// A run whose events are all hidden heartbeats has nodes but no rows.
+	hb := &Run{Name: "TestQuiet", Events: []Event{{Node: "0", Msg: "send AppendEntries 0→1 term=1 prev=1/1 entries=0 commit=1", Heartbeat: true}}}
+	if out := Table(hb, TableOptions{NoHeartbeats: true}); strings.Contains(out, "<nil>") {
+		t.Errorf("empty cells print as <nil>:\n%s", out)
 	}
 }
