@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -117,3 +118,7 @@ func (h *harness) must(err error) {
 // sleepMs lets the cluster run for a while where a scenario needs time to
 // pass (a partition that lasts), not to wait for an outcome.
 func sleepMs(ms int) { time.Sleep(time.Duration(ms) * time.Millisecond) }
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
