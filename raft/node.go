@@ -552,7 +552,8 @@ func (n *RaftNode) shutdown() {
 
 // peerSender sends one peer its messages in order, one RPC at a time, and
 // feeds the replies back to the node. Keeping order per peer means a
-// heartbeat never overtakes the entries sent before it.
+// heartbeat never overtakes the entries sent before it. The AppendEntries
+// that queue up behind an RPC in flight leave as one (coalesceAppends).
 type peerSender struct {
 	id   int
 	node *RaftNode
@@ -594,9 +595,9 @@ func (p *peerSender) run() {
 				p.mu.Unlock()
 				break
 			}
-			m := p.queue[0]
-			p.queue[0] = Message{}
-			p.queue = p.queue[1:]
+			m, taken := coalesceAppends(p.queue, n.cfg.MaxEntriesPerAppend, n.cfg.MaxBytesPerAppend)
+			clear(p.queue[:taken])
+			p.queue = p.queue[taken:]
 			p.mu.Unlock()
 			if n.trace.on() {
 				n.trace.event("send " + m.String())
@@ -617,6 +618,68 @@ func (p *peerSender) run() {
 			}
 		}
 	}
+}
+
+// coalesceAppends returns the first queued message, merged with the
+// AppendEntries queued behind it that continue it: same term, each one's
+// PrevLogIndex at the end of the entries before it. One RPC then carries
+// what the core sent in several rounds while the previous RPC was in
+// flight, and the follower persists it with one sync. Commit index and
+// read round are the latest ones: the merged message leaves after every
+// part was sent, so acknowledging the latest read round is sound. It
+// returns how many queued messages the result stands for.
+func coalesceAppends(queue []Message, maxEntries, maxBytes int) (Message, int) {
+	m := queue[0]
+	if m.Type != MsgAppendEntries {
+		return m, 1
+	}
+	end, lastTerm := m.PrevLogIndex+uint64(len(m.Entries)), m.PrevLogTerm
+	if len(m.Entries) > 0 {
+		lastTerm = m.Entries[len(m.Entries)-1].Term
+	}
+	count, bytes := len(m.Entries), entryBytes(m.Entries)
+	taken, extra := 1, 0
+	for _, q := range queue[1:] {
+		if q.Type != MsgAppendEntries || q.Term != m.Term || q.PrevLogIndex != end || q.PrevLogTerm != lastTerm {
+			break
+		}
+		if len(q.Entries) > 0 {
+			b := entryBytes(q.Entries)
+			if count+len(q.Entries) > maxEntries || bytes+b > maxBytes {
+				break
+			}
+			count, bytes = count+len(q.Entries), bytes+b
+			extra += len(q.Entries)
+			end += uint64(len(q.Entries))
+			lastTerm = q.Entries[len(q.Entries)-1].Term
+		}
+		taken++
+	}
+	if taken == 1 {
+		return m, 1
+	}
+	merged := m
+	if extra > 0 {
+		// A fresh slice: the parts alias the leader's log.
+		merged.Entries = make([]Entry, 0, count)
+		merged.Entries = append(merged.Entries, m.Entries...)
+	}
+	for _, q := range queue[1:taken] {
+		if extra > 0 {
+			merged.Entries = append(merged.Entries, q.Entries...)
+		}
+		merged.LeaderCommit = max(merged.LeaderCommit, q.LeaderCommit)
+		merged.ReadRound = max(merged.ReadRound, q.ReadRound)
+	}
+	return merged, taken
+}
+
+func entryBytes(ents []Entry) int {
+	n := 0
+	for i := range ents {
+		n += len(ents[i].Data)
+	}
+	return n
 }
 
 // applier hands committed entries to the state machine through a channel,

@@ -1,0 +1,68 @@
+package raft
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestCoalesceAppends(t *testing.T) {
+	ae := func(term, prev, prevTerm uint64, n int, commit, round uint64) Message {
+		m := Message{Type: MsgAppendEntries, From: 0, To: 1, Term: term, PrevLogIndex: prev, PrevLogTerm: prevTerm,
+			LeaderCommit: commit, ReadRound: round}
+		for i := range n {
+			m.Entries = append(m.Entries, Entry{Index: prev + 1 + uint64(i), Term: term, Data: []byte{byte(i)}})
+		}
+		return m
+	}
+	indexes := func(m Message) []uint64 {
+		var out []uint64
+		for _, e := range m.Entries {
+			out = append(out, e.Index)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name        string
+		queue       []Message
+		maxEntries  int
+		wantTaken   int
+		wantIndexes []uint64
+		wantCommit  uint64
+		wantRound   uint64
+	}{
+		{"alone", []Message{ae(2, 10, 2, 2, 9, 1)}, 100, 1, []uint64{11, 12}, 9, 1},
+		{"contiguous", []Message{ae(2, 10, 2, 2, 9, 1), ae(2, 12, 2, 1, 10, 1), ae(2, 13, 2, 2, 11, 2)}, 100,
+			3, []uint64{11, 12, 13, 14, 15}, 11, 2},
+		{"heartbeat behind entries", []Message{ae(2, 10, 2, 2, 9, 1), ae(2, 12, 2, 0, 12, 3)}, 100, 2, []uint64{11, 12}, 12, 3},
+		{"entries behind heartbeat", []Message{ae(2, 10, 2, 0, 9, 1), ae(2, 10, 2, 2, 9, 1)}, 100, 2, []uint64{11, 12}, 9, 1},
+		{"gap", []Message{ae(2, 10, 2, 2, 9, 1), ae(2, 13, 2, 1, 10, 1)}, 100, 1, []uint64{11, 12}, 9, 1},
+		{"overlap", []Message{ae(2, 10, 2, 2, 9, 1), ae(2, 11, 2, 1, 10, 1)}, 100, 1, []uint64{11, 12}, 9, 1},
+		{"prev term differs", []Message{ae(2, 10, 2, 2, 9, 1), ae(2, 12, 1, 1, 10, 1)}, 100, 1, []uint64{11, 12}, 9, 1},
+		{"new term", []Message{ae(2, 10, 2, 2, 9, 1), ae(3, 12, 2, 1, 10, 1)}, 100, 1, []uint64{11, 12}, 9, 1},
+		{"entry cap", []Message{ae(2, 10, 2, 2, 9, 1), ae(2, 12, 2, 2, 10, 1), ae(2, 14, 2, 1, 11, 1)}, 4,
+			2, []uint64{11, 12, 13, 14}, 10, 1},
+		{"other type stops", []Message{ae(2, 10, 2, 2, 9, 1), {Type: MsgTimeoutNow, Term: 2}, ae(2, 12, 2, 1, 10, 1)}, 100,
+			1, []uint64{11, 12}, 9, 1},
+		{"not an append", []Message{{Type: MsgRequestVote, Term: 2}, ae(2, 12, 2, 1, 10, 1)}, 100, 1, nil, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := make([][]uint64, len(tc.queue))
+			for i, m := range tc.queue {
+				before[i] = indexes(m)
+			}
+			m, taken := coalesceAppends(tc.queue, tc.maxEntries, 1<<20)
+			if taken != tc.wantTaken || !slices.Equal(indexes(m), tc.wantIndexes) || m.LeaderCommit != tc.wantCommit || m.ReadRound != tc.wantRound {
+				t.Errorf("got taken=%d entries=%v commit=%d round=%d, want %d %v %d %d",
+					taken, indexes(m), m.LeaderCommit, m.ReadRound, tc.wantTaken, tc.wantIndexes, tc.wantCommit, tc.wantRound)
+			}
+			if m.Type == MsgAppendEntries && !validAppend(m) {
+				t.Errorf("merged message is not a valid AppendEntries: %v", m)
+			}
+			for i, q := range tc.queue {
+				if !slices.Equal(indexes(q), before[i]) {
+					t.Errorf("queued message %d changed: %v, was %v", i, indexes(q), before[i])
+				}
+			}
+		})
+	}
+}
