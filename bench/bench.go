@@ -160,6 +160,8 @@ type Result struct {
 	ElectionTimeout string    `json:"election_timeout"`
 	Heartbeat       string    `json:"heartbeat"`
 	Fsync           bool      `json:"fsync"`
+	CPUSeconds      float64   `json:"cpu_s"`
+	CPUPerOpUs      float64   `json:"cpu_us_per_op"`
 	GoMaxProcs      int       `json:"gomaxprocs"`
 }
 
@@ -226,6 +228,8 @@ func run(ctx context.Context, o options, stderr io.Writer) (*Result, error) {
 		}
 		res.MeanMs = ms(sum / time.Duration(n))
 		res.MaxMs = ms(lr.lat[n-1])
+		res.CPUSeconds = math.Round(lr.cpu.Seconds()*1000) / 1000
+		res.CPUPerOpUs = math.Round(float64(lr.cpu)/float64(n)/10) / 100
 	}
 
 	if o.failovers > 0 && o.nodes >= 3 {
@@ -342,6 +346,7 @@ var values = string(slices.Repeat([]byte{'x'}, 1<<16))
 type loadResult struct {
 	lat  []time.Duration
 	errs int
+	cpu  time.Duration // process CPU time used during the measured phase
 }
 
 // runLoad has C goroutines write back to back on the leader, each a client
@@ -404,6 +409,14 @@ func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
 		}
 	}
 
+	// The process's CPU time over the measured phase: on a shared machine
+	// it tells the cost of an operation better than the throughput does.
+	var cpuStart, cpuEnd atomic.Int64
+	cpuTimer := time.AfterFunc(o.warmup, func() { cpuStart.Store(int64(processCPU())) })
+	defer cpuTimer.Stop()
+	cpuEndTimer := time.AfterFunc(o.warmup+o.duration, func() { cpuEnd.Store(int64(processCPU())) })
+	defer cpuEndTimer.Stop()
+
 	type perClient struct {
 		lat  []time.Duration
 		errs int
@@ -457,6 +470,9 @@ func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
 		return loadResult{}, ctx.Err()
 	}
 	var out loadResult
+	if cpuStart.Load() > 0 && cpuEnd.Load() > 0 {
+		out.cpu = time.Duration(cpuEnd.Load() - cpuStart.Load())
+	}
 	for _, pc := range res {
 		out.lat = append(out.lat, pc.lat...)
 		out.errs += pc.errs
