@@ -1,10 +1,8 @@
 package raft
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/gob"
 	"fmt"
 	"io"
 	"net/rpc"
@@ -258,48 +256,5 @@ func (c loopConn) Close() error                { return nil }
 // connected back to back in memory.
 func benchCodecs() (rpc.ClientCodec, rpc.ServerCodec) {
 	a, b := new(bytes.Buffer), new(bytes.Buffer)
-	return newGobClientCodec(loopConn{r: b, w: a}), newGobServerCodec(loopConn{r: a, w: b})
+	return newClientCodec(loopConn{r: b, w: a}), newServerCodec(loopConn{r: a, w: b})
 }
-
-// The gob codecs of net/rpc (unexported there), as rpc.NewClient and
-// rpc.ServeConn build them.
-type gobCodec struct {
-	rwc    io.ReadWriteCloser
-	dec    *gob.Decoder
-	enc    *gob.Encoder
-	encBuf *bufio.Writer
-}
-
-func newGobClientCodec(rwc io.ReadWriteCloser) rpc.ClientCodec {
-	w := bufio.NewWriter(rwc)
-	return &gobCodec{rwc, gob.NewDecoder(rwc), gob.NewEncoder(w), w}
-}
-
-func newGobServerCodec(rwc io.ReadWriteCloser) rpc.ServerCodec {
-	w := bufio.NewWriter(rwc)
-	return &gobCodec{rwc, gob.NewDecoder(bufio.NewReader(rwc)), gob.NewEncoder(w), w}
-}
-
-func (c *gobCodec) WriteRequest(r *rpc.Request, body any) error {
-	if err := c.enc.Encode(r); err != nil {
-		return err
-	}
-	if err := c.enc.Encode(body); err != nil {
-		return err
-	}
-	return c.encBuf.Flush()
-}
-func (c *gobCodec) ReadResponseHeader(r *rpc.Response) error { return c.dec.Decode(r) }
-func (c *gobCodec) ReadResponseBody(body any) error          { return c.dec.Decode(body) }
-func (c *gobCodec) ReadRequestHeader(r *rpc.Request) error   { return c.dec.Decode(r) }
-func (c *gobCodec) ReadRequestBody(body any) error           { return c.dec.Decode(body) }
-func (c *gobCodec) WriteResponse(r *rpc.Response, body any) error {
-	if err := c.enc.Encode(r); err != nil {
-		return err
-	}
-	if err := c.enc.Encode(body); err != nil {
-		return err
-	}
-	return c.encBuf.Flush()
-}
-func (c *gobCodec) Close() error { return c.rwc.Close() }
