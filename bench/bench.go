@@ -470,6 +470,10 @@ func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
 		return loadResult{}, ctx.Err()
 	}
 	var out loadResult
+	if cpuEndTimer.Stop() {
+		// The clients stopped at the end of the phase, just before the timer.
+		cpuEnd.Store(int64(processCPU()))
+	}
 	if cpuStart.Load() > 0 && cpuEnd.Load() > 0 {
 		out.cpu = time.Duration(cpuEnd.Load() - cpuStart.Load())
 	}
