@@ -435,6 +435,22 @@ func (n *RaftNode) handleReply(m Message) {
 func (n *RaftNode) processReady() {
 	for n.core.HasReady() || len(n.replies) > 0 {
 		rd := n.core.Ready()
+		// Thesis §10.2.1: a leader may send AppendEntries to its followers
+		// in parallel with writing the same entries to its own disk. Its own
+		// copy counts toward a majority only once durable (the core counts
+		// the leader's match as log.stabled, which Advance moves after
+		// persist), so a crash before the sync loses nothing a majority
+		// relied on. Its term and vote were made durable before it became a
+		// candidate; a Ready that changes them, or carries a snapshot, goes
+		// the ordinary way.
+		early := n.core.Role() == Leader && rd.HardState == nil && rd.Snapshot == nil
+		if early {
+			for _, m := range rd.Messages {
+				if m.Type == MsgAppendEntries {
+					n.peer(m.To).enqueue(m)
+				}
+			}
+		}
 		if err := n.persist(rd); err != nil {
 			// Acting on state we could not persist would break the promises
 			// made to the other servers: stop instead.
@@ -451,7 +467,9 @@ func (n *RaftNode) processReady() {
 		}
 		n.replies = n.replies[:0]
 		for _, m := range rd.Messages {
-			n.peer(m.To).enqueue(m)
+			if !early || m.Type != MsgAppendEntries {
+				n.peer(m.To).enqueue(m)
+			}
 		}
 		n.deliver(rd)
 		n.core.Advance(rd)
