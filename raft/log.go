@@ -11,6 +11,10 @@ type raftLog struct {
 
 	// stabled is the last index known to be in Storage exactly as it is here.
 	stabled uint64
+	// inProgress is the last index handed to an asynchronous Storage write
+	// that has not been confirmed yet (AdvanceAsync, StableTo); entries up
+	// to max(stabled, inProgress) are not handed out again.
+	inProgress uint64
 	// committed is the highest index known to be committed (Figure 2 commitIndex).
 	committed uint64
 	// applied is the highest index handed to the state machine (lastApplied).
@@ -96,6 +100,11 @@ func (l *raftLog) truncateAndAppend(ents []Entry) {
 	if l.stabled >= first {
 		l.stabled = first - 1
 	}
+	if l.inProgress >= first {
+		// A write still in flight holds the replaced entries; the
+		// replacements are written after it, over them.
+		l.inProgress = first - 1
+	}
 }
 
 // findConflict returns the index of the first entry of ents that is not in
@@ -142,10 +151,11 @@ func (l *raftLog) lastIndexOfTerm(t uint64) uint64 {
 
 // unstable returns the entries not yet known to be durable.
 func (l *raftLog) unstable() []Entry {
-	if l.stabled >= l.lastIndex() {
+	done := max(l.stabled, l.inProgress)
+	if done >= l.lastIndex() {
 		return nil
 	}
-	from := l.stabled + 1
+	from := done + 1
 	if from <= l.snapIndex {
 		from = l.snapIndex + 1
 	}
@@ -187,6 +197,7 @@ func (l *raftLog) restore(meta SnapshotMeta) {
 		if l.stabled > meta.LastIncludedIndex {
 			l.stabled = meta.LastIncludedIndex
 		}
+		l.inProgress = min(l.inProgress, meta.LastIncludedIndex)
 	}
 	if l.committed < meta.LastIncludedIndex {
 		l.committed = meta.LastIncludedIndex

@@ -41,6 +41,12 @@ type RaftNode struct {
 	peers   map[int]*peerSender // owned by the run goroutine
 	peersWG sync.WaitGroup
 	apply   *applier
+	// writer writes a leader's new entries on its own goroutine
+	// (Config.AsyncLeaderWrites); nil: every Save is synchronous.
+	writer *logWriter
+	// unconfirmed counts the entries handed to writer and not yet
+	// confirmed durable; owned by the run goroutine.
+	unconfirmed int
 
 	readWaiters map[uint64]chan readResult // owned by the run goroutine
 	nextReadCtx uint64
@@ -143,6 +149,10 @@ func NewRaftNode(cfg Config) (*RaftNode, error) {
 		return nil, fmt.Errorf("node %d: %w", cfg.ID, err)
 	}
 	n.apply = newApplier()
+	if cfg.AsyncLeaderWrites {
+		n.writer = newLogWriter(cfg.Storage)
+		go n.writer.run()
+	}
 	if snap != nil {
 		// The state machine starts from the snapshot, then replays the log.
 		n.apply.push([]CommitEntry{{Index: snap.Meta.LastIncludedIndex, Term: snap.Meta.LastIncludedTerm, Snapshot: snap}})
@@ -237,6 +247,10 @@ func (n *RaftNode) TransferLeadership(ctx context.Context, target int) error {
 func (n *RaftNode) Snapshot(index uint64, data []byte) error {
 	var err error
 	derr := n.do(context.Background(), func() {
+		// Storage applies the snapshot after every write handed out before.
+		if err = n.flushWrites(); err != nil {
+			return
+		}
 		var snap *Snapshot
 		if snap, err = n.core.Compact(index, data); err == nil {
 			err = n.storage.SaveSnapshot(snap)
@@ -372,6 +386,8 @@ func (n *RaftNode) run() {
 			n.handleInbound(in)
 		case m := <-n.respc:
 			n.handleReply(m)
+		case w := <-n.writer.results():
+			n.handleWritten(w)
 		case f := <-n.ctlc:
 			f()
 		case <-n.stopc:
@@ -397,10 +413,48 @@ func (n *RaftNode) drainInputs() {
 			n.handleInbound(in)
 		case m := <-n.respc:
 			n.handleReply(m)
+		case w := <-n.writer.results():
+			n.handleWritten(w)
 		default:
 			return
 		}
 	}
+}
+
+// handleWritten takes the result of an asynchronous write.
+func (n *RaftNode) handleWritten(w written) {
+	n.unconfirmed -= w.count
+	if w.err != nil {
+		n.storageFailed(w.err)
+		return
+	}
+	n.core.StableTo(w.index, w.term)
+}
+
+// flushWrites waits until every write handed to the writer is durable (or
+// failed), so that what follows reaches Storage after it.
+func (n *RaftNode) flushWrites() error {
+	for n.unconfirmed > 0 {
+		select {
+		case w := <-n.writer.results():
+			n.handleWritten(w)
+			if w.err != nil {
+				return w.err
+			}
+		case <-n.stopc:
+			// After a failed write nothing more is confirmed.
+			return ErrStopped
+		}
+	}
+	return nil
+}
+
+// storageFailed stops the node: acting on state that could not be
+// persisted would break the promises made to the other servers.
+func (n *RaftNode) storageFailed(err error) {
+	n.trace.eventf("SAFETY: storage failed, stopping: %v", err)
+	n.failReplies()
+	n.requestStop()
 }
 
 func (n *RaftNode) handleProposal(p proposal) {
@@ -434,15 +488,28 @@ func (n *RaftNode) handleReply(m Message) {
 // processReady does what the core asks, in the order the protocol needs.
 func (n *RaftNode) processReady() {
 	for n.core.HasReady() || len(n.replies) > 0 {
+		select {
+		case <-n.stopc:
+			return
+		default:
+		}
+		if n.unconfirmed > 0 && n.core.Role() != Leader {
+			// A former leader: whatever it writes now (a vote, entries of
+			// the new leader replacing its own) must reach Storage after
+			// what it handed to the writer while it led.
+			if err := n.flushWrites(); err != nil {
+				return
+			}
+		}
 		rd := n.core.Ready()
 		// Thesis §10.2.1: a leader may send AppendEntries to its followers
 		// in parallel with writing the same entries to its own disk. Its own
 		// copy counts toward a majority only once durable (the core counts
-		// the leader's match as log.stabled, which Advance moves after
-		// persist), so a crash before the sync loses nothing a majority
-		// relied on. Its term and vote were made durable before it became a
-		// candidate; a Ready that changes them, or carries a snapshot, goes
-		// the ordinary way.
+		// the leader's match as log.stabled, which moves after the write),
+		// so a crash before the sync loses nothing a majority relied on.
+		// Its term and vote were made durable before it became a candidate;
+		// a Ready that changes them, or carries a snapshot, goes the
+		// ordinary way.
 		early := n.core.Role() == Leader && rd.HardState == nil && rd.Snapshot == nil
 		if early {
 			for _, m := range rd.Messages {
@@ -451,30 +518,53 @@ func (n *RaftNode) processReady() {
 				}
 			}
 		}
-		if err := n.persist(rd); err != nil {
-			// Acting on state we could not persist would break the promises
-			// made to the other servers: stop instead.
-			n.trace.eventf("SAFETY: storage failed, stopping: %v", err)
-			n.failReplies()
-			n.requestStop()
+		if early && n.writer != nil {
+			// The leader's entries go to the writer, which syncs every batch
+			// queued meanwhile with one Save: the loop goes on stepping
+			// replies and proposals, and StableTo counts the entries once
+			// they are durable. The replies of a leader (refusals of stale
+			// or rival requests) rest on nothing the writer holds: it never
+			// acknowledges entries, and its term and vote are durable.
+			if len(rd.Entries) > 0 {
+				n.writer.submit(rd.Entries)
+				n.unconfirmed += len(rd.Entries)
+			}
+			n.finishReady(rd, early)
+			n.core.AdvanceAsync(rd)
+			continue
+		}
+		// Anything else reaches Storage after the writes handed out before
+		// (a leader's Ready never changes its hard state, so this finds
+		// nothing to wait for unless that changes).
+		if err := n.flushWrites(); err != nil {
 			return
 		}
-		for _, r := range n.replies {
-			if r.reply != nil && n.trace.on() {
-				n.trace.event("send " + r.reply.String())
-			}
-			r.to <- r.reply
+		if err := n.persist(rd); err != nil {
+			n.storageFailed(err)
+			return
 		}
-		n.replies = n.replies[:0]
-		for _, m := range rd.Messages {
-			if !early || m.Type != MsgAppendEntries {
-				n.peer(m.To).enqueue(m)
-			}
-		}
-		n.deliver(rd)
+		n.finishReady(rd, early)
 		n.core.Advance(rd)
 	}
 	n.updateSummary()
+}
+
+// finishReady sends rd's replies and messages (but the AppendEntries sent
+// early) and delivers what it commits.
+func (n *RaftNode) finishReady(rd Ready, early bool) {
+	for _, r := range n.replies {
+		if r.reply != nil && n.trace.on() {
+			n.trace.event("send " + r.reply.String())
+		}
+		r.to <- r.reply
+	}
+	n.replies = n.replies[:0]
+	for _, m := range rd.Messages {
+		if !early || m.Type != MsgAppendEntries {
+			n.peer(m.To).enqueue(m)
+		}
+	}
+	n.deliver(rd)
 }
 
 func (n *RaftNode) persist(rd Ready) error {
@@ -547,6 +637,9 @@ func (n *RaftNode) peer(id int) *peerSender {
 
 func (n *RaftNode) shutdown() {
 	n.failReplies()
+	// A write in progress completes; those queued behind it are lost, as
+	// in a crash.
+	n.writer.stop()
 	for ctx, ch := range n.readWaiters {
 		ch <- readResult{err: ErrStopped}
 		delete(n.readWaiters, ctx)
@@ -698,6 +791,97 @@ func entryBytes(ents []Entry) int {
 		n += len(ents[i].Data)
 	}
 	return n
+}
+
+// logWriter writes a leader's new entries to Storage on its own goroutine:
+// every batch queued while a Save is in progress goes into the next Save,
+// so one sync covers them all (group commit). Batches are contiguous: the
+// node flushes the writer before any other write.
+type logWriter struct {
+	storage Storage
+	wake    chan struct{}
+	out     chan written
+	stopc   chan struct{}
+	done    chan struct{}
+
+	mu    sync.Mutex
+	queue []Entry
+	spare []Entry
+}
+
+// written reports a completed Save of count entries ending at index/term.
+type written struct {
+	index, term uint64
+	count       int
+	err         error
+}
+
+func newLogWriter(st Storage) *logWriter {
+	return &logWriter{storage: st, wake: make(chan struct{}, 1), out: make(chan written, 64),
+		stopc: make(chan struct{}), done: make(chan struct{})}
+}
+
+// results is nil for a nil writer: a channel that never delivers.
+func (w *logWriter) results() <-chan written {
+	if w == nil {
+		return nil
+	}
+	return w.out
+}
+
+// submit queues entries for writing. It copies them: the core may replace
+// its log's entries in place once it has stepped down.
+func (w *logWriter) submit(ents []Entry) {
+	w.mu.Lock()
+	w.queue = append(w.queue, ents...)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *logWriter) run() {
+	defer close(w.done)
+	for {
+		select {
+		case <-w.wake:
+		case <-w.stopc:
+			return
+		}
+		for {
+			w.mu.Lock()
+			batch := w.queue
+			w.queue, w.spare = w.spare[:0], nil
+			w.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			err := w.storage.Save(nil, batch)
+			last := batch[len(batch)-1]
+			res := written{index: last.Index, term: last.Term, count: len(batch), err: err}
+			clear(batch) // drop the references to the entries' data
+			w.mu.Lock()
+			w.spare = batch[:0]
+			w.mu.Unlock()
+			select {
+			case w.out <- res:
+			case <-w.stopc:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (w *logWriter) stop() {
+	if w == nil {
+		return
+	}
+	close(w.stopc)
+	<-w.done
 }
 
 // applier hands committed entries to the state machine through a channel,
