@@ -87,7 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "warm-up before the measured phase (load runs, nothing recorded)")
 	fs.IntVar(&o.size, "size", 64, "size in bytes of the whole encoded KV command")
 	fs.IntVar(&o.failovers, "failovers", 5, "number of leader-failover measurements (0 to skip); needs -nodes >= 3")
-	fs.DurationVar(&o.timeout, "apply-timeout", 10*time.Second, "timeout of one client write, retries included")
+	fs.DurationVar(&o.timeout, "apply-timeout", 10*time.Second, "how long a client write may outlive the measured phase (one deadline for the run, not a timer per write)")
 	fs.Int64Var(&o.seed, "seed", 0, "seed of the simulator (0: from the clock)")
 	fs.BoolVar(&o.verbose, "v", false, "progress on stderr")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file")
@@ -411,17 +411,19 @@ func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
 
 	// The process's CPU time over the measured phase: on a shared machine
 	// it tells the cost of an operation better than the throughput does.
-	var cpuStart, cpuEnd atomic.Int64
+	var cpuStart, cpuEnd atomic.Int64 // end: read after the clients stopped
 	cpuTimer := time.AfterFunc(o.warmup, func() { cpuStart.Store(int64(processCPU())) })
 	defer cpuTimer.Stop()
-	cpuEndTimer := time.AfterFunc(o.warmup+o.duration, func() { cpuEnd.Store(int64(processCPU())) })
-	defer cpuEndTimer.Stop()
 
 	type perClient struct {
 		lat  []time.Duration
 		errs int
 	}
 	res := make([]perClient, o.clients)
+	// One deadline for every write of the run rather than a timer per
+	// write: a write cannot outlive the run by more than -apply-timeout.
+	wctx, cancel := context.WithDeadline(ctx, mEnd.Add(o.timeout))
+	defer cancel()
 	var wg sync.WaitGroup
 	for ci := range o.clients {
 		wg.Add(1)
@@ -444,9 +446,7 @@ func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
 					time.Sleep(time.Millisecond)
 					continue
 				}
-				wctx, cancel := context.WithTimeout(ctx, o.timeout)
 				_, err := ld.Write(wctx, cmd)
-				cancel()
 				t1 := time.Now()
 				if err != nil {
 					pc.errs++
@@ -470,10 +470,8 @@ func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
 		return loadResult{}, ctx.Err()
 	}
 	var out loadResult
-	if cpuEndTimer.Stop() {
-		// The clients stopped at the end of the phase, just before the timer.
-		cpuEnd.Store(int64(processCPU()))
-	}
+	// The clients stop at the end of the phase: read the end now.
+	cpuEnd.Store(int64(processCPU()))
 	if cpuStart.Load() > 0 && cpuEnd.Load() > 0 {
 		out.cpu = time.Duration(cpuEnd.Load() - cpuStart.Load())
 	}
