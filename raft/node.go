@@ -77,6 +77,9 @@ type proposal struct {
 	change ConfChangeType
 	id     int
 	done   chan proposeResult
+	// notify, if set, replaces done: the node goroutine calls it with the
+	// result (it must not block).
+	notify func(proposeResult)
 }
 
 type proposalKind uint8
@@ -167,8 +170,13 @@ func NewRaftNode(cfg Config) (*RaftNode, error) {
 func (n *RaftNode) ID() int { return n.id }
 
 // CommitChan delivers committed entries and installed snapshots in log
-// order. It is closed when the node stops.
-func (n *RaftNode) CommitChan() <-chan CommitEntry { return n.apply.out }
+// order. It is closed when the node stops. (A Server consumes its node's
+// entries itself, in batches: do not read a Server's node's CommitChan.)
+func (n *RaftNode) CommitChan() <-chan CommitEntry { return n.apply.entries() }
+
+// commitBatches delivers the same as CommitChan, a batch at a time: one
+// channel operation per batch rather than per entry.
+func (n *RaftNode) commitBatches() <-chan []CommitEntry { return n.apply.out }
 
 // Submit proposes a command. It returns the index and term the command will
 // have if it commits, and whether this node is the leader (only a leader
@@ -188,6 +196,16 @@ func (n *RaftNode) Propose(cmd []byte) (index, term uint64, err error) {
 func (n *RaftNode) ProposeConfChange(t ConfChangeType, id int) (index uint64, err error) {
 	r := n.propose(proposal{kind: proposeConfChange, change: t, id: id})
 	return r.index, r.err
+}
+
+// proposeAsync proposes a command without waiting: notify gets the result
+// on the node goroutine, or ErrStopped if the node stops first.
+func (n *RaftNode) proposeAsync(cmd []byte, notify func(proposeResult)) {
+	select {
+	case n.propc <- proposal{kind: proposeCommand, data: cmd, notify: notify}:
+	case <-n.done:
+		notify(proposeResult{err: ErrStopped})
+	}
 }
 
 func (n *RaftNode) propose(p proposal) proposeResult {
@@ -466,7 +484,15 @@ func (n *RaftNode) handleProposal(p proposal) {
 		r.index, r.err = n.core.ProposeConfChange(p.change, p.id)
 		r.term = n.core.Term()
 	}
-	p.done <- r
+	p.reply(r)
+}
+
+func (p *proposal) reply(r proposeResult) {
+	if p.notify != nil {
+		p.notify(r)
+	} else {
+		p.done <- r
+	}
 }
 
 func (n *RaftNode) handleInbound(in inbound) {
@@ -654,7 +680,7 @@ func (n *RaftNode) shutdown() {
 		case in := <-n.recvc:
 			in.reply <- nil
 		case p := <-n.propc:
-			p.done <- proposeResult{err: ErrStopped}
+			p.reply(proposeResult{err: ErrStopped})
 		default:
 			return
 		}
@@ -884,26 +910,33 @@ func (w *logWriter) stop() {
 	<-w.done
 }
 
-// applier hands committed entries to the state machine through a channel,
-// from its own goroutine, so that a slow state machine never stalls the
-// node's heartbeats.
+// applier hands committed entries to the state machine, in batches, from
+// its own goroutine, so that a slow state machine never stalls the node's
+// heartbeats.
 type applier struct {
 	mu    sync.Mutex
 	queue []CommitEntry
 	wake  chan struct{}
-	out   chan CommitEntry
+	out   chan []CommitEntry
 	stopc chan struct{}
 	done  chan struct{}
+
+	flatOnce sync.Once
+	flat     chan CommitEntry // CommitChan, fed from out once asked for
 }
 
 func newApplier() *applier {
-	return &applier{wake: make(chan struct{}, 1), out: make(chan CommitEntry, 1024),
+	return &applier{wake: make(chan struct{}, 1), out: make(chan []CommitEntry, 64),
 		stopc: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (a *applier) push(batch []CommitEntry) {
 	a.mu.Lock()
-	a.queue = append(a.queue, batch...)
+	if a.queue == nil {
+		a.queue = batch // handed over: the caller does not keep it
+	} else {
+		a.queue = append(a.queue, batch...)
+	}
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:
@@ -924,14 +957,36 @@ func (a *applier) run() {
 		batch := a.queue
 		a.queue = nil
 		a.mu.Unlock()
-		for _, e := range batch {
-			select {
-			case a.out <- e:
-			case <-a.stopc:
-				return
-			}
+		if len(batch) == 0 {
+			continue
+		}
+		select {
+		case a.out <- batch:
+		case <-a.stopc:
+			return
 		}
 	}
+}
+
+// entries returns a channel of the entries one at a time, fed by a
+// goroutine started on the first call; it closes when out does.
+func (a *applier) entries() <-chan CommitEntry {
+	a.flatOnce.Do(func() {
+		a.flat = make(chan CommitEntry, 1024)
+		go func() {
+			defer close(a.flat)
+			for batch := range a.out {
+				for _, e := range batch {
+					select {
+					case a.flat <- e:
+					case <-a.stopc:
+						return
+					}
+				}
+			}
+		}()
+	})
+	return a.flat
 }
 
 // stop ends delivery (entries not yet delivered are dropped, as in a crash)

@@ -1,8 +1,12 @@
 package raft
 
 import (
+	"fmt"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/fortytw2/leaktest"
 )
 
 func TestCoalesceAppends(t *testing.T) {
@@ -64,5 +68,61 @@ func TestCoalesceAppends(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCommitChan drives a single-node RaftNode through its public API:
+// every submitted command comes out of CommitChan once, in log order, and
+// the channel closes when the node stops.
+func TestCommitChan(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	n, err := NewRaftNode(Config{ID: 0, Members: []int{0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		if _, _, isLeader := n.Report(); isLeader {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a single node did not elect itself")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	const count = 500
+	want := map[uint64]string{}
+	for i := range count {
+		cmd := fmt.Sprintf("cmd-%d", i)
+		index, _, isLeader := n.Submit([]byte(cmd))
+		if !isLeader {
+			t.Fatalf("submit %d: not the leader", i)
+		}
+		want[index] = cmd
+	}
+	var last uint64
+	got := 0
+	for got < count {
+		select {
+		case e, ok := <-n.CommitChan():
+			if !ok {
+				t.Fatal("CommitChan closed early")
+			}
+			if e.Index <= last {
+				t.Fatalf("entry %d after %d", e.Index, last)
+			}
+			last = e.Index
+			if cmd, ok := want[e.Index]; ok {
+				if string(e.Command) != cmd || e.Type != EntryNormal {
+					t.Fatalf("entry %d: %q (%v), want %q", e.Index, e.Command, e.Type, cmd)
+				}
+				got++
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("only %d of %d commands delivered", got, count)
+		}
+	}
+	n.Stop()
+	for range n.CommitChan() {
 	}
 }
