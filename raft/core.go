@@ -497,7 +497,8 @@ type Ready struct {
 }
 
 // Ready collects the core's outputs. The driver must not Step the core
-// between Ready and Advance.
+// between Ready and Advance, nor use the Ready after Advance (copy what it
+// keeps: Messages' array is reused, Entries and Committed alias the log).
 func (c *Core) Ready() Ready {
 	if c.needBroadcast {
 		c.needBroadcast = false
@@ -519,7 +520,8 @@ func (c *Core) Ready() Ready {
 	return rd
 }
 
-// Advance tells the core that the driver has done what rd asked.
+// Advance tells the core that the driver has done what rd asked. The
+// driver must not use rd's slices afterwards: the core reuses them.
 func (c *Core) Advance(rd Ready) { c.advance(rd, false) }
 
 // AdvanceAsync is Advance for a driver that has done what rd asked except
@@ -545,6 +547,10 @@ func (c *Core) StableTo(index, term uint64) {
 }
 
 func (c *Core) advance(rd Ready, async bool) {
+	if c.msgs == nil && cap(rd.Messages) > 0 {
+		clear(rd.Messages)
+		c.msgs = rd.Messages[:0]
+	}
 	if rd.HardState != nil {
 		c.prevHard = *rd.HardState
 	}

@@ -88,7 +88,19 @@ func (l *raftLog) isUpToDate(lastIndex, lastTerm uint64) bool {
 
 // append adds entries that follow the last one (the leader's own proposals).
 func (l *raftLog) append(ents ...Entry) {
-	l.entries = append(l.entries, ents...)
+	l.entries = appendEntries(l.entries, ents)
+}
+
+// appendEntries is append for a log that only grows: past a small size Go's
+// append grows a slice by a quarter, so a long log would be copied about
+// four times over; doubling copies it about once.
+func appendEntries(dst, src []Entry) []Entry {
+	if n := len(dst) + len(src); n > cap(dst) {
+		grown := make([]Entry, len(dst), max(2*cap(dst), n, 64))
+		copy(grown, dst)
+		dst = grown
+	}
+	return append(dst, src...)
 }
 
 // truncateAndAppend drops every entry from ents[0].Index on and appends ents.
@@ -96,7 +108,7 @@ func (l *raftLog) append(ents ...Entry) {
 // they match (Log Matching), and a mismatch there would be a safety bug.
 func (l *raftLog) truncateAndAppend(ents []Entry) {
 	first := ents[0].Index
-	l.entries = append(l.entries[:first-l.snapIndex-1], ents...)
+	l.entries = appendEntries(l.entries[:first-l.snapIndex-1], ents)
 	if l.stabled >= first {
 		l.stabled = first - 1
 	}

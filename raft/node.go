@@ -734,7 +734,11 @@ func (p *peerSender) run() {
 			}
 			m, taken := coalesceAppends(p.queue, n.cfg.MaxEntriesPerAppend, n.cfg.MaxBytesPerAppend)
 			clear(p.queue[:taken])
-			p.queue = p.queue[taken:]
+			if taken == len(p.queue) {
+				p.queue = p.queue[:0] // start over at the front of the array
+			} else {
+				p.queue = p.queue[taken:]
+			}
 			p.mu.Unlock()
 			if n.trace.on() {
 				n.trace.event("send " + m.String())
