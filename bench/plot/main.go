@@ -3,6 +3,10 @@
 // workload with the ratios of raft-consensus to hashicorp/raft, and draws
 // throughput against clients for both (memory storage) as a PNG.
 //
+// Throughput and latency come from the runs without failovers
+// (-failovers 0); the failover median pools the samples of the runs with
+// them, whose short load phase is not counted as a throughput run.
+//
 //	go run ./bench/plot -out images/bench-throughput.png bench/results/*.jsonl
 package main
 
@@ -116,6 +120,9 @@ func (w workload) String() string {
 func groupBy(rs []result) map[workload]map[string][]result {
 	g := map[workload]map[string][]result{}
 	for _, r := range rs {
+		if len(r.FailoverAllMs) > 0 {
+			continue // a failover run
+		}
 		w := workload{durable: r.Store != "mem", clients: r.Clients}
 		if g[w] == nil {
 			g[w] = map[string][]result{}
