@@ -73,10 +73,18 @@ func TestCoalesceAppends(t *testing.T) {
 
 // TestCommitChan drives a single-node RaftNode through its public API:
 // every submitted command comes out of CommitChan once, in log order, and
-// the channel closes when the node stops.
+// the channel closes when the node stops. With AsyncLeaderWrites a lone
+// leader commits only what its writer made durable.
 func TestCommitChan(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		t.Run(fmt.Sprintf("async=%v", async), func(t *testing.T) { testCommitChan(t, async) })
+	}
+}
+
+func testCommitChan(t *testing.T, async bool) {
 	defer leaktest.CheckTimeout(t, 10*time.Second)()
-	n, err := NewRaftNode(Config{ID: 0, Members: []int{0}})
+	st := NewMemoryStorage()
+	n, err := NewRaftNode(Config{ID: 0, Members: []int{0}, Storage: st, AsyncLeaderWrites: async})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,5 +132,9 @@ func TestCommitChan(t *testing.T) {
 	}
 	n.Stop()
 	for range n.CommitChan() {
+	}
+	// Everything delivered was durable first: a lone leader has no other copy.
+	if stored, _ := st.LastIndex(); stored < last {
+		t.Fatalf("applied up to %d, but only %d entries are in storage", last, stored)
 	}
 }
