@@ -108,7 +108,13 @@ func appendEntries(dst, src []Entry) []Entry {
 // they match (Log Matching), and a mismatch there would be a safety bug.
 func (l *raftLog) truncateAndAppend(ents []Entry) {
 	first := ents[0].Index
-	l.entries = appendEntries(l.entries[:first-l.snapIndex-1], ents)
+	keep := l.entries[:first-l.snapIndex-1]
+	if len(keep) < len(l.entries) {
+		// Replacing a suffix: never in place. AppendEntries still queued
+		// for sending, sent while this server led, alias those entries.
+		keep = keep[:len(keep):len(keep)]
+	}
+	l.entries = appendEntries(keep, ents)
 	if l.stabled >= first {
 		l.stabled = first - 1
 	}
