@@ -1,15 +1,14 @@
 package main
 
 import (
-	"fmt"
 	"os"
+
+	"raft-consensus/bench"
 )
 
-// runBench is the "bench" subcommand (raft-consensus bench ...).
-//
-// PLACEHOLDER: the benchmark subcommand is another issue; this stub only
-// reserves the name. Replace this whole file with the real implementation.
+// runBench is the "bench" subcommand: the workload of the hashicorp/raft
+// baseline (../shared/bench/hashicorp) on this project's cluster, one JSON
+// line on stdout. "go run . bench -h" lists its flags.
 func runBench(args []string) int {
-	fmt.Fprintln(os.Stderr, "error: bench is not implemented yet")
-	return 2
+	return bench.Run(args, os.Stdout, os.Stderr)
 }

@@ -179,8 +179,12 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("%q: exit code %d, stderr %q", args, code, stderr)
 			}
 		}
-		if _, stderr, code := runBinary(t, bin, "", "bench"); code != 2 || stderr != "error: bench is not implemented yet\n" {
-			t.Errorf("bench: exit code %d, stderr %q", code, stderr)
+		if _, stderr, code := runBinary(t, bin, "", "bench", "-bogus"); code != 2 || !strings.Contains(stderr, "bogus") {
+			t.Errorf("bench -bogus: exit code %d, stderr %q", code, stderr)
+		}
+		stdout, stderr, code := runBinary(t, bin, "", "bench", "-duration", "300ms", "-warmup", "100ms", "-clients", "4", "-failovers", "1")
+		if code != 0 || strings.Count(stdout, "\n") != 1 || !strings.Contains(stdout, `"impl":"raft-consensus"`) || !strings.Contains(stdout, `"ops_per_sec":`) {
+			t.Errorf("bench: exit code %d, stdout %q, stderr %q", code, stdout, stderr)
 		}
 	})
 

@@ -43,6 +43,12 @@ type Config struct {
 
 	// Storage keeps the durable state (default: a fresh MemoryStorage).
 	Storage Storage
+	// AsyncLeaderWrites makes a leader write its new entries to Storage on
+	// a separate goroutine, in parallel with replicating them (thesis
+	// §10.2.1), with one sync for every batch that queued meanwhile; they
+	// count toward a majority once durable. Worth it when Save syncs to a
+	// disk; with MemoryStorage the hand-off costs more than it saves.
+	AsyncLeaderWrites bool
 	// Transport carries RPCs to the other servers (required with peers).
 	Transport Transport
 	// Tracer, if set, receives every protocol event.

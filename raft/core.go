@@ -497,7 +497,8 @@ type Ready struct {
 }
 
 // Ready collects the core's outputs. The driver must not Step the core
-// between Ready and Advance.
+// between Ready and Advance, nor use the Ready after Advance (copy what it
+// keeps: Messages' array is reused, Entries and Committed alias the log).
 func (c *Core) Ready() Ready {
 	if c.needBroadcast {
 		c.needBroadcast = false
@@ -519,8 +520,37 @@ func (c *Core) Ready() Ready {
 	return rd
 }
 
-// Advance tells the core that the driver has done what rd asked.
-func (c *Core) Advance(rd Ready) {
+// Advance tells the core that the driver has done what rd asked. The
+// driver must not use rd's slices afterwards: the core reuses them.
+func (c *Core) Advance(rd Ready) { c.advance(rd, false) }
+
+// AdvanceAsync is Advance for a driver that has done what rd asked except
+// that rd.Entries are still being written, on another goroutine: they are
+// not handed out again, but they count as durable (a leader's own copy
+// toward a majority) only once the driver calls StableTo. The hard state
+// and snapshot, if any, must be durable already. Writes must reach Storage
+// in the order of the Readys that handed them out.
+func (c *Core) AdvanceAsync(rd Ready) { c.advance(rd, true) }
+
+// StableTo tells the core that the log through index, whose entry there has
+// term, is durable in Storage (an asynchronous write handed out by a Ready
+// has completed). If the log has changed at index since, it does nothing:
+// the replacements are written after that write.
+func (c *Core) StableTo(index, term uint64) {
+	if index <= c.log.stabled || !c.log.matchTerm(index, term) {
+		return
+	}
+	c.log.stabled = index
+	if c.role == Leader && c.maybeCommit() {
+		c.broadcastAppend(true)
+	}
+}
+
+func (c *Core) advance(rd Ready, async bool) {
+	if c.msgs == nil && cap(rd.Messages) > 0 {
+		clear(rd.Messages)
+		c.msgs = rd.Messages[:0]
+	}
 	if rd.HardState != nil {
 		c.prevHard = *rd.HardState
 	}
@@ -531,14 +561,18 @@ func (c *Core) Advance(rd Ready) {
 		last := rd.Entries[n-1]
 		// Entries may have been replaced since Ready only by a Step, which
 		// the contract forbids; still, only mark stable what still matches.
-		if c.log.matchTerm(last.Index, last.Term) && last.Index > c.log.stabled {
+		if async {
+			if c.log.matchTerm(last.Index, last.Term) && last.Index > c.log.inProgress {
+				c.log.inProgress = last.Index
+			}
+		} else if c.log.matchTerm(last.Index, last.Term) && last.Index > c.log.stabled {
 			c.log.stabled = last.Index
 		}
 	}
 	if n := len(rd.Committed); n > 0 {
 		c.log.applied = max(c.log.applied, rd.Committed[n-1].Index)
 	}
-	if c.role == Leader && len(rd.Entries) > 0 {
+	if c.role == Leader && len(rd.Entries) > 0 && !async {
 		// The leader's own entries count toward a majority only once durable.
 		if c.maybeCommit() {
 			c.broadcastAppend(true)

@@ -52,7 +52,13 @@ type simParams struct {
 	tick          time.Duration
 	snapshotEvery uint64 // 0: no snapshots
 	membership    bool
-	core          CoreConfig
+	// asyncWrites: a leader's new entries are written after a random
+	// delay, in parallel with replication (AdvanceAsync, StableTo), as
+	// RaftNode does with AsyncLeaderWrites; a crash loses those not yet
+	// written.
+	asyncWrites bool
+	maxWrite    time.Duration // the longest an asynchronous write takes
+	core        CoreConfig
 }
 
 type simStats struct {
@@ -75,6 +81,9 @@ type dnode struct {
 	reads       map[uint64]pendingRead2 // by read context
 	readyReads  []ReadState
 	nextReadCtx uint64
+
+	unwritten    [][]Entry // asynchronous writes not yet done, oldest first
+	writePending bool      // an evWriteDone is scheduled
 }
 
 type pendingWrite struct {
@@ -122,6 +131,7 @@ const (
 	evClientTimeout
 	evClientNext
 	evFault
+	evWriteDone
 )
 
 type event struct {
@@ -189,6 +199,11 @@ func drawParams(seed int64) simParams {
 		p.snapshotEvery = uint64(10 + r.Intn(40))
 	}
 	p.membership = r.Intn(2) == 0
+	// Drawn from a source of its own, so that the other parameters of a
+	// seed stay what they were before this knob existed.
+	wr := rand.New(rand.NewSource(seed ^ 0x5eed))
+	p.asyncWrites = wr.Intn(2) == 0
+	p.maxWrite = []time.Duration{time.Millisecond, 5 * time.Millisecond, 30 * time.Millisecond}[wr.Intn(3)]
 	p.core = CoreConfig{
 		ElectionTicksMin: 15, ElectionTicksMax: 30, HeartbeatTicks: 5,
 		PreVote: r.Intn(4) != 0, CheckQuorum: r.Intn(4) != 0,
@@ -289,6 +304,7 @@ func (s *dsim) startNode(n *dnode, boot Configuration) {
 func (s *dsim) crash(n *dnode) {
 	n.core = nil
 	n.writes, n.reads, n.readyReads = nil, nil, nil
+	n.unwritten, n.writePending = nil, false // lost with the crash
 	s.tracef(strconv.Itoa(n.id), "fault: crash")
 }
 
@@ -297,7 +313,14 @@ func (s *dsim) crash(n *dnode) {
 func (s *dsim) process(n *dnode, reply *Message) {
 	c := n.core
 	for c.HasReady() || reply != nil {
+		if len(n.unwritten) > 0 && c.role != Leader {
+			s.flushWrites(n)
+		}
 		rd := c.Ready()
+		async := s.p.asyncWrites && c.role == Leader && rd.HardState == nil && rd.Snapshot == nil
+		if !async && len(n.unwritten) > 0 {
+			s.fail(fmt.Errorf("node %d: a synchronous Ready while asynchronous writes are pending", n.id))
+		}
 		if rd.Snapshot != nil {
 			if err := n.storage.SaveSnapshot(rd.Snapshot); err != nil {
 				s.fail(err)
@@ -321,7 +344,12 @@ func (s *dsim) process(n *dnode, reply *Message) {
 				s.fail(err)
 			}
 		}
-		if err := n.storage.Save(rd.HardState, rd.Entries); err != nil {
+		if async {
+			if len(rd.Entries) > 0 {
+				n.unwritten = append(n.unwritten, slices.Clone(rd.Entries))
+				s.scheduleWrite(n)
+			}
+		} else if err := n.storage.Save(rd.HardState, rd.Entries); err != nil {
 			s.fail(err)
 		}
 		for _, m := range rd.Messages {
@@ -341,7 +369,11 @@ func (s *dsim) process(n *dnode, reply *Message) {
 				s.respond(r.client, r.attempt, clientResp{notLeader: true, leader: None})
 			}
 		}
-		c.Advance(rd)
+		if async {
+			c.AdvanceAsync(rd)
+		} else {
+			c.Advance(rd)
+		}
 	}
 	s.serveReads(n)
 	s.checkNode(n)
@@ -424,6 +456,13 @@ func (s *dsim) maybeSnapshot(n *dnode) {
 	if s.p.snapshotEvery == 0 || n.applied-n.snapIndex < s.p.snapshotEvery {
 		return
 	}
+	if len(n.unwritten) > 0 {
+		// As RaftNode.Snapshot: the snapshot reaches storage after them.
+		s.flushWrites(n)
+		if s.p.snapshotEvery == 0 || n.applied-n.snapIndex < s.p.snapshotEvery || n.core == nil {
+			return
+		}
+	}
 	snap, err := n.core.Compact(n.applied, n.kv.Snapshot())
 	if err != nil {
 		s.fail(fmt.Errorf("node %d: compact at %d: %w", n.id, n.applied, err))
@@ -434,6 +473,49 @@ func (s *dsim) maybeSnapshot(n *dnode) {
 	}
 	n.snapIndex = n.applied
 	s.stats.snapshots++
+}
+
+// scheduleWrite makes the oldest asynchronous writes of n complete later.
+func (s *dsim) scheduleWrite(n *dnode) {
+	if n.writePending {
+		return
+	}
+	n.writePending = true
+	s.schedule(time.Duration(s.rng.Int63n(int64(s.p.maxWrite))), &event{kind: evWriteDone, node: n.id, inc: n.incarnation})
+}
+
+// writeDone completes some of n's pending writes, oldest first, as one
+// Save (group commit), and tells the core.
+func (s *dsim) writeDone(n *dnode) {
+	n.writePending = false
+	if len(n.unwritten) == 0 {
+		return
+	}
+	k := 1 + s.rng.Intn(len(n.unwritten))
+	s.completeWrites(n, k)
+	if len(n.unwritten) > 0 {
+		s.scheduleWrite(n)
+	}
+	s.process(n, nil)
+}
+
+// flushWrites completes every pending write of n at once.
+func (s *dsim) flushWrites(n *dnode) {
+	s.completeWrites(n, len(n.unwritten))
+}
+
+func (s *dsim) completeWrites(n *dnode, k int) {
+	var ents []Entry
+	for _, b := range n.unwritten[:k] {
+		ents = append(ents, b...)
+	}
+	n.unwritten = n.unwritten[k:]
+	if err := n.storage.Save(nil, ents); err != nil {
+		s.fail(err)
+		return
+	}
+	last := ents[len(ents)-1]
+	n.core.StableTo(last.Index, last.Term)
 }
 
 // send puts a message on the network: maybe lost, maybe duplicated, each
@@ -563,6 +645,12 @@ func (s *dsim) handle(e *event) {
 		}
 	case evFault:
 		e.fn()
+	case evWriteDone:
+		n := s.nodes[e.node]
+		if n.core == nil || n.removed || n.incarnation != e.inc {
+			return
+		}
+		s.writeDone(n)
 	}
 }
 

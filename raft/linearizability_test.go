@@ -15,8 +15,19 @@ import (
 // cluster over TCP while servers are partitioned, crashed and restarted,
 // then checks the recorded history with porcupine.
 func TestLinearizableUnderFaults(t *testing.T) {
+	testLinearizableUnderFaults(t, SimConfig{Nodes: 5, ClientTimeout: 5 * time.Second, Seed: 1})
+}
+
+// TestLinearizableUnderFaultsOnDisk is the same with durable storage, so
+// with the leader's asynchronous log writes (AsyncLeaderWrites): a crashed
+// leader loses the entries its writer had not synced yet.
+func TestLinearizableUnderFaultsOnDisk(t *testing.T) {
+	testLinearizableUnderFaults(t, SimConfig{Nodes: 5, ClientTimeout: 5 * time.Second, Seed: 1, DataDir: t.TempDir()})
+}
+
+func testLinearizableUnderFaults(t *testing.T, cfg SimConfig) {
 	defer leaktest.CheckTimeout(t, 10*time.Second)()
-	h := newHarnessWith(t, SimConfig{Nodes: 5, ClientTimeout: 5 * time.Second, Seed: 1})
+	h := newHarnessWith(t, cfg)
 	defer h.Shutdown()
 	h.checkSingleLeader()
 

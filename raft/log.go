@@ -11,6 +11,10 @@ type raftLog struct {
 
 	// stabled is the last index known to be in Storage exactly as it is here.
 	stabled uint64
+	// inProgress is the last index handed to an asynchronous Storage write
+	// that has not been confirmed yet (AdvanceAsync, StableTo); entries up
+	// to max(stabled, inProgress) are not handed out again.
+	inProgress uint64
 	// committed is the highest index known to be committed (Figure 2 commitIndex).
 	committed uint64
 	// applied is the highest index handed to the state machine (lastApplied).
@@ -84,7 +88,19 @@ func (l *raftLog) isUpToDate(lastIndex, lastTerm uint64) bool {
 
 // append adds entries that follow the last one (the leader's own proposals).
 func (l *raftLog) append(ents ...Entry) {
-	l.entries = append(l.entries, ents...)
+	l.entries = appendEntries(l.entries, ents)
+}
+
+// appendEntries is append for a log that only grows: past a small size Go's
+// append grows a slice by a quarter, so a long log would be copied about
+// four times over; doubling copies it about once.
+func appendEntries(dst, src []Entry) []Entry {
+	if n := len(dst) + len(src); n > cap(dst) {
+		grown := make([]Entry, len(dst), max(2*cap(dst), n, 64))
+		copy(grown, dst)
+		dst = grown
+	}
+	return append(dst, src...)
 }
 
 // truncateAndAppend drops every entry from ents[0].Index on and appends ents.
@@ -92,9 +108,20 @@ func (l *raftLog) append(ents ...Entry) {
 // they match (Log Matching), and a mismatch there would be a safety bug.
 func (l *raftLog) truncateAndAppend(ents []Entry) {
 	first := ents[0].Index
-	l.entries = append(l.entries[:first-l.snapIndex-1], ents...)
+	keep := l.entries[:first-l.snapIndex-1]
+	if len(keep) < len(l.entries) {
+		// Replacing a suffix: never in place. AppendEntries still queued
+		// for sending, sent while this server led, alias those entries.
+		keep = keep[:len(keep):len(keep)]
+	}
+	l.entries = appendEntries(keep, ents)
 	if l.stabled >= first {
 		l.stabled = first - 1
+	}
+	if l.inProgress >= first {
+		// A write still in flight holds the replaced entries; the
+		// replacements are written after it, over them.
+		l.inProgress = first - 1
 	}
 }
 
@@ -142,10 +169,11 @@ func (l *raftLog) lastIndexOfTerm(t uint64) uint64 {
 
 // unstable returns the entries not yet known to be durable.
 func (l *raftLog) unstable() []Entry {
-	if l.stabled >= l.lastIndex() {
+	done := max(l.stabled, l.inProgress)
+	if done >= l.lastIndex() {
 		return nil
 	}
-	from := l.stabled + 1
+	from := done + 1
 	if from <= l.snapIndex {
 		from = l.snapIndex + 1
 	}
@@ -187,6 +215,7 @@ func (l *raftLog) restore(meta SnapshotMeta) {
 		if l.stabled > meta.LastIncludedIndex {
 			l.stabled = meta.LastIncludedIndex
 		}
+		l.inProgress = min(l.inProgress, meta.LastIncludedIndex)
 	}
 	if l.committed < meta.LastIncludedIndex {
 		l.committed = meta.LastIncludedIndex

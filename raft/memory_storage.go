@@ -1,9 +1,6 @@
 package raft
 
-import (
-	"slices"
-	"sync"
-)
+import "sync"
 
 // MemoryStorage keeps everything in memory. It outlives a simulated crash
 // the way a disk does: the simulator hands the same MemoryStorage to the
@@ -12,23 +9,82 @@ type MemoryStorage struct {
 	mu       sync.Mutex
 	hard     HardState
 	snapshot *Snapshot
-	// ents[0] is a dummy holding the snapshot's last index and term, so
-	// that ents[i].Index == ents[0].Index+i.
-	ents []Entry
+	// The entries after the snapshot, in chunks of memChunk so that the
+	// log grows without ever being copied: the entry at snapIndex+1+i is
+	// at position head+i, in chunks[(head+i)/memChunk].
+	snapIndex, snapTerm uint64
+	chunks              [][]Entry
+	head                int // position of the first entry in chunks[0]
+	count               int // number of entries
 	// saves counts calls to Save (tests use it to see batching).
 	saves int
 }
 
+const memChunk = 4096
+
 // NewMemoryStorage returns an empty storage.
 func NewMemoryStorage() *MemoryStorage {
-	return &MemoryStorage{hard: HardState{VotedFor: None}, ents: make([]Entry, 1)}
+	return &MemoryStorage{hard: HardState{VotedFor: None}}
+}
+
+func (s *MemoryStorage) lastIndex() uint64 { return s.snapIndex + uint64(s.count) }
+
+// at returns the entry at index i, which must be stored.
+func (s *MemoryStorage) at(i uint64) *Entry {
+	p := s.head + int(i-s.snapIndex-1)
+	return &s.chunks[p/memChunk][p%memChunk]
+}
+
+// copyRange copies the entries in [lo, hi), which must be stored.
+func (s *MemoryStorage) copyRange(lo, hi uint64) []Entry {
+	out := make([]Entry, 0, hi-lo)
+	for p, end := s.head+int(lo-s.snapIndex-1), s.head+int(hi-s.snapIndex-1); p < end; {
+		c := s.chunks[p/memChunk]
+		n := min(end-p, memChunk-p%memChunk)
+		out = append(out, c[p%memChunk:p%memChunk+n]...)
+		p += n
+	}
+	return out
+}
+
+// truncate keeps the first n entries.
+func (s *MemoryStorage) truncate(n int) {
+	end := s.head + n
+	keep := (end + memChunk - 1) / memChunk
+	for i := keep; i < len(s.chunks); i++ {
+		clear(s.chunks[i])
+		s.chunks[i] = nil
+	}
+	s.chunks = s.chunks[:keep]
+	if keep > 0 && end%memChunk != 0 {
+		last := s.chunks[keep-1]
+		clear(last[end%memChunk:])
+		s.chunks[keep-1] = last[:end%memChunk]
+	}
+	s.count = n
+	if n == 0 {
+		s.chunks, s.head = s.chunks[:0], 0
+	}
+}
+
+func (s *MemoryStorage) push(ents []Entry) {
+	for len(ents) > 0 {
+		if len(s.chunks) == 0 || len(s.chunks[len(s.chunks)-1]) == memChunk {
+			s.chunks = append(s.chunks, make([]Entry, 0, memChunk))
+		}
+		last := &s.chunks[len(s.chunks)-1]
+		n := min(len(ents), memChunk-len(*last))
+		*last = append(*last, ents[:n]...)
+		s.count += n
+		ents = ents[n:]
+	}
 }
 
 // Load implements Storage.
 func (s *MemoryStorage) Load() (HardState, *Snapshot, []Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.hard, s.snapshot, slices.Clone(s.ents[1:]), nil
+	return s.hard, s.snapshot, s.copyRange(s.snapIndex+1, s.lastIndex()+1), nil
 }
 
 // Save implements Storage.
@@ -43,20 +99,20 @@ func (s *MemoryStorage) Save(hs *HardState, entries []Entry) error {
 		return nil
 	}
 	first := entries[0].Index
-	offset := s.ents[0].Index
 	switch {
-	case first <= offset:
+	case first <= s.snapIndex:
 		// Entries the snapshot already covers: keep only what follows it.
-		if skip := offset + 1 - first; skip < uint64(len(entries)) {
+		if skip := s.snapIndex + 1 - first; skip < uint64(len(entries)) {
 			entries = entries[skip:]
-			first = offset + 1
+			first = s.snapIndex + 1
 		} else {
 			return nil
 		}
-	case first > offset+uint64(len(s.ents)):
+	case first > s.lastIndex()+1:
 		return ErrUnavailable // a gap: the caller broke the contract
 	}
-	s.ents = append(s.ents[:first-offset], entries...)
+	s.truncate(int(first - s.snapIndex - 1))
+	s.push(entries)
 	return nil
 }
 
@@ -65,18 +121,28 @@ func (s *MemoryStorage) SaveSnapshot(snap *Snapshot) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	meta := snap.Meta
-	offset := s.ents[0].Index
-	if meta.LastIncludedIndex <= offset {
+	if meta.LastIncludedIndex <= s.snapIndex {
 		return nil
 	}
-	i := meta.LastIncludedIndex - offset
-	var rest []Entry
-	if i < uint64(len(s.ents)) && s.ents[i].Term == meta.LastIncludedTerm {
-		rest = s.ents[i+1:]
+	if meta.LastIncludedIndex <= s.lastIndex() && s.at(meta.LastIncludedIndex).Term == meta.LastIncludedTerm {
+		// Keep the entries after the snapshot; drop the chunks before them.
+		drop := int(meta.LastIncludedIndex - s.snapIndex)
+		p := s.head + drop
+		for i := range p / memChunk {
+			s.chunks[i] = nil
+		}
+		s.chunks = s.chunks[p/memChunk:]
+		s.head = p % memChunk
+		s.count -= drop
+		if s.count == 0 {
+			s.chunks, s.head = nil, 0
+		} else {
+			clear(s.chunks[0][:s.head]) // let go of the compacted entries' data
+		}
+	} else {
+		s.chunks, s.head, s.count = nil, 0, 0
 	}
-	ents := make([]Entry, 1, 1+len(rest))
-	ents[0] = Entry{Index: meta.LastIncludedIndex, Term: meta.LastIncludedTerm}
-	s.ents = append(ents, rest...)
+	s.snapIndex, s.snapTerm = meta.LastIncludedIndex, meta.LastIncludedTerm
 	s.snapshot = snap
 	return nil
 }
@@ -85,42 +151,42 @@ func (s *MemoryStorage) SaveSnapshot(snap *Snapshot) error {
 func (s *MemoryStorage) FirstIndex() (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ents[0].Index + 1, nil
+	return s.snapIndex + 1, nil
 }
 
 // LastIndex implements Storage.
 func (s *MemoryStorage) LastIndex() (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.ents[0].Index + uint64(len(s.ents)) - 1, nil
+	return s.lastIndex(), nil
 }
 
 // Entries implements Storage.
 func (s *MemoryStorage) Entries(lo, hi uint64) ([]Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	offset := s.ents[0].Index
-	if lo <= offset {
+	if lo <= s.snapIndex {
 		return nil, ErrCompacted
 	}
-	if hi > offset+uint64(len(s.ents)) || lo > hi {
+	if hi > s.lastIndex()+1 || lo > hi {
 		return nil, ErrUnavailable
 	}
-	return slices.Clone(s.ents[lo-offset : hi-offset]), nil
+	return s.copyRange(lo, hi), nil
 }
 
 // Term implements Storage.
 func (s *MemoryStorage) Term(i uint64) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	offset := s.ents[0].Index
 	switch {
-	case i < offset:
+	case i < s.snapIndex:
 		return 0, ErrCompacted
-	case i >= offset+uint64(len(s.ents)):
+	case i == s.snapIndex:
+		return s.snapTerm, nil
+	case i > s.lastIndex():
 		return 0, ErrUnavailable
 	}
-	return s.ents[i-offset].Term, nil
+	return s.at(i).Term, nil
 }
 
 // Close implements Storage; a MemoryStorage stays usable after it.

@@ -41,6 +41,12 @@ type RaftNode struct {
 	peers   map[int]*peerSender // owned by the run goroutine
 	peersWG sync.WaitGroup
 	apply   *applier
+	// writer writes a leader's new entries on its own goroutine
+	// (Config.AsyncLeaderWrites); nil: every Save is synchronous.
+	writer *logWriter
+	// unconfirmed counts the entries handed to writer and not yet
+	// confirmed durable; owned by the run goroutine.
+	unconfirmed int
 
 	readWaiters map[uint64]chan readResult // owned by the run goroutine
 	nextReadCtx uint64
@@ -71,6 +77,9 @@ type proposal struct {
 	change ConfChangeType
 	id     int
 	done   chan proposeResult
+	// notify, if set, replaces done: the node goroutine calls it with the
+	// result (it must not block).
+	notify func(proposeResult)
 }
 
 type proposalKind uint8
@@ -143,6 +152,10 @@ func NewRaftNode(cfg Config) (*RaftNode, error) {
 		return nil, fmt.Errorf("node %d: %w", cfg.ID, err)
 	}
 	n.apply = newApplier()
+	if cfg.AsyncLeaderWrites {
+		n.writer = newLogWriter(cfg.Storage)
+		go n.writer.run()
+	}
 	if snap != nil {
 		// The state machine starts from the snapshot, then replays the log.
 		n.apply.push([]CommitEntry{{Index: snap.Meta.LastIncludedIndex, Term: snap.Meta.LastIncludedTerm, Snapshot: snap}})
@@ -157,8 +170,13 @@ func NewRaftNode(cfg Config) (*RaftNode, error) {
 func (n *RaftNode) ID() int { return n.id }
 
 // CommitChan delivers committed entries and installed snapshots in log
-// order. It is closed when the node stops.
-func (n *RaftNode) CommitChan() <-chan CommitEntry { return n.apply.out }
+// order. It is closed when the node stops. (A Server consumes its node's
+// entries itself, in batches: do not read a Server's node's CommitChan.)
+func (n *RaftNode) CommitChan() <-chan CommitEntry { return n.apply.entries() }
+
+// commitBatches delivers the same as CommitChan, a batch at a time: one
+// channel operation per batch rather than per entry.
+func (n *RaftNode) commitBatches() <-chan []CommitEntry { return n.apply.out }
 
 // Submit proposes a command. It returns the index and term the command will
 // have if it commits, and whether this node is the leader (only a leader
@@ -178,6 +196,16 @@ func (n *RaftNode) Propose(cmd []byte) (index, term uint64, err error) {
 func (n *RaftNode) ProposeConfChange(t ConfChangeType, id int) (index uint64, err error) {
 	r := n.propose(proposal{kind: proposeConfChange, change: t, id: id})
 	return r.index, r.err
+}
+
+// proposeAsync proposes a command without waiting: notify gets the result
+// on the node goroutine, or ErrStopped if the node stops first.
+func (n *RaftNode) proposeAsync(cmd []byte, notify func(proposeResult)) {
+	select {
+	case n.propc <- proposal{kind: proposeCommand, data: cmd, notify: notify}:
+	case <-n.done:
+		notify(proposeResult{err: ErrStopped})
+	}
 }
 
 func (n *RaftNode) propose(p proposal) proposeResult {
@@ -237,6 +265,10 @@ func (n *RaftNode) TransferLeadership(ctx context.Context, target int) error {
 func (n *RaftNode) Snapshot(index uint64, data []byte) error {
 	var err error
 	derr := n.do(context.Background(), func() {
+		// Storage applies the snapshot after every write handed out before.
+		if err = n.flushWrites(); err != nil {
+			return
+		}
 		var snap *Snapshot
 		if snap, err = n.core.Compact(index, data); err == nil {
 			err = n.storage.SaveSnapshot(snap)
@@ -372,6 +404,8 @@ func (n *RaftNode) run() {
 			n.handleInbound(in)
 		case m := <-n.respc:
 			n.handleReply(m)
+		case w := <-n.writer.results():
+			n.handleWritten(w)
 		case f := <-n.ctlc:
 			f()
 		case <-n.stopc:
@@ -397,10 +431,48 @@ func (n *RaftNode) drainInputs() {
 			n.handleInbound(in)
 		case m := <-n.respc:
 			n.handleReply(m)
+		case w := <-n.writer.results():
+			n.handleWritten(w)
 		default:
 			return
 		}
 	}
+}
+
+// handleWritten takes the result of an asynchronous write.
+func (n *RaftNode) handleWritten(w written) {
+	n.unconfirmed -= w.count
+	if w.err != nil {
+		n.storageFailed(w.err)
+		return
+	}
+	n.core.StableTo(w.index, w.term)
+}
+
+// flushWrites waits until every write handed to the writer is durable (or
+// failed), so that what follows reaches Storage after it.
+func (n *RaftNode) flushWrites() error {
+	for n.unconfirmed > 0 {
+		select {
+		case w := <-n.writer.results():
+			n.handleWritten(w)
+			if w.err != nil {
+				return w.err
+			}
+		case <-n.stopc:
+			// After a failed write nothing more is confirmed.
+			return ErrStopped
+		}
+	}
+	return nil
+}
+
+// storageFailed stops the node: acting on state that could not be
+// persisted would break the promises made to the other servers.
+func (n *RaftNode) storageFailed(err error) {
+	n.trace.eventf("SAFETY: storage failed, stopping: %v", err)
+	n.failReplies()
+	n.requestStop()
 }
 
 func (n *RaftNode) handleProposal(p proposal) {
@@ -412,7 +484,15 @@ func (n *RaftNode) handleProposal(p proposal) {
 		r.index, r.err = n.core.ProposeConfChange(p.change, p.id)
 		r.term = n.core.Term()
 	}
-	p.done <- r
+	p.reply(r)
+}
+
+func (p *proposal) reply(r proposeResult) {
+	if p.notify != nil {
+		p.notify(r)
+	} else {
+		p.done <- r
+	}
 }
 
 func (n *RaftNode) handleInbound(in inbound) {
@@ -434,29 +514,83 @@ func (n *RaftNode) handleReply(m Message) {
 // processReady does what the core asks, in the order the protocol needs.
 func (n *RaftNode) processReady() {
 	for n.core.HasReady() || len(n.replies) > 0 {
+		select {
+		case <-n.stopc:
+			return
+		default:
+		}
+		if n.unconfirmed > 0 && n.core.Role() != Leader {
+			// A former leader: whatever it writes now (a vote, entries of
+			// the new leader replacing its own) must reach Storage after
+			// what it handed to the writer while it led.
+			if err := n.flushWrites(); err != nil {
+				return
+			}
+		}
 		rd := n.core.Ready()
-		if err := n.persist(rd); err != nil {
-			// Acting on state we could not persist would break the promises
-			// made to the other servers: stop instead.
-			n.trace.eventf("SAFETY: storage failed, stopping: %v", err)
-			n.failReplies()
-			n.requestStop()
+		// Thesis §10.2.1: a leader may send AppendEntries to its followers
+		// in parallel with writing the same entries to its own disk. Its own
+		// copy counts toward a majority only once durable (the core counts
+		// the leader's match as log.stabled, which moves after the write),
+		// so a crash before the sync loses nothing a majority relied on.
+		// Its term and vote were made durable before it became a candidate;
+		// a Ready that changes them, or carries a snapshot, goes the
+		// ordinary way.
+		early := n.core.Role() == Leader && rd.HardState == nil && rd.Snapshot == nil
+		if early {
+			for _, m := range rd.Messages {
+				if m.Type == MsgAppendEntries {
+					n.peer(m.To).enqueue(m)
+				}
+			}
+		}
+		if early && n.writer != nil {
+			// The leader's entries go to the writer, which syncs every batch
+			// queued meanwhile with one Save: the loop goes on stepping
+			// replies and proposals, and StableTo counts the entries once
+			// they are durable. The replies of a leader (refusals of stale
+			// or rival requests) rest on nothing the writer holds: it never
+			// acknowledges entries, and its term and vote are durable.
+			if len(rd.Entries) > 0 {
+				n.writer.submit(rd.Entries)
+				n.unconfirmed += len(rd.Entries)
+			}
+			n.finishReady(rd, early)
+			n.core.AdvanceAsync(rd)
+			continue
+		}
+		// Anything else reaches Storage after the writes handed out before
+		// (a leader's Ready never changes its hard state, so this finds
+		// nothing to wait for unless that changes).
+		if err := n.flushWrites(); err != nil {
 			return
 		}
-		for _, r := range n.replies {
-			if r.reply != nil && n.trace.on() {
-				n.trace.event("send " + r.reply.String())
-			}
-			r.to <- r.reply
+		if err := n.persist(rd); err != nil {
+			n.storageFailed(err)
+			return
 		}
-		n.replies = n.replies[:0]
-		for _, m := range rd.Messages {
-			n.peer(m.To).enqueue(m)
-		}
-		n.deliver(rd)
+		n.finishReady(rd, early)
 		n.core.Advance(rd)
 	}
 	n.updateSummary()
+}
+
+// finishReady sends rd's replies and messages (but the AppendEntries sent
+// early) and delivers what it commits.
+func (n *RaftNode) finishReady(rd Ready, early bool) {
+	for _, r := range n.replies {
+		if r.reply != nil && n.trace.on() {
+			n.trace.event("send " + r.reply.String())
+		}
+		r.to <- r.reply
+	}
+	n.replies = n.replies[:0]
+	for _, m := range rd.Messages {
+		if !early || m.Type != MsgAppendEntries {
+			n.peer(m.To).enqueue(m)
+		}
+	}
+	n.deliver(rd)
 }
 
 func (n *RaftNode) persist(rd Ready) error {
@@ -529,6 +663,9 @@ func (n *RaftNode) peer(id int) *peerSender {
 
 func (n *RaftNode) shutdown() {
 	n.failReplies()
+	// A write in progress completes; those queued behind it are lost, as
+	// in a crash.
+	n.writer.stop()
 	for ctx, ch := range n.readWaiters {
 		ch <- readResult{err: ErrStopped}
 		delete(n.readWaiters, ctx)
@@ -543,7 +680,7 @@ func (n *RaftNode) shutdown() {
 		case in := <-n.recvc:
 			in.reply <- nil
 		case p := <-n.propc:
-			p.done <- proposeResult{err: ErrStopped}
+			p.reply(proposeResult{err: ErrStopped})
 		default:
 			return
 		}
@@ -552,7 +689,8 @@ func (n *RaftNode) shutdown() {
 
 // peerSender sends one peer its messages in order, one RPC at a time, and
 // feeds the replies back to the node. Keeping order per peer means a
-// heartbeat never overtakes the entries sent before it.
+// heartbeat never overtakes the entries sent before it. The AppendEntries
+// that queue up behind an RPC in flight leave as one (coalesceAppends).
 type peerSender struct {
 	id   int
 	node *RaftNode
@@ -594,9 +732,13 @@ func (p *peerSender) run() {
 				p.mu.Unlock()
 				break
 			}
-			m := p.queue[0]
-			p.queue[0] = Message{}
-			p.queue = p.queue[1:]
+			m, taken := coalesceAppends(p.queue, n.cfg.MaxEntriesPerAppend, n.cfg.MaxBytesPerAppend)
+			clear(p.queue[:taken])
+			if taken == len(p.queue) {
+				p.queue = p.queue[:0] // start over at the front of the array
+			} else {
+				p.queue = p.queue[taken:]
+			}
 			p.mu.Unlock()
 			if n.trace.on() {
 				n.trace.event("send " + m.String())
@@ -619,26 +761,186 @@ func (p *peerSender) run() {
 	}
 }
 
-// applier hands committed entries to the state machine through a channel,
-// from its own goroutine, so that a slow state machine never stalls the
-// node's heartbeats.
+// coalesceAppends returns the first queued message, merged with the
+// AppendEntries queued behind it that continue it: same term, each one's
+// PrevLogIndex at the end of the entries before it. One RPC then carries
+// what the core sent in several rounds while the previous RPC was in
+// flight, and the follower persists it with one sync. Commit index and
+// read round are the latest ones: the merged message leaves after every
+// part was sent, so acknowledging the latest read round is sound. It
+// returns how many queued messages the result stands for.
+func coalesceAppends(queue []Message, maxEntries, maxBytes int) (Message, int) {
+	m := queue[0]
+	if m.Type != MsgAppendEntries {
+		return m, 1
+	}
+	end, lastTerm := m.PrevLogIndex+uint64(len(m.Entries)), m.PrevLogTerm
+	if len(m.Entries) > 0 {
+		lastTerm = m.Entries[len(m.Entries)-1].Term
+	}
+	count, bytes := len(m.Entries), entryBytes(m.Entries)
+	taken, extra := 1, 0
+	for _, q := range queue[1:] {
+		if q.Type != MsgAppendEntries || q.Term != m.Term || q.PrevLogIndex != end || q.PrevLogTerm != lastTerm {
+			break
+		}
+		if len(q.Entries) > 0 {
+			b := entryBytes(q.Entries)
+			if count+len(q.Entries) > maxEntries || bytes+b > maxBytes {
+				break
+			}
+			count, bytes = count+len(q.Entries), bytes+b
+			extra += len(q.Entries)
+			end += uint64(len(q.Entries))
+			lastTerm = q.Entries[len(q.Entries)-1].Term
+		}
+		taken++
+	}
+	if taken == 1 {
+		return m, 1
+	}
+	merged := m
+	if extra > 0 {
+		// A fresh slice: the parts alias the leader's log.
+		merged.Entries = make([]Entry, 0, count)
+		merged.Entries = append(merged.Entries, m.Entries...)
+	}
+	for _, q := range queue[1:taken] {
+		if extra > 0 {
+			merged.Entries = append(merged.Entries, q.Entries...)
+		}
+		merged.LeaderCommit = max(merged.LeaderCommit, q.LeaderCommit)
+		merged.ReadRound = max(merged.ReadRound, q.ReadRound)
+	}
+	return merged, taken
+}
+
+func entryBytes(ents []Entry) int {
+	n := 0
+	for i := range ents {
+		n += len(ents[i].Data)
+	}
+	return n
+}
+
+// logWriter writes a leader's new entries to Storage on its own goroutine:
+// every batch queued while a Save is in progress goes into the next Save,
+// so one sync covers them all (group commit). Batches are contiguous: the
+// node flushes the writer before any other write.
+type logWriter struct {
+	storage Storage
+	wake    chan struct{}
+	out     chan written
+	stopc   chan struct{}
+	done    chan struct{}
+
+	mu    sync.Mutex
+	queue []Entry
+	spare []Entry
+}
+
+// written reports a completed Save of count entries ending at index/term.
+type written struct {
+	index, term uint64
+	count       int
+	err         error
+}
+
+func newLogWriter(st Storage) *logWriter {
+	return &logWriter{storage: st, wake: make(chan struct{}, 1), out: make(chan written, 64),
+		stopc: make(chan struct{}), done: make(chan struct{})}
+}
+
+// results is nil for a nil writer: a channel that never delivers.
+func (w *logWriter) results() <-chan written {
+	if w == nil {
+		return nil
+	}
+	return w.out
+}
+
+// submit queues entries for writing. It copies them: the core may replace
+// its log's entries in place once it has stepped down.
+func (w *logWriter) submit(ents []Entry) {
+	w.mu.Lock()
+	w.queue = append(w.queue, ents...)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *logWriter) run() {
+	defer close(w.done)
+	for {
+		select {
+		case <-w.wake:
+		case <-w.stopc:
+			return
+		}
+		for {
+			w.mu.Lock()
+			batch := w.queue
+			w.queue, w.spare = w.spare[:0], nil
+			w.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			err := w.storage.Save(nil, batch)
+			last := batch[len(batch)-1]
+			res := written{index: last.Index, term: last.Term, count: len(batch), err: err}
+			clear(batch) // drop the references to the entries' data
+			w.mu.Lock()
+			w.spare = batch[:0]
+			w.mu.Unlock()
+			select {
+			case w.out <- res:
+			case <-w.stopc:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (w *logWriter) stop() {
+	if w == nil {
+		return
+	}
+	close(w.stopc)
+	<-w.done
+}
+
+// applier hands committed entries to the state machine, in batches, from
+// its own goroutine, so that a slow state machine never stalls the node's
+// heartbeats.
 type applier struct {
 	mu    sync.Mutex
 	queue []CommitEntry
 	wake  chan struct{}
-	out   chan CommitEntry
+	out   chan []CommitEntry
 	stopc chan struct{}
 	done  chan struct{}
+
+	flatOnce sync.Once
+	flat     chan CommitEntry // CommitChan, fed from out once asked for
 }
 
 func newApplier() *applier {
-	return &applier{wake: make(chan struct{}, 1), out: make(chan CommitEntry, 1024),
+	return &applier{wake: make(chan struct{}, 1), out: make(chan []CommitEntry, 64),
 		stopc: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (a *applier) push(batch []CommitEntry) {
 	a.mu.Lock()
-	a.queue = append(a.queue, batch...)
+	if a.queue == nil {
+		a.queue = batch // handed over: the caller does not keep it
+	} else {
+		a.queue = append(a.queue, batch...)
+	}
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:
@@ -659,14 +961,36 @@ func (a *applier) run() {
 		batch := a.queue
 		a.queue = nil
 		a.mu.Unlock()
-		for _, e := range batch {
-			select {
-			case a.out <- e:
-			case <-a.stopc:
-				return
-			}
+		if len(batch) == 0 {
+			continue
+		}
+		select {
+		case a.out <- batch:
+		case <-a.stopc:
+			return
 		}
 	}
+}
+
+// entries returns a channel of the entries one at a time, fed by a
+// goroutine started on the first call; it closes when out does.
+func (a *applier) entries() <-chan CommitEntry {
+	a.flatOnce.Do(func() {
+		a.flat = make(chan CommitEntry, 1024)
+		go func() {
+			defer close(a.flat)
+			for batch := range a.out {
+				for _, e := range batch {
+					select {
+					case a.flat <- e:
+					case <-a.stopc:
+						return
+					}
+				}
+			}
+		}()
+	})
+	return a.flat
 }
 
 // stop ends delivery (entries not yet delivered are dropped, as in a crash)

@@ -30,10 +30,12 @@ type Server struct {
 }
 
 type writeWaiter struct {
+	index    uint64 // 0 until the node has appended the command
 	term     uint64
 	clientID uint64
 	seq      uint64
-	done     chan writeOutcome
+	done     chan writeOutcome // buffered: exactly one outcome is sent
+	gone     bool              // the writer gave up waiting
 }
 
 type writeOutcome struct {
@@ -129,11 +131,37 @@ func (s *Server) Stop() {
 }
 
 // applyLoop applies committed entries to the KV store and wakes the
-// clients waiting on them.
+// clients waiting on them, a batch at a time under one lock (up to a
+// snapshot, which is taken outside it).
 func (s *Server) applyLoop() {
 	defer close(s.applyDone)
-	for e := range s.node.CommitChan() {
-		s.mu.Lock()
+	for batch := range s.node.commitBatches() {
+		for len(batch) > 0 {
+			s.mu.Lock()
+			n, snapNow, snapIndex, snapData := s.applyLocked(batch)
+			onApply := s.onApply
+			s.mu.Unlock()
+			if onApply != nil {
+				for _, e := range batch[:n] {
+					onApply(e)
+				}
+			}
+			if snapNow {
+				if err := s.node.Snapshot(snapIndex, snapData); err != nil && !errors.Is(err, ErrStopped) {
+					s.trace.eventf("snapshot at %d failed: %v", snapIndex, err)
+				}
+			}
+			batch = batch[n:]
+		}
+	}
+}
+
+// applyLocked applies the entries of batch until one makes the state
+// machine due for a snapshot; it returns how many it applied and the
+// snapshot to take, if any.
+func (s *Server) applyLocked(batch []CommitEntry) (n int, snapNow bool, snapIndex uint64, snapData []byte) {
+	for i := range batch {
+		e := &batch[i]
 		switch {
 		case e.Snapshot != nil:
 			if err := s.kv.Restore(e.Snapshot.Data); err != nil {
@@ -166,25 +194,14 @@ func (s *Server) applyLoop() {
 				}
 			}
 		}
-		s.wakeReadersLocked()
-		snapNow := s.snapshotThreshold > 0 && s.applied-s.snapIndex >= s.snapshotThreshold && e.Snapshot == nil
-		var snapData []byte
-		snapIndex := s.applied
-		if snapNow {
-			snapData = s.kv.Snapshot()
-			s.snapIndex = snapIndex
-		}
-		onApply := s.onApply
-		s.mu.Unlock()
-		if onApply != nil {
-			onApply(e)
-		}
-		if snapNow {
-			if err := s.node.Snapshot(snapIndex, snapData); err != nil && !errors.Is(err, ErrStopped) {
-				s.trace.eventf("snapshot at %d failed: %v", snapIndex, err)
-			}
+		if s.snapshotThreshold > 0 && s.applied-s.snapIndex >= s.snapshotThreshold && e.Snapshot == nil {
+			s.wakeReadersLocked()
+			s.snapIndex = s.applied
+			return i + 1, true, s.applied, s.kv.Snapshot()
 		}
 	}
+	s.wakeReadersLocked()
+	return len(batch), false, 0, nil
 }
 
 // outcomeLocked tells a waiter whose index was applied without it being
@@ -215,35 +232,46 @@ func (s *Server) notLeader() error {
 
 // Write submits a set or delete and waits until it is applied.
 func (s *Server) Write(ctx context.Context, cmd KVCommand) (KVResult, error) {
-	index, term, err := s.node.Propose(EncodeKVCommand(cmd))
-	switch {
-	case errors.Is(err, ErrNotLeader):
-		return KVResult{}, s.notLeader()
-	case err != nil:
-		return KVResult{}, err
-	}
-	w := &writeWaiter{term: term, clientID: cmd.ClientID, seq: cmd.Seq, done: make(chan writeOutcome, 1)}
-	s.mu.Lock()
-	if index <= s.applied {
-		// Applied before we got here: the session knows the outcome.
-		out := s.outcomeLocked(w)
-		s.mu.Unlock()
-		return out.res, out.err
-	}
-	s.writeWaiters[index] = w
-	s.mu.Unlock()
+	w := &writeWaiter{clientID: cmd.ClientID, seq: cmd.Seq, done: make(chan writeOutcome, 1)}
+	// The node goroutine registers the waiter as soon as it has appended
+	// the command, so the caller waits once, for the outcome.
+	s.node.proposeAsync(EncodeKVCommand(cmd), func(r proposeResult) { s.proposed(w, r) })
 	select {
 	case out := <-w.done:
 		return out.res, out.err
 	case <-ctx.Done():
 		s.mu.Lock()
-		if s.writeWaiters[index] == w {
-			delete(s.writeWaiters, index)
+		w.gone = true
+		if w.index != 0 && s.writeWaiters[w.index] == w {
+			delete(s.writeWaiters, w.index)
 		}
 		s.mu.Unlock()
 		return KVResult{}, ctx.Err()
 	case <-s.node.Done():
 		return KVResult{}, ErrStopped
+	}
+}
+
+// proposed runs on the node goroutine with the result of a Write's proposal.
+func (s *Server) proposed(w *writeWaiter, r proposeResult) {
+	switch {
+	case errors.Is(r.err, ErrNotLeader):
+		w.done <- writeOutcome{err: s.notLeader()}
+		return
+	case r.err != nil:
+		w.done <- writeOutcome{err: r.err}
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w.index, w.term = r.index, r.term
+	switch {
+	case w.gone:
+	case r.index <= s.applied:
+		// Applied before we got here: the session knows the outcome.
+		w.done <- s.outcomeLocked(w)
+	default:
+		s.writeWaiters[r.index] = w
 	}
 }
 

@@ -31,9 +31,10 @@ var rpcMethods = map[MessageType]string{
 	MsgTimeoutNow:      "Raft.TimeoutNow",
 }
 
-// TCPTransport calls peers' Servers with net/rpc over TCP on 127.0.0.1.
-// One connection per peer carries every call (net/rpc multiplexes them);
-// a broken connection is redialled on the next call.
+// TCPTransport calls peers' Servers with net/rpc over TCP on 127.0.0.1,
+// with the binary codec of codec.go instead of gob. One connection per peer
+// carries every call (net/rpc multiplexes them); a broken connection is
+// redialled on the next call.
 type TCPTransport struct {
 	id     int
 	faults *NetworkFaults // nil: a perfect network
@@ -115,7 +116,7 @@ func (t *TCPTransport) client(ctx context.Context, to int) (*rpc.Client, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
-	c := rpc.NewClient(conn)
+	c := rpc.NewClientWithCodec(newClientCodec(conn))
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -204,7 +205,7 @@ func (s *rpcServer) accept(srv *rpc.Server) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			srv.ServeConn(conn)
+			srv.ServeCodec(newServerCodec(conn))
 			s.mu.Lock()
 			delete(s.conns, conn)
 			s.mu.Unlock()

@@ -1,0 +1,548 @@
+// Package bench measures this project's Raft on the workload of the
+// hashicorp/raft baseline (shared/bench/hashicorp): N nodes of a
+// ClusterSimulator in one process, net/rpc over TCP on 127.0.0.1, C client
+// goroutines writing 64-byte KV commands on the leader in-process, an
+// operation counted once the leader's state machine has applied it; then
+// the median time of a number of leader crashes until a new leader commits.
+//
+// It prints the baseline's one-line JSON schema with "impl":"raft-consensus",
+// so that the two programs' outputs can be compared line for line. The
+// top-level command wires `go run . bench [flags]` to Run.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"raft-consensus/raft"
+)
+
+type options struct {
+	nodes     int
+	transport string
+	store     string
+	clients   int
+	duration  time.Duration
+	warmup    time.Duration
+	size      int
+	failovers int
+	timeout   time.Duration
+	seed      int64
+	verbose   bool
+
+	cpuProfile string
+	memProfile string
+}
+
+// Run runs the benchmark with command-line arguments args (without the
+// program and subcommand names), prints the JSON result line on stdout and
+// diagnostics on stderr, and returns the process exit code: 0 on success,
+// 2 for bad flags, 1 if the run failed.
+func Run(args []string, stdout, stderr io.Writer) int {
+	o, code, ok := parseFlags(args, stderr)
+	if !ok {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := run(ctx, o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	line, err := json.Marshal(res)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s\n", line)
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.nodes, "nodes", 3, "number of raft nodes in the cluster (1 to 16)")
+	fs.StringVar(&o.transport, "transport", "tcp", "transport: tcp (net/rpc on 127.0.0.1; the only one)")
+	fs.StringVar(&o.store, "store", "mem", "storage: mem (MemoryStorage) or disk (DiskStorage with fsync, in a temp dir removed at exit)")
+	fs.IntVar(&o.clients, "clients", 16, "concurrent client goroutines writing on the leader")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured throughput phase")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "warm-up before the measured phase (load runs, nothing recorded)")
+	fs.IntVar(&o.size, "size", 64, "size in bytes of the whole encoded KV command")
+	fs.IntVar(&o.failovers, "failovers", 5, "number of leader-failover measurements (0 to skip); needs -nodes >= 3")
+	fs.DurationVar(&o.timeout, "apply-timeout", 10*time.Second, "how long a client write may outlive the measured phase (one deadline for the run, not a timer per write)")
+	fs.Int64Var(&o.seed, "seed", 0, "seed of the simulator (0: from the clock)")
+	fs.BoolVar(&o.verbose, "v", false, "progress on stderr")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the load phase to this file")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: bench [flags]\n\n"+
+			"Runs the hashicorp/raft baseline's workload on a ClusterSimulator and prints\n"+
+			"one JSON line: impl, nodes, transport, store, clients, ops, ops_per_sec,\n"+
+			"p50_ms, p99_ms, failover_ms, then extras.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, 0, false
+		}
+		return o, 2, false
+	}
+	bad := func(format string, a ...any) (options, int, bool) {
+		fmt.Fprintf(stderr, "bench: "+format+"\n", a...)
+		fs.Usage()
+		return o, 2, false
+	}
+	switch {
+	case fs.NArg() > 0:
+		return bad("unexpected argument %q", fs.Arg(0))
+	case o.nodes < 1 || o.nodes > raft.MaxNodes:
+		return bad("-nodes must be between 1 and %d", raft.MaxNodes)
+	case o.transport != "tcp":
+		return bad("-transport must be tcp")
+	case o.store != "mem" && o.store != "disk":
+		return bad("-store must be mem or disk")
+	case o.clients < 1:
+		return bad("-clients must be >= 1")
+	case o.duration <= 0:
+		return bad("-duration must be > 0")
+	case o.warmup < 0:
+		return bad("-warmup must be >= 0")
+	case o.size < minSize:
+		return bad("-size must be >= %d (the KV command's header)", minSize)
+	case o.failovers < 0:
+		return bad("-failovers must be >= 0")
+	case o.timeout <= 0:
+		return bad("-apply-timeout must be > 0")
+	}
+	return o, 0, true
+}
+
+// Result is the output line. The first ten fields are the baseline's
+// common schema; the rest are extras.
+type Result struct {
+	Impl       string   `json:"impl"`
+	Nodes      int      `json:"nodes"`
+	Transport  string   `json:"transport"`
+	Store      string   `json:"store"`
+	Clients    int      `json:"clients"`
+	Ops        int      `json:"ops"`
+	OpsPerSec  float64  `json:"ops_per_sec"`
+	P50Ms      float64  `json:"p50_ms"`
+	P99Ms      float64  `json:"p99_ms"`
+	FailoverMs *float64 `json:"failover_ms"`
+
+	Size            int       `json:"size"`
+	DurationS       float64   `json:"duration_s"`
+	Errors          int       `json:"errors"`
+	MeanMs          float64   `json:"mean_ms"`
+	P90Ms           float64   `json:"p90_ms"`
+	MaxMs           float64   `json:"max_ms"`
+	FailoverElectMs *float64  `json:"failover_elect_ms"`
+	FailoverAllMs   []float64 `json:"failover_all_ms"`
+	ElectionTimeout string    `json:"election_timeout"`
+	Heartbeat       string    `json:"heartbeat"`
+	Fsync           bool      `json:"fsync"`
+	CPUSeconds      float64   `json:"cpu_s"`
+	CPUPerOpUs      float64   `json:"cpu_us_per_op"`
+	GoMaxProcs      int       `json:"gomaxprocs"`
+}
+
+// The project's defaults, spelled out: the comparison depends on them.
+const (
+	electionMin = 150 * time.Millisecond
+	electionMax = 300 * time.Millisecond
+	heartbeat   = 50 * time.Millisecond
+)
+
+func run(ctx context.Context, o options, stderr io.Writer) (*Result, error) {
+	logf := func(format string, a ...any) {
+		if o.verbose {
+			fmt.Fprintf(stderr, "bench: "+format+"\n", a...)
+		}
+	}
+	cfg := raft.SimConfig{
+		Nodes: o.nodes, Seed: o.seed,
+		ElectionTimeoutMin: electionMin, ElectionTimeoutMax: electionMax, HeartbeatInterval: heartbeat,
+		ClientTimeout: o.timeout,
+	}
+	if o.store == "disk" {
+		dir, err := os.MkdirTemp("", "raft-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		cfg.DataDir = dir
+	}
+	sim, err := raft.NewClusterSimulator(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer sim.Shutdown()
+	c := &cluster{sim: sim, o: o}
+	t := time.Now()
+	if _, err := c.waitHealthy(ctx, 30*time.Second); err != nil {
+		return nil, fmt.Errorf("initial election: %w", err)
+	}
+	logf("cluster up: %d nodes, healthy after %v", o.nodes, time.Since(t))
+
+	lr, err := c.runLoad(ctx)
+	if err != nil {
+		return nil, err
+	}
+	logf("load: %d ops, %d errors", len(lr.lat), lr.errs)
+
+	res := &Result{
+		Impl: "raft-consensus", Nodes: o.nodes, Transport: o.transport, Store: o.store,
+		Clients: o.clients, Ops: len(lr.lat),
+		OpsPerSec: math.Round(float64(len(lr.lat))/o.duration.Seconds()*10) / 10,
+		P50Ms:     ms(percentile(lr.lat, 0.50)),
+		P99Ms:     ms(percentile(lr.lat, 0.99)),
+		Size:      o.size, DurationS: o.duration.Seconds(), Errors: lr.errs,
+		P90Ms:           ms(percentile(lr.lat, 0.90)),
+		ElectionTimeout: fmt.Sprintf("%v-%v", electionMin, electionMax), Heartbeat: heartbeat.String(),
+		Fsync: o.store == "disk", GoMaxProcs: runtime.GOMAXPROCS(0),
+		FailoverAllMs: []float64{},
+	}
+	if n := len(lr.lat); n > 0 {
+		var sum time.Duration
+		for _, d := range lr.lat {
+			sum += d
+		}
+		res.MeanMs = ms(sum / time.Duration(n))
+		res.MaxMs = ms(lr.lat[n-1])
+		res.CPUSeconds = math.Round(lr.cpu.Seconds()*1000) / 1000
+		res.CPUPerOpUs = math.Round(float64(lr.cpu)/float64(n)/10) / 100
+	}
+
+	if o.failovers > 0 && o.nodes >= 3 {
+		var elects, totals []time.Duration
+		for i := range o.failovers {
+			e, tt, err := c.measureFailover(ctx, i)
+			if err != nil {
+				return nil, fmt.Errorf("failover %d: %w", i, err)
+			}
+			logf("failover %d: elected %v, first write %v", i, e, tt)
+			elects = append(elects, e)
+			totals = append(totals, tt)
+			res.FailoverAllMs = append(res.FailoverAllMs, ms(tt))
+		}
+		f, e := ms(median(totals)), ms(median(elects))
+		res.FailoverMs, res.FailoverElectMs = &f, &e
+	} else if o.failovers > 0 {
+		logf("failover skipped: needs -nodes >= 3 to keep a quorum")
+	}
+	return res, nil
+}
+
+type cluster struct {
+	sim *raft.ClusterSimulator
+	o   options
+	// one client session for the health checks and failover writes
+	healthID  uint64
+	healthSeq uint64
+}
+
+// leader returns the running server that believes it leads, with the
+// highest term, or nil.
+func (c *cluster) leader() *raft.Server {
+	var best *raft.Server
+	var bestTerm uint64
+	for _, id := range c.sim.IDs() {
+		srv, err := c.sim.Server(id)
+		if err != nil {
+			continue
+		}
+		if _, term, isLeader := srv.Node().Report(); isLeader && (best == nil || term > bestTerm) {
+			best, bestTerm = srv, term
+		}
+	}
+	return best
+}
+
+// healthWrite writes one command through srv with the benchmark's health
+// session; a retry after a failure reuses the sequence number, so the
+// write applies once however often it is retried.
+func (c *cluster) healthWrite(ctx context.Context, srv *raft.Server, key string) error {
+	if c.healthID == 0 {
+		c.healthID = rand.Uint64() | 1
+		c.healthSeq = 1
+	}
+	cmd := raft.KVCommand{Op: raft.OpSet, ClientID: c.healthID, Seq: c.healthSeq, Key: key, Value: "ok"}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := srv.Write(wctx, cmd); err != nil {
+		return err
+	}
+	c.healthSeq++
+	return nil
+}
+
+// waitHealthy waits until a leader applies a write and every running
+// server has applied it too.
+func (c *cluster) waitHealthy(ctx context.Context, timeout time.Duration) (*raft.Server, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		ld := c.leader()
+		if ld == nil || c.healthWrite(ctx, ld, "_health") != nil {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		idx := ld.Applied()
+		for time.Now().Before(deadline) {
+			all := true
+			for _, id := range c.sim.IDs() {
+				if srv, err := c.sim.Server(id); err == nil && srv.Applied() < idx {
+					all = false
+					break
+				}
+			}
+			if all {
+				return ld, nil
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	return nil, errors.New("cluster did not become healthy in time")
+}
+
+// minSize is the encoded size of the smallest command makeCmd builds.
+var minSize = len(raft.EncodeKVCommand(raft.KVCommand{Op: raft.OpSet, ClientID: math.MaxUint64, Seq: 1 << 32, Key: "c99-1023", Value: "x"}))
+
+// makeCmd builds client ci's write number seq (from 1) whose encoding is
+// size bytes, as close as varints allow: "set c<ci>-<seq mod 1024> xxx…",
+// keys cycling through 1024 per client as in the baseline.
+func makeCmd(clientID uint64, ci int, seq uint64, size int) raft.KVCommand {
+	key := "c" + strconv.Itoa(ci) + "-" + strconv.FormatUint(seq&1023, 10)
+	cmd := raft.KVCommand{Op: raft.OpSet, ClientID: clientID, Seq: seq, Key: key}
+	over := len(raft.EncodeKVCommand(cmd)) // with an empty value
+	n := max(1, size-over)
+	cmd.Value = values[:min(n, len(values))]
+	return cmd
+}
+
+var values = string(slices.Repeat([]byte{'x'}, 1<<16))
+
+type loadResult struct {
+	lat  []time.Duration
+	errs int
+	cpu  time.Duration // process CPU time used during the measured phase
+}
+
+// runLoad has C goroutines write back to back on the leader, each a client
+// session with its own id and sequence numbers. A write that fails (a
+// leader change) is retried with the same sequence number, so it applies
+// once. Writes that complete inside [start+warmup, start+warmup+duration]
+// are counted, with the latency of their successful attempt.
+func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
+	o := c.o
+	var cur atomic.Pointer[raft.Server]
+	cur.Store(c.leader())
+
+	stopProfile := func() error { return nil }
+	start := time.Now()
+	mStart := start.Add(o.warmup)
+	mEnd := mStart.Add(o.duration)
+	if o.cpuProfile != "" || o.memProfile != "" {
+		var pf *os.File
+		profStarted := make(chan error, 1)
+		if o.memProfile != "" {
+			runtime.MemProfileRate = 64 << 10
+		}
+		timer := time.AfterFunc(o.warmup, func() {
+			if o.cpuProfile == "" {
+				profStarted <- nil
+				return
+			}
+			f, err := os.Create(o.cpuProfile)
+			if err == nil {
+				err = pprof.StartCPUProfile(f)
+			}
+			pf = f
+			profStarted <- err
+		})
+		stopProfile = func() error {
+			timer.Stop()
+			select {
+			case err := <-profStarted:
+				if err != nil {
+					return err
+				}
+			default:
+				return nil
+			}
+			if pf != nil {
+				pprof.StopCPUProfile()
+				if err := pf.Close(); err != nil {
+					return err
+				}
+			}
+			if o.memProfile != "" {
+				f, err := os.Create(o.memProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				return pprof.Lookup("allocs").WriteTo(f, 0)
+			}
+			return nil
+		}
+	}
+
+	// The process's CPU time over the measured phase: on a shared machine
+	// it tells the cost of an operation better than the throughput does.
+	var cpuStart, cpuEnd atomic.Int64 // end: read after the clients stopped
+	cpuTimer := time.AfterFunc(o.warmup, func() { cpuStart.Store(int64(processCPU())) })
+	defer cpuTimer.Stop()
+
+	type perClient struct {
+		lat  []time.Duration
+		errs int
+	}
+	res := make([]perClient, o.clients)
+	// One deadline for every write of the run rather than a timer per
+	// write: a write cannot outlive the run by more than -apply-timeout.
+	wctx, cancel := context.WithDeadline(ctx, mEnd.Add(o.timeout))
+	defer cancel()
+	var wg sync.WaitGroup
+	for ci := range o.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pc := &res[ci]
+			pc.lat = make([]time.Duration, 0, 1<<14)
+			id := rand.Uint64() | 1
+			cmd := makeCmd(id, ci, 1, o.size)
+			for {
+				t0 := time.Now()
+				if !t0.Before(mEnd) || ctx.Err() != nil {
+					return
+				}
+				ld := cur.Load()
+				if ld == nil {
+					if l := c.leader(); l != nil {
+						cur.Store(l)
+					}
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				_, err := ld.Write(wctx, cmd)
+				t1 := time.Now()
+				if err != nil {
+					pc.errs++
+					if l := c.leader(); l != nil {
+						cur.CompareAndSwap(ld, l)
+					}
+					continue // the same command again: applied once
+				}
+				if !t1.Before(mStart) && !t1.After(mEnd) {
+					pc.lat = append(pc.lat, t1.Sub(t0))
+				}
+				cmd = makeCmd(id, ci, cmd.Seq+1, o.size)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := stopProfile(); err != nil {
+		return loadResult{}, fmt.Errorf("profile: %w", err)
+	}
+	if ctx.Err() != nil {
+		return loadResult{}, ctx.Err()
+	}
+	var out loadResult
+	// The clients stop at the end of the phase: read the end now.
+	cpuEnd.Store(int64(processCPU()))
+	if cpuStart.Load() > 0 && cpuEnd.Load() > 0 {
+		out.cpu = time.Duration(cpuEnd.Load() - cpuStart.Load())
+	}
+	for _, pc := range res {
+		out.lat = append(out.lat, pc.lat...)
+		out.errs += pc.errs
+	}
+	slices.Sort(out.lat)
+	return out, nil
+}
+
+// measureFailover crashes the leader (its server stops; its storage stays)
+// and returns the time until a survivor reports being the leader and the
+// time until a write through it is applied, both from just before the
+// crash. Then it restarts the old leader from its storage.
+func (c *cluster) measureFailover(ctx context.Context, round int) (elect, total time.Duration, err error) {
+	old, err := c.waitHealthy(ctx, 30*time.Second)
+	if err != nil {
+		return 0, 0, err
+	}
+	oldID := old.ID()
+	t0 := time.Now()
+	if err := c.sim.CrashPeer(oldID); err != nil {
+		return 0, 0, err
+	}
+	deadline := t0.Add(30 * time.Second)
+	key := "failover-" + strconv.Itoa(round)
+	for {
+		if time.Now().After(deadline) {
+			return 0, 0, errors.New("no new leader within 30s")
+		}
+		if ctx.Err() != nil {
+			return 0, 0, ctx.Err()
+		}
+		ld := c.leader()
+		if ld == nil {
+			time.Sleep(250 * time.Microsecond)
+			continue
+		}
+		if elect == 0 {
+			elect = time.Since(t0)
+		}
+		if c.healthWrite(ctx, ld, key) == nil {
+			total = time.Since(t0)
+			break
+		}
+	}
+	if err := c.sim.RestartPeer(oldID); err != nil {
+		return 0, 0, fmt.Errorf("restart %d: %w", oldID, err)
+	}
+	return elect, total, nil
+}
+
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1 // nearest rank
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }

@@ -1,0 +1,74 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"raft-consensus/raft"
+)
+
+func TestFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-h"}, 0, "usage: bench"},
+		{[]string{"-bogus"}, 2, "flag provided but not defined"},
+		{[]string{"-store", "bolt"}, 2, "-store must be mem or disk"},
+		{[]string{"-clients", "0"}, 2, "-clients must be >= 1"},
+		{[]string{"-size", "3"}, 2, "-size must be >="},
+		{[]string{"-transport", "inmem"}, 2, "-transport must be tcp"},
+		{[]string{"-nodes", "99"}, 2, "-nodes must be between"},
+		{[]string{"-duration", "0s"}, 2, "-duration must be > 0"},
+		{[]string{"extra"}, 2, "unexpected argument"},
+	} {
+		var out, errb bytes.Buffer
+		if code := Run(tc.args, &out, &errb); code != tc.code {
+			t.Errorf("%v: exit code %d, want %d (stderr %q)", tc.args, code, tc.code, errb.String())
+		}
+		if out.Len() != 0 {
+			t.Errorf("%v: wrote %q on stdout", tc.args, out.String())
+		}
+		if !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v: stderr %q does not mention %q", tc.args, errb.String(), tc.want)
+		}
+	}
+}
+
+func TestCommandSize(t *testing.T) {
+	for _, size := range []int{minSize, 64, 100, 1000} {
+		for _, seq := range []uint64{1, 127, 128, 1 << 20} {
+			cmd := makeCmd(1<<62, 15, seq, size)
+			got := len(raft.EncodeKVCommand(cmd))
+			if got < size-1 || got > size+1 {
+				t.Errorf("size %d seq %d: encoded %d bytes", size, seq, got)
+			}
+		}
+	}
+}
+
+func TestRunShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cluster")
+	}
+	for _, store := range []string{"mem", "disk"} {
+		var out, errb bytes.Buffer
+		code := Run([]string{"-store", store, "-clients", "4", "-duration", "300ms", "-warmup", "100ms", "-failovers", "1"}, &out, &errb)
+		if code != 0 {
+			t.Fatalf("%s: exit code %d: %s", store, code, errb.String())
+		}
+		var res Result
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			t.Fatalf("%s: %v in %q", store, err, out.String())
+		}
+		if res.Impl != "raft-consensus" || res.Store != store || res.Ops == 0 || res.FailoverMs == nil || len(res.FailoverAllMs) != 1 {
+			t.Errorf("%s: unexpected result %+v", store, res)
+		}
+		if strings.Count(out.String(), "\n") != 1 {
+			t.Errorf("%s: want exactly one line, got %q", store, out.String())
+		}
+	}
+}

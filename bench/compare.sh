@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# compare.sh runs the hashicorp/raft baseline and this project's bench on
+# the same workloads, alternating the two, and appends every JSON result
+# line (with the 1-minute load average added as "loadavg") to a file that
+# bench/plot turns into the table of medians and the throughput plot.
+#
+#   bench/compare.sh RESULTS.jsonl RUNS 'FLAGS' ['FLAGS' ...]
+#
+# Each FLAGS is one workload, passed to both programs, e.g. '-clients 16'
+# or '-clients 16 -store disk' (-store disk becomes -store bolt for the
+# baseline). RUNS is how many times each program runs each workload.
+# HASHICORP_BENCH is the baseline's directory (default:
+# ../shared/bench/hashicorp beside the repository).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+out=$1 runs=$2
+shift 2
+hcdir=${HASHICORP_BENCH:-$repo/../shared/bench/hashicorp}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+(cd "$hcdir" && go build -o "$tmp/hashicorp" .)
+# This project's bench: through `go run . bench` once main.go wires it,
+# otherwise through a throwaway main that calls bench.Run.
+if grep -qs 'bench.Run' main.go; then
+  go build -o "$tmp/rc" . && rc=("$tmp/rc" bench)
+else
+  mkdir "$tmp/main"
+  cat >"$tmp/main/main.go" <<'GO'
+package main
+
+import (
+	"os"
+
+	"raft-consensus/bench"
+)
+
+func main() { os.Exit(bench.Run(os.Args[1:], os.Stdout, os.Stderr)) }
+GO
+  cp go.sum "$tmp/main/"
+  printf 'module benchmain\n\ngo 1.26\n\nrequire raft-consensus v0.0.0\n\nreplace raft-consensus => %s\n' "$repo" >"$tmp/main/go.mod"
+  (cd "$tmp/main" && go mod tidy >/dev/null 2>&1 && go build -o "$tmp/rc" .)
+  rc=("$tmp/rc")
+fi
+
+record() {
+  local load line
+  line=$("$@")
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  echo "${line%\}},\"loadavg\":$load}" | tee -a "$out"
+}
+
+for i in $(seq "$runs"); do
+  for flags in "$@"; do
+    # shellcheck disable=SC2086
+    record "$tmp/hashicorp" ${flags//-store disk/-store bolt}
+    # shellcheck disable=SC2086
+    record "${rc[@]}" $flags
+  done
+done

@@ -1,0 +1,322 @@
+// Command plot reads the JSON result lines of bench/compare.sh (both
+// implementations' benchmark output), prints the table of medians per
+// workload with the ratios of raft-consensus to hashicorp/raft, and draws
+// throughput against clients for both (memory storage) as a PNG.
+//
+// Throughput and latency come from the runs without failovers
+// (-failovers 0); the failover median pools the samples of the runs with
+// them, whose short load phase is not counted as a throughput run.
+//
+//	go run ./bench/plot -out images/bench-throughput.png bench/results/*.jsonl
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// result is one line of either program's output (the common schema).
+type result struct {
+	Impl          string    `json:"impl"`
+	Store         string    `json:"store"`
+	Clients       int       `json:"clients"`
+	OpsPerSec     float64   `json:"ops_per_sec"`
+	P50Ms         float64   `json:"p50_ms"`
+	P99Ms         float64   `json:"p99_ms"`
+	FailoverMs    *float64  `json:"failover_ms"`
+	FailoverAllMs []float64 `json:"failover_all_ms"`
+	LoadAvg       float64   `json:"loadavg"`
+}
+
+const (
+	hashicorp = "hashicorp"
+	ours      = "raft-consensus"
+)
+
+func main() {
+	out := flag.String("out", "images/bench-throughput.png", "PNG to write (empty: none)")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: plot [-out file.png] results.jsonl...\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() == 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	var rs []result
+	for _, name := range flag.Args() {
+		got, err := readResults(name)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "plot:", err)
+			os.Exit(1)
+		}
+		rs = append(rs, got...)
+	}
+	printTable(os.Stdout, rs)
+	if *out != "" {
+		if err := drawThroughput(rs, *out); err != nil {
+			fmt.Fprintln(os.Stderr, "plot:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+func readResults(name string) ([]result, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var rs []result
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		var r result
+		if err := json.Unmarshal([]byte(text), &r); err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", name, line, err)
+		}
+		if r.Impl != hashicorp && r.Impl != ours {
+			return nil, fmt.Errorf("%s:%d: unknown impl %q", name, line, r.Impl)
+		}
+		rs = append(rs, r)
+	}
+	return rs, sc.Err()
+}
+
+// workload is a store and a client count; the baseline's bolt store is the
+// counterpart of our disk store.
+type workload struct {
+	durable bool
+	clients int
+}
+
+func (w workload) String() string {
+	if w.durable {
+		return fmt.Sprintf("%d clients, fsync (bolt / disk)", w.clients)
+	}
+	return fmt.Sprintf("%d clients, memory", w.clients)
+}
+
+func groupBy(rs []result) map[workload]map[string][]result {
+	g := map[workload]map[string][]result{}
+	for _, r := range rs {
+		if len(r.FailoverAllMs) > 0 {
+			continue // a failover run
+		}
+		w := workload{durable: r.Store != "mem", clients: r.Clients}
+		if g[w] == nil {
+			g[w] = map[string][]result{}
+		}
+		g[w][r.Impl] = append(g[w][r.Impl], r)
+	}
+	return g
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func field(rs []result, f func(result) float64) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		out[i] = f(r)
+	}
+	return out
+}
+
+func list(xs []float64, prec int) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.FormatFloat(x, 'f', prec, 64)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// printTable writes, per workload, the medians of throughput, p50 and p99
+// of both implementations and the ratios, then the failover medians over
+// every crash sample of each implementation.
+func printTable(w io.Writer, rs []result) {
+	g := groupBy(rs)
+	keys := make([]workload, 0, len(g))
+	for k := range g {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b workload) int {
+		if a.durable != b.durable {
+			if a.durable {
+				return 1
+			}
+			return -1
+		}
+		return a.clients - b.clients
+	})
+	fmt.Fprintln(w, "| workload | runs (hc/rc) | hashicorp ops/s | raft-consensus ops/s | ratio | hashicorp p50 ms | raft-consensus p50 ms | hashicorp p99 ms | raft-consensus p99 ms | load avg |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+	for _, k := range keys {
+		hc, rc := g[k][hashicorp], g[k][ours]
+		ops := func(r result) float64 { return r.OpsPerSec }
+		p50 := func(r result) float64 { return r.P50Ms }
+		p99 := func(r result) float64 { return r.P99Ms }
+		load := func(r result) float64 { return r.LoadAvg }
+		all := append(slices.Clone(hc), rc...)
+		fmt.Fprintf(w, "| %v | %d/%d | %.0f | %.0f | %.2f× | %.3f | %.3f | %.3f | %.3f | %.1f–%.1f |\n",
+			k, len(hc), len(rc),
+			median(field(hc, ops)), median(field(rc, ops)), median(field(rc, ops))/median(field(hc, ops)),
+			median(field(hc, p50)), median(field(rc, p50)), median(field(hc, p99)), median(field(rc, p99)),
+			slices.Min(field(all, load)), slices.Max(field(all, load)))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Runs behind each median (ops/s):")
+	fmt.Fprintln(w)
+	for _, k := range keys {
+		for _, impl := range []string{hashicorp, ours} {
+			rs := g[k][impl]
+			if len(rs) == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "- %v, %s: %s (p50 %s; p99 %s)\n", k, impl,
+				list(field(rs, func(r result) float64 { return r.OpsPerSec }), 0),
+				list(field(rs, func(r result) float64 { return r.P50Ms }), 3),
+				list(field(rs, func(r result) float64 { return r.P99Ms }), 3))
+		}
+	}
+	samples := map[string][]float64{}
+	for _, r := range rs {
+		samples[r.Impl] = append(samples[r.Impl], r.FailoverAllMs...)
+	}
+	if len(samples[hashicorp]) > 0 || len(samples[ours]) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| leader failover | crashes | median ms | min ms | max ms |")
+		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: |")
+		for _, impl := range []string{hashicorp, ours} {
+			s := samples[impl]
+			if len(s) == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %d | %.1f | %.1f | %.1f |\n", impl, len(s), median(s), slices.Min(s), slices.Max(s))
+		}
+		if len(samples[hashicorp]) > 0 && len(samples[ours]) > 0 {
+			fmt.Fprintf(w, "\nfailover ratio raft-consensus / hashicorp: %.2f×\n", median(samples[ours])/median(samples[hashicorp]))
+		}
+	}
+}
+
+// drawThroughput plots the median throughput of each implementation
+// against the number of clients (memory storage), with the range of the
+// runs as error bars, on a log₂ axis of clients.
+func drawThroughput(rs []result, path string) error {
+	g := groupBy(rs)
+	p := plot.New()
+	p.Title.Text = "Throughput against clients: 3 nodes, TCP on 127.0.0.1, 64-byte writes, memory storage"
+	p.Title.TextStyle.Font.Size = vg.Points(11)
+	p.X.Label.Text = "concurrent clients"
+	p.Y.Label.Text = "writes applied per second (median of runs; bars: min–max)"
+	p.X.Scale = plot.LogScale{}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Add(plotter.NewGrid())
+
+	var clients []int
+	for k := range g {
+		if !k.durable && !slices.Contains(clients, k.clients) {
+			clients = append(clients, k.clients)
+		}
+	}
+	if len(clients) == 0 {
+		return errors.New("no memory-storage results to plot")
+	}
+	slices.Sort(clients)
+	var ticks []plot.Tick
+	for _, c := range clients {
+		ticks = append(ticks, plot.Tick{Value: float64(c), Label: strconv.Itoa(c)})
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	p.Y.Tick.Marker = plot.TickerFunc(func(min, max float64) []plot.Tick {
+		ts := plot.DefaultTicks{}.Ticks(min, max)
+		for i := range ts {
+			if ts[i].Label != "" {
+				ts[i].Label = strconv.FormatFloat(ts[i].Value/1000, 'f', -1, 64) + "k"
+			}
+		}
+		return ts
+	})
+
+	styles := []struct {
+		impl  string
+		color color.Color
+		shape draw.GlyphDrawer
+	}{
+		{hashicorp, color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, draw.CircleGlyph{}},
+		{ours, color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, draw.BoxGlyph{}},
+	}
+	top := 0.0
+	for _, st := range styles {
+		var pts plotter.XYs
+		var errs plotter.YErrors
+		for _, c := range clients {
+			runs := g[workload{clients: c}][st.impl]
+			if len(runs) == 0 {
+				continue
+			}
+			ops := field(runs, func(r result) float64 { return r.OpsPerSec })
+			m := median(ops)
+			pts = append(pts, plotter.XY{X: float64(c), Y: m})
+			errs = append(errs, struct{ Low, High float64 }{m - slices.Min(ops), slices.Max(ops) - m})
+			top = max(top, slices.Max(ops))
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		line, points, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return err
+		}
+		line.Color = st.color
+		line.Width = vg.Points(1.5)
+		points.Color = st.color
+		points.Shape = st.shape
+		points.Radius = vg.Points(3)
+		bars, err := plotter.NewYErrorBars(struct {
+			plotter.XYer
+			plotter.YErrorer
+		}{pts, errs})
+		if err != nil {
+			return err
+		}
+		bars.Color = st.color
+		bars.Width = vg.Points(1)
+		p.Add(line, points, bars)
+		p.Legend.Add(st.impl, line, points)
+	}
+	// Room above the highest bar for the legend.
+	p.Y.Min, p.Y.Max = 0, top*1.15
+	return p.Save(9*vg.Inch, 5.5*vg.Inch, path)
+}
