@@ -46,6 +46,9 @@ type SimConfig struct {
 	// RecordApplied keeps every entry each server applies, for the Check
 	// helpers and the state machine safety check.
 	RecordApplied bool
+	// NoHistory keeps no record of client operations (History is empty):
+	// for long runs whose memory must stay bounded.
+	NoHistory bool
 	// Seed seeds election timeouts, network faults and client ids.
 	Seed int64
 }
@@ -115,7 +118,7 @@ func NewClusterSimulator(cfg SimConfig) (*ClusterSimulator, error) {
 		start:     time.Now(),
 		nodes:     map[int]*simNode{},
 		rand:      rand.New(rand.NewSource(cfg.Seed)),
-		history:   &History{},
+		history:   &History{off: cfg.NoHistory},
 		appliedAt: map[uint64]appliedEntry{},
 	}
 	members := make([]int, cfg.Nodes)
