@@ -1,7 +1,5 @@
 package raft
 
-import "slices"
-
 // Linearizable reads without a log entry: ReadIndex (thesis §6.4).
 //
 //  1. The leader records its commit index as the read index, once it has
@@ -69,24 +67,7 @@ func (c *Core) readRoundStartable() bool {
 
 // confirmedReadRound is the highest round a majority of voters acknowledged.
 func (c *Core) confirmedReadRound() uint64 {
-	rounds := c.scratch[:0]
-	for _, v := range c.config.Voters {
-		switch pr := c.prs[v]; {
-		case v == c.id:
-			rounds = append(rounds, c.reads.round)
-		case pr != nil:
-			rounds = append(rounds, pr.readRound)
-		default:
-			rounds = append(rounds, 0)
-		}
-	}
-	c.scratch = rounds
-	if len(rounds) == 0 {
-		return 0
-	}
-	// The quorum-th largest.
-	slices.Sort(rounds)
-	return rounds[len(rounds)-c.config.quorum()]
+	return c.quorumValue(c.reads.round, func(pr *progress) uint64 { return pr.readRound })
 }
 
 func (c *Core) ackReadRound(pr *progress, round uint64) {

@@ -265,23 +265,7 @@ func (c *Core) handleAppendRejection(from int, pr *progress, m Message) {
 // majority of voters, but only by counting replicas of an entry of the
 // current term (§5.4.2, Figure 8): older entries commit with it.
 func (c *Core) maybeCommit() bool {
-	matches := c.scratch[:0]
-	for _, v := range c.config.Voters {
-		switch pr := c.prs[v]; {
-		case v == c.id:
-			matches = append(matches, c.log.stabled)
-		case pr != nil:
-			matches = append(matches, pr.match)
-		default:
-			matches = append(matches, 0)
-		}
-	}
-	c.scratch = matches
-	if len(matches) == 0 {
-		return false
-	}
-	slices.Sort(matches)
-	n := matches[len(matches)-c.config.quorum()]
+	n := c.quorumValue(c.log.stabled, func(pr *progress) uint64 { return pr.match })
 	if n <= c.log.committed {
 		return false
 	}
@@ -291,6 +275,29 @@ func (c *Core) maybeCommit() bool {
 	c.commitTo(n)
 	c.onCommitAdvanced()
 	return true
+}
+
+// quorumValue is the highest value that a majority of voters have reached:
+// the quorum-th largest of their values, own the server's own, of(pr) a
+// peer's (0 for a voter without progress).
+func (c *Core) quorumValue(own uint64, of func(*progress) uint64) uint64 {
+	values := c.scratch[:0]
+	for _, v := range c.config.Voters {
+		switch pr := c.prs[v]; {
+		case v == c.id:
+			values = append(values, own)
+		case pr != nil:
+			values = append(values, of(pr))
+		default:
+			values = append(values, 0)
+		}
+	}
+	c.scratch = values
+	if len(values) == 0 {
+		return 0
+	}
+	slices.Sort(values)
+	return values[len(values)-c.config.quorum()]
 }
 
 // onCommitAdvanced runs the leader duties that wait on commitment.
