@@ -147,7 +147,11 @@ func (c *Client) doOn(ctx context.Context, node int, cmd KVCommand, call, timeou
 	if err != nil {
 		return KVResult{}, err
 	}
+	c.sim.traceRequest(node, c.num, cmd)
 	res, err := srv.do(ctx, cmd)
+	if err != nil {
+		c.sim.traceFailure(node, c.num, cmd, err)
+	}
 	var nl *NotLeaderError
 	switch {
 	case err == nil:
@@ -168,7 +172,12 @@ func (c *Client) doOn(ctx context.Context, node int, cmd KVCommand, call, timeou
 func (c *Client) attempt(ctx context.Context, srv *Server, cmd KVCommand) (KVResult, error) {
 	actx, cancel := context.WithTimeout(ctx, c.sim.attemptTimeout())
 	defer cancel()
-	return srv.do(actx, cmd)
+	c.sim.traceRequest(srv.id, c.num, cmd)
+	res, err := srv.do(actx, cmd)
+	if err != nil {
+		c.sim.traceFailure(srv.id, c.num, cmd, err)
+	}
+	return res, err
 }
 
 func (c *Client) pickTarget() int {
@@ -221,12 +230,36 @@ func (s *ClusterSimulator) traceClient(node, client int, cmd KVCommand, res KVRe
 		msg = fmt.Sprintf("client delete %s (client %d seq %d) → existed=%v", cmd.Key, client, cmd.Seq, res.Found)
 	case OpGet:
 		if res.Found {
-			msg = fmt.Sprintf("client get %s → %q", cmd.Key, res.Value)
+			msg = fmt.Sprintf("client get %s (client %d) → %q", cmd.Key, client, res.Value)
 		} else {
-			msg = fmt.Sprintf("client get %s → not found", cmd.Key)
+			msg = fmt.Sprintf("client get %s (client %d) → not found", cmd.Key, client)
 		}
 	}
 	s.traceNode(node, msg)
+}
+
+// traceRequest reports a client request as it reaches a server, and
+// traceFailure a request that server could not answer.
+func (s *ClusterSimulator) traceRequest(node, client int, cmd KVCommand) {
+	if s.cfg.Tracer == nil {
+		return
+	}
+	var msg string
+	switch cmd.Op {
+	case OpSet:
+		msg = fmt.Sprintf("client request set %s=%s (client %d seq %d)", cmd.Key, cmd.Value, client, cmd.Seq)
+	case OpDelete:
+		msg = fmt.Sprintf("client request delete %s (client %d seq %d)", cmd.Key, client, cmd.Seq)
+	case OpGet:
+		msg = fmt.Sprintf("client request get %s (client %d)", cmd.Key, client)
+	}
+	s.traceNode(node, msg)
+}
+
+func (s *ClusterSimulator) traceFailure(node, client int, cmd KVCommand, err error) {
+	if s.cfg.Tracer != nil {
+		s.traceNode(node, fmt.Sprintf("client %v %s (client %d) failed here: %v", cmd.Op, cmd.Key, client, err))
+	}
 }
 
 // Set, Get and Delete use the simulator's default client with the client

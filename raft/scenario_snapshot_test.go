@@ -176,3 +176,22 @@ func nonNil(t Tracer) Tracer {
 	}
 	return t
 }
+
+// TestSnapshotByBytes: the state machine snapshots when the commands it
+// applied since the last snapshot pass a size, whatever their number.
+func TestSnapshotByBytes(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	h := newHarnessWith(t, SimConfig{Nodes: 3, SnapshotThresholdBytes: 4 << 10})
+	defer h.Shutdown()
+	leader, _ := h.checkSingleLeader()
+	client := h.NewClient()
+	big := strings.Repeat("v", 1000)
+	for i := range 10 {
+		h.must(client.Set(context.Background(), fmt.Sprint("k", i), big))
+	}
+	st := h.waitStatus(leader, "snapshot by size", func(st NodeStatus) bool { return st.SnapshotIndex > 0 })
+	if st.SnapshotIndex > st.Applied {
+		t.Fatalf("status %+v", st)
+	}
+	h.checkValue("k9", big)
+}

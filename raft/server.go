@@ -17,12 +17,14 @@ type Server struct {
 	transport *TCPTransport
 	trace     *nodeTracer
 
-	snapshotThreshold uint64
+	snapshotThreshold      uint64
+	snapshotThresholdBytes uint64
 
 	mu           sync.Mutex
 	kv           *KVStore
 	applied      uint64
 	snapIndex    uint64
+	snapBytes    uint64                  // bytes of commands applied since the last snapshot
 	writeWaiters map[uint64]*writeWaiter // by log index
 	readWaiters  []readWaiter
 	onApply      func(CommitEntry)
@@ -71,8 +73,11 @@ type ServerConfig struct {
 	// Transport to reach peers (the Server closes it at Stop).
 	Transport *TCPTransport
 	// SnapshotThreshold: the state machine snapshots after this many
-	// applied entries since the last snapshot (0: never).
+	// applied entries since the last snapshot (0: no limit by count).
 	SnapshotThreshold uint64
+	// SnapshotThresholdBytes: ... or after this many bytes of applied
+	// commands since the last snapshot (0: no limit by size).
+	SnapshotThresholdBytes uint64
 	// OnApply, if set, sees every committed entry after it is applied.
 	OnApply func(CommitEntry)
 }
@@ -90,8 +95,8 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	s := &Server{
 		id: cfg.Node.ID, node: node, transport: cfg.Transport,
 		trace:             newNodeTracer(cfg.Node.Tracer, cfg.Node.ID),
-		snapshotThreshold: cfg.SnapshotThreshold,
-		kv:                NewKVStore(), writeWaiters: map[uint64]*writeWaiter{},
+		snapshotThreshold: cfg.SnapshotThreshold, snapshotThresholdBytes: cfg.SnapshotThresholdBytes,
+		kv: NewKVStore(), writeWaiters: map[uint64]*writeWaiter{},
 		onApply: cfg.OnApply, applyDone: make(chan struct{}),
 	}
 	s.rpc, err = listenRPC(cfg.Addr, node)
@@ -184,7 +189,9 @@ func (s *Server) applyLocked(batch []CommitEntry) (n int, snapNow bool, snapInde
 		if e.Index > s.applied {
 			s.applied = e.Index
 		}
+		s.snapBytes += uint64(len(e.Command))
 		if e.Snapshot != nil {
+			s.snapBytes = 0
 			// The snapshot jumped over the waiters' indexes: their sessions
 			// tell whether their writes took effect.
 			for idx, w := range s.writeWaiters {
@@ -194,14 +201,21 @@ func (s *Server) applyLocked(batch []CommitEntry) (n int, snapNow bool, snapInde
 				}
 			}
 		}
-		if s.snapshotThreshold > 0 && s.applied-s.snapIndex >= s.snapshotThreshold && e.Snapshot == nil {
+		if s.snapshotDueLocked() && e.Snapshot == nil {
 			s.wakeReadersLocked()
-			s.snapIndex = s.applied
+			s.snapIndex, s.snapBytes = s.applied, 0
 			return i + 1, true, s.applied, s.kv.Snapshot()
 		}
 	}
 	s.wakeReadersLocked()
 	return len(batch), false, 0, nil
+}
+
+// snapshotDueLocked reports whether the log since the last snapshot passed
+// a threshold, by entries or by bytes.
+func (s *Server) snapshotDueLocked() bool {
+	return (s.snapshotThreshold > 0 && s.applied-s.snapIndex >= s.snapshotThreshold) ||
+		(s.snapshotThresholdBytes > 0 && s.snapBytes >= s.snapshotThresholdBytes)
 }
 
 // outcomeLocked tells a waiter whose index was applied without it being
@@ -327,7 +341,9 @@ func (s *Server) SnapshotNow() (uint64, error) {
 		return 0, err
 	}
 	s.mu.Lock()
-	s.snapIndex = max(s.snapIndex, index)
+	if index > s.snapIndex {
+		s.snapIndex, s.snapBytes = index, 0
+	}
 	s.mu.Unlock()
 	return index, nil
 }

@@ -39,8 +39,10 @@ type SimConfig struct {
 	MaxInflight        int
 
 	// SnapshotThreshold makes each state machine snapshot every that many
-	// applied entries (0: never).
-	SnapshotThreshold uint64
+	// applied entries, SnapshotThresholdBytes every that many bytes of
+	// applied commands (0: never).
+	SnapshotThreshold      uint64
+	SnapshotThresholdBytes uint64
 	// SnapshotChunkBytes is the size of one InstallSnapshot chunk (64 KiB).
 	SnapshotChunkBytes int
 	// RecordApplied keeps every entry each server applies, for the Check
@@ -215,7 +217,7 @@ func (s *ClusterSimulator) startNode(n *simNode, members []int) error {
 		},
 		Addr:              n.addr,
 		Transport:         transport,
-		SnapshotThreshold: s.cfg.SnapshotThreshold,
+		SnapshotThreshold: s.cfg.SnapshotThreshold, SnapshotThresholdBytes: s.cfg.SnapshotThresholdBytes,
 	}
 	if s.cfg.RecordApplied {
 		n.applied = nil
