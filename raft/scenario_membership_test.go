@@ -112,26 +112,7 @@ func TestMembershipChangesUnderLoad(t *testing.T) {
 	h := newHarness(t, 3)
 	defer h.Shutdown()
 	h.checkSingleLeader()
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	var writes atomic.Int64
-	acked := make([][]string, 4)
-	for c := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := h.NewClient()
-			for i := 0; !stop.Load(); i++ {
-				key := fmt.Sprintf("c%d-%d", c, i)
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				if err := client.Set(ctx, key, "v"); err == nil {
-					acked[c] = append(acked[c], key)
-					writes.Add(1)
-				}
-				cancel()
-			}
-		}()
-	}
+	load := h.startWriters(4, func(c, i int) (string, string) { return fmt.Sprintf("c%d-%d", c, i), "v" })
 	changes := []func() error{
 		func() error { return h.AddServer(3) },
 		func() error { return h.AddServer(4) },
@@ -140,12 +121,11 @@ func TestMembershipChangesUnderLoad(t *testing.T) {
 		func() error { return h.AddServer(5) },
 	}
 	for _, change := range changes {
-		h.waitWrites(&writes, 20)
+		load.waitWrites(20)
 		h.must(change())
 	}
-	h.waitWrites(&writes, 20)
-	stop.Store(true)
-	wg.Wait()
+	load.waitWrites(20)
+	acked := load.stop()
 	total := 0
 	client := h.NewClient()
 	for c := range acked {
@@ -259,35 +239,18 @@ func TestLeadershipTransferUnderLoad(t *testing.T) {
 	h := newHarness(t, 3)
 	defer h.Shutdown()
 	h.checkSingleLeader()
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	var writes atomic.Int64
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := h.NewClient()
-			for i := 0; !stop.Load(); i++ {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				if client.Set(ctx, "k", fmt.Sprint(i)) == nil {
-					writes.Add(1)
-				}
-				cancel()
-			}
-		}()
-	}
+	load := h.startWriters(4, func(_, i int) (string, string) { return "k", fmt.Sprint(i) })
 	for i := range 4 {
-		h.waitWrites(&writes, 20)
+		load.waitWrites(20)
 		leader, _ := h.checkSingleLeader()
 		target := (leader + 1 + i%2) % 3
 		start := time.Now()
 		h.must(h.TransferLeadership(target))
 		t.Logf("transfer %d → %d under load took %v", leader, target, time.Since(start))
 	}
-	h.waitWrites(&writes, 20)
-	stop.Store(true)
-	wg.Wait()
-	t.Logf("%d writes during 4 transfers", writes.Load())
+	load.waitWrites(20)
+	load.stop()
+	t.Logf("%d writes during 4 transfers", load.writes.Load())
 	res := CheckLinearizable(h.History(), 30*time.Second)
 	if !res.Linearizable() {
 		t.Fatalf("history not linearizable: %v", res.Result)
@@ -317,12 +280,51 @@ func TestLearnerCatchUp10000(t *testing.T) {
 	t.Logf("learner caught up %d entries and was promoted in %v", n, took)
 }
 
+// writeLoad is clients writing in a loop until stopped, keeping the keys
+// of the writes that were acknowledged.
+type writeLoad struct {
+	h      *harness
+	halt   atomic.Bool
+	wg     sync.WaitGroup
+	writes atomic.Int64
+	acked  [][]string // per client
+}
+
+// startWriters starts n clients; client c's i-th write is kv(c, i).
+func (h *harness) startWriters(n int, kv func(c, i int) (key, value string)) *writeLoad {
+	l := &writeLoad{h: h, acked: make([][]string, n)}
+	for c := range n {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			client := h.NewClient()
+			for i := 0; !l.halt.Load(); i++ {
+				key, value := kv(c, i)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				if client.Set(ctx, key, value) == nil {
+					l.acked[c] = append(l.acked[c], key)
+					l.writes.Add(1)
+				}
+				cancel()
+			}
+		}()
+	}
+	return l
+}
+
 // waitWrites waits until n more writes have been acknowledged, so that a
 // change happens under load rather than before the load starts.
-func (h *harness) waitWrites(writes *atomic.Int64, n int64) {
-	h.t.Helper()
-	target := writes.Load() + n
-	if err := h.poll(waitTimeout, func() (bool, error) { return writes.Load() >= target, nil }); err != nil {
-		h.t.Fatalf("writes stalled at %d, waiting for %d", writes.Load(), target)
+func (l *writeLoad) waitWrites(n int64) {
+	l.h.t.Helper()
+	target := l.writes.Load() + n
+	if err := l.h.poll(waitTimeout, func() (bool, error) { return l.writes.Load() >= target, nil }); err != nil {
+		l.h.t.Fatalf("writes stalled at %d, waiting for %d", l.writes.Load(), target)
 	}
+}
+
+// stop stops the clients and returns the acknowledged keys, per client.
+func (l *writeLoad) stop() [][]string {
+	l.halt.Store(true)
+	l.wg.Wait()
+	return l.acked
 }
