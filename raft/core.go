@@ -612,10 +612,3 @@ func (c *Core) Status() Status {
 	}
 	return s
 }
-
-// LogEntries returns a copy of the log entries in [lo, hi) that the core
-// still holds (for checkers and the REPL; not on any hot path).
-func (c *Core) LogEntries(lo, hi uint64) []Entry {
-	lo = max(lo, c.log.firstIndex())
-	return slices.Clone(c.log.slice(lo, hi, 0, 0))
-}

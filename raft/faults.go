@@ -99,16 +99,6 @@ func (f *NetworkFaults) Settings() (dropRate float64, maxDelay time.Duration) {
 	return f.dropRate, f.maxDelay
 }
 
-// Linked reports whether from and to can talk at all.
-func (f *NetworkFaults) Linked(from, to int) bool {
-	if f == nil {
-		return true
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.linkedLocked(from, to)
-}
-
 func (f *NetworkFaults) linkedLocked(from, to int) bool {
 	if f.disconnected[from] || f.disconnected[to] {
 		return false

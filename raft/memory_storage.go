@@ -16,8 +16,6 @@ type MemoryStorage struct {
 	chunks              [][]Entry
 	head                int // position of the first entry in chunks[0]
 	count               int // number of entries
-	// saves counts calls to Save (tests use it to see batching).
-	saves int
 }
 
 const memChunk = 4096
@@ -91,7 +89,6 @@ func (s *MemoryStorage) Load() (HardState, *Snapshot, []Entry, error) {
 func (s *MemoryStorage) Save(hs *HardState, entries []Entry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.saves++
 	if hs != nil {
 		s.hard = *hs
 	}
@@ -191,10 +188,3 @@ func (s *MemoryStorage) Term(i uint64) (uint64, error) {
 
 // Close implements Storage; a MemoryStorage stays usable after it.
 func (s *MemoryStorage) Close() error { return nil }
-
-// Saves returns how many times Save was called.
-func (s *MemoryStorage) Saves() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.saves
-}

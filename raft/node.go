@@ -359,13 +359,6 @@ func (n *RaftNode) TimeoutNow(args *Message, reply *Message) error {
 	return n.handleRPC(MsgTimeoutNow, args, reply)
 }
 
-// HandleRPC delivers any request message and returns the reply.
-func (n *RaftNode) HandleRPC(args Message) (Message, error) {
-	var reply Message
-	err := n.handleRPC(args.Type, &args, &reply)
-	return reply, err
-}
-
 func (n *RaftNode) handleRPC(t MessageType, args *Message, reply *Message) error {
 	if args == nil || args.Type != t || args.To != n.id {
 		return fmt.Errorf("node %d: malformed %v request", n.id, t)
