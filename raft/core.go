@@ -36,8 +36,9 @@ type Core struct {
 
 	// Leader state.
 	prs             map[int]*progress
-	committedInTerm bool // an entry of the current term is committed (§5.4.2, thesis §6.4)
-	transferee      int  // target of a leadership transfer in progress, or None
+	peerIDs         []int // the keys of prs in order; nil when prs changed
+	committedInTerm bool  // an entry of the current term is committed (§5.4.2, thesis §6.4)
+	transferee      int   // target of a leadership transfer in progress, or None
 	transferElapsed int
 
 	// Candidate state.
@@ -320,7 +321,7 @@ func (c *Core) becomeFollower(term uint64, leader int) {
 	c.setRole(Follower)
 	c.setLeader(leader)
 	c.resetElectionTimer()
-	c.prs = nil
+	c.prs, c.peerIDs = nil, nil
 	c.votes = nil
 	c.transferee = None
 	c.committedInTerm = false
@@ -341,7 +342,7 @@ func (c *Core) becomeLeader() {
 	c.transferee = None
 	c.committedInTerm = false
 	c.resetElectionTimer()
-	c.prs = make(map[int]*progress)
+	c.prs, c.peerIDs = make(map[int]*progress), nil
 	for _, id := range c.config.Members() {
 		c.addProgress(id)
 	}
@@ -355,6 +356,7 @@ func (c *Core) addProgress(id int) {
 	if id == c.id {
 		return
 	}
+	c.peerIDs = nil
 	c.prs[id] = &progress{next: c.log.lastIndex() + 1, roundTarget: c.log.lastIndex(), roundStart: c.ticks, recentActive: true}
 }
 

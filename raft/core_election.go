@@ -15,7 +15,7 @@ func (c *Core) campaign(preVote, transfer bool) {
 		c.setRole(PreCandidate)
 		c.setLeader(None)
 		c.resetElectionTimer()
-		c.prs = nil
+		c.prs, c.peerIDs = nil, nil
 	} else {
 		c.becomeFollower(term, None) // clears vote and leader state
 		c.setRole(Candidate)

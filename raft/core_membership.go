@@ -104,6 +104,7 @@ func (c *Core) setConfig(cfg Configuration, index uint64) {
 	for id := range c.prs {
 		if !cfg.IsMember(id) {
 			delete(c.prs, id)
+			c.peerIDs = nil
 		}
 	}
 	for _, id := range cfg.Members() {

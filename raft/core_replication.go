@@ -33,14 +33,18 @@ func (c *Core) broadcastHeartbeat() {
 }
 
 // sortedPeers lists the peers in id order, so that message order (and with
-// it the whole run) is deterministic despite Go's random map iteration.
+// it the whole run) is deterministic despite Go's random map iteration. The
+// list is kept until the set of peers changes (every change to prs sets
+// peerIDs to nil): the leader walks it on every broadcast.
 func (c *Core) sortedPeers() []int {
-	ids := make([]int, 0, len(c.prs))
-	for id := range c.prs {
-		ids = append(ids, id)
+	if c.peerIDs == nil && len(c.prs) > 0 {
+		c.peerIDs = make([]int, 0, len(c.prs))
+		for id := range c.prs {
+			c.peerIDs = append(c.peerIDs, id)
+		}
+		slices.Sort(c.peerIDs)
 	}
-	slices.Sort(ids)
-	return ids
+	return c.peerIDs
 }
 
 // sendAppend sends the follower the entries from its nextIndex on.
