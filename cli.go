@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"raft-consensus/raft"
+	"raft-consensus/raft/trace"
 )
 
 const prompt = "raft> "
@@ -104,14 +105,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	opts := Options{DataDir: c.dataDir, Memory: c.memory, Timeout: c.timeout, Prompt: prompt}
 	var traceFile *os.File
 	if c.debug {
-		opts.Tracers = append(opts.Tracers, raft.NewTextTracer(stderr, nil))
+		opts.Tracers = append(opts.Tracers, trace.NewTextTracer(stderr, nil))
 	}
 	if c.trace != "" {
 		if traceFile, err = os.Create(c.trace); err != nil {
 			fmt.Fprintf(stderr, "error: %v\n", err)
 			return 2
 		}
-		opts.Tracers = append(opts.Tracers, raft.NewTextTracer(traceFile, nil))
+		opts.Tracers = append(opts.Tracers, trace.NewTextTracer(traceFile, nil))
 	}
 	var script *os.File
 	if c.script != "" {

@@ -13,6 +13,8 @@ import (
 	"github.com/jedib0t/go-pretty/v6/text"
 
 	"raft-consensus/raft"
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/kv"
 )
 
 // command is one entry of the menu. Adding a command is adding one entry
@@ -189,7 +191,7 @@ func node(sim *raft.ClusterSimulator, arg string) (int, error) {
 // target parses the optional node argument of set, get and delete.
 func target(sim *raft.ClusterSimulator, args []string, at int) (int, error) {
 	if len(args) <= at {
-		return raft.None, nil
+		return core.None, nil
 	}
 	return node(sim, args[at])
 }
@@ -203,10 +205,10 @@ func checkKey(num int, key string) error {
 
 // servedBy says who answered: the node asked, or the leader found.
 func servedBy(sim *raft.ClusterSimulator, at int) string {
-	if at != raft.None {
+	if at != core.None {
 		return fmt.Sprintf(" (leader %d)", at) // only the leader answers
 	}
-	if leader, _ := sim.Leader(); leader != raft.None {
+	if leader, _ := sim.Leader(); leader != core.None {
 		return fmt.Sprintf(" (leader %d)", leader)
 	}
 	return ""
@@ -221,7 +223,7 @@ func cmdSet(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := sim.Do(raft.OpSet, key, value, at); err != nil {
+	if _, err := sim.Do(kv.OpSet, key, value, at); err != nil {
 		return clientError(err, at)
 	}
 	r.printf("ok: %s = %s%s", quoteIfNeeded(key), quoteIfNeeded(value), servedBy(sim, at))
@@ -237,7 +239,7 @@ func cmdGet(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := sim.Do(raft.OpGet, key, "", at)
+	res, err := sim.Do(kv.OpGet, key, "", at)
 	if err != nil {
 		return clientError(err, at)
 	}
@@ -258,7 +260,7 @@ func cmdDelete(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := sim.Do(raft.OpDelete, key, "", at)
+	res, err := sim.Do(kv.OpDelete, key, "", at)
 	if err != nil {
 		return clientError(err, at)
 	}
@@ -272,16 +274,16 @@ func cmdDelete(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 
 // clientError adds what to do next to a failed client operation.
 func clientError(err error, at int) error {
-	var nl *raft.NotLeaderError
-	var unknown *raft.OutcomeUnknownError
+	var nl *kv.NotLeaderError
+	var unknown *kv.OutcomeUnknownError
 	switch {
-	case errors.As(err, &nl) && nl.Leader != raft.None:
+	case errors.As(err, &nl) && nl.Leader != core.None:
 		return fmt.Errorf("node %d: %v — send it to node %d, or leave the node out to reach the leader", at, err, nl.Leader)
 	case errors.As(err, &nl):
 		return fmt.Errorf("node %d: %v — leave the node out to find the leader", at, err)
 	case errors.As(err, &unknown):
 		return fmt.Errorf("%v — see \"status\": a majority must be running and connected", err)
-	case at != raft.None && errors.Is(err, raft.ErrNodeCrashed):
+	case at != core.None && errors.Is(err, raft.ErrNodeCrashed):
 		return fmt.Errorf("node %d is crashed — restart it with \"7 %d\" or leave the node out", at, at)
 	}
 	return err
@@ -461,7 +463,7 @@ func cmdStatus(r *REPL, sim *raft.ClusterSimulator, _ []string) error {
 			state = "disconnected"
 		}
 		leader := "-"
-		if st.Leader != raft.None {
+		if st.Leader != core.None {
 			leader = strconv.Itoa(st.Leader)
 		}
 		t.AppendRow(table.Row{st.ID, st.Role.String(), st.Term, leader, st.Commit, st.Applied, st.LogLength, st.SnapshotIndex, st.Member, state})

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/term"
 
 	"raft-consensus/raft"
+	"raft-consensus/raft/lincheck"
 	"raft-consensus/utils/diagram"
 )
 
@@ -79,7 +80,7 @@ func cmdCheck(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 	if len(history) == 0 {
 		return fmt.Errorf("no client operations yet — run some set/get/delete first")
 	}
-	res := raft.CheckLinearizable(history, 30*time.Second)
+	res := lincheck.CheckLinearizable(history, 30*time.Second)
 	verdict := "linearizable"
 	switch {
 	case res.Result == "Illegal":

@@ -97,7 +97,7 @@ func quoteIfNeeded(s string) string {
 var errNotNumber = errors.New("not a number")
 
 // parseNodeID reads a node id: a plain non-negative decimal number (no
-// sign, no hex), so that -1 never becomes raft.None by accident.
+// sign, no hex), so that -1 never becomes core.None by accident.
 func parseNodeID(s string) (int, error) {
 	if s == "" || len(s) > 9 {
 		return 0, errNotNumber

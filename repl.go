@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"raft-consensus/raft"
+	"raft-consensus/raft/trace"
 )
 
 // TraceRingSize is how many trace events the REPL keeps for the timing
@@ -36,7 +37,7 @@ type Options struct {
 	// Timeout bounds one client operation (SimConfig.ClientTimeout).
 	Timeout time.Duration
 	// Tracers receive every trace event besides the REPL's ring.
-	Tracers []raft.Tracer
+	Tracers []trace.Tracer
 	// Prompt is written before each line read from a terminal.
 	Prompt string
 }
@@ -49,8 +50,8 @@ type REPL struct {
 
 	// Ring keeps the last TraceRingSize trace events of every cluster this
 	// REPL ran, for the timing diagram.
-	Ring   *raft.RingTracer
-	tracer raft.Tracer
+	Ring   *trace.RingTracer
+	tracer trace.Tracer
 
 	// newCluster creates the simulator; tests replace it.
 	newCluster func(raft.SimConfig) (*raft.ClusterSimulator, error)
@@ -68,14 +69,14 @@ func NewREPL(out io.Writer, opts Options) *REPL {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 3 * time.Second
 	}
-	ring := raft.NewRingTracer(TraceRingSize, nil)
-	tracers := raft.MultiTracer{ring}
+	ring := trace.NewRingTracer(TraceRingSize, nil)
+	tracers := trace.MultiTracer{ring}
 	for _, t := range opts.Tracers {
 		if t != nil {
 			tracers = append(tracers, t)
 		}
 	}
-	var tracer raft.Tracer = ring
+	var tracer trace.Tracer = ring
 	if len(tracers) > 1 {
 		tracer = tracers
 	}

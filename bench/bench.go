@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"raft-consensus/raft"
+	"raft-consensus/raft/kv"
 )
 
 type options struct {
@@ -262,8 +263,8 @@ type cluster struct {
 
 // leader returns the running server that believes it leads, with the
 // highest term, or nil.
-func (c *cluster) leader() *raft.Server {
-	var best *raft.Server
+func (c *cluster) leader() *kv.Server {
+	var best *kv.Server
 	var bestTerm uint64
 	for _, id := range c.sim.IDs() {
 		srv, err := c.sim.Server(id)
@@ -280,12 +281,12 @@ func (c *cluster) leader() *raft.Server {
 // healthWrite writes one command through srv with the benchmark's health
 // session; a retry after a failure reuses the sequence number, so the
 // write applies once however often it is retried.
-func (c *cluster) healthWrite(ctx context.Context, srv *raft.Server, key string) error {
+func (c *cluster) healthWrite(ctx context.Context, srv *kv.Server, key string) error {
 	if c.healthID == 0 {
 		c.healthID = rand.Uint64() | 1
 		c.healthSeq = 1
 	}
-	cmd := raft.KVCommand{Op: raft.OpSet, ClientID: c.healthID, Seq: c.healthSeq, Key: key, Value: "ok"}
+	cmd := kv.Command{Op: kv.OpSet, ClientID: c.healthID, Seq: c.healthSeq, Key: key, Value: "ok"}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if _, err := srv.Write(wctx, cmd); err != nil {
@@ -297,7 +298,7 @@ func (c *cluster) healthWrite(ctx context.Context, srv *raft.Server, key string)
 
 // waitHealthy waits until a leader applies a write and every running
 // server has applied it too.
-func (c *cluster) waitHealthy(ctx context.Context, timeout time.Duration) (*raft.Server, error) {
+func (c *cluster) waitHealthy(ctx context.Context, timeout time.Duration) (*kv.Server, error) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if ctx.Err() != nil {
@@ -327,15 +328,15 @@ func (c *cluster) waitHealthy(ctx context.Context, timeout time.Duration) (*raft
 }
 
 // minSize is the encoded size of the smallest command makeCmd builds.
-var minSize = len(raft.EncodeKVCommand(raft.KVCommand{Op: raft.OpSet, ClientID: math.MaxUint64, Seq: 1 << 32, Key: "c99-1023", Value: "x"}))
+var minSize = len(kv.EncodeCommand(kv.Command{Op: kv.OpSet, ClientID: math.MaxUint64, Seq: 1 << 32, Key: "c99-1023", Value: "x"}))
 
 // makeCmd builds client ci's write number seq (from 1) whose encoding is
 // size bytes, as close as varints allow: "set c<ci>-<seq mod 1024> xxx…",
 // keys cycling through 1024 per client as in the baseline.
-func makeCmd(clientID uint64, ci int, seq uint64, size int) raft.KVCommand {
+func makeCmd(clientID uint64, ci int, seq uint64, size int) kv.Command {
 	key := "c" + strconv.Itoa(ci) + "-" + strconv.FormatUint(seq&1023, 10)
-	cmd := raft.KVCommand{Op: raft.OpSet, ClientID: clientID, Seq: seq, Key: key}
-	over := len(raft.EncodeKVCommand(cmd)) // with an empty value
+	cmd := kv.Command{Op: kv.OpSet, ClientID: clientID, Seq: seq, Key: key}
+	over := len(kv.EncodeCommand(cmd)) // with an empty value
 	n := max(1, size-over)
 	cmd.Value = values[:min(n, len(values))]
 	return cmd
@@ -356,7 +357,7 @@ type loadResult struct {
 // are counted, with the latency of their successful attempt.
 func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
 	o := c.o
-	var cur atomic.Pointer[raft.Server]
+	var cur atomic.Pointer[kv.Server]
 	cur.Store(c.leader())
 
 	stopProfile := func() error { return nil }

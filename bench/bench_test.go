@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"raft-consensus/raft"
+	"raft-consensus/raft/kv"
 )
 
 func TestFlags(t *testing.T) {
@@ -42,7 +42,7 @@ func TestCommandSize(t *testing.T) {
 	for _, size := range []int{minSize, 64, 100, 1000} {
 		for _, seq := range []uint64{1, 127, 128, 1 << 20} {
 			cmd := makeCmd(1<<62, 15, seq, size)
-			got := len(raft.EncodeKVCommand(cmd))
+			got := len(kv.EncodeCommand(cmd))
 			if got < size-1 || got > size+1 {
 				t.Errorf("size %d seq %d: encoded %d bytes", size, seq, got)
 			}

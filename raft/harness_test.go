@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"raft-consensus/raft/trace"
 )
 
 // harness wraps a ClusterSimulator for the scenario tests: every check polls
@@ -28,7 +30,7 @@ func newHarnessWith(t *testing.T, cfg SimConfig) *harness {
 	t.Helper()
 	cfg.RecordApplied = true
 	if cfg.Tracer == nil {
-		cfg.Tracer = TracerFromEnv()
+		cfg.Tracer = trace.TracerFromEnv()
 	}
 	sim, err := NewClusterSimulator(cfg)
 	if err != nil {

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/lincheck"
+
 	"github.com/fortytw2/leaktest"
 )
 
@@ -74,7 +77,7 @@ func testLinearizableUnderFaults(t *testing.T, cfg SimConfig) {
 		switch round % 3 {
 		case 0:
 			leader, _ := h.Leader()
-			if leader != None {
+			if leader != core.None {
 				h.must(h.Partition([]int{leader, (leader + 1) % 5}, []int{(leader + 2) % 5, (leader + 3) % 5, (leader + 4) % 5}))
 			}
 		case 1:
@@ -103,7 +106,7 @@ func testLinearizableUnderFaults(t *testing.T, cfg SimConfig) {
 	if done < 100 {
 		t.Fatalf("only %d operations completed", done)
 	}
-	res := CheckLinearizable(history, 30*time.Second)
+	res := lincheck.CheckLinearizable(history, 30*time.Second)
 	if !res.Linearizable() {
 		t.Fatalf("history of %d operations is not linearizable: %v", res.Ops, res.Result)
 	}

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"raft-consensus/raft/node"
+
 	"github.com/fortytw2/leaktest"
 )
 
@@ -73,7 +75,7 @@ func TestCommitMultipleCommands(t *testing.T) {
 	}
 }
 
-func sameEntry(a, b CommitEntry) bool {
+func sameEntry(a, b node.CommitEntry) bool {
 	return a.Index == b.Index && a.Term == b.Term && string(a.Command) == string(b.Command)
 }
 

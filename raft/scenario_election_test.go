@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"raft-consensus/raft/core"
+
 	"github.com/fortytw2/leaktest"
 )
 
@@ -65,7 +67,7 @@ func testLeaderDisconnectAndReconnect(t *testing.T, n int) {
 	newLeader, newTerm := h.checkSingleLeader()
 	h.must(h.ReconnectPeer(leader))
 	// Let the old leader hear from the new one and settle.
-	h.waitRole(leader, Follower, newTerm)
+	h.waitRole(leader, core.Follower, newTerm)
 	again, againTerm := h.checkSingleLeader()
 	if again != newLeader || againTerm != newTerm {
 		t.Fatalf("after the old leader rejoined: leader %d term %d, want %d term %d", again, againTerm, newLeader, newTerm)
@@ -73,7 +75,7 @@ func testLeaderDisconnectAndReconnect(t *testing.T, n int) {
 }
 
 // waitRole waits until server id has the role in the given term.
-func (h *harness) waitRole(id int, role Role, term uint64) {
+func (h *harness) waitRole(id int, role core.Role, term uint64) {
 	h.t.Helper()
 	err := h.poll(waitTimeout, func() (bool, error) {
 		for _, st := range h.Status() {
@@ -114,7 +116,7 @@ func TestElectionFollowerDisconnectAndReconnect(t *testing.T) {
 	h.must(h.DisconnectPeer(follower))
 	sleepMs(650) // two election timeouts cut off
 	h.must(h.ReconnectPeer(follower))
-	h.waitRole(follower, Follower, term)
+	h.waitRole(follower, core.Follower, term)
 	again, againTerm := h.checkSingleLeader()
 	if again != leader || againTerm != term {
 		t.Fatalf("leader %d term %d after the follower returned, want %d term %d", again, againTerm, leader, term)
@@ -146,7 +148,7 @@ func TestElectionFollowerDisconnectReconnectAfterLong(t *testing.T) {
 	h.must(h.DisconnectPeer(follower))
 	sleepMs(1200) // many election timeouts
 	h.must(h.ReconnectPeer(follower))
-	h.waitRole(follower, Follower, term)
+	h.waitRole(follower, core.Follower, term)
 	again, againTerm := h.checkSingleLeader()
 	if again != leader || againTerm != term {
 		t.Fatalf("leader %d term %d after a long absence, want %d term %d", again, againTerm, leader, term)

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/lincheck"
+
 	"github.com/fortytw2/leaktest"
 )
 
@@ -137,7 +140,7 @@ func TestMembershipChangesUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged writes, all present after 5 membership changes", total)
-	res := CheckLinearizable(h.History(), 30*time.Second)
+	res := lincheck.CheckLinearizable(h.History(), 30*time.Second)
 	if !res.Linearizable() {
 		t.Fatalf("history not linearizable: %v", res.Result)
 	}
@@ -195,7 +198,7 @@ func TestLeaderInMinorityStepsDown(t *testing.T) {
 	err := h.poll(waitTimeout, func() (bool, error) {
 		for _, st := range h.Status() {
 			if st.ID == leader {
-				return st.Role != Leader, nil
+				return st.Role != core.Leader, nil
 			}
 		}
 		return false, nil
@@ -251,7 +254,7 @@ func TestLeadershipTransferUnderLoad(t *testing.T) {
 	load.waitWrites(20)
 	load.stop()
 	t.Logf("%d writes during 4 transfers", load.writes.Load())
-	res := CheckLinearizable(h.History(), 30*time.Second)
+	res := lincheck.CheckLinearizable(h.History(), 30*time.Second)
 	if !res.Linearizable() {
 		t.Fatalf("history not linearizable: %v", res.Result)
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"raft-consensus/raft/trace"
+
 	"github.com/fortytw2/leaktest"
 )
 
@@ -92,7 +94,7 @@ func TestSnapshotCrashDuringInstall(t *testing.T) {
 		}
 	})
 	h := newHarnessWith(t, SimConfig{Nodes: 3, SnapshotThreshold: 50, SnapshotChunkBytes: 64, DataDir: t.TempDir(),
-		Tracer: MultiTracer{watch, nonNil(TracerFromEnv())}})
+		Tracer: trace.MultiTracer{watch, nonNil(trace.TracerFromEnv())}})
 	defer h.Shutdown()
 	leader, _ := h.checkSingleLeader()
 	f := (leader + 1) % 3
@@ -170,7 +172,7 @@ type discardTracer struct{}
 
 func (discardTracer) Trace(string, string) {}
 
-func nonNil(t Tracer) Tracer {
+func nonNil(t trace.Tracer) trace.Tracer {
 	if t == nil {
 		return discardTracer{}
 	}

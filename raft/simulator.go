@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -11,6 +12,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/kv"
+	"raft-consensus/raft/node"
+	"raft-consensus/raft/storage"
+	"raft-consensus/raft/trace"
+	"raft-consensus/raft/transport"
 )
 
 // MaxNodes is the largest cluster the simulator creates.
@@ -26,7 +34,7 @@ type SimConfig struct {
 	// DiskNoSync skips fsync in durable storage (benchmarks only).
 	DiskNoSync bool
 	// Tracer receives the trace of every server and every injected fault.
-	Tracer Tracer
+	Tracer trace.Tracer
 	// ClientTimeout bounds one client operation, retries included (3 s).
 	ClientTimeout time.Duration
 
@@ -60,15 +68,15 @@ type SimConfig struct {
 // drops and delays, membership changes.
 type ClusterSimulator struct {
 	cfg    SimConfig
-	faults *NetworkFaults
+	faults *transport.NetworkFaults
 	start  time.Time
 
 	mu      sync.Mutex
 	nodes   map[int]*simNode
 	rand    *rand.Rand
-	client  *Client // the default client of Set/Get/Delete
-	clients int     // clients created, to number them in traces
-	history *History
+	client  *kv.Client // the default client of Set/Get/Delete
+	clients int        // clients created, to number them in traces
+	history *kv.History
 	closed  bool
 
 	appliedMu  sync.Mutex
@@ -78,11 +86,12 @@ type ClusterSimulator struct {
 
 type simNode struct {
 	id      int
-	server  *Server // nil while crashed or removed
-	storage Storage
+	server  *kv.Server              // nil while crashed or removed
+	tcp     *transport.TCPTransport // the server's, to tell it where peers moved
+	storage storage.Storage
 	addr    string
 	removed bool
-	applied []CommitEntry // this incarnation's, if RecordApplied
+	applied []node.CommitEntry // this incarnation's, if RecordApplied
 }
 
 type appliedEntry struct {
@@ -97,7 +106,7 @@ var (
 	ErrNodeCrashed  = errors.New("node is crashed")
 	ErrNodeAlive    = errors.New("node is running")
 	ErrClusterDown  = errors.New("cluster is shut down")
-	ErrTimeout      = errors.New("no answer within the timeout")
+	ErrTimeout      = kv.ErrTimeout
 	ErrNoLeader     = errors.New("no leader")
 	ErrTwoLeaders   = errors.New("two leaders in one term")
 	ErrBadNodeCount = errors.New("bad number of nodes")
@@ -116,11 +125,11 @@ func NewClusterSimulator(cfg SimConfig) (*ClusterSimulator, error) {
 	}
 	s := &ClusterSimulator{
 		cfg:       cfg,
-		faults:    NewNetworkFaults(cfg.Seed),
+		faults:    transport.NewNetworkFaults(cfg.Seed),
 		start:     time.Now(),
 		nodes:     map[int]*simNode{},
 		rand:      rand.New(rand.NewSource(cfg.Seed)),
-		history:   &History{off: cfg.NoHistory},
+		history:   &kv.History{},
 		appliedAt: map[uint64]appliedEntry{},
 	}
 	members := make([]int, cfg.Nodes)
@@ -147,6 +156,35 @@ func NewClusterSimulator(cfg SimConfig) (*ClusterSimulator, error) {
 	s.client = s.NewClient()
 	return s, nil
 }
+
+// NewClient returns a client of the cluster with a fresh client id.
+func (s *ClusterSimulator) NewClient() *kv.Client {
+	s.mu.Lock()
+	// Random, so that a cluster recovered from a data directory does not
+	// mistake a new client for an old one with the same id.
+	id := uint64(s.rand.Int63()) | 1
+	s.clients++
+	num := s.clients
+	s.mu.Unlock()
+	cfg := kv.ClientConfig{
+		ID: id, Num: num, Timeout: s.cfg.ClientTimeout,
+		AttemptTimeout: 2 * s.electionTimeoutMax(), Pause: s.heartbeat(),
+		Since: s.sinceStart, Tracer: s.cfg.Tracer,
+	}
+	if !s.cfg.NoHistory {
+		cfg.History = s.history
+	}
+	return kv.NewClient(s, cfg)
+}
+
+func (s *ClusterSimulator) heartbeat() time.Duration {
+	if s.cfg.HeartbeatInterval > 0 {
+		return s.cfg.HeartbeatInterval
+	}
+	return 50 * time.Millisecond
+}
+
+func (s *ClusterSimulator) sinceStart() time.Duration { return time.Since(s.start) }
 
 // checkDataDir refuses a data directory that holds the storage of a
 // different cluster: founding members bootstrap their configuration, so
@@ -183,9 +221,9 @@ func checkDataDir(dir string, members []int) error {
 	return nil
 }
 
-func (s *ClusterSimulator) openStorage(id int, fresh bool) (Storage, error) {
+func (s *ClusterSimulator) openStorage(id int, fresh bool) (storage.Storage, error) {
 	if s.cfg.DataDir == "" {
-		return NewMemoryStorage(), nil
+		return storage.NewMemoryStorage(), nil
 	}
 	dir := filepath.Join(s.cfg.DataDir, "node-"+strconv.Itoa(id))
 	if fresh {
@@ -193,20 +231,20 @@ func (s *ClusterSimulator) openStorage(id int, fresh bool) (Storage, error) {
 			return nil, err
 		}
 	}
-	return OpenDiskStorage(dir, DiskOptions{NoSync: s.cfg.DiskNoSync})
+	return storage.OpenDiskStorage(dir, storage.DiskOptions{NoSync: s.cfg.DiskNoSync})
 }
 
 // startNode starts (or restarts) a server from its storage. members is
 // the bootstrap configuration (nil for a server joining later).
 func (s *ClusterSimulator) startNode(n *simNode, members []int) error {
-	transport := NewTCPTransport(n.id, s.faults)
+	tcp := transport.NewTCPTransport(n.id)
 	for id, other := range s.nodes {
 		if id != n.id && other.addr != "" {
-			transport.SetAddr(id, other.addr)
+			tcp.SetAddr(id, other.addr)
 		}
 	}
-	cfg := ServerConfig{
-		Node: Config{
+	cfg := kv.ServerConfig{
+		Node: node.Config{
 			ID: n.id, Members: members, Storage: n.storage, Tracer: s.cfg.Tracer,
 			ElectionTimeoutMin: s.cfg.ElectionTimeoutMin, ElectionTimeoutMax: s.cfg.ElectionTimeoutMax,
 			HeartbeatInterval: s.cfg.HeartbeatInterval, TickInterval: s.cfg.TickInterval,
@@ -216,36 +254,36 @@ func (s *ClusterSimulator) startNode(n *simNode, members []int) error {
 			Seed:              s.cfg.Seed*31 + int64(n.id) + time.Now().UnixNano(),
 		},
 		Addr:              n.addr,
-		Transport:         transport,
+		Transport:         transport.WithFaults(tcp, s.faults),
 		SnapshotThreshold: s.cfg.SnapshotThreshold, SnapshotThresholdBytes: s.cfg.SnapshotThresholdBytes,
 	}
 	if s.cfg.RecordApplied {
 		n.applied = nil
-		cfg.OnApply = func(e CommitEntry) { s.recordApplied(n, e) }
+		cfg.OnApply = func(e node.CommitEntry) { s.recordApplied(n, e) }
 	}
-	srv, err := StartServer(cfg)
+	srv, err := kv.StartServer(cfg)
 	if err != nil && n.addr != "127.0.0.1:0" {
 		// The old port was taken meanwhile: take another and tell everyone.
 		cfg.Addr = "127.0.0.1:0"
-		srv, err = StartServer(cfg)
+		srv, err = kv.StartServer(cfg)
 	}
 	if err != nil {
-		transport.Close()
+		tcp.Close()
 		return fmt.Errorf("starting node %d: %w", n.id, err)
 	}
-	n.server = srv
+	n.server, n.tcp = srv, tcp
 	if n.addr != srv.Addr() {
 		n.addr = srv.Addr()
 		for id, other := range s.nodes {
 			if id != n.id && other.server != nil {
-				other.server.transport.SetAddr(n.id, n.addr)
+				other.tcp.SetAddr(n.id, n.addr)
 			}
 		}
 	}
 	return nil
 }
 
-func (s *ClusterSimulator) recordApplied(n *simNode, e CommitEntry) {
+func (s *ClusterSimulator) recordApplied(n *simNode, e node.CommitEntry) {
 	s.appliedMu.Lock()
 	defer s.appliedMu.Unlock()
 	if e.Snapshot != nil {
@@ -253,7 +291,7 @@ func (s *ClusterSimulator) recordApplied(n *simNode, e CommitEntry) {
 		return
 	}
 	n.applied = append(n.applied, e)
-	if e.Type != EntryNormal {
+	if e.Type != core.EntryNormal {
 		return
 	}
 	prev, ok := s.appliedAt[e.Index]
@@ -284,7 +322,7 @@ func (s *ClusterSimulator) traceNode(id int, msg string) {
 
 func (s *ClusterSimulator) traceSim(msg string) {
 	if s.cfg.Tracer != nil {
-		s.cfg.Tracer.Trace(SimNode, msg)
+		s.cfg.Tracer.Trace(trace.SimNode, msg)
 	}
 }
 
@@ -335,7 +373,7 @@ func (s *ClusterSimulator) IDs() []int {
 }
 
 // Server returns a running server, or an error.
-func (s *ClusterSimulator) Server(id int) (*Server, error) {
+func (s *ClusterSimulator) Server(id int) (*kv.Server, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n, err := s.nodeLocked(id)
@@ -505,7 +543,7 @@ func (s *ClusterSimulator) Shutdown() {
 	for _, n := range s.nodes {
 		if n.server != nil {
 			wg.Add(1)
-			go func(srv *Server) {
+			go func(srv *kv.Server) {
 				defer wg.Done()
 				srv.Stop()
 			}(n.server)
@@ -526,7 +564,7 @@ type NodeStatus struct {
 	Alive     bool // running (not crashed)
 	Connected bool // not disconnected (partitions aside)
 	Member    string
-	Role      Role
+	Role      core.Role
 	Term      uint64
 	Leader    int
 	Commit    uint64
@@ -541,20 +579,20 @@ type NodeStatus struct {
 func (s *ClusterSimulator) Status() []NodeStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var cfg Configuration
+	var cfg core.Configuration
 	var haveCfg bool
 	var out []NodeStatus
 	for _, id := range s.memberIDsLocked() {
 		n := s.nodes[id]
-		st := NodeStatus{ID: id, Connected: !s.faults.IsDisconnected(id), Leader: None}
+		st := NodeStatus{ID: id, Connected: !s.faults.IsDisconnected(id), Leader: core.None}
 		if n.server != nil {
-			sum := n.server.node.Summary()
+			sum := n.server.Node().Summary()
 			st.Alive = true
 			st.Role, st.Term, st.Leader, st.Commit = sum.Role, sum.Term, sum.Leader, sum.Commit
-			st.LastIndex, st.SnapshotIndex = sum.LastIndex, sum.SnapIndex
-			st.LogLength = sum.LastIndex - sum.SnapIndex
+			st.LastIndex, st.SnapshotIndex = sum.LastIndex, sum.SnapshotIndex
+			st.LogLength = sum.LastIndex - sum.SnapshotIndex
 			st.Applied = n.server.Applied()
-			if sum.Role == Leader || !haveCfg {
+			if sum.Role == core.Leader || !haveCfg {
 				cfg, haveCfg = sum.Config, true
 			}
 		}
@@ -576,9 +614,9 @@ func (s *ClusterSimulator) Status() []NodeStatus {
 // Leader returns the leader among running, connected servers with the
 // highest term, or None.
 func (s *ClusterSimulator) Leader() (int, uint64) {
-	leader, term := None, uint64(0)
+	leader, term := core.None, uint64(0)
 	for _, st := range s.Status() {
-		if st.Alive && st.Connected && st.Role == Leader && st.Term >= term {
+		if st.Alive && st.Connected && st.Role == core.Leader && st.Term >= term {
 			leader, term = st.ID, st.Term
 		}
 	}
@@ -595,7 +633,7 @@ func (s *ClusterSimulator) CheckUniqueLeader(timeout time.Duration) (int, uint64
 		leaders := map[uint64][]int{}
 		count := 0
 		for _, st := range s.Status() {
-			if st.Alive && st.Connected && st.Role == Leader {
+			if st.Alive && st.Connected && st.Role == core.Leader {
 				leaders[st.Term] = append(leaders[st.Term], st.ID)
 				count++
 			}
@@ -625,7 +663,7 @@ func (s *ClusterSimulator) CheckNoLeader(d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		for _, st := range s.Status() {
-			if st.Alive && st.Connected && st.Role == Leader {
+			if st.Alive && st.Connected && st.Role == core.Leader {
 				return fmt.Errorf("node %d leads term %d", st.ID, st.Term)
 			}
 		}
@@ -653,7 +691,7 @@ func (s *ClusterSimulator) poll(timeout time.Duration, cond func() (bool, error)
 
 // Applied returns the normal entries server id applied in its current
 // incarnation (RecordApplied only).
-func (s *ClusterSimulator) Applied(id int) []CommitEntry {
+func (s *ClusterSimulator) Applied(id int) []node.CommitEntry {
 	s.mu.Lock()
 	n, ok := s.nodes[id]
 	s.mu.Unlock()
@@ -662,9 +700,9 @@ func (s *ClusterSimulator) Applied(id int) []CommitEntry {
 	}
 	s.appliedMu.Lock()
 	defer s.appliedMu.Unlock()
-	var out []CommitEntry
+	var out []node.CommitEntry
 	for _, e := range n.applied {
-		if e.Snapshot == nil && e.Type == EntryNormal {
+		if e.Snapshot == nil && e.Type == core.EntryNormal {
 			out = append(out, e)
 		}
 	}
@@ -724,7 +762,7 @@ func (s *ClusterSimulator) Snapshot(id int) (uint64, error) {
 		return 0, err
 	}
 	index, err := srv.SnapshotNow()
-	if errors.Is(err, ErrSnapshotTooOld) {
+	if errors.Is(err, core.ErrSnapshotTooOld) {
 		return index, fmt.Errorf("node %d has applied nothing since its last snapshot", id)
 	}
 	return index, err
@@ -737,6 +775,35 @@ func (s *ClusterSimulator) Submit(id int, cmd []byte) (index uint64, isLeader bo
 	if err != nil {
 		return 0, false, err
 	}
-	index, _, isLeader = srv.node.Submit(cmd)
+	index, _, isLeader = srv.Node().Submit(cmd)
 	return index, isLeader, nil
 }
+
+// Set, Get and Delete use the simulator's default client with the client
+// timeout; Do with a node goes to one server only.
+
+// Set sets key to value through the leader.
+func (s *ClusterSimulator) Set(key, value string) error {
+	return s.client.Set(context.Background(), key, value)
+}
+
+// Get reads key through the leader (linearizable: ReadIndex).
+func (s *ClusterSimulator) Get(key string) (string, bool, error) {
+	return s.client.Get(context.Background(), key)
+}
+
+// Delete removes key through the leader.
+func (s *ClusterSimulator) Delete(key string) (bool, error) {
+	return s.client.Delete(context.Background(), key)
+}
+
+// Do runs one operation, at server node (None: the leader, found by the client).
+func (s *ClusterSimulator) Do(op kv.Op, key, value string, node int) (kv.Result, error) {
+	if node == core.None {
+		return s.client.Do(context.Background(), op, key, value)
+	}
+	return s.client.On(context.Background(), node, op, key, value)
+}
+
+// History returns the recorded client operations (none with NoHistory).
+func (s *ClusterSimulator) History() []kv.Operation { return s.history.Operations() }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
+
+	"raft-consensus/raft/core"
 )
 
 // membershipTimeout bounds one membership change or leadership transfer.
@@ -50,7 +53,7 @@ func (s *ClusterSimulator) AddServer(id int) error {
 	s.traceNode(id, "fault: added")
 	s.mu.Unlock()
 
-	return s.changeMembership(AddLearner, id, func(cfg Configuration) bool { return cfg.IsVoter(id) })
+	return s.changeMembership(core.AddLearner, id, func(cfg core.Configuration) bool { return cfg.IsVoter(id) })
 }
 
 // RemoveServer removes a server from the cluster and shuts it down once the
@@ -63,7 +66,7 @@ func (s *ClusterSimulator) RemoveServer(id int) error {
 		return err
 	}
 	s.mu.Unlock()
-	err := s.changeMembership(RemoveServer, id, func(cfg Configuration) bool { return !cfg.IsMember(id) })
+	err := s.changeMembership(core.RemoveServer, id, func(cfg core.Configuration) bool { return !cfg.IsMember(id) })
 	if err != nil {
 		return err
 	}
@@ -85,13 +88,13 @@ func (s *ClusterSimulator) RemoveServer(id int) error {
 // changeMembership proposes one change at the leader, retrying while the
 // leader is unknown or busy with a previous change, and waits until a
 // leader has committed a configuration satisfying done.
-func (s *ClusterSimulator) changeMembership(t ConfChangeType, id int, done func(Configuration) bool) error {
+func (s *ClusterSimulator) changeMembership(t core.ConfChangeType, id int, done func(core.Configuration) bool) error {
 	deadline := time.Now().Add(s.membershipTimeout())
 	proposed := false
 	var lastErr error
 	for time.Now().Before(deadline) {
 		leader, _ := s.Leader()
-		if leader == None {
+		if leader == core.None {
 			time.Sleep(pollInterval)
 			continue
 		}
@@ -100,7 +103,7 @@ func (s *ClusterSimulator) changeMembership(t ConfChangeType, id int, done func(
 			time.Sleep(pollInterval)
 			continue
 		}
-		sum := srv.node.Summary()
+		sum := srv.Node().Summary()
 		if done(sum.Config) {
 			if sum.Commit >= sum.ConfigIndex {
 				return nil
@@ -108,19 +111,19 @@ func (s *ClusterSimulator) changeMembership(t ConfChangeType, id int, done func(
 			time.Sleep(pollInterval)
 			continue
 		}
-		if proposed && t == AddLearner && sum.Config.IsLearner(id) {
+		if proposed && t == core.AddLearner && sum.Config.IsLearner(id) {
 			// Added; the leader promotes the learner once it caught up.
 			time.Sleep(pollInterval)
 			continue
 		}
-		_, err = srv.node.ProposeConfChange(t, id)
+		_, err = srv.Node().ProposeConfChange(t, id)
 		switch {
 		case err == nil:
 			proposed = true
 			if s.cfg.Tracer != nil {
 				s.traceNode(leader, fmt.Sprintf("membership: proposed %v %d", t, id))
 			}
-		case errors.Is(err, ErrBadMember):
+		case errors.Is(err, core.ErrBadMember):
 			return err
 		default:
 			lastErr = err // not leader any more, a change pending, no commit yet: retry
@@ -159,7 +162,7 @@ func (s *ClusterSimulator) TransferLeadership(target int) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.membershipTimeout())
 	defer cancel()
-	if err := srv.node.TransferLeadership(ctx, target); err != nil {
+	if err := srv.Node().TransferLeadership(ctx, target); err != nil {
 		return err
 	}
 	s.traceSim(fmt.Sprintf("leadership transfer %d → %d requested", leader, target))
@@ -170,7 +173,7 @@ func (s *ClusterSimulator) TransferLeadership(target int) error {
 	})
 	if err != nil {
 		l, _ := s.Leader()
-		return fmt.Errorf("transfer to %d did not complete within %v (leader is %s)", target, wait, itoa(l))
+		return fmt.Errorf("transfer to %d did not complete within %v (leader is %s)", target, wait, leaderName(l))
 	}
 	return nil
 }
@@ -183,4 +186,12 @@ func (s *ClusterSimulator) electionTimeoutMax() time.Duration {
 		return 2 * s.cfg.ElectionTimeoutMin
 	}
 	return 300 * time.Millisecond
+}
+
+// leaderName is a leader's id, or "none".
+func leaderName(id int) string {
+	if id == core.None {
+		return "none"
+	}
+	return strconv.Itoa(id)
 }

@@ -7,7 +7,7 @@ import (
 	"raft-consensus/utils/diagram"
 )
 
-// The REPL keeps recent trace events in memory (raft.RingTracer) and draws
+// The REPL keeps recent trace events in memory (trace.RingTracer) and draws
 // them without going through text.
 func ExampleFromRecords() {
 	start := time.Date(2025, 1, 1, 9, 30, 0, 0, time.UTC)

@@ -1,0 +1,682 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"math/rand"
+	"slices"
+)
+
+// Core is the deterministic Raft protocol state machine: Figure 2 of the
+// paper plus PreVote, CheckQuorum, membership changes, snapshots, ReadIndex
+// and leadership transfer. It has no goroutines, no clock, no I/O and no
+// global randomness. A driver feeds it ticks, incoming messages and client
+// requests, then collects a Ready (what to persist, what to send, what to
+// apply), acts on it in that order and calls Advance.
+//
+// The same inputs always give the same outputs; that is what lets the
+// deterministic simulation replay a failing run from its seed.
+type Core struct {
+	cfg  CoreConfig
+	id   int
+	rand *rand.Rand
+
+	// Persistent state (Figure 2).
+	term     uint64
+	votedFor int
+	log      raftLog
+
+	role   Role
+	leader int
+
+	// Membership (thesis §4.1): the latest configuration in the log, in use
+	// as soon as it is appended.
+	config      Configuration
+	configIndex uint64
+
+	// Leader state.
+	prs             map[int]*progress
+	peerIDs         []int // the keys of prs in order; nil when prs changed
+	committedInTerm bool  // an entry of the current term is committed (§5.4.2, thesis §6.4)
+	transferee      int   // target of a leadership transfer in progress, or None
+	transferElapsed int
+
+	// Candidate state.
+	votes map[int]bool
+
+	ticks            uint64 // Tick calls since start: the core's only clock
+	electionElapsed  int
+	heartbeatElapsed int
+	electionTimeout  int // randomized in [ElectionTicksMin, ElectionTicksMax)
+
+	needBroadcast bool // proposals appended since the last Ready
+
+	reads readIndexState
+	snap  snapshotState
+
+	// Outputs collected for the next Ready.
+	msgs        []Message
+	readStates  []ReadState
+	failedReads []uint64
+	prevHard    HardState
+
+	scratch []uint64
+}
+
+// CoreConfig holds the protocol parameters, in ticks.
+type CoreConfig struct {
+	ID int
+	// A follower that hears from no leader for a random number of ticks in
+	// [ElectionTicksMin, ElectionTicksMax) starts an election (§5.2).
+	ElectionTicksMin int
+	ElectionTicksMax int
+	// HeartbeatTicks is the leader's heartbeat period.
+	HeartbeatTicks int
+	// PreVote: a server first asks whether it could win before it raises its
+	// term (thesis §9.6), so a rejoining partitioned server does not depose
+	// a healthy leader.
+	PreVote bool
+	// CheckQuorum: a leader that has not heard from a majority for an
+	// election timeout steps down; followers that heard from a leader within
+	// the minimum election timeout ignore vote requests (thesis §4.2.3, §6.2).
+	CheckQuorum bool
+	// MaxEntriesPerAppend and MaxBytesPerAppend cap one AppendEntries.
+	MaxEntriesPerAppend int
+	MaxBytesPerAppend   int
+	// MaxInflight is how many AppendEntries may await a reply per follower.
+	MaxInflight int
+	// SnapshotChunkBytes is the size of one InstallSnapshot chunk.
+	SnapshotChunkBytes int
+	// Seed seeds the election timeout randomization.
+	Seed int64
+	// Trace, if set, receives a line for every protocol event.
+	Trace func(string)
+
+	// broken switches off safety rules, so that tests can check that the
+	// simulation's checkers catch the bugs that follow. Never set otherwise.
+	broken brokenRules
+}
+
+type brokenRules struct {
+	// voteForStaleLogs grants votes without the election restriction (§5.4.1).
+	voteForStaleLogs bool
+	// commitOldTerms commits entries of earlier terms by counting (§5.4.2).
+	commitOldTerms bool
+}
+
+// InitialState is what a restarting server read back from its Storage.
+type InitialState struct {
+	HardState HardState
+	Snapshot  *Snapshot // nil if none
+	Entries   []Entry   // the log after the snapshot
+	// Bootstrap is the initial membership, used only when the storage is
+	// empty: it becomes entry 1 of every founding member's log.
+	Bootstrap Configuration
+}
+
+// Errors returned to callers of the core's client API.
+var (
+	ErrNotLeader      = errors.New("not the leader")
+	ErrTransferring   = errors.New("leadership transfer in progress")
+	ErrConfigPending  = errors.New("a membership change is still in progress")
+	ErrNotReady       = errors.New("the leader has not committed an entry of its term yet")
+	ErrBadMember      = errors.New("invalid membership change")
+	ErrSnapshotTooOld = errors.New("snapshot index not newer than the current one")
+	ErrSnapshotAhead  = errors.New("snapshot index not yet applied")
+	ErrBadTransfer    = errors.New("invalid leadership transfer target")
+)
+
+func (cfg *CoreConfig) validate() error {
+	switch {
+	case cfg.ElectionTicksMin <= 0 || cfg.ElectionTicksMax <= cfg.ElectionTicksMin:
+		return fmt.Errorf("election ticks must satisfy 0 < min < max, got [%d, %d)", cfg.ElectionTicksMin, cfg.ElectionTicksMax)
+	case cfg.HeartbeatTicks <= 0 || cfg.HeartbeatTicks >= cfg.ElectionTicksMin:
+		return fmt.Errorf("heartbeat ticks must satisfy 0 < heartbeat < election min, got %d", cfg.HeartbeatTicks)
+	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = 1
+	}
+	if cfg.SnapshotChunkBytes <= 0 {
+		cfg.SnapshotChunkBytes = 64 << 10
+	}
+	return nil
+}
+
+// NewCore restores a core from what its storage held.
+func NewCore(cfg CoreConfig, st InitialState) (*Core, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	c := &Core{
+		cfg:        cfg,
+		id:         cfg.ID,
+		rand:       rand.New(rand.NewSource(cfg.Seed)),
+		term:       st.HardState.Term,
+		votedFor:   st.HardState.VotedFor,
+		leader:     None,
+		transferee: None,
+	}
+	if c.term == 0 {
+		// A zero HardState is an empty disk: no vote (id 0 is a real node).
+		c.votedFor = None
+	}
+	if st.Snapshot != nil {
+		meta := st.Snapshot.Meta
+		c.log.snapIndex, c.log.snapTerm = meta.LastIncludedIndex, meta.LastIncludedTerm
+		c.log.committed, c.log.applied = meta.LastIncludedIndex, meta.LastIncludedIndex
+		c.config, c.configIndex = meta.Config.Clone(), meta.LastIncludedIndex
+		c.snap.latest = st.Snapshot
+	}
+	for i, e := range st.Entries {
+		if e.Index != c.log.snapIndex+1+uint64(i) {
+			return nil, fmt.Errorf("storage log is not contiguous: entry %d at position %d after snapshot %d", e.Index, i, c.log.snapIndex)
+		}
+	}
+	c.log.entries = slices.Clone(st.Entries)
+	c.log.stabled = c.log.lastIndex()
+	if st.Snapshot == nil && len(st.Entries) == 0 && st.HardState.Term == 0 && len(st.Bootstrap.Voters) > 0 {
+		// Every founding member starts from the same entry 1 holding the
+		// initial configuration; it is committed by construction.
+		boot := Entry{Index: 1, Term: 1, Type: EntryConfig, Data: EncodeConfiguration(st.Bootstrap)}
+		c.log.entries = []Entry{boot}
+		c.term = 1
+		c.votedFor = None
+		c.log.committed = 1
+	}
+	c.config, c.configIndex = c.configFromLog()
+	c.prevHard = st.HardState
+	c.becomeFollower(c.term, None)
+	return c, nil
+}
+
+// ID returns the server's id.
+func (c *Core) ID() int { return c.id }
+
+// Term returns the current term.
+func (c *Core) Term() uint64 { return c.term }
+
+// Role returns the current role.
+func (c *Core) Role() Role { return c.role }
+
+// Leader returns the leader this server knows of, or None.
+func (c *Core) Leader() int { return c.leader }
+
+// Config returns the configuration in use (the latest in the log).
+func (c *Core) Config() Configuration { return c.config.Clone() }
+
+// ConfigIndex is the index of the entry that holds the configuration in
+// use (the snapshot's index if it came from the snapshot, 0 if none).
+func (c *Core) ConfigIndex() uint64 { return c.configIndex }
+
+// Read access to the log, for drivers, tools and tests. The core keeps
+// every entry after its snapshot in memory.
+
+// FirstIndex is the first index the log holds (the snapshot's index + 1).
+func (c *Core) FirstIndex() uint64 { return c.log.firstIndex() }
+
+// LastIndex is the last index of the log (the snapshot's if it is empty).
+func (c *Core) LastIndex() uint64 { return c.log.lastIndex() }
+
+// Committed is the commit index (Figure 2, commitIndex).
+func (c *Core) Committed() uint64 { return c.log.committed }
+
+// Applied is the last index handed to the driver to apply (lastApplied).
+func (c *Core) Applied() uint64 { return c.log.applied }
+
+// Stable is the last index the core knows to be durable as it is in its log.
+func (c *Core) Stable() uint64 { return c.log.stabled }
+
+// TermAt returns the term of the entry at i, and false if the log does not
+// know it (compacted into the snapshot, or beyond the end). At the
+// snapshot's index it returns the snapshot's term.
+func (c *Core) TermAt(i uint64) (uint64, bool) { return c.log.term(i) }
+
+// EntryAt returns the entry at i, if the log holds it (FirstIndex ≤ i ≤
+// LastIndex). Its Data is the log's: never modify it.
+func (c *Core) EntryAt(i uint64) (Entry, bool) {
+	if i < c.log.firstIndex() || i > c.log.lastIndex() {
+		return Entry{}, false
+	}
+	return *c.log.entry(i), true
+}
+
+// Entries returns a copy of the entries in [lo, hi), clipped to the log.
+func (c *Core) Entries(lo, hi uint64) []Entry {
+	lo = max(lo, c.log.firstIndex())
+	hi = min(hi, c.log.lastIndex()+1)
+	if lo >= hi {
+		return nil
+	}
+	return slices.Clone(c.log.entries[lo-c.log.snapIndex-1 : hi-c.log.snapIndex-1])
+}
+
+func (c *Core) tracing() bool { return c.cfg.Trace != nil }
+
+func (c *Core) tracef(format string, args ...any) {
+	if c.cfg.Trace != nil {
+		c.cfg.Trace(fmt.Sprintf(format, args...))
+	}
+}
+
+func (c *Core) send(m Message) {
+	m.From = c.id
+	if m.Term == 0 {
+		m.Term = c.term
+	}
+	c.msgs = append(c.msgs, m)
+}
+
+// Tick advances the core's clock by one tick.
+func (c *Core) Tick() {
+	c.ticks++
+	if c.role == Leader {
+		c.tickLeader()
+		return
+	}
+	c.electionElapsed++
+	if c.electionElapsed >= c.electionTimeout && c.promotable() {
+		c.electionElapsed = 0
+		c.tracef("election timeout after %d ticks in term %d", c.electionTimeout, c.term)
+		c.campaign(c.cfg.PreVote, false)
+	}
+}
+
+func (c *Core) tickLeader() {
+	c.heartbeatElapsed++
+	c.electionElapsed++
+	if c.transferee != None {
+		c.transferElapsed++
+		if c.transferElapsed >= c.cfg.ElectionTicksMax {
+			c.tracef("leadership transfer to %d timed out; resuming", c.transferee)
+			c.transferee = None
+		}
+	}
+	if c.electionElapsed >= c.cfg.ElectionTicksMax {
+		c.electionElapsed = 0
+		if c.cfg.CheckQuorum && !c.quorumActive() {
+			c.tracef("check quorum failed: stepping down in term %d", c.term)
+			c.becomeFollower(c.term, None)
+			return
+		}
+	}
+	if c.role != Leader {
+		return
+	}
+	if c.heartbeatElapsed >= c.cfg.HeartbeatTicks {
+		c.heartbeatElapsed = 0
+		c.broadcastHeartbeat()
+	}
+	c.maybePromoteLearner()
+	c.tickSnapshotSend()
+}
+
+// quorumActive reports whether a majority of voters answered since the last
+// check, and clears the marks for the next period.
+func (c *Core) quorumActive() bool {
+	active := 0
+	for _, v := range c.config.Voters {
+		if v == c.id {
+			active++
+			continue
+		}
+		if pr := c.prs[v]; pr != nil && pr.recentActive {
+			active++
+		}
+	}
+	for _, pr := range c.prs {
+		pr.recentActive = false
+	}
+	return active >= c.config.quorum()
+}
+
+// promotable reports whether this server may stand for election: a voter
+// of its latest configuration, or a voter being removed by a configuration
+// entry not yet committed. The latter matters: if the leader that appended
+// the removal fails, this server may hold the only up-to-date log, and the
+// others cannot win without its vote. Votes are counted in the candidate's
+// latest configuration (thesis §4.1: the caller's configuration is used),
+// and once it commits that configuration it steps down (thesis §4.2.2).
+func (c *Core) promotable() bool {
+	if c.config.IsVoter(c.id) {
+		return true
+	}
+	return c.configIndex > c.log.committed && c.configAt(c.configIndex-1).IsVoter(c.id)
+}
+
+func (c *Core) resetElectionTimer() {
+	c.electionElapsed = 0
+	c.heartbeatElapsed = 0
+	c.electionTimeout = c.cfg.ElectionTicksMin + c.rand.Intn(c.cfg.ElectionTicksMax-c.cfg.ElectionTicksMin)
+}
+
+func (c *Core) setRole(r Role) {
+	if c.role != r && c.tracing() {
+		c.tracef("%v → %v in term %d", c.role, r, c.term)
+	}
+	c.role = r
+}
+
+func (c *Core) becomeFollower(term uint64, leader int) {
+	if term > c.term {
+		if c.tracing() {
+			c.tracef("term %d → %d", c.term, term)
+		}
+		c.term = term
+		c.votedFor = None
+	}
+	c.setRole(Follower)
+	c.setLeader(leader)
+	c.resetElectionTimer()
+	c.prs, c.peerIDs = nil, nil
+	c.votes = nil
+	c.transferee = None
+	c.committedInTerm = false
+	c.failPendingReads()
+}
+
+func (c *Core) setLeader(id int) {
+	if c.leader != id && id != None && id != c.id {
+		c.tracef("leader is %d in term %d", id, c.term)
+	}
+	c.leader = id
+}
+
+func (c *Core) becomeLeader() {
+	c.setRole(Leader)
+	c.leader = c.id
+	c.votes = nil
+	c.transferee = None
+	c.committedInTerm = false
+	c.resetElectionTimer()
+	c.prs, c.peerIDs = make(map[int]*progress), nil
+	for _, id := range c.config.Members() {
+		c.addProgress(id)
+	}
+	c.tracef("won the election for term %d", c.term)
+	// §5.4.2 and thesis §6.4: a no-op of the new term lets the leader commit
+	// (and learn the commit index) without waiting for a client.
+	c.appendEntry(EntryNoop, nil)
+}
+
+func (c *Core) addProgress(id int) {
+	if id == c.id {
+		return
+	}
+	c.peerIDs = nil
+	c.prs[id] = &progress{next: c.log.lastIndex() + 1, roundTarget: c.log.lastIndex(), roundStart: c.ticks, recentActive: true}
+}
+
+// appendEntry appends one entry of the current term to the leader's log and
+// returns its index; the replication happens when the Ready is collected,
+// so every proposal of one driver round travels in one AppendEntries.
+func (c *Core) appendEntry(t EntryType, data []byte) uint64 {
+	idx := c.log.lastIndex() + 1
+	c.log.append(Entry{Index: idx, Term: c.term, Type: t, Data: data})
+	if t == EntryConfig {
+		c.applyConfigEntry(idx, data)
+	}
+	c.needBroadcast = true
+	return idx
+}
+
+// Propose appends a client command to the leader's log (Figure 2, "Rules
+// for Servers", Leaders). It returns the index and term the entry will have
+// if it commits.
+func (c *Core) Propose(data []byte) (index, term uint64, err error) {
+	if c.role != Leader {
+		return 0, 0, ErrNotLeader
+	}
+	if c.transferee != None {
+		return 0, 0, ErrTransferring
+	}
+	return c.appendEntry(EntryNormal, data), c.term, nil
+}
+
+// Step feeds the core one incoming message. For a request it returns the
+// reply, which the driver must send only after it has persisted the Ready
+// that follows (Figure 2: respond after updating stable storage). It
+// returns nil for replies and for messages it drops.
+func (c *Core) Step(m Message) *Message {
+	if m.To != c.id || m.From == c.id || m.From < 0 {
+		return nil
+	}
+	switch {
+	case m.Term > c.term:
+		if m.Type == MsgRequestVote && !m.Transfer && c.inLease() {
+			// Thesis §4.2.3: a server that heard from a current leader within
+			// the minimum election timeout neither updates its term nor
+			// grants its vote, so a removed or partitioned server cannot
+			// depose a healthy leader.
+			if c.tracing() {
+				c.tracef("ignoring %v: leader %d heard %d ticks ago", m, c.leader, c.electionElapsed)
+			}
+			return &Message{Type: MsgRequestVoteReply, From: c.id, To: m.From, Term: c.term, PreVote: m.PreVote}
+		}
+		switch {
+		case m.Type == MsgRequestVote && m.PreVote:
+			// A PreVote changes nobody's term.
+		case m.Type == MsgRequestVoteReply && m.PreVote && m.VoteGranted:
+			// A granted PreVote carries the term we would campaign in.
+		default:
+			leader := None
+			if m.Type == MsgAppendEntries || m.Type == MsgInstallSnapshot || m.Type == MsgTimeoutNow {
+				leader = m.From
+			}
+			c.becomeFollower(m.Term, leader)
+		}
+	case m.Term < c.term:
+		// Figure 2: reply false to a request from an older term, with our
+		// term so that the sender steps down. Old replies are dropped.
+		return c.rejectStale(m)
+	}
+
+	switch m.Type {
+	case MsgRequestVote:
+		return c.handleRequestVote(m)
+	case MsgRequestVoteReply:
+		c.handleVoteReply(m)
+	case MsgAppendEntries:
+		return c.handleAppendEntries(m)
+	case MsgAppendEntriesReply:
+		c.handleAppendReply(m)
+	case MsgInstallSnapshot:
+		return c.handleInstallSnapshot(m)
+	case MsgInstallSnapshotReply:
+		c.handleInstallSnapshotReply(m)
+	case MsgTimeoutNow:
+		return c.handleTimeoutNow(m)
+	}
+	return nil
+}
+
+// inLease reports whether this server has heard from a current leader
+// within the minimum election timeout (or is that leader).
+func (c *Core) inLease() bool {
+	return c.cfg.CheckQuorum && c.leader != None && c.electionElapsed < c.cfg.ElectionTicksMin
+}
+
+func (c *Core) rejectStale(m Message) *Message {
+	if c.tracing() {
+		c.tracef("rejecting stale %v (our term %d)", m, c.term)
+	}
+	switch m.Type {
+	case MsgRequestVote:
+		return &Message{Type: MsgRequestVoteReply, From: c.id, To: m.From, Term: c.term, PreVote: m.PreVote}
+	case MsgAppendEntries:
+		return &Message{Type: MsgAppendEntriesReply, From: c.id, To: m.From, Term: c.term, PrevLogIndex: m.PrevLogIndex}
+	case MsgInstallSnapshot:
+		return &Message{Type: MsgInstallSnapshotReply, From: c.id, To: m.From, Term: c.term}
+	case MsgTimeoutNow:
+		return &Message{Type: MsgTimeoutNowReply, From: c.id, To: m.From, Term: c.term}
+	}
+	return nil
+}
+
+// HasReady reports whether the core has anything for the driver.
+func (c *Core) HasReady() bool {
+	return c.needBroadcast || c.readRoundStartable() || len(c.msgs) > 0 || c.hardState() != c.prevHard ||
+		len(c.log.unstable()) > 0 || c.log.committed > c.log.applied || len(c.readStates) > 0 ||
+		len(c.failedReads) > 0 || c.snap.toPersist != nil
+}
+
+func (c *Core) hardState() HardState { return HardState{Term: c.term, VotedFor: c.votedFor} }
+
+// Ready is a batch of work for the driver, to be done in this order:
+// persist Snapshot, HardState and Entries (one sync covers all); then send
+// Messages (and the replies Step returned); then apply Committed and serve
+// ReadStates once applied; then call Advance.
+type Ready struct {
+	// HardState is set when term or vote changed.
+	HardState *HardState
+	// Snapshot is a snapshot received from the leader, to persist (it
+	// replaces the log up to its index) and to hand to the state machine.
+	Snapshot *Snapshot
+	// Entries must be written to Storage, replacing any stored entries from
+	// Entries[0].Index on.
+	Entries []Entry
+	// Messages are requests to other servers.
+	Messages []Message
+	// Committed entries to apply, in order.
+	Committed []Entry
+	// ReadStates are reads confirmed by ReadIndex.
+	ReadStates []ReadState
+	// FailedReads are read contexts that can no longer be confirmed here.
+	FailedReads []uint64
+}
+
+// Ready collects the core's outputs. The driver must not Step the core
+// between Ready and Advance, nor use the Ready after Advance (copy what it
+// keeps: Messages' array is reused, Entries and Committed alias the log).
+func (c *Core) Ready() Ready {
+	if c.needBroadcast {
+		c.needBroadcast = false
+		c.broadcastAppend(false)
+	}
+	c.maybeStartReadRound()
+	rd := Ready{
+		Snapshot:    c.snap.toPersist,
+		Entries:     c.log.unstable(),
+		Messages:    c.msgs,
+		Committed:   c.log.toApply(0),
+		ReadStates:  c.readStates,
+		FailedReads: c.failedReads,
+	}
+	if hs := c.hardState(); hs != c.prevHard {
+		rd.HardState = &hs
+	}
+	c.msgs, c.readStates, c.failedReads = nil, nil, nil
+	return rd
+}
+
+// Advance tells the core that the driver has done what rd asked. The
+// driver must not use rd's slices afterwards: the core reuses them.
+func (c *Core) Advance(rd Ready) { c.advance(rd, false) }
+
+// AdvanceAsync is Advance for a driver that has done what rd asked except
+// that rd.Entries are still being written, on another goroutine: they are
+// not handed out again, but they count as durable (a leader's own copy
+// toward a majority) only once the driver calls StableTo. The hard state
+// and snapshot, if any, must be durable already. Writes must reach Storage
+// in the order of the Readys that handed them out.
+func (c *Core) AdvanceAsync(rd Ready) { c.advance(rd, true) }
+
+// StableTo tells the core that the log through index, whose entry there has
+// term, is durable in Storage (an asynchronous write handed out by a Ready
+// has completed). If the log has changed at index since, it does nothing:
+// the replacements are written after that write.
+func (c *Core) StableTo(index, term uint64) {
+	if index <= c.log.stabled || !c.log.matchTerm(index, term) {
+		return
+	}
+	c.log.stabled = index
+	if c.role == Leader && c.maybeCommit() {
+		c.broadcastAppend(true)
+	}
+}
+
+func (c *Core) advance(rd Ready, async bool) {
+	if c.msgs == nil && cap(rd.Messages) > 0 {
+		clear(rd.Messages)
+		c.msgs = rd.Messages[:0]
+	}
+	if rd.HardState != nil {
+		c.prevHard = *rd.HardState
+	}
+	if rd.Snapshot != nil && c.snap.toPersist == rd.Snapshot {
+		c.snap.toPersist = nil
+	}
+	if n := len(rd.Entries); n > 0 {
+		last := rd.Entries[n-1]
+		// Entries may have been replaced since Ready only by a Step, which
+		// the contract forbids; still, only mark stable what still matches.
+		if async {
+			if c.log.matchTerm(last.Index, last.Term) && last.Index > c.log.inProgress {
+				c.log.inProgress = last.Index
+			}
+		} else if c.log.matchTerm(last.Index, last.Term) && last.Index > c.log.stabled {
+			c.log.stabled = last.Index
+		}
+	}
+	if n := len(rd.Committed); n > 0 {
+		c.log.applied = max(c.log.applied, rd.Committed[n-1].Index)
+	}
+	if c.role == Leader && len(rd.Entries) > 0 && !async {
+		// The leader's own entries count toward a majority only once durable.
+		if c.maybeCommit() {
+			c.broadcastAppend(true)
+		}
+	}
+}
+
+// Summary is the core's state in brief, cheap enough to take after every
+// Ready. Its Config shares the core's slices: never modify them.
+type Summary struct {
+	Role          Role
+	Term          uint64
+	Leader        int
+	Commit        uint64
+	LastIndex     uint64
+	SnapshotIndex uint64
+	// Config is the configuration in use, from the entry at ConfigIndex.
+	Config      Configuration
+	ConfigIndex uint64
+}
+
+// Summary returns the core's state in brief.
+func (c *Core) Summary() Summary {
+	return Summary{Role: c.role, Term: c.term, Leader: c.leader, Commit: c.log.committed,
+		LastIndex: c.log.lastIndex(), SnapshotIndex: c.log.snapIndex, Config: c.config, ConfigIndex: c.configIndex}
+}
+
+// Status is a snapshot of a core's state, for the REPL and tests.
+type Status struct {
+	ID            int
+	Role          Role
+	Term          uint64
+	VotedFor      int
+	Leader        int
+	Commit        uint64
+	Applied       uint64
+	LastIndex     uint64
+	LastTerm      uint64
+	SnapshotIndex uint64
+	Config        Configuration
+	// Match is the leader's matchIndex per peer (nil on followers).
+	Match map[int]uint64
+}
+
+// Status reports the core's state.
+func (c *Core) Status() Status {
+	s := Status{
+		ID: c.id, Role: c.role, Term: c.term, VotedFor: c.votedFor, Leader: c.leader,
+		Commit: c.log.committed, Applied: c.log.applied, LastIndex: c.log.lastIndex(),
+		LastTerm: c.log.lastTerm(), SnapshotIndex: c.log.snapIndex, Config: c.config.Clone(),
+	}
+	if c.role == Leader {
+		s.Match = make(map[int]uint64, len(c.prs))
+		for id, pr := range c.prs {
+			s.Match[id] = pr.match
+		}
+	}
+	return s
+}

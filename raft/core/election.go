@@ -1,0 +1,155 @@
+package core
+
+import "strconv"
+
+// campaign starts an election (§5.2). With preVote it first runs a PreVote
+// round at term+1 without changing its own term (thesis §9.6); transfer marks
+// an election asked for by the leader through TimeoutNow, which voters honour
+// even inside their leader lease (thesis §3.10).
+func (c *Core) campaign(preVote, transfer bool) {
+	if !c.promotable() {
+		return
+	}
+	term := c.term + 1
+	if preVote {
+		c.setRole(PreCandidate)
+		c.setLeader(None)
+		c.resetElectionTimer()
+		c.prs, c.peerIDs = nil, nil
+	} else {
+		c.becomeFollower(term, None) // clears vote and leader state
+		c.setRole(Candidate)
+		c.votedFor = c.id
+	}
+	c.votes = map[int]bool{c.id: true}
+	if c.tracing() {
+		kind := "election"
+		if preVote {
+			kind = "pre-vote"
+		}
+		c.tracef("starting %s for term %d (last log %d/%d)", kind, term, c.log.lastIndex(), c.log.lastTerm())
+	}
+	if c.tallyVotes() {
+		return
+	}
+	for _, id := range c.config.Voters {
+		if id == c.id {
+			continue
+		}
+		c.send(Message{
+			Type: MsgRequestVote, To: id, Term: term, PreVote: preVote, Transfer: transfer,
+			LastLogIndex: c.log.lastIndex(), LastLogTerm: c.log.lastTerm(),
+		})
+	}
+}
+
+// tallyVotes counts the votes and acts once the outcome is known. It
+// reports whether the round is decided.
+func (c *Core) tallyVotes() bool {
+	granted, rejected := 0, 0
+	for _, id := range c.config.Voters {
+		if v, ok := c.votes[id]; ok {
+			if v {
+				granted++
+			} else {
+				rejected++
+			}
+		}
+	}
+	q := c.config.quorum()
+	switch {
+	case granted >= q:
+		if c.role == PreCandidate {
+			c.tracef("pre-vote won with %d of %d", granted, len(c.config.Voters))
+			c.campaign(false, false)
+		} else {
+			c.becomeLeader()
+		}
+		return true
+	case rejected >= q:
+		c.tracef("election lost in term %d (%d rejections)", c.term, rejected)
+		c.becomeFollower(c.term, None)
+		return true
+	}
+	return false
+}
+
+// handleRequestVote is the RequestVote receiver of Figure 2. The caller has
+// already rejected an older term and adopted a newer one.
+func (c *Core) handleRequestVote(m Message) *Message {
+	reply := &Message{Type: MsgRequestVoteReply, From: c.id, To: m.From, Term: c.term, PreVote: m.PreVote}
+	// Grant if we have not voted for someone else in this term (a PreVote
+	// asks about term+1, where we have not voted yet) and the candidate's
+	// log is at least as up-to-date as ours (§5.4.1). A follower that knows
+	// a leader of this term does not vote in it.
+	canVote := c.votedFor == m.From ||
+		(c.votedFor == None && c.leader == None) ||
+		(m.PreVote && m.Term > c.term)
+	upToDate := c.log.isUpToDate(m.LastLogIndex, m.LastLogTerm) || c.cfg.broken.voteForStaleLogs
+	if canVote && upToDate {
+		if m.PreVote {
+			// The reply carries the term the candidate asked about, so it
+			// is not mistaken for a stale reply.
+			reply.Term = m.Term
+		} else {
+			c.votedFor = m.From
+			// Figure 2: granting a vote resets the election timer.
+			c.electionElapsed = 0
+		}
+		reply.VoteGranted = true
+	}
+	if c.tracing() {
+		why := ""
+		switch {
+		case !canVote:
+			why = " (already voted for " + itoa(c.votedFor) + " or a leader is known)"
+		case !upToDate:
+			why = " (candidate's log is behind ours)"
+		}
+		verb := "refused"
+		if reply.VoteGranted {
+			verb = "granted"
+		}
+		kind := "vote"
+		if m.PreVote {
+			kind = "pre-vote"
+		}
+		c.tracef("%s %s to %d for term %d%s", verb, kind, m.From, m.Term, why)
+	}
+	return reply
+}
+
+func (c *Core) handleVoteReply(m Message) {
+	switch {
+	case c.role == PreCandidate && m.PreVote && (m.Term == c.term+1 || !m.VoteGranted):
+	case c.role == Candidate && !m.PreVote && m.Term == c.term:
+	default:
+		return // a reply to a round we are no longer in
+	}
+	if !c.config.IsVoter(m.From) {
+		return
+	}
+	if _, seen := c.votes[m.From]; seen {
+		return
+	}
+	c.votes[m.From] = m.VoteGranted
+	c.tallyVotes()
+}
+
+// handleTimeoutNow starts an election at once, skipping PreVote: the leader
+// asked for it to transfer leadership (thesis §3.10).
+func (c *Core) handleTimeoutNow(m Message) *Message {
+	reply := &Message{Type: MsgTimeoutNowReply, From: c.id, To: m.From, Term: c.term}
+	if c.promotable() {
+		c.tracef("TimeoutNow from %d: campaigning at once", m.From)
+		c.campaign(false, true)
+	}
+	return reply
+}
+
+func itoa(i int) string {
+	if i == None {
+		return "nobody"
+	}
+	return strconv.Itoa(i)
+}

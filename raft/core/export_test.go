@@ -1,0 +1,13 @@
+package core
+
+// Test-only access to the core's broken rules, for the mutation tests in
+// package core_test: each switches off one safety rule, so that the tests
+// can show the simulation catches the bug that follows.
+
+// BreakElectionRestriction makes a core grant votes without the election
+// restriction of §5.4.1.
+func BreakElectionRestriction(cfg *CoreConfig) { cfg.broken.voteForStaleLogs = true }
+
+// BreakCommitRule makes a leader commit entries of earlier terms by
+// counting replicas (no §5.4.2 rule).
+func BreakCommitRule(cfg *CoreConfig) { cfg.broken.commitOldTerms = true }

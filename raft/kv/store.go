@@ -1,0 +1,241 @@
+package kv
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// The KV state machine: string keys to string values, with exactly-once
+// client requests. Every write carries (client id, sequence number); the
+// store remembers each client's last sequence number and its result, so a
+// request retried after a timeout or a leader change is applied once (the
+// client session of thesis §6.3).
+
+// Op is a KV operation.
+type Op uint8
+
+const (
+	OpSet Op = iota + 1
+	OpDelete
+	OpGet
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpSet:
+		return "set"
+	case OpDelete:
+		return "delete"
+	case OpGet:
+		return "get"
+	}
+	return fmt.Sprintf("Op(%d)", uint8(o))
+}
+
+// Command is one client request as it travels in the log.
+type Command struct {
+	Op       Op
+	ClientID uint64
+	Seq      uint64
+	Key      string
+	Value    string
+}
+
+// Result is the outcome of applying a command.
+type Result struct {
+	Value string
+	// Found says whether the key existed (before a delete, for a get).
+	Found bool
+}
+
+// kvMagic marks KV payloads, so that other payloads in the log (raw test
+// commands) are recognised and ignored rather than misread.
+const kvMagic = 0xCB
+
+var errNotKV = errors.New("not a KV command")
+
+// EncodeCommand serializes a command for the log.
+func EncodeCommand(c Command) []byte {
+	b := make([]byte, 0, 2+3*binary.MaxVarintLen64+len(c.Key)+len(c.Value))
+	b = append(b, kvMagic, byte(c.Op))
+	b = binary.AppendUvarint(b, c.ClientID)
+	b = binary.AppendUvarint(b, c.Seq)
+	b = binary.AppendUvarint(b, uint64(len(c.Key)))
+	b = append(b, c.Key...)
+	b = binary.AppendUvarint(b, uint64(len(c.Value)))
+	return append(b, c.Value...)
+}
+
+// DecodeCommand parses EncodeCommand's output.
+func DecodeCommand(b []byte) (Command, error) {
+	var c Command
+	if len(b) < 2 || b[0] != kvMagic {
+		return c, errNotKV
+	}
+	c.Op = Op(b[1])
+	if c.Op < OpSet || c.Op > OpGet {
+		return c, errNotKV
+	}
+	r := byteReader{b: b[2:]}
+	c.ClientID = r.uvarint()
+	c.Seq = r.uvarint()
+	c.Key = r.str()
+	c.Value = r.str()
+	if r.err || len(r.b) != 0 {
+		return c, errNotKV
+	}
+	return c, nil
+}
+
+type byteReader struct {
+	b   []byte
+	err bool
+}
+
+func (r *byteReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = true
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *byteReader) str() string {
+	n := r.uvarint()
+	if r.err || n > uint64(len(r.b)) {
+		r.err = true
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+// Store is the deterministic KV state machine. It is not safe for
+// concurrent use: the Server serializes access.
+type Store struct {
+	data     map[string]string
+	sessions map[uint64]kvSession
+}
+
+type kvSession struct {
+	Seq    uint64
+	Result Result
+}
+
+// NewStore returns an empty store.
+func NewStore() *Store {
+	return &Store{data: map[string]string{}, sessions: map[uint64]kvSession{}}
+}
+
+// Apply applies one command, at most once per (client, sequence number),
+// and returns its result; a duplicate returns the result of the first.
+func (s *Store) Apply(c Command) Result {
+	if c.ClientID != 0 {
+		if sess, ok := s.sessions[c.ClientID]; ok && c.Seq <= sess.Seq {
+			return sess.Result
+		}
+	}
+	var res Result
+	switch c.Op {
+	case OpSet:
+		res.Value, res.Found = s.data[c.Key]
+		s.data[c.Key] = c.Value
+	case OpDelete:
+		res.Value, res.Found = s.data[c.Key]
+		delete(s.data, c.Key)
+	case OpGet:
+		res.Value, res.Found = s.data[c.Key]
+	}
+	if c.ClientID != 0 {
+		s.sessions[c.ClientID] = kvSession{Seq: c.Seq, Result: res}
+	}
+	return res
+}
+
+// Get reads a key (the caller has ensured linearizability).
+func (s *Store) Get(key string) (string, bool) {
+	v, ok := s.data[key]
+	return v, ok
+}
+
+// Session returns the last sequence number applied for a client and its
+// result.
+func (s *Store) Session(clientID uint64) (seq uint64, res Result) {
+	sess := s.sessions[clientID]
+	return sess.Seq, sess.Result
+}
+
+// Len is the number of keys.
+func (s *Store) Len() int { return len(s.data) }
+
+// Snapshot serializes the whole state: the data and the session table
+// (without the sessions, a retried request could apply twice after a
+// restart from the snapshot).
+func (s *Store) Snapshot() []byte {
+	var b []byte
+	b = binary.AppendUvarint(b, uint64(len(s.data)))
+	for _, k := range slices.Sorted(maps.Keys(s.data)) {
+		b = appendString(b, k)
+		b = appendString(b, s.data[k])
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.sessions)))
+	for _, id := range slices.Sorted(maps.Keys(s.sessions)) {
+		sess := s.sessions[id]
+		b = binary.AppendUvarint(b, id)
+		b = binary.AppendUvarint(b, sess.Seq)
+		b = appendString(b, sess.Result.Value)
+		found := byte(0)
+		if sess.Result.Found {
+			found = 1
+		}
+		b = append(b, found)
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// Restore replaces the state by a snapshot's.
+func (s *Store) Restore(b []byte) error {
+	r := byteReader{b: b}
+	n := r.uvarint()
+	if n > uint64(len(b)) {
+		return errors.New("kv snapshot: bad key count")
+	}
+	data := make(map[string]string, n)
+	for range n {
+		k := r.str()
+		data[k] = r.str()
+	}
+	m := r.uvarint()
+	if m > uint64(len(b)) {
+		return errors.New("kv snapshot: bad session count")
+	}
+	sessions := make(map[uint64]kvSession, m)
+	for range m {
+		id := r.uvarint()
+		seq := r.uvarint()
+		val := r.str()
+		if len(r.b) == 0 {
+			r.err = true
+			break
+		}
+		found := r.b[0] == 1
+		r.b = r.b[1:]
+		sessions[id] = kvSession{Seq: seq, Result: Result{Value: val, Found: found}}
+	}
+	if r.err || len(r.b) != 0 {
+		return errors.New("kv snapshot: malformed")
+	}
+	s.data, s.sessions = data, sessions
+	return nil
+}

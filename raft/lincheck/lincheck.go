@@ -1,0 +1,147 @@
+package lincheck
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"time"
+
+	"raft-consensus/raft/kv"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Linearizability of the KV client history, checked with porcupine
+// against a sequential model of a map, partitioned by key.
+
+// kvModelInput and kvModelOutput are porcupine's view of an Operation.
+type kvModelInput struct {
+	Op    kv.Op
+	Key   string
+	Value string
+}
+
+type kvModelOutput struct {
+	Value   string
+	Found   bool
+	Unknown bool // the client never learned the outcome
+}
+
+// kvModelState is the state of one key.
+type kvModelState struct {
+	Value string
+	Found bool
+}
+
+// Model is the sequential specification of the KV store. Every write
+// returns the key's previous value, so a write applied twice (a broken
+// exactly-once guarantee) shows up as a wrong previous value.
+var Model = porcupine.Model{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		for _, op := range history {
+			k := op.Input.(kvModelInput).Key
+			byKey[k] = append(byKey[k], op)
+		}
+		keys := make([]string, 0, len(byKey))
+		for k := range byKey {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		out := make([][]porcupine.Operation, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, byKey[k])
+		}
+		return out
+	},
+	Init: func() any { return kvModelState{} },
+	Step: func(state, input, output any) (bool, any) {
+		st := state.(kvModelState)
+		in := input.(kvModelInput)
+		out := output.(kvModelOutput)
+		sawState := out.Unknown || (out.Found == st.Found && (!st.Found || out.Value == st.Value))
+		switch in.Op {
+		case kv.OpGet:
+			return sawState, st
+		case kv.OpSet:
+			return sawState, kvModelState{Value: in.Value, Found: true}
+		case kv.OpDelete:
+			return sawState, kvModelState{}
+		}
+		return false, st
+	},
+	DescribeOperation: func(input, output any) string {
+		in := input.(kvModelInput)
+		out := output.(kvModelOutput)
+		res := "not found"
+		switch {
+		case out.Unknown:
+			res = "?"
+		case out.Found:
+			res = fmt.Sprintf("%q", out.Value)
+		}
+		switch in.Op {
+		case kv.OpSet:
+			return fmt.Sprintf("set(%s, %q) was %s", in.Key, in.Value, res)
+		case kv.OpDelete:
+			return fmt.Sprintf("delete(%s) was %s", in.Key, res)
+		}
+		return fmt.Sprintf("get(%s) → %s", in.Key, res)
+	},
+	DescribeState: func(state any) string {
+		st := state.(kvModelState)
+		if !st.Found {
+			return "∅"
+		}
+		return fmt.Sprintf("%q", st.Value)
+	},
+}
+
+// LinearizabilityResult is the outcome of checking a history.
+type LinearizabilityResult struct {
+	// Result is porcupine's verdict: "Ok", "Illegal" or "Unknown" (the
+	// check timed out).
+	Result porcupine.CheckResult
+	Ops    int
+	info   porcupine.LinearizationInfo
+	ops    []porcupine.Operation
+}
+
+// Linearizable reports whether the history was proven linearizable.
+func (r LinearizabilityResult) Linearizable() bool { return r.Result == porcupine.Ok }
+
+// WriteHTML writes porcupine's visualization of the history.
+func (r LinearizabilityResult) WriteHTML(w io.Writer) error {
+	return porcupine.Visualize(Model, r.info, w)
+}
+
+// CheckLinearizable checks a client history with porcupine. An operation
+// whose outcome is unknown may take effect at any time after its call.
+func CheckLinearizable(history []kv.Operation, timeout time.Duration) LinearizabilityResult {
+	ops := make([]porcupine.Operation, 0, len(history))
+	clients := map[uint64]int{}
+	for _, h := range history {
+		if h.Unknown && h.Input.Op == kv.OpGet {
+			continue // a read without an answer constrains nothing
+		}
+		cid, ok := clients[h.ClientID]
+		if !ok {
+			cid = len(clients)
+			clients[h.ClientID] = cid
+		}
+		op := porcupine.Operation{
+			ClientId: cid,
+			Input:    kvModelInput{Op: h.Input.Op, Key: h.Input.Key, Value: h.Input.Value},
+			Call:     int64(h.Call),
+			Output:   kvModelOutput{Value: h.Output.Value, Found: h.Output.Found, Unknown: h.Unknown},
+			Return:   int64(h.Return),
+		}
+		if h.Unknown {
+			op.Return = math.MaxInt64
+		}
+		ops = append(ops, op)
+	}
+	res, info := porcupine.CheckOperationsVerbose(Model, ops, timeout)
+	return LinearizabilityResult{Result: res, Ops: len(ops), info: info, ops: ops}
+}

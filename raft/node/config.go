@@ -1,0 +1,130 @@
+package node
+
+import (
+	"fmt"
+	"time"
+
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/storage"
+	"raft-consensus/raft/trace"
+	"raft-consensus/raft/transport"
+)
+
+// Config configures a RaftNode.
+type Config struct {
+	// ID is this server's id (0, 1, 2, …).
+	ID int
+	// Members are the founding voters, the same list on every founding
+	// member. A server that will be added to a running cluster leaves it
+	// empty: it learns the configuration from the leader.
+	Members []int
+
+	// ElectionTimeoutMin and ElectionTimeoutMax bound the randomized
+	// election timeout (§5.2; the paper's 150–300 ms by default).
+	ElectionTimeoutMin time.Duration
+	ElectionTimeoutMax time.Duration
+	// HeartbeatInterval is the leader's heartbeat period (default 50 ms).
+	HeartbeatInterval time.Duration
+	// TickInterval is the resolution of the node's clock (default 10 ms);
+	// the timeouts above are rounded to whole ticks.
+	TickInterval time.Duration
+
+	// MaxEntriesPerAppend and MaxBytesPerAppend cap one AppendEntries
+	// (defaults 4096 entries, 4 MiB).
+	MaxEntriesPerAppend int
+	MaxBytesPerAppend   int
+	// MaxInflight caps unacknowledged AppendEntries per follower (default 8).
+	MaxInflight int
+	// SnapshotChunkBytes is the size of one InstallSnapshot chunk (64 KiB).
+	SnapshotChunkBytes int
+
+	// DisablePreVote and DisableCheckQuorum switch off the two robustness
+	// extensions, which are on by default (thesis §9.6, §6.2).
+	DisablePreVote     bool
+	DisableCheckQuorum bool
+
+	// RPCTimeout bounds one RPC to a peer (default ElectionTimeoutMax).
+	RPCTimeout time.Duration
+
+	// Storage keeps the durable state (default: a fresh MemoryStorage).
+	Storage storage.Storage
+	// AsyncLeaderWrites makes a leader write its new entries to Storage on
+	// a separate goroutine, in parallel with replicating them (thesis
+	// §10.2.1), with one sync for every batch that queued meanwhile; they
+	// count toward a majority once durable. Worth it when Save syncs to a
+	// disk; with MemoryStorage the hand-off costs more than it saves.
+	AsyncLeaderWrites bool
+	// Transport carries RPCs to the other servers (required with peers).
+	Transport transport.Transport
+	// Tracer, if set, receives every protocol event.
+	Tracer trace.Tracer
+	// Seed seeds the election timeout randomization (default: the id and
+	// the clock).
+	Seed int64
+}
+
+// withDefaults fills in zero fields and checks the rest.
+func (c Config) withDefaults() (Config, error) {
+	if c.ElectionTimeoutMin == 0 {
+		c.ElectionTimeoutMin = 150 * time.Millisecond
+	}
+	if c.ElectionTimeoutMax == 0 {
+		c.ElectionTimeoutMax = 2 * c.ElectionTimeoutMin
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 50 * time.Millisecond
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = 10 * time.Millisecond
+	}
+	if c.MaxEntriesPerAppend == 0 {
+		c.MaxEntriesPerAppend = 4096
+	}
+	if c.MaxBytesPerAppend == 0 {
+		c.MaxBytesPerAppend = 4 << 20
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = 8
+	}
+	if c.SnapshotChunkBytes == 0 {
+		c.SnapshotChunkBytes = 64 << 10
+	}
+	if c.RPCTimeout == 0 {
+		c.RPCTimeout = c.ElectionTimeoutMax
+	}
+	if c.Storage == nil {
+		c.Storage = storage.NewMemoryStorage()
+	}
+	if c.Seed == 0 {
+		c.Seed = time.Now().UnixNano() + int64(c.ID)*7919
+	}
+	switch {
+	case c.ID < 0:
+		return c, fmt.Errorf("node id %d is negative", c.ID)
+	case c.TickInterval <= 0:
+		return c, fmt.Errorf("tick interval %v must be positive", c.TickInterval)
+	case c.ElectionTimeoutMax <= c.ElectionTimeoutMin:
+		return c, fmt.Errorf("election timeout range [%v, %v) is empty", c.ElectionTimeoutMin, c.ElectionTimeoutMax)
+	case c.HeartbeatInterval >= c.ElectionTimeoutMin:
+		return c, fmt.Errorf("heartbeat interval %v must be below the election timeout %v", c.HeartbeatInterval, c.ElectionTimeoutMin)
+	}
+	return c, nil
+}
+
+// coreConfig converts durations to ticks.
+func (c Config) coreConfig() core.CoreConfig {
+	ticks := func(d time.Duration) int { return max(1, int((d+c.TickInterval/2)/c.TickInterval)) }
+	return core.CoreConfig{
+		ID:                  c.ID,
+		ElectionTicksMin:    ticks(c.ElectionTimeoutMin),
+		ElectionTicksMax:    ticks(c.ElectionTimeoutMax),
+		HeartbeatTicks:      ticks(c.HeartbeatInterval),
+		PreVote:             !c.DisablePreVote,
+		CheckQuorum:         !c.DisableCheckQuorum,
+		MaxEntriesPerAppend: c.MaxEntriesPerAppend,
+		MaxBytesPerAppend:   c.MaxBytesPerAppend,
+		MaxInflight:         c.MaxInflight,
+		SnapshotChunkBytes:  c.SnapshotChunkBytes,
+		Seed:                c.Seed,
+	}
+}

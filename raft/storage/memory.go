@@ -1,0 +1,194 @@
+package storage
+
+import (
+	"sync"
+
+	"raft-consensus/raft/core"
+)
+
+// MemoryStorage keeps everything in memory. It outlives a simulated crash
+// the way a disk does: the simulator hands the same MemoryStorage to the
+// restarted server.
+type MemoryStorage struct {
+	mu       sync.Mutex
+	hard     core.HardState
+	snapshot *core.Snapshot
+	// The entries after the snapshot, in chunks of memChunk so that the
+	// log grows without ever being copied: the entry at snapIndex+1+i is
+	// at position head+i, in chunks[(head+i)/memChunk].
+	snapIndex, snapTerm uint64
+	chunks              [][]core.Entry
+	head                int // position of the first entry in chunks[0]
+	count               int // number of entries
+}
+
+const memChunk = 4096
+
+// NewMemoryStorage returns an empty storage.
+func NewMemoryStorage() *MemoryStorage {
+	return &MemoryStorage{hard: core.HardState{VotedFor: core.None}}
+}
+
+func (s *MemoryStorage) lastIndex() uint64 { return s.snapIndex + uint64(s.count) }
+
+// at returns the entry at index i, which must be stored.
+func (s *MemoryStorage) at(i uint64) *core.Entry {
+	p := s.head + int(i-s.snapIndex-1)
+	return &s.chunks[p/memChunk][p%memChunk]
+}
+
+// copyRange copies the entries in [lo, hi), which must be stored.
+func (s *MemoryStorage) copyRange(lo, hi uint64) []core.Entry {
+	out := make([]core.Entry, 0, hi-lo)
+	for p, end := s.head+int(lo-s.snapIndex-1), s.head+int(hi-s.snapIndex-1); p < end; {
+		c := s.chunks[p/memChunk]
+		n := min(end-p, memChunk-p%memChunk)
+		out = append(out, c[p%memChunk:p%memChunk+n]...)
+		p += n
+	}
+	return out
+}
+
+// truncate keeps the first n entries.
+func (s *MemoryStorage) truncate(n int) {
+	end := s.head + n
+	keep := (end + memChunk - 1) / memChunk
+	for i := keep; i < len(s.chunks); i++ {
+		clear(s.chunks[i])
+		s.chunks[i] = nil
+	}
+	s.chunks = s.chunks[:keep]
+	if keep > 0 && end%memChunk != 0 {
+		last := s.chunks[keep-1]
+		clear(last[end%memChunk:])
+		s.chunks[keep-1] = last[:end%memChunk]
+	}
+	s.count = n
+	if n == 0 {
+		s.chunks, s.head = s.chunks[:0], 0
+	}
+}
+
+func (s *MemoryStorage) push(ents []core.Entry) {
+	for len(ents) > 0 {
+		if len(s.chunks) == 0 || len(s.chunks[len(s.chunks)-1]) == memChunk {
+			s.chunks = append(s.chunks, make([]core.Entry, 0, memChunk))
+		}
+		last := &s.chunks[len(s.chunks)-1]
+		n := min(len(ents), memChunk-len(*last))
+		*last = append(*last, ents[:n]...)
+		s.count += n
+		ents = ents[n:]
+	}
+}
+
+// Load implements Storage.
+func (s *MemoryStorage) Load() (core.HardState, *core.Snapshot, []core.Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hard, s.snapshot, s.copyRange(s.snapIndex+1, s.lastIndex()+1), nil
+}
+
+// Save implements Storage.
+func (s *MemoryStorage) Save(hs *core.HardState, entries []core.Entry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if hs != nil {
+		s.hard = *hs
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	first := entries[0].Index
+	switch {
+	case first <= s.snapIndex:
+		// Entries the snapshot already covers: keep only what follows it.
+		if skip := s.snapIndex + 1 - first; skip < uint64(len(entries)) {
+			entries = entries[skip:]
+			first = s.snapIndex + 1
+		} else {
+			return nil
+		}
+	case first > s.lastIndex()+1:
+		return ErrUnavailable // a gap: the caller broke the contract
+	}
+	s.truncate(int(first - s.snapIndex - 1))
+	s.push(entries)
+	return nil
+}
+
+// SaveSnapshot implements Storage.
+func (s *MemoryStorage) SaveSnapshot(snap *core.Snapshot) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	meta := snap.Meta
+	if meta.LastIncludedIndex <= s.snapIndex {
+		return nil
+	}
+	if meta.LastIncludedIndex <= s.lastIndex() && s.at(meta.LastIncludedIndex).Term == meta.LastIncludedTerm {
+		// Keep the entries after the snapshot; drop the chunks before them.
+		drop := int(meta.LastIncludedIndex - s.snapIndex)
+		p := s.head + drop
+		for i := range p / memChunk {
+			s.chunks[i] = nil
+		}
+		s.chunks = s.chunks[p/memChunk:]
+		s.head = p % memChunk
+		s.count -= drop
+		if s.count == 0 {
+			s.chunks, s.head = nil, 0
+		} else {
+			clear(s.chunks[0][:s.head]) // let go of the compacted entries' data
+		}
+	} else {
+		s.chunks, s.head, s.count = nil, 0, 0
+	}
+	s.snapIndex, s.snapTerm = meta.LastIncludedIndex, meta.LastIncludedTerm
+	s.snapshot = snap
+	return nil
+}
+
+// FirstIndex implements Storage.
+func (s *MemoryStorage) FirstIndex() (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapIndex + 1, nil
+}
+
+// LastIndex implements Storage.
+func (s *MemoryStorage) LastIndex() (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastIndex(), nil
+}
+
+// Entries implements Storage.
+func (s *MemoryStorage) Entries(lo, hi uint64) ([]core.Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if lo <= s.snapIndex {
+		return nil, ErrCompacted
+	}
+	if hi > s.lastIndex()+1 || lo > hi {
+		return nil, ErrUnavailable
+	}
+	return s.copyRange(lo, hi), nil
+}
+
+// Term implements Storage.
+func (s *MemoryStorage) Term(i uint64) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case i < s.snapIndex:
+		return 0, ErrCompacted
+	case i == s.snapIndex:
+		return s.snapTerm, nil
+	case i > s.lastIndex():
+		return 0, ErrUnavailable
+	}
+	return s.at(i).Term, nil
+}
+
+// Close implements Storage; a MemoryStorage stays usable after it.
+func (s *MemoryStorage) Close() error { return nil }

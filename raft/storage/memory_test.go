@@ -1,0 +1,92 @@
+package storage
+
+import (
+	"math/rand"
+	"reflect"
+	"testing"
+
+	"raft-consensus/raft/core"
+)
+
+// TestMemoryStorageChunks checks MemoryStorage's chunked log against a
+// plain slice through random saves, truncations and snapshots that cross
+// chunk boundaries.
+func TestMemoryStorageChunks(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	s := NewMemoryStorage()
+	var model []core.Entry // the entries after the snapshot
+	var snapIndex, snapTerm, term uint64 = 0, 0, 1
+	last := func() uint64 { return snapIndex + uint64(len(model)) }
+	for step := range 3000 {
+		switch k := r.Intn(10); {
+		case k < 6: // append, maybe over a suffix
+			first := last() + 1
+			if len(model) > 0 && r.Intn(3) == 0 {
+				first = snapIndex + 1 + uint64(r.Intn(len(model)))
+				term++
+			}
+			n := 1 + r.Intn(3*memChunk/2)
+			if r.Intn(2) == 0 {
+				n = 1 + r.Intn(20)
+			}
+			ents := make([]core.Entry, n)
+			for i := range ents {
+				ents[i] = core.Entry{Index: first + uint64(i), Term: term, Data: []byte{byte(step)}}
+			}
+			if err := s.Save(nil, ents); err != nil {
+				t.Fatal(err)
+			}
+			model = append(model[:first-snapIndex-1], ents...)
+		case k < 8 && len(model) > 0: // snapshot that keeps the rest
+			i := snapIndex + 1 + uint64(r.Intn(len(model)))
+			e := model[i-snapIndex-1]
+			if err := s.SaveSnapshot(&core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: i, LastIncludedTerm: e.Term}}); err != nil {
+				t.Fatal(err)
+			}
+			model = append([]core.Entry(nil), model[i-snapIndex:]...)
+			snapIndex, snapTerm = i, e.Term
+		case k < 9: // snapshot beyond the log, or of another term: drops it all
+			i := last() + uint64(r.Intn(3))
+			if i <= snapIndex {
+				continue
+			}
+			term++
+			if err := s.SaveSnapshot(&core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: i, LastIncludedTerm: term}}); err != nil {
+				t.Fatal(err)
+			}
+			model, snapIndex, snapTerm = nil, i, term
+		default: // read a random range
+			if len(model) == 0 {
+				continue
+			}
+			lo := snapIndex + 1 + uint64(r.Intn(len(model)))
+			hi := lo + uint64(r.Intn(int(last()-lo)+2))
+			got, err := s.Entries(lo, hi)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := model[lo-snapIndex-1 : hi-snapIndex-1]; !reflect.DeepEqual(got, append([]core.Entry{}, want...)) {
+				t.Fatalf("step %d: Entries(%d, %d) differ", step, lo, hi)
+			}
+		}
+		if fi, _ := s.FirstIndex(); fi != snapIndex+1 {
+			t.Fatalf("step %d: FirstIndex %d, want %d", step, fi, snapIndex+1)
+		}
+		if li, _ := s.LastIndex(); li != last() {
+			t.Fatalf("step %d: LastIndex %d, want %d", step, li, last())
+		}
+		if tm, err := s.Term(snapIndex); err != nil || tm != snapTerm {
+			t.Fatalf("step %d: Term(%d) = %d, %v, want %d", step, snapIndex, tm, err, snapTerm)
+		}
+		if len(model) > 0 {
+			i := snapIndex + 1 + uint64(r.Intn(len(model)))
+			if tm, _ := s.Term(i); tm != model[i-snapIndex-1].Term {
+				t.Fatalf("step %d: Term(%d) = %d, want %d", step, i, tm, model[i-snapIndex-1].Term)
+			}
+		}
+	}
+	_, _, ents, _ := s.Load()
+	if !reflect.DeepEqual(ents, append([]core.Entry{}, model...)) {
+		t.Fatal("Load differs from the model")
+	}
+}

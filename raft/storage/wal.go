@@ -1,0 +1,423 @@
+package storage
+
+// The on-disk formats of DiskStorage: write-ahead log records and batches,
+// snapshot files, file names. All integers are little-endian.
+//
+// A record is
+//
+//	length uint32 | crc uint32 | kind byte | payload
+//
+// where length counts kind and payload, and crc is the CRC-32C (Castagnoli)
+// of kind and payload. Every write to the log is one batch: a batch record
+// giving the byte length and the record count of the records that follow,
+// then those records. One Save is one batch, so on recovery a Save is all or
+// nothing, and the batch boundaries tell a torn last write (nothing follows
+// it) from damage to data that was already synced (something follows it).
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"raft-consensus/raft/core"
+)
+
+// Record kinds.
+const (
+	recBatch     byte = 1 // body length uint64, record count uint32
+	recHardState byte = 2 // term uint64, votedFor int64 (two's complement: None is -1)
+	recEntry     byte = 3 // index uint64, term uint64, type byte, data
+	// recSnapshot says a snapshot through index/term was saved, and whether
+	// the entries after it were kept (kept byte: 1) or the whole log was
+	// discarded (0). Recording the outcome, rather than recomputing it on
+	// replay, keeps replay exact when the segments holding the entries it
+	// was decided on have been deleted.
+	recSnapshot byte = 4 // index uint64, term uint64, kept byte
+)
+
+const (
+	recHeaderSize       = 8
+	batchRecordSize     = recHeaderSize + 1 + 8 + 4
+	hardStateRecordSize = recHeaderSize + 1 + 8 + 8
+	entryRecordOverhead = recHeaderSize + 1 + 8 + 8 + 1
+	snapshotRecordSize  = recHeaderSize + 1 + 8 + 8 + 1
+	// segmentHeaderSize is the batch holding the hard state that every
+	// segment starts with.
+	segmentHeaderSize = batchRecordSize + hardStateRecordSize
+	// maxEntryData keeps a record's length within its uint32 field.
+	maxEntryData = math.MaxUint32 - (entryRecordOverhead - recHeaderSize)
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// WALCorruptionError reports damage to the log that is not a torn last
+// write: data that was synced and read back different.
+type WALCorruptionError struct {
+	Path   string
+	Offset int64
+	Reason string
+}
+
+func (e *WALCorruptionError) Error() string {
+	return fmt.Sprintf("raft: corrupt write-ahead log %s at offset %d: %s", e.Path, e.Offset, e.Reason)
+}
+
+func corrupt(path string, off int, format string, args ...any) error {
+	return &WALCorruptionError{Path: path, Offset: int64(off), Reason: fmt.Sprintf(format, args...)}
+}
+
+// Encoding.
+
+func beginRecord(buf []byte, kind byte) []byte {
+	return append(buf, 0, 0, 0, 0, 0, 0, 0, 0, kind)
+}
+
+// endRecord fills in the length and CRC of the record that starts at start
+// and runs to the end of buf.
+func endRecord(buf []byte, start int) {
+	body := buf[start+recHeaderSize:]
+	binary.LittleEndian.PutUint32(buf[start:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(body, crcTable))
+}
+
+// beginBatch reserves room for a batch record; endBatch fills it in once the
+// batch's records follow it.
+func beginBatch(buf []byte) ([]byte, int) {
+	return append(buf, make([]byte, batchRecordSize)...), len(buf)
+}
+
+func endBatch(buf []byte, start, count int) {
+	buf[start+recHeaderSize] = recBatch
+	binary.LittleEndian.PutUint64(buf[start+recHeaderSize+1:], uint64(len(buf)-start-batchRecordSize))
+	binary.LittleEndian.PutUint32(buf[start+recHeaderSize+9:], uint32(count))
+	endRecord(buf[:start+batchRecordSize], start)
+}
+
+func appendHardStateRecord(buf []byte, hs core.HardState) []byte {
+	start := len(buf)
+	buf = beginRecord(buf, recHardState)
+	buf = binary.LittleEndian.AppendUint64(buf, hs.Term)
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(int64(hs.VotedFor)))
+	endRecord(buf, start)
+	return buf
+}
+
+func appendEntryRecord(buf []byte, e *core.Entry) []byte {
+	start := len(buf)
+	buf = beginRecord(buf, recEntry)
+	buf = binary.LittleEndian.AppendUint64(buf, e.Index)
+	buf = binary.LittleEndian.AppendUint64(buf, e.Term)
+	buf = append(buf, byte(e.Type))
+	buf = append(buf, e.Data...)
+	endRecord(buf, start)
+	return buf
+}
+
+func appendSnapshotRecord(buf []byte, index, term uint64, kept bool) []byte {
+	start := len(buf)
+	buf = beginRecord(buf, recSnapshot)
+	buf = binary.LittleEndian.AppendUint64(buf, index)
+	buf = binary.LittleEndian.AppendUint64(buf, term)
+	k := byte(0)
+	if kept {
+		k = 1
+	}
+	buf = append(buf, k)
+	endRecord(buf, start)
+	return buf
+}
+
+// Decoding.
+
+type walRecord struct {
+	kind    byte
+	payload []byte
+	off     int // where the record starts
+	end     int // where the next one starts
+}
+
+type recStatus int
+
+const (
+	recOK      recStatus = iota
+	recShort             // the record runs past the end of the data
+	recDamaged           // zero length or CRC mismatch
+)
+
+func readRecord(data []byte, off int) (walRecord, recStatus) {
+	if len(data)-off < recHeaderSize {
+		return walRecord{}, recShort
+	}
+	n := binary.LittleEndian.Uint32(data[off:])
+	if n == 0 {
+		return walRecord{}, recDamaged
+	}
+	if uint64(n) > uint64(len(data)-off-recHeaderSize) {
+		return walRecord{}, recShort
+	}
+	end := off + recHeaderSize + int(n)
+	body := data[off+recHeaderSize : end]
+	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(data[off+4:]) {
+		return walRecord{}, recDamaged
+	}
+	return walRecord{kind: body[0], payload: body[1:], off: off, end: end}, recOK
+}
+
+func decodeHardState(p []byte) (core.HardState, bool) {
+	if len(p) != 16 {
+		return core.HardState{}, false
+	}
+	v := int64(binary.LittleEndian.Uint64(p[8:]))
+	if int64(int(v)) != v {
+		return core.HardState{}, false
+	}
+	return core.HardState{Term: binary.LittleEndian.Uint64(p), VotedFor: int(v)}, true
+}
+
+// decodeEntry returns an entry whose Data aliases p.
+func decodeEntry(p []byte) (core.Entry, bool) {
+	if len(p) < 17 {
+		return core.Entry{}, false
+	}
+	e := core.Entry{
+		Index: binary.LittleEndian.Uint64(p),
+		Term:  binary.LittleEndian.Uint64(p[8:]),
+		Type:  core.EntryType(p[16]),
+	}
+	if d := p[17:]; len(d) > 0 {
+		e.Data = d[:len(d):len(d)]
+	}
+	return e, true
+}
+
+func decodeSnapshotRecord(p []byte) (index, term uint64, kept, ok bool) {
+	if len(p) != 17 || p[16] > 1 {
+		return 0, 0, false, false
+	}
+	return binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:]), p[16] == 1, true
+}
+
+// walBatch is one write's worth of records, read back.
+type walBatch struct {
+	off  int
+	recs []walRecord
+}
+
+// scanSegment hands the batches of one segment to apply, in order, each only
+// once all of its records passed their CRC. It returns where the valid data
+// ends. Damage is a torn write, and ends the valid data, only in the last
+// segment and only when no later batch follows it: a batch whose header is
+// damaged with no intact batch header anywhere after it, a batch that runs
+// past the end of the file, or a complete last batch with a damaged record.
+// Any other damage is a *WALCorruptionError.
+//
+// What this cannot tell apart: damage to the very last batch of the last
+// segment after it was synced looks like a torn write, and drops that batch.
+func scanSegment(path string, data []byte, last bool, apply func(walBatch) error) (int, error) {
+	var recs []walRecord
+	off := 0
+	for off < len(data) {
+		hdr, st := readRecord(data, off)
+		if st != recOK {
+			if !last {
+				return 0, corrupt(path, off, "damaged batch header")
+			}
+			next := findBatchHeader(data, off+1)
+			if next < 0 {
+				return off, nil
+			}
+			return 0, corrupt(path, off, "damaged batch header, and an intact batch follows at offset %d", next)
+		}
+		if hdr.kind != recBatch || len(hdr.payload) != 12 {
+			return 0, corrupt(path, off, "record of kind %d where a batch should start", hdr.kind)
+		}
+		bodyLen := binary.LittleEndian.Uint64(hdr.payload)
+		count := binary.LittleEndian.Uint32(hdr.payload[8:])
+		if bodyLen > uint64(len(data)-hdr.end) {
+			if last {
+				return off, nil
+			}
+			return 0, corrupt(path, off, "batch of %d bytes runs past the end of the file", bodyLen)
+		}
+		end := hdr.end + int(bodyLen)
+		recs = recs[:0]
+		p := hdr.end
+		for p < end {
+			r, st := readRecord(data[:end], p)
+			if st != recOK {
+				if last && end == len(data) {
+					return off, nil
+				}
+				if last {
+					return 0, corrupt(path, p, "damaged record in a batch that later data follows")
+				}
+				return 0, corrupt(path, p, "damaged record")
+			}
+			recs = append(recs, r)
+			p = r.end
+		}
+		if uint64(len(recs)) != uint64(count) {
+			return 0, corrupt(path, off, "batch holds %d records, its header says %d", len(recs), count)
+		}
+		if err := apply(walBatch{off: off, recs: recs}); err != nil {
+			return 0, err
+		}
+		off = end
+	}
+	return len(data), nil
+}
+
+// findBatchHeader returns the offset of the first intact batch record at or
+// after from, or -1. It is a byte-by-byte search, linear in the data: the
+// length field of a batch record is a constant, which filters almost every
+// position before any CRC is computed.
+func findBatchHeader(data []byte, from int) int {
+	for p := from; p+batchRecordSize <= len(data); p++ {
+		if binary.LittleEndian.Uint32(data[p:]) != batchRecordSize-recHeaderSize || data[p+recHeaderSize] != recBatch {
+			continue
+		}
+		if _, st := readRecord(data[:p+batchRecordSize], p); st == recOK {
+			return p
+		}
+	}
+	return -1
+}
+
+// Snapshot files:
+//
+//	magic [8]byte | crc uint32 | metaLen uint32 | dataLen uint64 | meta | data
+//
+// crc is the CRC-32C of everything after it. meta is index uint64, term
+// uint64, then voters and learners, each a count uint32 and that many int64.
+
+const (
+	snapMagic      = "RAFTSNP1"
+	snapHeaderSize = 8 + 4 + 4 + 8
+)
+
+var errBadSnapshot = errors.New("malformed snapshot file")
+
+func encodeSnapshotHeader(snap *core.Snapshot) []byte {
+	m := snap.Meta
+	metaLen := 8 + 8 + 4 + 8*len(m.Config.Voters) + 4 + 8*len(m.Config.Learners)
+	b := make([]byte, snapHeaderSize, snapHeaderSize+metaLen)
+	copy(b, snapMagic)
+	binary.LittleEndian.PutUint32(b[12:], uint32(metaLen))
+	binary.LittleEndian.PutUint64(b[16:], uint64(len(snap.Data)))
+	b = binary.LittleEndian.AppendUint64(b, m.LastIncludedIndex)
+	b = binary.LittleEndian.AppendUint64(b, m.LastIncludedTerm)
+	for _, ids := range [][]int{m.Config.Voters, m.Config.Learners} {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(ids)))
+		for _, id := range ids {
+			b = binary.LittleEndian.AppendUint64(b, uint64(int64(id)))
+		}
+	}
+	crc := crc32.Update(crc32.Checksum(b[12:], crcTable), crcTable, snap.Data)
+	binary.LittleEndian.PutUint32(b[8:], crc)
+	return b
+}
+
+// decodeSnapshotFile checks and parses a whole snapshot file; Data aliases b.
+func decodeSnapshotFile(b []byte) (*core.Snapshot, error) {
+	if len(b) < snapHeaderSize || string(b[:8]) != snapMagic {
+		return nil, errBadSnapshot
+	}
+	metaLen := uint64(binary.LittleEndian.Uint32(b[12:]))
+	dataLen := binary.LittleEndian.Uint64(b[16:])
+	rest := uint64(len(b) - snapHeaderSize)
+	if metaLen > rest || dataLen != rest-metaLen {
+		return nil, errBadSnapshot
+	}
+	if crc32.Checksum(b[12:], crcTable) != binary.LittleEndian.Uint32(b[8:]) {
+		return nil, errors.New("snapshot file fails its CRC")
+	}
+	meta := b[snapHeaderSize : snapHeaderSize+int(metaLen)]
+	var snap core.Snapshot
+	if len(meta) < 16 {
+		return nil, errBadSnapshot
+	}
+	snap.Meta.LastIncludedIndex = binary.LittleEndian.Uint64(meta)
+	snap.Meta.LastIncludedTerm = binary.LittleEndian.Uint64(meta[8:])
+	meta = meta[16:]
+	readIDs := func() ([]int, error) {
+		if len(meta) < 4 {
+			return nil, errBadSnapshot
+		}
+		n := uint64(binary.LittleEndian.Uint32(meta))
+		meta = meta[4:]
+		if n > uint64(len(meta))/8 {
+			return nil, errBadSnapshot
+		}
+		var ids []int
+		for range n {
+			v := int64(binary.LittleEndian.Uint64(meta))
+			if int64(int(v)) != v {
+				return nil, errBadSnapshot
+			}
+			ids = append(ids, int(v))
+			meta = meta[8:]
+		}
+		return ids, nil
+	}
+	var err error
+	if snap.Meta.Config.Voters, err = readIDs(); err != nil {
+		return nil, err
+	}
+	if snap.Meta.Config.Learners, err = readIDs(); err != nil {
+		return nil, err
+	}
+	if len(meta) != 0 {
+		return nil, errBadSnapshot
+	}
+	if data := b[snapHeaderSize+int(metaLen):]; len(data) > 0 {
+		snap.Data = data
+	}
+	return &snap, nil
+}
+
+// File names. The numbers are fixed-width hex so that names sort by them.
+
+func segmentName(seq, firstIndex uint64) string {
+	return fmt.Sprintf("wal-%016x-%016x.log", seq, firstIndex)
+}
+
+func snapshotName(index, term uint64) string {
+	return fmt.Sprintf("snap-%016x-%016x.snap", index, term)
+}
+
+const snapTempSuffix = ".tmp"
+
+// parseName parses the two numbers of a segment or snapshot file name.
+func parseName(name, prefix, suffix string) (a, b uint64, ok bool) {
+	rest, ok1 := strings.CutPrefix(name, prefix)
+	rest, ok2 := strings.CutSuffix(rest, suffix)
+	x, y, ok3 := strings.Cut(rest, "-")
+	if !ok1 || !ok2 || !ok3 || len(x) != 16 || len(y) != 16 {
+		return 0, 0, false
+	}
+	a, err1 := strconv.ParseUint(x, 16, 64)
+	b, err2 := strconv.ParseUint(y, 16, 64)
+	return a, b, err1 == nil && err2 == nil
+}
+
+// syncDir makes the creation, renaming and removal of files in dir durable.
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil // directories cannot be opened for syncing there
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

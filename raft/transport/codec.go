@@ -1,0 +1,374 @@
+package transport
+
+// The wire codec of the net/rpc transport. net/rpc stays the RPC layer
+// (calls, sequence numbers, multiplexing, errors); only its default gob
+// encoding is replaced, because every argument and reply is a Message and a
+// hand-written binary encoding of it costs a fraction of gob's reflection:
+// see BenchmarkRPCEncode. Each request and each response is one frame:
+//
+//	length uint32 | seq uvarint | method byte | [method name] | [error] | message
+//
+// length counts what follows it, little-endian. method is the index of the
+// service method in rpcMethodNames, or 0 followed by the name (uvarint
+// length, bytes) for any other. A response carries the error string
+// (uvarint length, bytes; empty for none) after the method. The message
+// encoding is appendMessage's. A frame is written with one Write, and read
+// into a buffer of its own that the decoded entries' Data alias, so that
+// decoding copies nothing more.
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/rpc"
+
+	"raft-consensus/raft/core"
+)
+
+// rpcMethodNames are the service methods with a one-byte code (index+1).
+var rpcMethodNames = []string{"Raft.RequestVote", "Raft.AppendEntries", "Raft.InstallSnapshot", "Raft.TimeoutNow"}
+
+// maxFrame bounds one frame, so that a corrupt length cannot make the
+// reader allocate without limit. The largest legitimate frames are an
+// AppendEntries of MaxBytesPerAppend (4 MiB by default) and a snapshot chunk.
+const maxFrame = 256 << 20
+
+var errFrameTooLarge = errors.New("raft codec: frame too large")
+
+// wireCodec implements rpc.ClientCodec and rpc.ServerCodec over one
+// connection. net/rpc serializes the writes (its sending lock) and does the
+// reads from one goroutine, so the codec needs no lock of its own.
+type wireCodec struct {
+	rwc  io.ReadWriteCloser
+	r    *bufio.Reader
+	wbuf []byte // the frame being written, reused
+
+	body []byte // the body of the frame just read, until its Read*Body
+}
+
+func newWireCodec(rwc io.ReadWriteCloser) *wireCodec {
+	return &wireCodec{rwc: rwc, r: bufio.NewReaderSize(rwc, 64<<10)}
+}
+
+// newClientCodec and newServerCodec are the codecs the TCP transport uses.
+func newClientCodec(rwc io.ReadWriteCloser) rpc.ClientCodec { return newWireCodec(rwc) }
+func newServerCodec(rwc io.ReadWriteCloser) rpc.ServerCodec { return newWireCodec(rwc) }
+
+// WriteRequest implements rpc.ClientCodec.
+func (c *wireCodec) WriteRequest(r *rpc.Request, body any) error {
+	b := c.beginFrame(r.Seq, r.ServiceMethod)
+	b = appendBody(b, body)
+	return c.endFrame(b)
+}
+
+// WriteResponse implements rpc.ServerCodec.
+func (c *wireCodec) WriteResponse(r *rpc.Response, body any) error {
+	b := c.beginFrame(r.Seq, r.ServiceMethod)
+	b = appendBytes(b, r.Error)
+	if r.Error != "" {
+		// net/rpc sends a placeholder body with an error; nobody reads it.
+		body = nil
+	}
+	b = appendBody(b, body)
+	return c.endFrame(b)
+}
+
+func (c *wireCodec) beginFrame(seq uint64, method string) []byte {
+	b := append(c.wbuf[:0], 0, 0, 0, 0)
+	b = binary.AppendUvarint(b, seq)
+	code := methodCode(method)
+	b = append(b, code)
+	if code == 0 {
+		b = appendBytes(b, method)
+	}
+	return b
+}
+
+func (c *wireCodec) endFrame(b []byte) error {
+	n := len(b) - 4
+	if n > maxFrame {
+		return errFrameTooLarge
+	}
+	binary.LittleEndian.PutUint32(b, uint32(n))
+	if cap(b) <= 1<<20 {
+		c.wbuf = b[:0] // keep a buffer of ordinary size for the next frame
+	} else {
+		c.wbuf = nil
+	}
+	_, err := c.rwc.Write(b)
+	return err
+}
+
+func appendBody(b []byte, body any) []byte {
+	if m, ok := body.(*core.Message); ok && m != nil {
+		return appendMessage(b, m)
+	}
+	return appendMessage(b, &core.Message{})
+}
+
+func methodCode(method string) byte {
+	for i, name := range rpcMethodNames {
+		if name == method {
+			return byte(i + 1)
+		}
+	}
+	return 0
+}
+
+// readFrame reads the next frame and parses its header.
+func (c *wireCodec) readFrame(response bool) (seq uint64, method, errStr string, err error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
+		return 0, "", "", err
+	}
+	n := binary.LittleEndian.Uint32(hdr[:])
+	if n > maxFrame {
+		return 0, "", "", errFrameTooLarge
+	}
+	// A buffer per frame: the entries decoded from it keep aliasing it.
+	frame := make([]byte, n)
+	if _, err := io.ReadFull(c.r, frame); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, "", "", err
+	}
+	d := decoder{b: frame}
+	seq = d.uvarint()
+	code := d.byte()
+	switch {
+	case code == 0:
+		method = d.str()
+	case int(code) <= len(rpcMethodNames):
+		method = rpcMethodNames[code-1]
+	default:
+		d.fail()
+	}
+	if response {
+		errStr = d.str()
+	}
+	if d.err {
+		return 0, "", "", errors.New("raft codec: malformed frame header")
+	}
+	c.body = d.b
+	return seq, method, errStr, nil
+}
+
+// ReadRequestHeader implements rpc.ServerCodec.
+func (c *wireCodec) ReadRequestHeader(r *rpc.Request) error {
+	seq, method, _, err := c.readFrame(false)
+	if err != nil {
+		return err
+	}
+	r.Seq, r.ServiceMethod = seq, method
+	return nil
+}
+
+// ReadResponseHeader implements rpc.ClientCodec.
+func (c *wireCodec) ReadResponseHeader(r *rpc.Response) error {
+	seq, method, errStr, err := c.readFrame(true)
+	if err != nil {
+		return err
+	}
+	r.Seq, r.ServiceMethod, r.Error = seq, method, errStr
+	return nil
+}
+
+// ReadRequestBody implements rpc.ServerCodec.
+func (c *wireCodec) ReadRequestBody(body any) error { return c.readBody(body) }
+
+// ReadResponseBody implements rpc.ClientCodec.
+func (c *wireCodec) ReadResponseBody(body any) error { return c.readBody(body) }
+
+func (c *wireCodec) readBody(body any) error {
+	b := c.body
+	c.body = nil
+	if body == nil {
+		return nil // net/rpc discards the body
+	}
+	m, ok := body.(*core.Message)
+	if !ok {
+		return fmt.Errorf("raft codec: cannot decode into %T", body)
+	}
+	return decodeMessage(b, m)
+}
+
+// Close implements rpc.ClientCodec and rpc.ServerCodec.
+func (c *wireCodec) Close() error { return c.rwc.Close() }
+
+// Message encoding: the fields in declaration order, integers as varints,
+// booleans as bits of one flags byte, then the entries, the snapshot
+// metadata if any, and the snapshot data.
+
+const (
+	flagPreVote = 1 << iota
+	flagTransfer
+	flagVoteGranted
+	flagSuccess
+	flagDone
+	flagSnapshot
+)
+
+func appendMessage(b []byte, m *core.Message) []byte {
+	var flags byte
+	for i, set := range [...]bool{m.PreVote, m.Transfer, m.VoteGranted, m.Success, m.Done, m.Snapshot != nil} {
+		if set {
+			flags |= 1 << i
+		}
+	}
+	b = append(b, byte(m.Type), flags)
+	b = binary.AppendVarint(b, int64(m.From))
+	b = binary.AppendVarint(b, int64(m.To))
+	for _, v := range [...]uint64{m.Term, m.LastLogIndex, m.LastLogTerm, m.PrevLogIndex, m.PrevLogTerm,
+		m.LeaderCommit, m.ReadRound, m.MatchIndex, m.ConflictTerm, m.ConflictIndex, m.Offset} {
+		b = binary.AppendUvarint(b, v)
+	}
+	b = binary.AppendUvarint(b, uint64(len(m.Entries)))
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		b = binary.AppendUvarint(b, e.Index)
+		b = binary.AppendUvarint(b, e.Term)
+		b = append(b, byte(e.Type))
+		b = binary.AppendUvarint(b, uint64(len(e.Data)))
+		b = append(b, e.Data...)
+	}
+	if s := m.Snapshot; s != nil {
+		b = binary.AppendUvarint(b, s.LastIncludedIndex)
+		b = binary.AppendUvarint(b, s.LastIncludedTerm)
+		b = appendIDs(b, s.Config.Voters)
+		b = appendIDs(b, s.Config.Learners)
+	}
+	b = binary.AppendUvarint(b, uint64(len(m.Data)))
+	return append(b, m.Data...)
+}
+
+func appendIDs(b []byte, ids []int) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		b = binary.AppendVarint(b, int64(id))
+	}
+	return b
+}
+
+func appendBytes(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// decodeMessage decodes appendMessage's output into m. Entry and snapshot
+// data alias b.
+func decodeMessage(b []byte, m *core.Message) error {
+	d := decoder{b: b}
+	*m = core.Message{Type: core.MessageType(d.byte())}
+	flags := d.byte()
+	m.PreVote = flags&flagPreVote != 0
+	m.Transfer = flags&flagTransfer != 0
+	m.VoteGranted = flags&flagVoteGranted != 0
+	m.Success = flags&flagSuccess != 0
+	m.Done = flags&flagDone != 0
+	m.From, m.To = d.int(), d.int()
+	for _, p := range [...]*uint64{&m.Term, &m.LastLogIndex, &m.LastLogTerm, &m.PrevLogIndex, &m.PrevLogTerm,
+		&m.LeaderCommit, &m.ReadRound, &m.MatchIndex, &m.ConflictTerm, &m.ConflictIndex, &m.Offset} {
+		*p = d.uvarint()
+	}
+	// Each entry takes at least 4 bytes: a count beyond that is corrupt.
+	if n := d.uvarint(); n > 0 && n <= uint64(len(d.b))/4 {
+		m.Entries = make([]core.Entry, n)
+		for i := range m.Entries {
+			e := &m.Entries[i]
+			e.Index = d.uvarint()
+			e.Term = d.uvarint()
+			e.Type = core.EntryType(d.byte())
+			e.Data = d.bytes()
+		}
+	} else if n > 0 {
+		d.fail()
+	}
+	if flags&flagSnapshot != 0 {
+		s := &core.SnapshotMeta{LastIncludedIndex: d.uvarint(), LastIncludedTerm: d.uvarint()}
+		s.Config.Voters = d.ids()
+		s.Config.Learners = d.ids()
+		m.Snapshot = s
+	}
+	m.Data = d.bytes()
+	if d.err || len(d.b) != 0 || flags >= flagSnapshot<<1 {
+		*m = core.Message{}
+		return errors.New("raft codec: malformed message")
+	}
+	return nil
+}
+
+// decoder reads varints and byte strings, remembering the first failure.
+type decoder struct {
+	b   []byte
+	err bool
+}
+
+func (d *decoder) fail() { d.err, d.b = true, nil }
+
+func (d *decoder) byte() byte {
+	if len(d.b) == 0 {
+		d.fail()
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) int() int {
+	v, n := binary.Varint(d.b)
+	if n <= 0 || v < math.MinInt || v > math.MaxInt {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return int(v)
+}
+
+// bytes returns a length-prefixed byte string aliasing the input, nil if
+// empty (as gob decodes it).
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) str() string { return string(d.bytes()) }
+
+func (d *decoder) ids() []int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = d.int()
+	}
+	return ids
+}

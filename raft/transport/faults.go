@@ -1,0 +1,238 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand"
+	"slices"
+	"sync"
+	"time"
+
+	"raft-consensus/raft/core"
+)
+
+// NetworkFaults is a model of a bad network between servers: servers
+// disconnected from everyone, links cut in one direction, partitions, a
+// random drop rate and a random delay. Every knob is off by default. It
+// acts on any Transport through WithFaults, so the TCP transport itself
+// stays a plain transport.
+//
+// A partition is a list of groups; two servers can talk when some group
+// holds both. Groups may overlap, which gives Jepsen's bridge (a server in
+// both halves) and ring partitions (each server sees its neighbours only).
+type NetworkFaults struct {
+	mu           sync.Mutex
+	disconnected map[int]bool
+	cut          map[[2]int]bool // one-way: from → to
+	groups       [][]int         // nil: no partition
+	dropRate     float64
+	maxDelay     time.Duration
+	rand         *rand.Rand
+}
+
+// NewNetworkFaults returns a perfect network whose random choices come from seed.
+func NewNetworkFaults(seed int64) *NetworkFaults {
+	return &NetworkFaults{disconnected: map[int]bool{}, cut: map[[2]int]bool{}, rand: rand.New(rand.NewSource(seed))}
+}
+
+// Disconnect cuts every link to and from id.
+func (f *NetworkFaults) Disconnect(id int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.disconnected[id] = true
+}
+
+// Reconnect restores id's links (a partition or a cut link still applies).
+func (f *NetworkFaults) Reconnect(id int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.disconnected, id)
+}
+
+// IsDisconnected reports whether id was disconnected.
+func (f *NetworkFaults) IsDisconnected(id int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.disconnected[id]
+}
+
+// Cut cuts the link from → to in that direction only: from's messages to
+// to are lost, and so are to's replies to from's requests.
+func (f *NetworkFaults) Cut(from, to int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cut[[2]int{from, to}] = true
+}
+
+// Uncut restores the link from → to.
+func (f *NetworkFaults) Uncut(from, to int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.cut, [2]int{from, to})
+}
+
+// CutLinks lists the links cut one way, in order.
+func (f *NetworkFaults) CutLinks() [][2]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out [][2]int
+	for l := range f.cut {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b [2]int) int {
+		if a[0] != b[0] {
+			return a[0] - b[0]
+		}
+		return a[1] - b[1]
+	})
+	return out
+}
+
+// Partition makes servers talk only within the groups that hold them both.
+// Servers in no group can talk to nobody.
+func (f *NetworkFaults) Partition(groups ...[]int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.groups = make([][]int, len(groups))
+	for i, g := range groups {
+		f.groups[i] = slices.Clone(g)
+	}
+}
+
+// Groups returns the partition in force (nil if none).
+func (f *NetworkFaults) Groups() [][]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.groups == nil {
+		return nil
+	}
+	out := make([][]int, len(f.groups))
+	for i, g := range f.groups {
+		out[i] = slices.Clone(g)
+	}
+	return out
+}
+
+// Heal removes any partition and every cut link (disconnected servers stay
+// disconnected).
+func (f *NetworkFaults) Heal() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.groups = nil
+	clear(f.cut)
+}
+
+// SetDropRate makes each message (request or reply) lost with probability p.
+func (f *NetworkFaults) SetDropRate(p float64) error {
+	if p < 0 || p > 1 {
+		return fmt.Errorf("drop rate %v is not between 0 and 1", p)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dropRate = p
+	return nil
+}
+
+// SetMaxDelay delays each message by a random time in [0, d).
+func (f *NetworkFaults) SetMaxDelay(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("delay %v is negative", d)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.maxDelay = d
+	return nil
+}
+
+// Settings returns the drop rate and delay in force.
+func (f *NetworkFaults) Settings() (dropRate float64, maxDelay time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dropRate, f.maxDelay
+}
+
+// Linked reports whether a message from → to can get through (drops aside).
+func (f *NetworkFaults) Linked(from, to int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.linkedLocked(from, to)
+}
+
+func (f *NetworkFaults) linkedLocked(from, to int) bool {
+	if f.disconnected[from] || f.disconnected[to] || f.cut[[2]int{from, to}] {
+		return false
+	}
+	if f.groups == nil {
+		return true
+	}
+	for _, g := range f.groups {
+		if slices.Contains(g, from) && slices.Contains(g, to) {
+			return true
+		}
+	}
+	return false
+}
+
+// deliver decides the fate of one message from → to: it returns an error if
+// the message is lost, after waiting out its delay.
+func (f *NetworkFaults) deliver(ctx context.Context, from, to int) error {
+	f.mu.Lock()
+	linked := f.linkedLocked(from, to)
+	dropped := f.dropRate > 0 && f.rand.Float64() < f.dropRate
+	var delay time.Duration
+	if f.maxDelay > 0 {
+		delay = time.Duration(f.rand.Int63n(int64(f.maxDelay)))
+	}
+	f.mu.Unlock()
+	switch {
+	case !linked:
+		return fmt.Errorf("%w: link %d→%d is cut", ErrUnreachable, from, to)
+	case dropped:
+		return fmt.Errorf("%w: message %d→%d dropped", ErrUnreachable, from, to)
+	}
+	if delay > 0 {
+		timer := time.NewTimer(delay)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// WithFaults returns a Transport that sends through inner, the request and
+// then the reply each subject to f.
+func WithFaults(inner Transport, f *NetworkFaults) Transport {
+	return &faultyTransport{inner: inner, faults: f}
+}
+
+type faultyTransport struct {
+	inner  Transport
+	faults *NetworkFaults
+}
+
+// Call implements Transport.
+func (t *faultyTransport) Call(ctx context.Context, m core.Message) (core.Message, error) {
+	if err := t.faults.deliver(ctx, m.From, m.To); err != nil {
+		return core.Message{}, err
+	}
+	reply, err := t.inner.Call(ctx, m)
+	if err != nil {
+		return core.Message{}, err
+	}
+	if err := t.faults.deliver(ctx, m.To, m.From); err != nil {
+		return core.Message{}, err
+	}
+	return reply, nil
+}
+
+// Close closes the transport inside, if it can be closed.
+func (t *faultyTransport) Close() error {
+	if c, ok := t.inner.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
