@@ -4,8 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
+
+	"raft-consensus/raft/node"
 )
 
 // The KV state machine: string keys to string values, with exactly-once
@@ -133,9 +136,10 @@ func NewStore() *Store {
 	return &Store{data: map[string]string{}, sessions: map[uint64]kvSession{}}
 }
 
-// Apply applies one command, at most once per (client, sequence number),
-// and returns its result; a duplicate returns the result of the first.
-func (s *Store) Apply(c Command) Result {
+// ApplyCommand applies one command, at most once per (client, sequence
+// number), and returns its result; a duplicate returns the result of the
+// first.
+func (s *Store) ApplyCommand(c Command) Result {
 	if c.ClientID != 0 {
 		if sess, ok := s.sessions[c.ClientID]; ok && c.Seq <= sess.Seq {
 			return sess.Result
@@ -174,10 +178,68 @@ func (s *Store) Session(clientID uint64) (seq uint64, res Result) {
 // Len is the number of keys.
 func (s *Store) Len() int { return len(s.data) }
 
-// Snapshot serializes the whole state: the data and the session table
-// (without the sessions, a retried request could apply twice after a
-// restart from the snapshot).
-func (s *Store) Snapshot() []byte {
+// Apply implements StateMachine: a Result per KV command, nil for
+// payloads that are not KV commands (raw test commands).
+func (s *Store) Apply(entries []node.CommitEntry) []any {
+	out := make([]any, len(entries))
+	for i := range entries {
+		if cmd, err := DecodeCommand(entries[i].Command); err == nil {
+			out[i] = s.ApplyCommand(cmd)
+		}
+	}
+	return out
+}
+
+// Read implements StateMachine: the query is a key, the answer a Result.
+func (s *Store) Read(query any) (any, error) {
+	key, ok := query.(string)
+	if !ok {
+		return nil, fmt.Errorf("kv: a query is a key, not %T", query)
+	}
+	v, found := s.data[key]
+	return Result{Value: v, Found: found}, nil
+}
+
+// Outcome implements Deduplicator: a write was applied if its client's
+// session has reached its sequence number; its result is then the
+// session's (exact for the client's latest write, which is the only one
+// it can be waiting for).
+func (s *Store) Outcome(cmd []byte) (any, bool) {
+	c, err := DecodeCommand(cmd)
+	if err != nil || c.ClientID == 0 {
+		return nil, false
+	}
+	sess, ok := s.sessions[c.ClientID]
+	if !ok || sess.Seq < c.Seq {
+		return nil, false
+	}
+	return sess.Result, true
+}
+
+// Snapshot implements StateMachine: a copy of the data and the session
+// table (without the sessions, a retried request could apply twice after a
+// restart from the snapshot), encoded later by WriteTo.
+func (s *Store) Snapshot() (StateSnapshot, error) {
+	return storeSnapshot{data: maps.Clone(s.data), sessions: maps.Clone(s.sessions)}, nil
+}
+
+// Encode returns the whole state as Snapshot's WriteTo writes it.
+func (s *Store) Encode() []byte {
+	return storeSnapshot{data: s.data, sessions: s.sessions}.encode()
+}
+
+type storeSnapshot struct {
+	data     map[string]string
+	sessions map[uint64]kvSession
+}
+
+// WriteTo implements StateSnapshot.
+func (s storeSnapshot) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(s.encode())
+	return int64(n), err
+}
+
+func (s storeSnapshot) encode() []byte {
 	var b []byte
 	b = binary.AppendUvarint(b, uint64(len(s.data)))
 	for _, k := range slices.Sorted(maps.Keys(s.data)) {
@@ -204,8 +266,16 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// Restore replaces the state by a snapshot's.
-func (s *Store) Restore(b []byte) error {
+// Restore implements StateMachine.
+func (s *Store) Restore(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("kv snapshot: %w", err)
+	}
+	return s.restore(b)
+}
+
+func (s *Store) restore(b []byte) error {
 	r := byteReader{b: b}
 	n := r.uvarint()
 	if n > uint64(len(b)) {

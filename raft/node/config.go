@@ -61,6 +61,9 @@ type Config struct {
 	// Seed seeds the election timeout randomization (default: the id and
 	// the clock).
 	Seed int64
+
+	// broken: see DriverConfig.
+	broken brokenDriver
 }
 
 // withDefaults fills in zero fields and checks the rest.

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"container/heap"
 	"errors"
 	"fmt"
@@ -297,7 +298,7 @@ func (s *dsim) startNode(n *dnode, boot core.Configuration) {
 	n.reads = map[uint64]pendingRead2{}
 	n.readyReads = nil
 	if snap != nil {
-		if err := n.kv.Restore(snap.Data); err != nil {
+		if err := n.kv.Restore(bytes.NewReader(snap.Data)); err != nil {
 			s.fail(fmt.Errorf("node %d: restoring snapshot: %w", n.id, err))
 		}
 		n.applied, n.snapIndex, n.lastChecked = snap.Meta.LastIncludedIndex, snap.Meta.LastIncludedIndex, snap.Meta.LastIncludedIndex
@@ -331,7 +332,7 @@ func (s *dsim) process(n *dnode, reply *core.Message) {
 			if err := n.storage.SaveSnapshot(rd.Snapshot); err != nil {
 				s.fail(err)
 			}
-			if err := n.kv.Restore(rd.Snapshot.Data); err != nil {
+			if err := n.kv.Restore(bytes.NewReader(rd.Snapshot.Data)); err != nil {
 				s.fail(fmt.Errorf("node %d: restoring snapshot: %w", n.id, err))
 			}
 			n.applied = rd.Snapshot.Meta.LastIncludedIndex
@@ -426,7 +427,7 @@ func (s *dsim) apply(n *dnode, e *core.Entry) {
 		s.fail(fmt.Errorf("node %d: undecodable command at %d", n.id, e.Index))
 		return
 	}
-	res := n.kv.Apply(cmd)
+	res := n.kv.ApplyCommand(cmd)
 	if w, ok := n.writes[e.Index]; ok {
 		delete(n.writes, e.Index)
 		if w.term == e.Term {
@@ -470,7 +471,7 @@ func (s *dsim) maybeSnapshot(n *dnode) {
 			return
 		}
 	}
-	snap, err := n.core.Compact(n.applied, n.kv.Snapshot())
+	snap, err := n.core.Compact(n.applied, n.kv.Encode())
 	if err != nil {
 		s.fail(fmt.Errorf("node %d: compact at %d: %w", n.id, n.applied, err))
 		return
