@@ -88,9 +88,12 @@ member: voter or learner; state: up, crashed and/or disconnected. Below the
 table: the network settings and the partition in force.`},
 		{num: 14, names: []string{"partition"}, args: "<ids> | <ids>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdPartition,
 			help: "split the nodes into isolated groups",
-			more: "Every node must be in exactly one group, e.g. partition 0 1 | 2 3 4."},
+			more: `Every node must be in a group, e.g. partition 0 1 | 2 3 4. Nodes talk when a
+group holds both, so a node in two groups is a bridge between them:
+partition 0 1 2 | 2 3 4 (2 talks to everyone, 0 and 1 not to 3 and 4). A ring:
+partition 0 1 | 1 2 | 2 3 | 3 4 | 4 0.`},
 		{num: 15, names: []string{"heal"}, maxArgs: 0, needsCluster: true, run: cmdHeal,
-			help: "undo the partition",
+			help: "undo the partition and every cut link",
 			more: "Disconnected nodes stay disconnected: reconnect them with 5."},
 		{num: 16, names: []string{"delete", "del"}, args: "<key> [node]", minArgs: 1, maxArgs: 2, needsCluster: true, run: cmdDelete,
 			help: "delete a key, via the leader or at one node"},
@@ -117,6 +120,12 @@ With a file, writes porcupine's visualization of the history there.`},
 		{num: 22, names: []string{"snapshot"}, args: "[node]", maxArgs: 1, needsCluster: true, run: cmdSnapshot,
 			help: "snapshot a node's state machine, compacting its log",
 			more: "Without a node, every running node snapshots. The status table shows each\nnode's snapshot index."},
+		{num: 23, names: []string{"cut"}, args: "<from> <to>", minArgs: 2, maxArgs: 2, needsCluster: true, run: cmdCut,
+			help: "cut a link one way only",
+			more: `Messages from <from> to <to> are lost, and so are <from>'s replies to <to>;
+the other way still works (an asymmetric failure). Undo with uncut, or heal.`},
+		{num: 24, names: []string{"uncut"}, args: "<from> <to>", minArgs: 2, maxArgs: 2, needsCluster: true, run: cmdUncut,
+			help: "restore a link cut one way"},
 	}
 }
 
@@ -474,8 +483,59 @@ func cmdStatus(r *REPL, sim *raft.ClusterSimulator, _ []string) error {
 	if p := r.partitionDesc(); p != "" {
 		line += "; partition " + p
 	}
+	if cuts := sim.CutLinks(); len(cuts) > 0 {
+		line += "; cut " + linksDesc(cuts)
+	}
 	r.printf("%s", line)
 	return nil
+}
+
+func linksDesc(links [][2]int) string {
+	parts := make([]string, len(links))
+	for i, l := range links {
+		parts[i] = fmt.Sprintf("%d→%d", l[0], l[1])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// cmdCut cuts one direction of a link; cmdUncut restores it.
+func cmdCut(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+	from, to, err := linkArgs(sim, args)
+	if err != nil {
+		return err
+	}
+	if err := sim.CutLink(from, to); err != nil {
+		return err
+	}
+	r.printf("ok: cut %d → %d (%d no longer hears %d; %d still hears %d)", from, to, to, from, from, to)
+	return nil
+}
+
+func cmdUncut(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+	from, to, err := linkArgs(sim, args)
+	if err != nil {
+		return err
+	}
+	if err := sim.RestoreLink(from, to); err != nil {
+		return err
+	}
+	r.printf("ok: restored %d → %d", from, to)
+	return nil
+}
+
+func linkArgs(sim *raft.ClusterSimulator, args []string) (int, int, error) {
+	from, err := node(sim, args[0])
+	if err != nil {
+		return 0, 0, err
+	}
+	to, err := node(sim, args[1])
+	if err != nil {
+		return 0, 0, err
+	}
+	if from == to {
+		return 0, 0, fmt.Errorf("a link joins two different nodes — e.g. \"cut 0 1\"")
+	}
+	return from, to, nil
 }
 
 func networkDesc(drop float64, delay time.Duration) string {
@@ -509,7 +569,7 @@ func cmdPartition(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 		return fmt.Errorf("a partition needs at least two groups separated by | — e.g. \"partition 0 1 | 2 3 4\"")
 	}
 	if err := sim.Partition(groups...); err != nil {
-		return fmt.Errorf("%v — e.g. \"partition 0 1 | 2 3 4\" with every node in one group", err)
+		return fmt.Errorf("%v — e.g. \"partition 0 1 | 2 3 4\" with every node in a group", err)
 	}
 	d := strings.Join(desc, " | ")
 	r.setPartition(d)

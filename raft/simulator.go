@@ -416,51 +416,97 @@ func (s *ClusterSimulator) ReconnectPeer(id int) error {
 	return nil
 }
 
-// Partition splits the cluster into groups that only talk among themselves.
-// Every server must be in exactly one group.
+// Partition splits the cluster into groups that only talk among
+// themselves. Every server must be in a group; a server may be in several,
+// which makes a bridge ("0 1 2 | 2 3 4": 2 talks to both halves, which do
+// not talk to each other) or a ring.
 func (s *ClusterSimulator) Partition(groups ...[]int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClusterDown
 	}
+	if len(groups) < 2 {
+		return errors.New("a partition needs at least two groups")
+	}
 	seen := map[int]bool{}
 	var desc []string
+	members := s.memberIDsLocked()
 	for _, g := range groups {
 		if len(g) == 0 {
 			return errors.New("a partition group is empty")
 		}
 		var ids []string
+		in := map[int]bool{}
 		for _, id := range g {
 			if _, err := s.nodeLocked(id); err != nil {
 				return err
 			}
-			if seen[id] {
-				return fmt.Errorf("node %d is in two groups", id)
+			if in[id] {
+				return fmt.Errorf("node %d is twice in one group", id)
 			}
-			seen[id] = true
+			in[id], seen[id] = true, true
 			ids = append(ids, strconv.Itoa(id))
+		}
+		if len(in) == len(members) {
+			return fmt.Errorf("group %s holds every node: that is no partition", strings.Join(ids, " "))
 		}
 		desc = append(desc, strings.Join(ids, " "))
 	}
-	for _, id := range s.memberIDsLocked() {
+	for _, id := range members {
 		if !seen[id] {
 			return fmt.Errorf("node %d is in no group (every node must be in one)", id)
 		}
-	}
-	if len(groups) < 2 {
-		return errors.New("a partition needs at least two groups")
 	}
 	s.faults.Partition(groups...)
 	s.traceSim("fault: partition " + strings.Join(desc, " | "))
 	return nil
 }
 
-// Heal removes the partition (disconnected servers stay disconnected).
+// Partitioned returns the partition in force (nil if none).
+func (s *ClusterSimulator) Partitioned() [][]int { return s.faults.Groups() }
+
+// Heal removes the partition and every cut link (disconnected servers
+// stay disconnected).
 func (s *ClusterSimulator) Heal() {
 	s.faults.Heal()
 	s.traceSim("fault: heal")
 }
+
+// CutLink cuts the link from → to in that direction only: from's messages
+// to to are lost, and so are from's replies to to's requests.
+func (s *ClusterSimulator) CutLink(from, to int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range []int{from, to} {
+		if _, err := s.nodeLocked(id); err != nil {
+			return err
+		}
+	}
+	if from == to {
+		return fmt.Errorf("a link joins two different nodes, not %d and itself", from)
+	}
+	s.faults.Cut(from, to)
+	s.traceSim(fmt.Sprintf("fault: cut %d → %d", from, to))
+	return nil
+}
+
+// RestoreLink restores a link cut by CutLink.
+func (s *ClusterSimulator) RestoreLink(from, to int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.faults.CutLinks() {
+		if l == [2]int{from, to} {
+			s.faults.Uncut(from, to)
+			s.traceSim(fmt.Sprintf("fault: restore %d → %d", from, to))
+			return nil
+		}
+	}
+	return fmt.Errorf("the link %d → %d is not cut", from, to)
+}
+
+// CutLinks lists the links cut one way, in order.
+func (s *ClusterSimulator) CutLinks() [][2]int { return s.faults.CutLinks() }
 
 // SetDropRate makes every message lost with probability p.
 func (s *ClusterSimulator) SetDropRate(p float64) error {

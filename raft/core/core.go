@@ -204,6 +204,9 @@ func (c *Core) Leader() int { return c.leader }
 // Config returns the configuration in use (the latest in the log).
 func (c *Core) Config() Configuration { return c.config.Clone() }
 
+// HardState returns the current term and vote.
+func (c *Core) HardState() HardState { return c.hardState() }
+
 // ConfigIndex is the index of the entry that holds the configuration in
 // use (the snapshot's index if it came from the snapshot, 0 if none).
 func (c *Core) ConfigIndex() uint64 { return c.configIndex }
@@ -363,6 +366,7 @@ func (c *Core) becomeFollower(term uint64, leader int) {
 		}
 		c.term = term
 		c.votedFor = None
+		c.dropStaleRequests()
 	}
 	c.setRole(Follower)
 	c.setLeader(leader)
@@ -372,6 +376,14 @@ func (c *Core) becomeFollower(term uint64, leader int) {
 	c.transferee = None
 	c.committedInTerm = false
 	c.failPendingReads()
+}
+
+// dropStaleRequests forgets the requests not yet handed to the driver that
+// were made in an older term: a leader or candidate that has learned of a
+// newer term must not act in its old one any more (its AppendEntries would
+// only be refused, or worse, accepted by a server still behind).
+func (c *Core) dropStaleRequests() {
+	c.msgs = slices.DeleteFunc(c.msgs, func(m Message) bool { return m.Type.IsRequest() && m.Term < c.term })
 }
 
 func (c *Core) setLeader(id int) {

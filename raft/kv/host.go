@@ -4,22 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/node"
 	"raft-consensus/raft/trace"
 )
 
-// Node is what a Host needs of its Raft node. RaftNode has it; the
-// deterministic simulation gives a Driver it. Both call notify from the
-// node's own thread, never from within the call that asked.
+// Node is what a Host needs of its Raft node: who leads, for the hint in a
+// NotLeaderError. RaftNode and Driver have it.
 type Node interface {
-	// ProposeAsync proposes a command; notify gets the index and term it
-	// was appended at, or why it was not.
-	ProposeAsync(cmd []byte, notify func(node.ProposeResult))
-	// ReadIndexAsync confirms leadership; notify gets the index the state
-	// machine must reach before it serves a linearizable read (thesis §6.4).
-	ReadIndexAsync(notify func(index uint64, err error))
 	// Summary reports the node's state without blocking.
 	Summary() core.Summary
 }
@@ -270,8 +265,10 @@ func (h *Host) restore(e *node.CommitEntry) {
 	h.snapIndex, h.snapBytes = e.Index, 0
 	// The snapshot jumped over the waiters' indexes: their sessions tell
 	// whether their writes took effect.
-	for idx, w := range h.writes {
+	// In index order, so that a deterministic caller sees the same run twice.
+	for _, idx := range slices.Sorted(maps.Keys(h.writes)) {
 		if idx <= h.applied {
+			w := h.writes[idx]
 			delete(h.writes, idx)
 			w.finish(h.outcome(w))
 		}

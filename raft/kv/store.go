@@ -124,6 +124,9 @@ func (r *byteReader) str() string {
 type Store struct {
 	data     map[string]string
 	sessions map[uint64]kvSession
+	// applyRetries applies every command, a client's retries included:
+	// a broken store for the mutation tests only.
+	applyRetries bool
 }
 
 type kvSession struct {
@@ -140,7 +143,7 @@ func NewStore() *Store {
 // number), and returns its result; a duplicate returns the result of the
 // first.
 func (s *Store) ApplyCommand(c Command) Result {
-	if c.ClientID != 0 {
+	if c.ClientID != 0 && !s.applyRetries {
 		if sess, ok := s.sessions[c.ClientID]; ok && c.Seq <= sess.Seq {
 			return sess.Result
 		}

@@ -3,6 +3,8 @@ package node
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/storage"
@@ -465,7 +467,9 @@ func (d *Driver) failReplies() {
 // fail with err. The driver is not used afterwards.
 func (d *Driver) Close(err error) {
 	d.failReplies()
-	for ctx, notify := range d.reads {
+	// In order, so that a deterministic caller sees the same run twice.
+	for _, ctx := range slices.Sorted(maps.Keys(d.reads)) {
+		notify := d.reads[ctx]
 		delete(d.reads, ctx)
 		notify(0, err)
 	}

@@ -3,6 +3,8 @@ package sim
 import (
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"slices"
 
 	"raft-consensus/raft/core"
 )
@@ -27,6 +29,11 @@ type committedDigest struct {
 	term   uint64
 	digest uint64
 	by     int
+	// in bounds the term in which the entry was committed: the lowest
+	// current term of a server seen treating it as committed (a server
+	// learns of a commit from a leader of its own term, which committed it
+	// in that term or an earlier one).
+	in uint64
 }
 
 func newSafetyChecker() *safetyChecker {
@@ -60,27 +67,35 @@ func (c *safetyChecker) observeEntry(node int, e *core.Entry) error {
 	return nil
 }
 
-// observeCommitted records that node considers e committed (or applied it).
-func (c *safetyChecker) observeCommitted(node int, e *core.Entry) error {
+// observeCommitted records that node, in its term, considers e committed
+// (or applied it).
+func (c *safetyChecker) observeCommitted(node int, term uint64, e *core.Entry) error {
 	d := entryDigest(e)
 	if prev, ok := c.committed[e.Index]; ok {
 		if prev.term != e.Term || prev.digest != d {
 			return fmt.Errorf("state machine safety: node %d committed index %d term %d, node %d committed term %d there",
 				node, e.Index, e.Term, prev.by, prev.term)
 		}
+		if term < prev.in {
+			prev.in = term
+			c.committed[e.Index] = prev
+		}
 		return nil
 	}
-	c.committed[e.Index] = committedDigest{term: e.Term, digest: d, by: node}
+	c.committed[e.Index] = committedDigest{term: e.Term, digest: d, by: node, in: term}
 	c.maxCommit = max(c.maxCommit, e.Index)
 	return nil
 }
 
 // checkLeaderCompleteness checks that a new leader's log holds every entry
-// committed so far (above its snapshot, which covers a committed prefix).
+// committed in an earlier term (Figure 3: an entry committed in a term is
+// in the logs of the leaders of every higher term), above its snapshot,
+// which covers a committed prefix. A leader of an older term can still be
+// elected after a newer term's commit: its votes may arrive very late.
 func (c *safetyChecker) checkLeaderCompleteness(node int, term uint64, log logView) error {
 	for idx := log.FirstIndex(); idx <= c.maxCommit; idx++ {
 		want, ok := c.committed[idx]
-		if !ok {
+		if !ok || want.in >= term {
 			continue
 		}
 		e, have := log.EntryAt(idx)
@@ -124,4 +139,75 @@ func checkLogMatching(a, b int, la, lb logView) error {
 		}
 	}
 	return nil
+}
+
+// checkAfterStep checks a server after each of its steps: election safety,
+// leader completeness, state machine safety of what it committed, that the
+// log it believes durable is what its storage promised, that its followers
+// hold what it counts them for, and finishes removals.
+func (s *server) checkAfterStep() {
+	w := s.w
+	c := s.driver.Core()
+	if c.Role() == core.Leader {
+		if err := w.checker.observeLeader(s.id, c.Term()); err != nil {
+			w.fail(err)
+		}
+		if s.role != core.Leader {
+			w.stats.elections++
+			if err := w.checker.checkLeaderCompleteness(s.id, c.Term(), c); err != nil {
+				w.fail(err)
+			}
+		}
+		s.checkFollowers()
+	}
+	s.role = c.Role()
+	for i := max(s.lastChecked+1, c.FirstIndex()); i <= c.Committed(); i++ {
+		e, _ := c.EntryAt(i)
+		if err := w.checker.observeCommitted(s.id, c.Term(), &e); err != nil {
+			w.fail(err)
+		}
+	}
+	s.lastChecked = max(s.lastChecked, c.Committed())
+	// The durable prefix the core believes in is what the storage promised.
+	p := &s.st.promised
+	if st := c.Stable(); st > p.last() {
+		w.fail(fmt.Errorf("node %d: the core counts entries to %d as durable; the storage promised only to %d", s.id, st, p.last()))
+	} else if t, ok := c.TermAt(st); ok {
+		if pt, ok := p.termAt(st); ok && pt != t {
+			w.fail(fmt.Errorf("node %d: the core counts entry %d of term %d as durable; the storage holds term %d there", s.id, st, t, pt))
+		}
+	}
+	w.finishRemovals(s)
+}
+
+// checkFollowers: a leader's match index for a follower in its own term
+// is never beyond the follower's log (a follower acknowledges only what
+// it made durable, and keeps it across crashes).
+func (s *server) checkFollowers() {
+	w := s.w
+	c := s.driver.Core()
+	st := c.Status()
+	for _, id := range slices.Sorted(maps.Keys(st.Match)) {
+		f := w.servers[id]
+		if f == nil || !f.up || f.removed {
+			continue
+		}
+		fc := f.driver.Core()
+		if fc.Term() == c.Term() && st.Match[id] > fc.LastIndex() {
+			w.fail(fmt.Errorf("leader %d of term %d holds match index %d for %d, whose log ends at %d", s.id, c.Term(), st.Match[id], id, fc.LastIndex()))
+		}
+	}
+}
+
+// checkActedTerm: a server never acts in a term lower than one it has
+// acted in before, across its restarts (PreVote messages carry the term a
+// server would campaign in, and are left out).
+func (s *server) checkActedTerm(m core.Message) {
+	if m.PreVote {
+		return
+	}
+	if m.Term < s.acted {
+		s.w.fail(fmt.Errorf("node %d sent %v in term %d after acting in term %d", s.id, m.Type, m.Term, s.acted))
+	}
+	s.acted = max(s.acted, m.Term)
 }

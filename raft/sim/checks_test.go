@@ -37,10 +37,10 @@ func TestSafetyCheckerCatchesDivergentEntries(t *testing.T) {
 
 func TestSafetyCheckerCatchesDivergentCommittedEntries(t *testing.T) {
 	c := newSafetyChecker()
-	if err := c.observeCommitted(0, &core.Entry{Index: 7, Term: 2, Data: []byte("a")}); err != nil {
+	if err := c.observeCommitted(0, 2, &core.Entry{Index: 7, Term: 2, Data: []byte("a")}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.observeCommitted(2, &core.Entry{Index: 7, Term: 3, Data: []byte("b")}); err == nil || !strings.Contains(err.Error(), "state machine safety") {
+	if err := c.observeCommitted(2, 3, &core.Entry{Index: 7, Term: 3, Data: []byte("b")}); err == nil || !strings.Contains(err.Error(), "state machine safety") {
 		t.Fatalf("divergent committed entries not caught: %v", err)
 	}
 }
@@ -48,7 +48,7 @@ func TestSafetyCheckerCatchesDivergentCommittedEntries(t *testing.T) {
 func TestSafetyCheckerCatchesIncompleteLeader(t *testing.T) {
 	c := newSafetyChecker()
 	for i := uint64(1); i <= 3; i++ {
-		if err := c.observeCommitted(0, &core.Entry{Index: i, Term: 1, Data: []byte{byte(i)}}); err != nil {
+		if err := c.observeCommitted(0, 1, &core.Entry{Index: i, Term: 1, Data: []byte{byte(i)}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -25,7 +25,7 @@ package storage
 // records back from the files (pread, CRC checked again). The latest
 // snapshot is kept in memory, as the core keeps it too: it is the same value.
 //
-// Syncing uses (*os.File).Sync, that is fsync(2), not fdatasync(2): every
+// Syncing uses File.Sync, on the operating system fsync(2), not fdatasync(2): every
 // write here grows the file, so fdatasync would have to flush the inode's
 // new size as well and costs the same (measured equal on ext4), and Sync
 // keeps the package free of OS-specific files.
@@ -37,6 +37,7 @@ package storage
 //	snap-<index>-<term>.snap.tmp  a snapshot being written; removed on open
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -46,6 +47,7 @@ import (
 	"sync"
 
 	"raft-consensus/raft/core"
+	"raft-consensus/raft/storage/vfs"
 )
 
 // DiskOptions tune a DiskStorage.
@@ -57,6 +59,20 @@ type DiskOptions struct {
 	// file (default 8 MiB). A single Save is never split, so a segment can
 	// be larger.
 	SegmentBytes int64
+	// FS is the file system (default: the operating system's).
+	FS vfs.FS
+
+	// broken switches off rules of the storage, so that tests can show the
+	// simulation catches the bugs that follow. Never set otherwise.
+	broken brokenDisk
+}
+
+type brokenDisk struct {
+	// ackBeforeSync returns from Save and SaveSnapshot without syncing.
+	ackBeforeSync bool
+	// tornTailWhole loads the complete records of a torn last batch, as if
+	// the write had completed.
+	tornTailWhole bool
 }
 
 const defaultSegmentBytes = 8 << 20
@@ -68,6 +84,7 @@ const maxKeptBuffer = 1 << 20
 type DiskStorage struct {
 	dir  string
 	opts DiskOptions
+	fs   vfs.FS
 
 	mu     sync.RWMutex
 	closed bool
@@ -99,7 +116,7 @@ type entryLoc struct {
 type segment struct {
 	seq      uint64
 	path     string
-	f        *os.File
+	f        vfs.File
 	size     int64  // bytes of valid data
 	maxIndex uint64 // highest index of an entry record in it (0 if none)
 	// created: the file is new and the directory not yet synced.
@@ -113,10 +130,13 @@ func OpenDiskStorage(dir string, opts DiskOptions) (*DiskStorage, error) {
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = defaultSegmentBytes
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if opts.FS == nil {
+		opts.FS = vfs.OS{}
+	}
+	if err := opts.FS.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("raft: disk storage: %w", err)
 	}
-	s := &DiskStorage{dir: dir, opts: opts, hard: core.HardState{VotedFor: core.None}}
+	s := &DiskStorage{dir: dir, opts: opts, fs: opts.FS, hard: core.HardState{VotedFor: core.None}}
 	if err := s.open(); err != nil {
 		s.closeFiles()
 		return nil, err
@@ -130,20 +150,16 @@ type namedFile struct {
 }
 
 func (s *DiskStorage) open() error {
-	dirents, err := os.ReadDir(s.dir)
+	names, err := s.fs.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("raft: disk storage: %w", err)
 	}
 	var segs, snaps []namedFile
 	removed := false
-	for _, de := range dirents {
-		name := de.Name()
-		if !de.Type().IsRegular() {
-			continue
-		}
+	for _, name := range names {
 		if strings.HasPrefix(name, "snap-") && strings.HasSuffix(name, snapTempSuffix) {
 			// A snapshot that was being written when the last run stopped.
-			if err := os.Remove(filepath.Join(s.dir, name)); err != nil {
+			if err := s.fs.Remove(filepath.Join(s.dir, name)); err != nil {
 				return fmt.Errorf("raft: disk storage: %w", err)
 			}
 			removed = true
@@ -176,21 +192,41 @@ func (s *DiskStorage) open() error {
 		if last {
 			flag = os.O_RDWR
 		}
-		f, err := os.OpenFile(path, flag, 0)
+		f, err := s.fs.OpenFile(path, flag, 0)
 		if err != nil {
 			return fmt.Errorf("raft: disk storage: %w", err)
 		}
 		seg := &segment{seq: nf.a, path: path, f: f}
 		s.segs = append(s.segs, seg)
-		data, err := os.ReadFile(path)
+		data, err := s.fs.ReadFile(path)
 		if err != nil {
 			return fmt.Errorf("raft: disk storage: %w", err)
 		}
-		end, err := scanSegment(path, data, last, func(b walBatch) error { return r.apply(seg, b) })
+		scan := scanSegment
+		if last && s.opts.broken.tornTailWhole {
+			scan = func(path string, data []byte, _ bool, apply func(walBatch) error) (int, error) {
+				return scanTornTail(path, data, apply)
+			}
+		}
+		end, err := scan(path, data, last, func(b walBatch) error { return r.apply(seg, b) })
 		if err != nil {
 			return err
 		}
 		if end < len(data) {
+			// Cutting data off is final: make sure the disk says the same
+			// thrice, so that a passing read error is not taken for a torn
+			// write and synced data thrown away. (A read error that
+			// repeats, as it does when the page cache serves the re-reads,
+			// cannot be told from a torn write: see scanSegment.)
+			for range 2 {
+				again, err := s.fs.ReadFile(path)
+				if err != nil {
+					return fmt.Errorf("raft: disk storage: %w", err)
+				}
+				if !bytes.Equal(again, data) {
+					return fmt.Errorf("raft: disk storage %s: reads of the file returned different data (a read error): not cutting off what looks like a torn write at offset %d", path, end)
+				}
+			}
 			// A torn write: the last Save was interrupted before its sync
 			// completed, so nobody was told it succeeded. Cut it off, so
 			// that the next write goes where it would have.
@@ -216,7 +252,7 @@ func (s *DiskStorage) open() error {
 	if len(s.segs) == 0 {
 		// The segment's header is written with the first Save.
 		path := filepath.Join(s.dir, segmentName(1, s.snapIndex+1))
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+		f, err := s.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
 		if err != nil {
 			return fmt.Errorf("raft: disk storage: %w", err)
 		}
@@ -249,7 +285,7 @@ func (s *DiskStorage) loadSnapshot(files []namedFile) error {
 		return cmpUint64(y.b, x.b)
 	})
 	for _, nf := range files {
-		b, err := os.ReadFile(filepath.Join(s.dir, nf.name))
+		b, err := s.fs.ReadFile(filepath.Join(s.dir, nf.name))
 		if err != nil {
 			return fmt.Errorf("raft: disk storage: %w", err)
 		}
@@ -420,7 +456,7 @@ func (s *DiskStorage) syncDir() error {
 	if s.opts.NoSync {
 		return nil
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := s.fs.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("raft: disk storage: syncing %s: %w", s.dir, err)
 	}
 	return nil
@@ -512,7 +548,7 @@ func (s *DiskStorage) tailFor(size int64, next uint64) (*segment, error) {
 	}
 	seq := tail.seq + 1
 	path := filepath.Join(s.dir, segmentName(seq, next))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := s.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("raft: disk storage: %w", err)
 	}
@@ -546,7 +582,7 @@ func (s *DiskStorage) commit(seg *segment, buf []byte) error {
 		s.failed = fmt.Errorf("writing %s: %w", seg.path, err)
 		return fmt.Errorf("raft: disk storage: %w", s.failed)
 	}
-	if !s.opts.NoSync {
+	if !s.opts.NoSync && !s.opts.broken.ackBeforeSync {
 		if err := seg.f.Sync(); err != nil {
 			// After a failed fsync the kernel may have dropped the dirty
 			// pages: what is on disk is unknown. Stop writing.
@@ -622,7 +658,7 @@ func (s *DiskStorage) appendSnapshotRecord(kept bool) error {
 func (s *DiskStorage) writeSnapshotFile(snap *core.Snapshot) error {
 	final := filepath.Join(s.dir, snapshotName(snap.Meta.LastIncludedIndex, snap.Meta.LastIncludedTerm))
 	tmp := final + snapTempSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	f, err := s.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return fmt.Errorf("raft: disk storage: %w", err)
 	}
@@ -630,17 +666,17 @@ func (s *DiskStorage) writeSnapshotFile(snap *core.Snapshot) error {
 	if err == nil {
 		_, err = f.Write(snap.Data)
 	}
-	if err == nil && !s.opts.NoSync {
+	if err == nil && !s.opts.NoSync && !s.opts.broken.ackBeforeSync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, final)
+		err = s.fs.Rename(tmp, final)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		s.fs.Remove(tmp)
 		return fmt.Errorf("raft: disk storage: writing snapshot: %w", err)
 	}
 	if err := s.syncDir(); err != nil {
@@ -654,16 +690,16 @@ func (s *DiskStorage) writeSnapshotFile(snap *core.Snapshot) error {
 // the segments, oldest first, whose entries the snapshot all covers. The
 // last segment stays: it is being written to.
 func (s *DiskStorage) removeCompacted() error {
-	dirents, err := os.ReadDir(s.dir)
+	names, err := s.fs.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("raft: disk storage: %w", err)
 	}
 	removed := false
 	var errs []error
-	for _, de := range dirents {
-		index, term, ok := parseName(de.Name(), "snap-", ".snap")
+	for _, name := range names {
+		index, term, ok := parseName(name, "snap-", ".snap")
 		if ok && (index < s.snapIndex || index == s.snapIndex && term != s.snapTerm) {
-			if err := os.Remove(filepath.Join(s.dir, de.Name())); err != nil {
+			if err := s.fs.Remove(filepath.Join(s.dir, name)); err != nil {
 				errs = append(errs, err)
 			}
 			removed = true
@@ -671,7 +707,7 @@ func (s *DiskStorage) removeCompacted() error {
 	}
 	for len(s.segs) > 1 && s.segs[0].maxIndex <= s.snapIndex {
 		seg := s.segs[0]
-		if err := os.Remove(seg.path); err != nil {
+		if err := s.fs.Remove(seg.path); err != nil {
 			errs = append(errs, err)
 			break
 		}

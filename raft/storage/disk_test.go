@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"raft-consensus/raft/core"
+	"raft-consensus/raft/storage/vfs"
 )
 
 var _ Storage = (*DiskStorage)(nil)
@@ -470,7 +471,7 @@ func TestDiskStorageSnapshotCrashWindows(t *testing.T) {
 		return dir
 	}
 	writeSnapshotOnly := func(t *testing.T, dir string, snap *core.Snapshot) {
-		if err := (&DiskStorage{dir: dir}).writeSnapshotFile(snap); err != nil {
+		if err := (&DiskStorage{dir: dir, fs: vfs.OS{}}).writeSnapshotFile(snap); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -20,8 +20,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
-	"os"
-	"runtime"
 	"strconv"
 	"strings"
 
@@ -273,6 +271,40 @@ func scanSegment(path string, data []byte, last bool, apply func(walBatch) error
 	return len(data), nil
 }
 
+// scanTornTail is the broken variant of scanSegment for the last segment
+// (DiskOptions.broken.tornTailWhole): it applies the intact records of a
+// torn last batch as if the batch were whole.
+func scanTornTail(path string, data []byte, apply func(walBatch) error) (int, error) {
+	off := 0
+	for off < len(data) {
+		hdr, st := readRecord(data, off)
+		if st != recOK || hdr.kind != recBatch || len(hdr.payload) != 12 {
+			return off, nil
+		}
+		end := min(hdr.end+int(binary.LittleEndian.Uint64(hdr.payload)), len(data))
+		var recs []walRecord
+		for p := hdr.end; p < end; {
+			r, st := readRecord(data[:end], p)
+			if st != recOK {
+				break
+			}
+			recs = append(recs, r)
+			p = r.end
+		}
+		if len(recs) > 0 {
+			if err := apply(walBatch{off: off, recs: recs}); err != nil {
+				return 0, err
+			}
+			end = recs[len(recs)-1].end
+		}
+		if end <= hdr.end {
+			return off, nil
+		}
+		off = end
+	}
+	return len(data), nil
+}
+
 // findBatchHeader returns the offset of the first intact batch record at or
 // after from, or -1. It is a byte-by-byte search, linear in the data: the
 // length field of a batch record is a constant, which filters almost every
@@ -404,20 +436,4 @@ func parseName(name, prefix, suffix string) (a, b uint64, ok bool) {
 	a, err1 := strconv.ParseUint(x, 16, 64)
 	b, err2 := strconv.ParseUint(y, 16, 64)
 	return a, b, err1 == nil && err2 == nil
-}
-
-// syncDir makes the creation, renaming and removal of files in dir durable.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil // directories cannot be opened for syncing there
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -1,0 +1,182 @@
+package sim
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/node"
+)
+
+// network is the simulated network between servers: links cut one way or
+// both (a partition is a list of groups, which may overlap: bridge and
+// ring partitions), random drops and duplicates, random delays, and now
+// and then a message delivered very late. A request to a server that is
+// down, or lost on the way, gets no answer: the caller gives up after its
+// RPC timeout, as RaftNode's sender does. A cut link sometimes refuses at
+// once instead (a connection reset).
+type network struct {
+	groups             [][]int // nil: no partition
+	cut                map[[2]int]bool
+	dropRate, dupRate  float64
+	lateRate           float64
+	minDelay, maxDelay time.Duration
+	nextDrop           map[[2]int]bool // lose the next message on the link
+}
+
+func newNetwork() network {
+	return network{cut: map[[2]int]bool{}, nextDrop: map[[2]int]bool{},
+		minDelay: 100 * time.Microsecond, maxDelay: 3 * time.Millisecond}
+}
+
+// linked reports whether a message from → to can get through (drops aside).
+func (n *network) linked(from, to int) bool {
+	if n.cut[[2]int{from, to}] {
+		return false
+	}
+	if n.groups == nil {
+		return true
+	}
+	for _, g := range n.groups {
+		if slices.Contains(g, from) && slices.Contains(g, to) {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *network) describe() string {
+	var parts []string
+	for _, g := range n.groups {
+		parts = append(parts, fmt.Sprint(g))
+	}
+	return strings.Join(parts, " | ")
+}
+
+// delay draws one message's delay: usually short, now and then (with the
+// late rate) several election timeouts.
+func (w *world) delay() time.Duration {
+	n := &w.net
+	if n.lateRate > 0 && w.rng.Float64() < n.lateRate {
+		w.stats.late++
+		return time.Duration(2+w.rng.Intn(4)) * w.p.rpcTimeout()
+	}
+	return n.minDelay + time.Duration(w.rng.Int63n(int64(n.maxDelay-n.minDelay)+1))
+}
+
+// lost decides whether one message from → to is lost.
+func (w *world) lost(from, to int) bool {
+	n := &w.net
+	if !n.linked(from, to) {
+		return true
+	}
+	if n.nextDrop[[2]int{from, to}] {
+		delete(n.nextDrop, [2]int{from, to})
+		return true
+	}
+	return n.dropRate > 0 && w.rng.Float64() < n.dropRate
+}
+
+// link carries one server's requests to one peer, one RPC at a time, from
+// the driver's PeerQueue (which merges the AppendEntries queued behind an
+// RPC in flight), as RaftNode's peer sender does.
+type link struct {
+	s        *server
+	to       int
+	queue    *node.PeerQueue
+	inflight uint64 // the RPC in flight, 0 if none
+}
+
+func (s *server) link(to int) *link {
+	l := s.links[to]
+	if l == nil {
+		cc := s.w.p.Core
+		l = &link{s: s, to: to, queue: node.NewPeerQueue(cc.MaxEntriesPerAppend, cc.MaxBytesPerAppend)}
+		s.links[to] = l
+	}
+	return l
+}
+
+func (l *link) push(m core.Message) {
+	l.queue.Push(m)
+	if l.inflight == 0 {
+		l.sendNext()
+	}
+}
+
+// sendNext sends the next queued message as an RPC.
+func (l *link) sendNext() {
+	m, ok := l.queue.Take()
+	if !ok {
+		return
+	}
+	w := l.s.w
+	w.calls++
+	id := w.calls
+	l.inflight = id
+	w.stats.messages++
+	from, to, inc := m.From, m.To, l.s.inc
+	finished := func() {
+		if l.inflight == id {
+			l.inflight = 0
+			if l.s.inc == inc {
+				l.sendNext()
+			}
+		}
+	}
+	if w.lost(from, to) {
+		w.stats.dropped++
+		if !w.net.linked(from, to) && w.rng.Intn(3) == 0 {
+			w.after(w.delay(), finished) // refused at once
+			return
+		}
+		w.after(w.p.rpcTimeout(), finished)
+		return
+	}
+	copies := 1
+	if w.net.dupRate > 0 && w.rng.Float64() < w.net.dupRate {
+		copies = 2
+		w.stats.duplicated++
+	}
+	for c := range copies {
+		first := c == 0
+		w.after(w.delay(), func() {
+			t := w.servers[to]
+			if t == nil || !t.up || t.removed {
+				return // nobody there: the caller times out
+			}
+			t.input(func() {
+				t.driver.Step(m, func(r *core.Message) {
+					if r != nil {
+						t.checkActedTerm(*r)
+					}
+					t.emit(func() {
+						if r != nil && first {
+							w.reply(l, id, inc, *r)
+						}
+					})
+				})
+			})
+		})
+	}
+	w.after(w.p.rpcTimeout(), finished)
+}
+
+// reply carries a reply back to the caller of RPC id.
+func (w *world) reply(l *link, id uint64, inc int, r core.Message) {
+	if w.lost(r.From, r.To) {
+		w.stats.dropped++
+		return
+	}
+	w.after(w.delay(), func() {
+		s := l.s
+		if l.inflight != id || s.inc != inc || !s.up {
+			return // the caller gave up, or is gone
+		}
+		l.inflight = 0
+		s.input(func() { s.driver.Step(r, nil) })
+		l.sendNext()
+	})
+}

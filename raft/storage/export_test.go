@@ -1,0 +1,13 @@
+package storage
+
+// Test-only access to the storage's broken rules, for the mutation tests
+// in package storage_test: each switches off one rule, so that the tests
+// can show the simulation catches the bug that follows.
+
+// BreakFsync makes DiskStorage acknowledge a Save before its fsync (it
+// never syncs).
+func BreakFsync(o *DiskOptions) { o.broken.ackBeforeSync = true }
+
+// BreakTornTail makes DiskStorage load the intact records of a torn last
+// write as if the write had completed.
+func BreakTornTail(o *DiskOptions) { o.broken.tornTailWhole = true }
