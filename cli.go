@@ -38,9 +38,9 @@ Flags:
   -memory         keep each node's storage in memory instead (it survives
                   simulated crashes, not the process)
   -timeout D      bound each client operation to D, retries included (default 3s)
-  -debug          write trace lines to stderr
-  -trace FILE     write trace lines to FILE
-                  (trace lines: HH:MM:SS.micros [node-id] message)
+  -debug          write trace lines to stderr (HH:MM:SS.micros [node-id] message)
+  -trace FILE     write trace events to FILE as JSON lines, one event a line
+                  (go run ./utils FILE draws them)
   -script FILE    run the commands in FILE first, then read more from the
                   terminal (if stdin is not a terminal, exit after FILE)
   -h              show this help
@@ -112,7 +112,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "error: %v\n", err)
 			return 2
 		}
-		opts.Tracers = append(opts.Tracers, trace.NewTextTracer(traceFile, nil))
+		opts.Tracers = append(opts.Tracers, trace.NewJSONTracer(traceFile, nil))
 	}
 	var script *os.File
 	if c.script != "" {

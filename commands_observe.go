@@ -48,11 +48,7 @@ func cmdDiagram(r *REPL, _ *raft.ClusterSimulator, args []string) error {
 	if len(events) == 0 {
 		return fmt.Errorf("no trace events yet — create a cluster first (1 <nodes>)")
 	}
-	recs := make([]diagram.Record, len(events))
-	for i, e := range events {
-		recs[i] = diagram.Record{Time: e.Time, Node: e.Node, Msg: e.Msg}
-	}
-	run, _ := diagram.FromRecords("REPL session", recs)
+	run, _ := diagram.FromRecords("REPL session", events)
 	run = lastShown(run, n, heartbeats)
 	events = events[len(events)-len(run.Events):]
 	if htmlFile != "" {

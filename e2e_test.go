@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -135,17 +136,33 @@ func TestEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for name, text := range map[string]string{"stderr (-debug)": stderr, "-trace file": string(fromFile)} {
-			tl := strings.Split(strings.TrimSpace(text), "\n")
-			if len(tl) < 10 || !strings.Contains(text, "[0] fault: crash") {
-				t.Errorf("%s: too few trace lines or no crash event:\n%.500s", name, text)
+		tl := strings.Split(strings.TrimSpace(stderr), "\n")
+		if len(tl) < 10 || !strings.Contains(stderr, "[0] fault: crash") {
+			t.Errorf("stderr (-debug): too few trace lines or no crash event:\n%.500s", stderr)
+		}
+		for _, l := range tl {
+			if !traceLine.MatchString(l) {
+				t.Errorf("stderr (-debug): %q is not a trace line", l)
+				break
 			}
-			for _, l := range tl {
-				if !traceLine.MatchString(l) {
-					t.Errorf("%s: %q is not a trace line", name, l)
-					break
-				}
+		}
+		// The -trace file holds the same events as JSON lines, for tools.
+		jl := strings.Split(strings.TrimSpace(string(fromFile)), "\n")
+		crashes := 0
+		for _, l := range jl {
+			var e struct {
+				Time, Node, Kind, Detail, Text string
 			}
+			if err := json.Unmarshal([]byte(l), &e); err != nil || e.Time == "" || e.Node == "" || e.Kind == "" || e.Text == "" {
+				t.Errorf("-trace file: %q is not a JSON trace line (%v)", l, err)
+				break
+			}
+			if e.Node == "0" && e.Kind == "fault" && e.Detail == "crash" {
+				crashes++
+			}
+		}
+		if len(jl) != len(tl) || crashes != 1 {
+			t.Errorf("-trace file: %d events (stderr: %d), %d crash events of node 0", len(jl), len(tl), crashes)
 		}
 	})
 

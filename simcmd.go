@@ -156,12 +156,7 @@ func simOne(f simFlags, faults sim.FaultSet, stdout, stderr io.Writer) int {
 }
 
 func writeSimDiagram(path string, seed int64, ring *trace.RingTracer) error {
-	events := ring.Last(0)
-	recs := make([]diagram.Record, len(events))
-	for i, e := range events {
-		recs[i] = diagram.Record{Time: e.Time, Node: e.Node, Msg: e.Msg}
-	}
-	run, _ := diagram.FromRecords(fmt.Sprintf("simulation seed %d", seed), recs)
+	run, _ := diagram.FromRecords(fmt.Sprintf("simulation seed %d", seed), ring.Last(0))
 	out, err := os.Create(path)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"raft-consensus/raft/core"
 	"raft-consensus/raft/trace"
 
 	"github.com/fortytw2/leaktest"
@@ -87,9 +88,9 @@ func TestSnapshotCrashDuringInstall(t *testing.T) {
 	var follower atomic.Int64
 	follower.Store(-1)
 	var once sync.Once
-	watch := tracerFunc(func(node, msg string) {
-		if node == fmt.Sprint(follower.Load()) && strings.HasPrefix(msg, "recv InstallSnapshot ") &&
-			!strings.Contains(msg, "offset=0 ") && strings.Contains(msg, "done=false") {
+	watch := trace.Func(func(node string, e core.Event) {
+		if node == fmt.Sprint(follower.Load()) && e.Kind == core.EventRecv && e.RPC.Type == core.MsgInstallSnapshot &&
+			e.RPC.Offset > 0 && !e.RPC.Done {
 			once.Do(func() { midInstall <- struct{}{} })
 		}
 	})
@@ -164,17 +165,9 @@ func TestSnapshotOnDemand(t *testing.T) {
 	}
 }
 
-type tracerFunc func(node, msg string)
-
-func (f tracerFunc) Trace(node, msg string) { f(node, msg) }
-
-type discardTracer struct{}
-
-func (discardTracer) Trace(string, string) {}
-
 func nonNil(t trace.Tracer) trace.Tracer {
 	if t == nil {
-		return discardTracer{}
+		return trace.Func(func(string, core.Event) {})
 	}
 	return t
 }

@@ -251,11 +251,13 @@ func (s *ClusterSimulator) startNode(n *simNode, members []int) error {
 			DisablePreVote: s.cfg.DisablePreVote, DisableCheckQuorum: s.cfg.DisableCheckQuorum,
 			MaxInflight: s.cfg.MaxInflight, SnapshotChunkBytes: s.cfg.SnapshotChunkBytes,
 			AsyncLeaderWrites: s.cfg.DataDir != "",
+			OnViolation:       s.recordViolation,
 			Seed:              s.cfg.Seed*31 + int64(n.id) + time.Now().UnixNano(),
 		},
 		Addr:              n.addr,
 		Transport:         transport.WithFaults(tcp, s.faults),
 		SnapshotThreshold: s.cfg.SnapshotThreshold, SnapshotThresholdBytes: s.cfg.SnapshotThresholdBytes,
+		OnViolation: s.recordViolation,
 	}
 	if s.cfg.RecordApplied {
 		n.applied = nil
@@ -303,26 +305,35 @@ func (s *ClusterSimulator) recordApplied(n *simNode, e node.CommitEntry) {
 		v := fmt.Sprintf("state machine safety: node %d applied %q (term %d) at index %d, node %d applied %q (term %d)",
 			n.id, e.Command, e.Term, e.Index, prev.by, prev.data, prev.term)
 		s.violations = append(s.violations, v)
-		s.traceSim("SAFETY: " + v)
+		s.traceSim(core.Event{Kind: core.EventSafety, Peer: core.None, Detail: v})
 	}
 }
 
-// Violations lists the safety violations seen (RecordApplied only).
+// recordViolation keeps a broken invariant for Violations; the node that
+// broke it stops.
+func (s *ClusterSimulator) recordViolation(v core.InvariantViolation) {
+	s.appliedMu.Lock()
+	defer s.appliedMu.Unlock()
+	s.violations = append(s.violations, v.Error())
+}
+
+// Violations lists the safety violations seen: broken invariants, and
+// with RecordApplied, servers that applied different commands at an index.
 func (s *ClusterSimulator) Violations() []string {
 	s.appliedMu.Lock()
 	defer s.appliedMu.Unlock()
 	return slices.Clone(s.violations)
 }
 
-func (s *ClusterSimulator) traceNode(id int, msg string) {
+func (s *ClusterSimulator) traceNode(id int, e core.Event) {
 	if s.cfg.Tracer != nil {
-		s.cfg.Tracer.Trace(strconv.Itoa(id), msg)
+		s.cfg.Tracer.Trace(strconv.Itoa(id), e)
 	}
 }
 
-func (s *ClusterSimulator) traceSim(msg string) {
+func (s *ClusterSimulator) traceSim(e core.Event) {
 	if s.cfg.Tracer != nil {
-		s.cfg.Tracer.Trace(trace.SimNode, msg)
+		s.cfg.Tracer.Trace(trace.SimNode, e)
 	}
 }
 
@@ -397,7 +408,7 @@ func (s *ClusterSimulator) DisconnectPeer(id int) error {
 		return fmt.Errorf("node %d is already disconnected", id)
 	}
 	s.faults.Disconnect(id)
-	s.traceNode(id, "fault: disconnect")
+	s.traceNode(id, core.Fault(nil, "disconnect"))
 	return nil
 }
 
@@ -412,7 +423,7 @@ func (s *ClusterSimulator) ReconnectPeer(id int) error {
 		return fmt.Errorf("node %d is not disconnected", id)
 	}
 	s.faults.Reconnect(id)
-	s.traceNode(id, "fault: reconnect")
+	s.traceNode(id, core.Fault(nil, "reconnect"))
 	return nil
 }
 
@@ -459,7 +470,7 @@ func (s *ClusterSimulator) Partition(groups ...[]int) error {
 		}
 	}
 	s.faults.Partition(groups...)
-	s.traceSim("fault: partition " + strings.Join(desc, " | "))
+	s.traceSim(core.Fault(groups, "partition %s", strings.Join(desc, " | ")))
 	return nil
 }
 
@@ -470,7 +481,7 @@ func (s *ClusterSimulator) Partitioned() [][]int { return s.faults.Groups() }
 // stay disconnected).
 func (s *ClusterSimulator) Heal() {
 	s.faults.Heal()
-	s.traceSim("fault: heal")
+	s.traceSim(core.Fault(nil, "heal"))
 }
 
 // CutLink cuts the link from → to in that direction only: from's messages
@@ -487,7 +498,7 @@ func (s *ClusterSimulator) CutLink(from, to int) error {
 		return fmt.Errorf("a link joins two different nodes, not %d and itself", from)
 	}
 	s.faults.Cut(from, to)
-	s.traceSim(fmt.Sprintf("fault: cut %d → %d", from, to))
+	s.traceSim(core.Fault(nil, "cut %d → %d", from, to))
 	return nil
 }
 
@@ -498,7 +509,7 @@ func (s *ClusterSimulator) RestoreLink(from, to int) error {
 	for _, l := range s.faults.CutLinks() {
 		if l == [2]int{from, to} {
 			s.faults.Uncut(from, to)
-			s.traceSim(fmt.Sprintf("fault: restore %d → %d", from, to))
+			s.traceSim(core.Fault(nil, "restore %d → %d", from, to))
 			return nil
 		}
 	}
@@ -513,7 +524,7 @@ func (s *ClusterSimulator) SetDropRate(p float64) error {
 	if err := s.faults.SetDropRate(p); err != nil {
 		return err
 	}
-	s.traceSim(fmt.Sprintf("fault: drop rate %.2f", p))
+	s.traceSim(core.Fault(nil, "drop rate %.2f", p))
 	return nil
 }
 
@@ -522,7 +533,7 @@ func (s *ClusterSimulator) SetMaxDelay(d time.Duration) error {
 	if err := s.faults.SetMaxDelay(d); err != nil {
 		return err
 	}
-	s.traceSim(fmt.Sprintf("fault: delay %v", d))
+	s.traceSim(core.Fault(nil, "delay %v", d))
 	return nil
 }
 
@@ -541,7 +552,7 @@ func (s *ClusterSimulator) CrashPeer(id int) error {
 		return fmt.Errorf("%w: node %d is already crashed", ErrNodeCrashed, id)
 	}
 	s.stopNodeLocked(n)
-	s.traceNode(id, "fault: crash")
+	s.traceNode(id, core.Fault(nil, "crash"))
 	return nil
 }
 
@@ -573,7 +584,7 @@ func (s *ClusterSimulator) RestartPeer(id int) error {
 	if err := s.startNode(n, nil); err != nil {
 		return err
 	}
-	s.traceNode(id, "fault: restart")
+	s.traceNode(id, core.Fault(nil, "restart"))
 	return nil
 }
 

@@ -50,7 +50,7 @@ func (s *ClusterSimulator) AddServer(id int) error {
 		s.mu.Unlock()
 		return err
 	}
-	s.traceNode(id, "fault: added")
+	s.traceNode(id, core.Fault(nil, "added"))
 	s.mu.Unlock()
 
 	return s.changeMembership(core.AddLearner, id, func(cfg core.Configuration) bool { return cfg.IsVoter(id) })
@@ -80,7 +80,7 @@ func (s *ClusterSimulator) RemoveServer(id int) error {
 		}
 		n.removed = true
 		s.faults.Reconnect(id)
-		s.traceNode(id, "fault: removed")
+		s.traceNode(id, core.Fault(nil, "removed"))
 	}
 	return nil
 }
@@ -121,7 +121,7 @@ func (s *ClusterSimulator) changeMembership(t core.ConfChangeType, id int, done 
 		case err == nil:
 			proposed = true
 			if s.cfg.Tracer != nil {
-				s.traceNode(leader, fmt.Sprintf("membership: proposed %v %d", t, id))
+				s.traceNode(leader, core.Info("membership: proposed %v %d", t, id))
 			}
 		case errors.Is(err, core.ErrBadMember):
 			return err
@@ -165,7 +165,7 @@ func (s *ClusterSimulator) TransferLeadership(target int) error {
 	if err := srv.Node().TransferLeadership(ctx, target); err != nil {
 		return err
 	}
-	s.traceSim(fmt.Sprintf("leadership transfer %d → %d requested", leader, target))
+	s.traceSim(core.Info("leadership transfer %d → %d requested", leader, target))
 	wait := 2 * s.electionTimeoutMax()
 	err = s.poll(wait, func() (bool, error) {
 		l, _ := s.Leader()

@@ -1,6 +1,6 @@
 // Command utils renders Raft trace logs as timing diagrams.
 //
-//	RAFT_DEBUG=1 go test -v -run TestX ./raft/ | go run ./utils
+//	RAFT_DEBUG=json go test -v -run TestX ./raft/ | go run ./utils
 //	go run ./utils -test TestX -html TestX.html test.log
 //
 // It prints one table per test (a time column, one column per node) and can
@@ -103,6 +103,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // format drifting away from the parser does not go unnoticed.
 func reportSkipped(stderr io.Writer, log *diagram.Log) {
 	fmt.Fprintf(stderr, "utils: read %d lines, %d tests; skipped %d malformed lines\n", log.Lines, countTests(log), log.Malformed)
+	if log.TextLines > 0 {
+		fmt.Fprintf(stderr, "utils: %d text trace lines are shown as free text: trace with RAFT_DEBUG=json (or the REPL's -trace FILE) for events the diagram understands\n", log.TextLines)
+	}
 	for _, m := range log.Examples {
 		fmt.Fprintf(stderr, "  line %d: %s: %q\n", m.Line, m.Reason, m.Text)
 	}
@@ -159,7 +162,7 @@ func selectRuns(log *diagram.Log, o options, stderr io.Writer) ([]*diagram.Run, 
 		events += len(r.Events)
 	}
 	if events == 0 {
-		fmt.Fprintln(stderr, "utils: no trace events to draw (was the trace switched on, e.g. RAFT_DEBUG=1?)")
+		fmt.Fprintln(stderr, "utils: no trace events to draw (was the trace switched on, e.g. RAFT_DEBUG=json?)")
 		return nil, 1
 	}
 	return runs, 0

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-const small = "diagram/testdata/small.log"
+const small = "diagram/testdata/small.jsonl"
 
 func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()

@@ -18,7 +18,7 @@ go build -o "$tmp/repl" .
 
 # A traced test: a leader cut off takes a command that never commits.
 test=TestTryCommitToDCLeader
-RAFT_DEBUG=1 go test -count=1 -v -run "^$test\$" ./raft/ >"$tmp/test.log" 2>&1 || true
+RAFT_DEBUG=json go test -count=1 -v -run "^$test\$" ./raft/ >"$tmp/test.log" 2>&1 || true
 "$tmp/utils" -test "$test" -no-table -html "$tmp/test.html" "$tmp/test.log"
 utils/screenshot.sh "$tmp/test.html" images/diagram-test.png 1600 650
 
@@ -30,7 +30,7 @@ utils/screenshot.sh "$tmp/repl.html" images/diagram-repl.png 1600 800
 # The table: from the old leader's reconnection, heartbeats hidden: its
 # stale AppendEntries are refused, it steps down, its uncommitted entry is
 # truncated and replaced.
-from=$(grep -m1 'fault: reconnect' "$tmp/test.log" | cut -d' ' -f1)
+from=$(grep -m1 '"text":"fault: reconnect"' "$tmp/test.log" | sed 's/.*"time":"\([^"]*\)".*/\1/')
 table_flags=(-test "$test" -no-heartbeats -from "$from" -width 150)
 "$tmp/utils" "${table_flags[@]}" -color never "$tmp/test.log" >"$tmp/table.txt"
 "$tmp/utils" "${table_flags[@]}" -no-table -table-html "$tmp/table.html" "$tmp/test.log"

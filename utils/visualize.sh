@@ -60,9 +60,9 @@ cleanup() { [ "$keep" = 1 ] || rm -f "$log"; }
 trap cleanup EXIT
 
 cd "$root"
-echo "running: RAFT_DEBUG=1 go test -v -count=1 -run '^$test_name\$' $pkg $*" >&2
+echo "running: RAFT_DEBUG=json go test -v -count=1 -run '^$test_name\$' $pkg $*" >&2
 status=0
-RAFT_DEBUG=1 go test -v -count=1 -run "^${test_name}\$" "$pkg" "$@" >"$log" 2>&1 || status=$?
+RAFT_DEBUG=json go test -v -count=1 -run "^${test_name}\$" "$pkg" "$@" >"$log" 2>&1 || status=$?
 
 if grep -q '^testing: warning: no tests to run' "$log"; then
 	echo "$0: no test matches '^$test_name\$' in $pkg" >&2

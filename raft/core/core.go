@@ -89,8 +89,13 @@ type CoreConfig struct {
 	SnapshotChunkBytes int
 	// Seed seeds the election timeout randomization.
 	Seed int64
-	// Trace, if set, receives a line for every protocol event.
-	Trace func(string)
+	// Trace, if set, receives every protocol event.
+	Trace func(Event)
+	// OnViolation, if set, is called when an invariant breaks (a committed
+	// entry about to be overwritten, an undecodable configuration): a bug
+	// that no input may cause. The core then goes on as best it can; the
+	// caller should stop the server. If nil, the core panics.
+	OnViolation func(InvariantViolation)
 
 	// broken switches off safety rules, so that tests can check that the
 	// simulation's checkers catch the bugs that follow. Never set otherwise.
@@ -255,11 +260,37 @@ func (c *Core) Entries(lo, hi uint64) []Entry {
 
 func (c *Core) tracing() bool { return c.cfg.Trace != nil }
 
-func (c *Core) tracef(format string, args ...any) {
+// emit reports an event to the tracer, if there is one. Callers that
+// would build an expensive event check tracing first.
+func (c *Core) emit(e Event) {
 	if c.cfg.Trace != nil {
-		c.cfg.Trace(fmt.Sprintf(format, args...))
+		c.cfg.Trace(e)
 	}
 }
+
+// InvariantViolation reports a broken invariant of the protocol.
+type InvariantViolation struct {
+	Node int
+	What string
+}
+
+func (v InvariantViolation) Error() string {
+	return fmt.Sprintf("raft: invariant violated on node %d: %s", v.Node, v.What)
+}
+
+// violated reports a broken invariant: to the tracer (always, whatever
+// else happens), then to the OnViolation hook, or as a panic.
+func (c *Core) violated(what string) {
+	c.emit(Event{Kind: EventSafety, Term: c.term, Peer: None, Detail: what})
+	v := InvariantViolation{Node: c.id, What: what}
+	if c.cfg.OnViolation == nil {
+		panic(v)
+	}
+	c.cfg.OnViolation(v)
+}
+
+// ev returns an event of kind k about the current term, with no peer.
+func (c *Core) ev(k EventKind) Event { return Event{Kind: k, Term: c.term, Peer: None} }
 
 func (c *Core) send(m Message) {
 	m.From = c.id
@@ -279,7 +310,11 @@ func (c *Core) Tick() {
 	c.electionElapsed++
 	if c.electionElapsed >= c.electionTimeout && c.promotable() {
 		c.electionElapsed = 0
-		c.tracef("election timeout after %d ticks in term %d", c.electionTimeout, c.term)
+		if c.tracing() {
+			e := c.ev(EventElectionTimeout)
+			e.Count = c.electionTimeout
+			c.emit(e)
+		}
 		c.campaign(c.cfg.PreVote, false)
 	}
 }
@@ -290,14 +325,20 @@ func (c *Core) tickLeader() {
 	if c.transferee != None {
 		c.transferElapsed++
 		if c.transferElapsed >= c.cfg.ElectionTicksMax {
-			c.tracef("leadership transfer to %d timed out; resuming", c.transferee)
+			if c.tracing() {
+				e := c.ev(EventTransferTimeout)
+				e.Peer = c.transferee
+				c.emit(e)
+			}
 			c.transferee = None
 		}
 	}
 	if c.electionElapsed >= c.cfg.ElectionTicksMax {
 		c.electionElapsed = 0
 		if c.cfg.CheckQuorum && !c.quorumActive() {
-			c.tracef("check quorum failed: stepping down in term %d", c.term)
+			if c.tracing() {
+				c.emit(c.ev(EventCheckQuorum))
+			}
 			c.becomeFollower(c.term, None)
 			return
 		}
@@ -354,7 +395,9 @@ func (c *Core) resetElectionTimer() {
 
 func (c *Core) setRole(r Role) {
 	if c.role != r && c.tracing() {
-		c.tracef("%v → %v in term %d", c.role, r, c.term)
+		e := c.ev(EventRole)
+		e.PrevRole, e.Role = c.role, r
+		c.emit(e)
 	}
 	c.role = r
 }
@@ -362,7 +405,7 @@ func (c *Core) setRole(r Role) {
 func (c *Core) becomeFollower(term uint64, leader int) {
 	if term > c.term {
 		if c.tracing() {
-			c.tracef("term %d → %d", c.term, term)
+			c.emit(Event{Kind: EventTerm, PrevTerm: c.term, Term: term, Peer: None})
 		}
 		c.term = term
 		c.votedFor = None
@@ -388,7 +431,11 @@ func (c *Core) dropStaleRequests() {
 
 func (c *Core) setLeader(id int) {
 	if c.leader != id && id != None && id != c.id {
-		c.tracef("leader is %d in term %d", id, c.term)
+		if c.tracing() {
+			e := c.ev(EventLeader)
+			e.Peer = id
+			c.emit(e)
+		}
 	}
 	c.leader = id
 }
@@ -404,7 +451,9 @@ func (c *Core) becomeLeader() {
 	for _, id := range c.config.Members() {
 		c.addProgress(id)
 	}
-	c.tracef("won the election for term %d", c.term)
+	if c.tracing() {
+		c.emit(c.ev(EventElectionWon))
+	}
 	// §5.4.2 and thesis §6.4: a no-op of the new term lets the leader commit
 	// (and learn the commit index) without waiting for a client.
 	c.appendEntry(EntryNoop, nil)
@@ -460,7 +509,9 @@ func (c *Core) Step(m Message) *Message {
 			// grants its vote, so a removed or partitioned server cannot
 			// depose a healthy leader.
 			if c.tracing() {
-				c.tracef("ignoring %v: leader %d heard %d ticks ago", m, c.leader, c.electionElapsed)
+				e := c.ev(EventVoteIgnored)
+				e.RPC, e.Peer, e.Count = m.Summary(), c.leader, c.electionElapsed
+				c.emit(e)
 			}
 			return &Message{Type: MsgRequestVoteReply, From: c.id, To: m.From, Term: c.term, PreVote: m.PreVote}
 		}
@@ -509,7 +560,9 @@ func (c *Core) inLease() bool {
 
 func (c *Core) rejectStale(m Message) *Message {
 	if c.tracing() {
-		c.tracef("rejecting stale %v (our term %d)", m, c.term)
+		e := c.ev(EventStale)
+		e.RPC = m.Summary()
+		c.emit(e)
 	}
 	switch m.Type {
 	case MsgRequestVote:

@@ -23,11 +23,7 @@ func (c *Core) campaign(preVote, transfer bool) {
 	}
 	c.votes = map[int]bool{c.id: true}
 	if c.tracing() {
-		kind := "election"
-		if preVote {
-			kind = "pre-vote"
-		}
-		c.tracef("starting %s for term %d (last log %d/%d)", kind, term, c.log.lastIndex(), c.log.lastTerm())
+		c.emit(Event{Kind: EventCampaign, Term: term, Peer: None, PreVote: preVote, Index: c.log.lastIndex(), Term2: c.log.lastTerm()})
 	}
 	if c.tallyVotes() {
 		return
@@ -60,14 +56,20 @@ func (c *Core) tallyVotes() bool {
 	switch {
 	case granted >= q:
 		if c.role == PreCandidate {
-			c.tracef("pre-vote won with %d of %d", granted, len(c.config.Voters))
+			if c.tracing() {
+				c.emit(Event{Kind: EventPreVoteWon, Term: c.term + 1, Peer: None, Count: granted, Total: len(c.config.Voters)})
+			}
 			c.campaign(false, false)
 		} else {
 			c.becomeLeader()
 		}
 		return true
 	case rejected >= q:
-		c.tracef("election lost in term %d (%d rejections)", c.term, rejected)
+		if c.tracing() {
+			e := c.ev(EventElectionLost)
+			e.Count = rejected
+			c.emit(e)
+		}
 		c.becomeFollower(c.term, None)
 		return true
 	}
@@ -99,22 +101,14 @@ func (c *Core) handleRequestVote(m Message) *Message {
 		reply.VoteGranted = true
 	}
 	if c.tracing() {
-		why := ""
+		e := Event{Kind: EventVote, Term: m.Term, Peer: m.From, Granted: reply.VoteGranted, PreVote: m.PreVote}
 		switch {
 		case !canVote:
-			why = " (already voted for " + itoa(c.votedFor) + " or a leader is known)"
+			e.Detail = "already voted for " + itoa(c.votedFor) + " or a leader is known"
 		case !upToDate:
-			why = " (candidate's log is behind ours)"
+			e.Detail = "candidate's log is behind ours"
 		}
-		verb := "refused"
-		if reply.VoteGranted {
-			verb = "granted"
-		}
-		kind := "vote"
-		if m.PreVote {
-			kind = "pre-vote"
-		}
-		c.tracef("%s %s to %d for term %d%s", verb, kind, m.From, m.Term, why)
+		c.emit(e)
 	}
 	return reply
 }
@@ -141,7 +135,11 @@ func (c *Core) handleVoteReply(m Message) {
 func (c *Core) handleTimeoutNow(m Message) *Message {
 	reply := &Message{Type: MsgTimeoutNowReply, From: c.id, To: m.From, Term: c.term}
 	if c.promotable() {
-		c.tracef("TimeoutNow from %d: campaigning at once", m.From)
+		if c.tracing() {
+			e := c.ev(EventTimeoutNow)
+			e.Peer = m.From
+			c.emit(e)
+		}
 		c.campaign(false, true)
 	}
 	return reply

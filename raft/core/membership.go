@@ -47,7 +47,9 @@ func (c *Core) ProposeConfChange(t ConfChangeType, id int) (uint64, error) {
 		return 0, err
 	}
 	if c.tracing() {
-		c.tracef("proposing %v %d: %v", t, id, next)
+		e := c.ev(EventConfChange)
+		e.Detail, e.Peer, e.Groups = t.String(), id, groupsOf(next)
+		c.emit(e)
 	}
 	return c.appendEntry(EntryConfig, EncodeConfiguration(next)), nil
 }
@@ -87,7 +89,7 @@ func (cfg Configuration) apply(t ConfChangeType, id int) (Configuration, error) 
 func (c *Core) applyConfigEntry(index uint64, data []byte) {
 	cfg, err := DecodeConfiguration(data)
 	if err != nil {
-		c.tracef("SAFETY: undecodable configuration at %d: %v", index, err)
+		c.violated(fmt.Sprintf("undecodable configuration at %d: %v", index, err))
 		return
 	}
 	c.setConfig(cfg, index)
@@ -95,7 +97,9 @@ func (c *Core) applyConfigEntry(index uint64, data []byte) {
 
 func (c *Core) setConfig(cfg Configuration, index uint64) {
 	if c.tracing() {
-		c.tracef("configuration at %d: %v", index, cfg)
+		e := c.ev(EventConfig)
+		e.Index, e.Groups = index, groupsOf(cfg)
+		c.emit(e)
 	}
 	c.config, c.configIndex = cfg, index
 	if c.role != Leader {
@@ -169,7 +173,9 @@ func (c *Core) maybePromoteLearner() {
 			return // try again when the pending change commits
 		}
 		if c.tracing() {
-			c.tracef("learner %d caught up to %d within %d ticks: promoting", id, pr.match, c.ticks-pr.roundStart)
+			e := c.ev(EventPromote)
+			e.Peer, e.Index, e.Count = id, pr.match, int(c.ticks-pr.roundStart)
+			c.emit(e)
 		}
 		if _, err := c.ProposeConfChange(PromoteLearner, id); err == nil {
 			return // one change at a time
@@ -202,7 +208,11 @@ func (c *Core) TransferLeadership(target int) error {
 		return ErrTransferring
 	}
 	c.transferee, c.transferElapsed = target, 0
-	c.tracef("transferring leadership to %d", target)
+	if c.tracing() {
+		e := c.ev(EventTransfer)
+		e.Peer = target
+		c.emit(e)
+	}
 	if c.prs[target].match == c.log.lastIndex() {
 		c.sendTimeoutNow(target)
 	} else {
@@ -212,7 +222,11 @@ func (c *Core) TransferLeadership(target int) error {
 }
 
 func (c *Core) sendTimeoutNow(to int) {
-	c.tracef("%d is up to date: sending TimeoutNow", to)
+	if c.tracing() {
+		e := c.ev(EventTimeoutNowSend)
+		e.Peer = to
+		c.emit(e)
+	}
 	c.send(Message{Type: MsgTimeoutNow, To: to})
 }
 

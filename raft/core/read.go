@@ -91,7 +91,9 @@ func (c *Core) releaseConfirmedReads() {
 	}
 	if n > 0 {
 		if c.tracing() {
-			c.tracef("read round %d confirmed by a majority: %d reads at index ≤ %d", confirmed, n, c.reads.pending[n-1].index)
+			e := c.ev(EventReadConfirmed)
+			e.Index2, e.Count, e.Index = confirmed, n, c.reads.pending[n-1].index
+			c.emit(e)
 		}
 		c.reads.pending = append(c.reads.pending[:0], c.reads.pending[n:]...)
 	}

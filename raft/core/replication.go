@@ -1,6 +1,9 @@
 package core
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+)
 
 // broadcastAppend sends new entries to every follower that is not paused;
 // with sendIfEmpty it also tells them a new commit index.
@@ -94,7 +97,11 @@ func (c *Core) sendEmptyAppend(to int) {
 // handleAppendEntries is the AppendEntries receiver of Figure 2.
 func (c *Core) handleAppendEntries(m Message) *Message {
 	if !validAppend(m) {
-		c.tracef("dropping malformed AppendEntries from %d", m.From)
+		if c.tracing() {
+			e := c.ev(EventMalformed)
+			e.Peer = m.From
+			c.emit(e)
+		}
 		return nil
 	}
 	// A candidate (or pre-candidate) that hears from the leader of its term
@@ -130,7 +137,7 @@ func (c *Core) handleAppendEntries(m Message) *Message {
 			reply.ConflictIndex = c.log.firstIndexOfTerm(prev)
 		}
 		if c.tracing() {
-			c.tracef("rejected AppendEntries from %d: no entry %d/%d (hint %d/%d)", m.From, prev, prevTerm, reply.ConflictIndex, reply.ConflictTerm)
+			c.emit(Event{Kind: EventReject, Peer: m.From, Index: prev, Term: prevTerm, Index2: reply.ConflictIndex, Term2: reply.ConflictTerm})
 		}
 		return reply
 	}
@@ -141,13 +148,15 @@ func (c *Core) handleAppendEntries(m Message) *Message {
 		if conflict <= c.log.committed {
 			// Impossible with a correct leader (Leader Completeness); never
 			// destroy a committed entry on the word of a message.
-			c.tracef("SAFETY: AppendEntries from %d would overwrite committed entry %d (commit %d)", m.From, conflict, c.log.committed)
+			c.violated(fmt.Sprintf("AppendEntries from %d would overwrite committed entry %d (commit %d)", m.From, conflict, c.log.committed))
 			return nil
 		}
 		newEnts := ents[conflict-ents[0].Index:]
 		truncatesConfig := conflict <= c.configIndex
 		if conflict <= c.log.lastIndex() && c.tracing() {
-			c.tracef("truncating log from %d (had %d entries)", conflict, c.log.lastIndex())
+			e := c.ev(EventTruncate)
+			e.Index, e.Index2 = conflict, c.log.lastIndex()
+			c.emit(e)
 		}
 		c.log.truncateAndAppend(newEnts)
 		if truncatesConfig {
@@ -160,7 +169,9 @@ func (c *Core) handleAppendEntries(m Message) *Message {
 			}
 		}
 		if c.tracing() {
-			c.tracef("appended entries %d..%d from %d", newEnts[0].Index, newEnts[len(newEnts)-1].Index, m.From)
+			e := c.ev(EventAppended)
+			e.Index, e.Index2, e.Peer = newEnts[0].Index, newEnts[len(newEnts)-1].Index, m.From
+			c.emit(e)
 		}
 	}
 
@@ -190,7 +201,9 @@ func (c *Core) commitTo(index uint64) {
 		return
 	}
 	if c.tracing() {
-		c.tracef("commit index %d → %d", c.log.committed, index)
+		e := c.ev(EventCommit)
+		e.Index, e.Index2 = c.log.committed, index
+		c.emit(e)
 	}
 	c.log.committed = index
 }
@@ -258,7 +271,9 @@ func (c *Core) handleAppendRejection(from int, pr *progress, m Message) {
 	}
 	next = max(min(next, m.PrevLogIndex), pr.match+1, 1)
 	if c.tracing() {
-		c.tracef("%d rejected prev=%d; nextIndex → %d", from, m.PrevLogIndex, next)
+		e := c.ev(EventBackoff)
+		e.Peer, e.Index, e.Index2 = from, m.PrevLogIndex, next
+		c.emit(e)
 	}
 	pr.becomeProbing()
 	pr.next = next
@@ -313,7 +328,11 @@ func (c *Core) onCommitAdvanced() {
 	if c.configIndex <= c.log.committed && !c.config.IsVoter(c.id) {
 		// Thesis §4.2.2: a leader removed from the configuration steps down
 		// once the configuration without it is committed.
-		c.tracef("removed from the configuration at %d: stepping down", c.configIndex)
+		if c.tracing() {
+			e := c.ev(EventRemovedSelf)
+			e.Index = c.configIndex
+			c.emit(e)
+		}
 		c.becomeFollower(c.term, None)
 		return
 	}

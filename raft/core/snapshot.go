@@ -37,7 +37,7 @@ func (c *Core) Compact(index uint64, data []byte) (*Snapshot, error) {
 	c.log.compact(index, term)
 	c.snap.latest = snap
 	if c.tracing() {
-		c.tracef("snapshot through %d/%d (%d bytes); log now %d..%d", index, term, len(data), c.log.firstIndex(), c.log.lastIndex())
+		c.emit(Event{Kind: EventSnapshot, Term: term, Peer: None, Index: index, Count: len(data), Index2: c.log.lastIndex()})
 	}
 	return snap, nil
 }
@@ -51,7 +51,9 @@ func (c *Core) startSnapshot(to int) {
 	}
 	pr.becomeSnapshotting(c.snap.latest.Meta.LastIncludedIndex)
 	if c.tracing() {
-		c.tracef("%d needs entry %d, compacted: sending snapshot through %d", to, pr.next, pr.snapIndex)
+		e := c.ev(EventSnapshotSend)
+		e.Peer, e.Index, e.Index2 = to, pr.next, pr.snapIndex
+		c.emit(e)
 	}
 	c.sendSnapshotChunk(to)
 }
@@ -132,7 +134,7 @@ func (c *Core) handleInstallSnapshot(m Message) *Message {
 	c.snap.toPersist = snap
 	c.config, c.configIndex = c.configFromLog()
 	if c.tracing() {
-		c.tracef("installed snapshot through %d/%d from %d (%d bytes)", meta.LastIncludedIndex, meta.LastIncludedTerm, m.From, len(snap.Data))
+		c.emit(Event{Kind: EventSnapshotInstalled, Term: meta.LastIncludedTerm, Index: meta.LastIncludedIndex, Peer: m.From, Count: len(snap.Data)})
 	}
 	reply.Success, reply.MatchIndex = true, meta.LastIncludedIndex
 	return reply

@@ -219,37 +219,7 @@ type Message struct {
 	Done     bool
 }
 
-func (m Message) String() string {
-	switch m.Type {
-	case MsgRequestVote:
-		kind := "RequestVote"
-		if m.PreVote {
-			kind = "PreVote"
-		}
-		return fmt.Sprintf("%s %d→%d term=%d last=%d/%d", kind, m.From, m.To, m.Term, m.LastLogIndex, m.LastLogTerm)
-	case MsgRequestVoteReply:
-		return fmt.Sprintf("VoteReply %d→%d term=%d granted=%v prevote=%v", m.From, m.To, m.Term, m.VoteGranted, m.PreVote)
-	case MsgAppendEntries:
-		return fmt.Sprintf("AppendEntries %d→%d term=%d prev=%d/%d entries=%d commit=%d", m.From, m.To, m.Term, m.PrevLogIndex, m.PrevLogTerm, len(m.Entries), m.LeaderCommit)
-	case MsgAppendEntriesReply:
-		if m.Success {
-			return fmt.Sprintf("AppendReply %d→%d term=%d ok match=%d", m.From, m.To, m.Term, m.MatchIndex)
-		}
-		return fmt.Sprintf("AppendReply %d→%d term=%d reject prev=%d conflict=%d/%d", m.From, m.To, m.Term, m.PrevLogIndex, m.ConflictIndex, m.ConflictTerm)
-	case MsgInstallSnapshot:
-		var last, lastTerm uint64
-		if m.Snapshot != nil {
-			last, lastTerm = m.Snapshot.LastIncludedIndex, m.Snapshot.LastIncludedTerm
-		}
-		return fmt.Sprintf("InstallSnapshot %d→%d term=%d last=%d/%d offset=%d bytes=%d done=%v", m.From, m.To, m.Term, last, lastTerm, m.Offset, len(m.Data), m.Done)
-	case MsgInstallSnapshotReply:
-		if m.Success {
-			return fmt.Sprintf("InstallSnapshotReply %d→%d term=%d installed match=%d", m.From, m.To, m.Term, m.MatchIndex)
-		}
-		return fmt.Sprintf("InstallSnapshotReply %d→%d term=%d last=%d offset=%d", m.From, m.To, m.Term, m.PrevLogIndex, m.Offset)
-	}
-	return fmt.Sprintf("%v %d→%d term=%d", m.Type, m.From, m.To, m.Term)
-}
+func (m Message) String() string { return m.Summary().String() }
 
 // ReadState tells the driver that the read identified by Ctx may be served
 // once the state machine has applied Index (thesis §6.4).

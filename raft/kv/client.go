@@ -303,17 +303,17 @@ func (c *Client) traceDone(node int, cmd Command, res Result) {
 	var msg string
 	switch cmd.Op {
 	case OpSet:
-		msg = fmt.Sprintf("client set %s=%s (client %d seq %d) → ok", cmd.Key, cmd.Value, c.cfg.Num, cmd.Seq)
+		msg = fmt.Sprintf("set %s=%s (client %d seq %d) → ok", cmd.Key, cmd.Value, c.cfg.Num, cmd.Seq)
 	case OpDelete:
-		msg = fmt.Sprintf("client delete %s (client %d seq %d) → existed=%v", cmd.Key, c.cfg.Num, cmd.Seq, res.Found)
+		msg = fmt.Sprintf("delete %s (client %d seq %d) → existed=%v", cmd.Key, c.cfg.Num, cmd.Seq, res.Found)
 	case OpGet:
 		if res.Found {
-			msg = fmt.Sprintf("client get %s (client %d) → %q", cmd.Key, c.cfg.Num, res.Value)
+			msg = fmt.Sprintf("get %s (client %d) → %q", cmd.Key, c.cfg.Num, res.Value)
 		} else {
-			msg = fmt.Sprintf("client get %s (client %d) → not found", cmd.Key, c.cfg.Num)
+			msg = fmt.Sprintf("get %s (client %d) → not found", cmd.Key, c.cfg.Num)
 		}
 	}
-	trace.ForNode(c.cfg.Tracer, node).Event(msg)
+	trace.ForNode(c.cfg.Tracer, node).Event(clientEvent(msg))
 }
 
 // traceRequest reports a client request as it reaches a server, and
@@ -325,18 +325,18 @@ func (c *Client) traceRequest(node int, cmd Command) {
 	var msg string
 	switch cmd.Op {
 	case OpSet:
-		msg = fmt.Sprintf("client request set %s=%s (client %d seq %d)", cmd.Key, cmd.Value, c.cfg.Num, cmd.Seq)
+		msg = fmt.Sprintf("request set %s=%s (client %d seq %d)", cmd.Key, cmd.Value, c.cfg.Num, cmd.Seq)
 	case OpDelete:
-		msg = fmt.Sprintf("client request delete %s (client %d seq %d)", cmd.Key, c.cfg.Num, cmd.Seq)
+		msg = fmt.Sprintf("request delete %s (client %d seq %d)", cmd.Key, c.cfg.Num, cmd.Seq)
 	case OpGet:
-		msg = fmt.Sprintf("client request get %s (client %d)", cmd.Key, c.cfg.Num)
+		msg = fmt.Sprintf("request get %s (client %d)", cmd.Key, c.cfg.Num)
 	}
-	trace.ForNode(c.cfg.Tracer, node).Event(msg)
+	trace.ForNode(c.cfg.Tracer, node).Event(clientEvent(msg))
 }
 
 func (c *Client) traceFailure(node int, cmd Command, err error) {
 	if c.cfg.Tracer != nil {
-		trace.ForNode(c.cfg.Tracer, node).Eventf("client %v %s (client %d) failed here: %v", cmd.Op, cmd.Key, c.cfg.Num, err)
+		trace.ForNode(c.cfg.Tracer, node).Event(clientEvent(fmt.Sprintf("%v %s (client %d) failed here: %v", cmd.Op, cmd.Key, c.cfg.Num, err)))
 	}
 }
 
@@ -374,4 +374,9 @@ func (h *History) Operations() []Operation {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.ops)
+}
+
+// clientEvent is a trace event of a client's, at the server it talks to.
+func clientEvent(detail string) core.Event {
+	return core.Event{Kind: core.EventClient, Peer: core.None, Detail: detail}
 }

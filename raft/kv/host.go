@@ -34,6 +34,8 @@ type Host struct {
 	snapshotThreshold      uint64
 	snapshotThresholdBytes uint64
 	onApply                func(node.CommitEntry)
+	onViolation            func(core.InvariantViolation)
+	id                     int
 
 	applied      uint64
 	snapIndex    uint64 // index of the latest snapshot, taken or installed
@@ -53,8 +55,12 @@ type HostConfig struct {
 	SnapshotThresholdBytes uint64
 	// OnApply, if set, sees every committed entry after it is applied.
 	OnApply func(node.CommitEntry)
-	Tracer  trace.Tracer
-	ID      int // for traces
+	// OnViolation, if set, is called when an invariant breaks (a snapshot
+	// from the log that the state machine cannot restore); if nil, the
+	// Host panics.
+	OnViolation func(core.InvariantViolation)
+	Tracer      trace.Tracer
+	ID          int // for traces
 }
 
 // NewHost returns a host of sm on n.
@@ -62,7 +68,7 @@ func NewHost(n Node, sm StateMachine, cfg HostConfig) *Host {
 	return &Host{
 		node: n, sm: sm, trace: trace.ForNode(cfg.Tracer, cfg.ID),
 		snapshotThreshold: cfg.SnapshotThreshold, snapshotThresholdBytes: cfg.SnapshotThresholdBytes,
-		onApply: cfg.OnApply, writes: map[uint64]*Write{},
+		onApply: cfg.OnApply, onViolation: cfg.OnViolation, id: cfg.ID, writes: map[uint64]*Write{},
 	}
 }
 
@@ -259,7 +265,7 @@ func (h *Host) applyEntries(ents []node.CommitEntry) {
 // (or loaded at start).
 func (h *Host) restore(e *node.CommitEntry) {
 	if err := h.sm.Restore(bytes.NewReader(e.Snapshot.Data)); err != nil {
-		h.trace.Eventf("SAFETY: cannot restore snapshot %d: %v", e.Index, err)
+		h.violated(fmt.Sprintf("cannot restore snapshot %d: %v", e.Index, err))
 	}
 	h.applied = max(h.applied, e.Index)
 	h.snapIndex, h.snapBytes = e.Index, 0
@@ -276,6 +282,17 @@ func (h *Host) restore(e *node.CommitEntry) {
 	if h.onApply != nil {
 		h.onApply(*e)
 	}
+}
+
+// violated reports a broken invariant to the tracer and the hook, or
+// panics.
+func (h *Host) violated(what string) {
+	h.trace.Event(core.Event{Kind: core.EventSafety, Peer: core.None, Detail: what})
+	v := core.InvariantViolation{Node: h.id, What: what}
+	if h.onViolation == nil {
+		panic(v)
+	}
+	h.onViolation(v)
 }
 
 // outcome tells a writer whose index was applied without it being notified
@@ -314,7 +331,7 @@ func (h *Host) snapshotDue() bool {
 func (h *Host) captureSnapshot() *SnapshotJob {
 	st, err := h.sm.Snapshot()
 	if err != nil {
-		h.trace.Eventf("snapshot at %d failed: %v", h.applied, err)
+		h.trace.Event(core.Info("snapshot at %d failed: %v", h.applied, err))
 		return nil
 	}
 	h.snapshotting = true

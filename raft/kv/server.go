@@ -40,10 +40,12 @@ type ServerConfig struct {
 	Transport transport.Transport
 	// StateMachine is what the server replicates (default: a KV Store).
 	StateMachine StateMachine
-	// SnapshotThreshold, SnapshotThresholdBytes and OnApply: see HostConfig.
+	// SnapshotThreshold, SnapshotThresholdBytes, OnApply and OnViolation:
+	// see HostConfig.
 	SnapshotThreshold      uint64
 	SnapshotThresholdBytes uint64
 	OnApply                func(node.CommitEntry)
+	OnViolation            func(core.InvariantViolation)
 }
 
 // StartServer starts a node and its listener.
@@ -66,7 +68,7 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	}
 	s.host = NewHost(n, cfg.StateMachine, HostConfig{
 		SnapshotThreshold: cfg.SnapshotThreshold, SnapshotThresholdBytes: cfg.SnapshotThresholdBytes,
-		OnApply: cfg.OnApply, Tracer: cfg.Node.Tracer, ID: cfg.Node.ID,
+		OnApply: cfg.OnApply, OnViolation: cfg.OnViolation, Tracer: cfg.Node.Tracer, ID: cfg.Node.ID,
 	})
 	s.rpc, err = transport.Listen(cfg.Addr, n)
 	if err != nil {
@@ -128,7 +130,7 @@ func (s *Server) startSnapshot(job *SnapshotJob) {
 		defer s.snapWG.Done()
 		err := s.writeSnapshot(job)
 		if err != nil && !errors.Is(err, node.ErrStopped) && !errors.Is(err, core.ErrSnapshotTooOld) {
-			s.trace.Eventf("snapshot at %d failed: %v", job.Index, err)
+			s.trace.Event(core.Info("snapshot at %d failed: %v", job.Index, err))
 		}
 		s.mu.Lock()
 		s.host.SnapshotDone(job, err)

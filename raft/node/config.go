@@ -58,6 +58,9 @@ type Config struct {
 	Transport transport.Transport
 	// Tracer, if set, receives every protocol event.
 	Tracer trace.Tracer
+	// OnViolation, if set, hears of a broken invariant of the protocol (a
+	// bug), after which the node stops; if nil, the node panics.
+	OnViolation func(core.InvariantViolation)
 	// Seed seeds the election timeout randomization (default: the id and
 	// the clock).
 	Seed int64
@@ -129,5 +132,6 @@ func (c Config) coreConfig() core.CoreConfig {
 		MaxInflight:         c.MaxInflight,
 		SnapshotChunkBytes:  c.SnapshotChunkBytes,
 		Seed:                c.Seed,
+		OnViolation:         c.OnViolation,
 	}
 }

@@ -157,6 +157,17 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 	if d.trace.On() {
 		cc.Trace = d.trace.Event
 	}
+	if hook := cc.OnViolation; hook != nil {
+		// The hook decides what to say; the driver stops either way, as
+		// it does when storage fails: never go on from a broken state.
+		cc.OnViolation = func(v core.InvariantViolation) {
+			hook(v)
+			if d.failed == nil {
+				d.failed = v
+				d.failReplies()
+			}
+		}
+	}
 	boot := core.Configuration{Voters: append([]int(nil), cfg.Members...)}
 	d.core, err = core.NewCore(cc, core.InitialState{HardState: hs, Snapshot: snap, Entries: ents, Bootstrap: boot})
 	if err != nil {
@@ -179,8 +190,9 @@ func (d *Driver) Core() *core.Core { return d.core }
 // Summary returns the core's state in brief.
 func (d *Driver) Summary() core.Summary { return d.core.Summary() }
 
-// Failed returns the storage error that stopped the driver, or nil. A
-// failed driver does nothing more: its owner must stop the node.
+// Failed returns the storage error or the invariant violation that stopped
+// the driver, or nil. A failed driver does nothing more: its owner must
+// stop the node.
 func (d *Driver) Failed() error { return d.failed }
 
 // Tick advances the core's clock by one tick.
@@ -201,7 +213,7 @@ func (d *Driver) Step(m core.Message, reply func(*core.Message)) {
 		return
 	}
 	if d.trace.On() {
-		d.trace.Event("recv " + m.String())
+		d.trace.Event(core.Event{Kind: core.EventRecv, Term: m.Term, Peer: m.From, RPC: m.Summary()})
 	}
 	r := d.core.Step(m)
 	if reply == nil {
@@ -404,14 +416,14 @@ func (d *Driver) finishReady(rd core.Ready, early bool) {
 
 func (d *Driver) send(m core.Message) {
 	if d.trace.On() {
-		d.trace.Event("send " + m.String())
+		d.trace.Event(core.Event{Kind: core.EventSend, Term: m.Term, Peer: m.To, RPC: m.Summary()})
 	}
 	d.outbox.Send(m)
 }
 
 func (d *Driver) sendReply(r pendingReply) {
 	if r.reply != nil && d.trace.On() {
-		d.trace.Event("send " + r.reply.String())
+		d.trace.Event(core.Event{Kind: core.EventSend, Term: r.reply.Term, Peer: r.reply.To, RPC: r.reply.Summary()})
 	}
 	r.to(r.reply)
 }
@@ -426,7 +438,7 @@ func (d *Driver) deliver(rd core.Ready) {
 			batch = append(batch, CommitEntry{Index: e.Index, Term: e.Term, Type: e.Type, Command: e.Data})
 		}
 		if d.trace.On() && len(rd.Committed) > 0 {
-			d.trace.Eventf("applied %d..%d", rd.Committed[0].Index, rd.Committed[len(rd.Committed)-1].Index)
+			d.trace.Event(core.Event{Kind: core.EventApplied, Peer: core.None, Index: rd.Committed[0].Index, Index2: rd.Committed[len(rd.Committed)-1].Index})
 		}
 		d.applier.Apply(batch)
 	}
@@ -448,11 +460,16 @@ func (d *Driver) deliver(rd core.Ready) {
 // persisted would break the promises made to the other servers.
 func (d *Driver) storageFailed(err error) {
 	d.failed = err
-	d.trace.Eventf("SAFETY: storage failed, stopping: %v", err)
+	if d.trace.On() {
+		d.trace.Event(core.Event{Kind: core.EventStorageFailed, Peer: core.None, Detail: err.Error()})
+	}
 	d.failReplies()
 }
 
 func (d *Driver) failedErr() error {
+	if v, ok := d.failed.(core.InvariantViolation); ok {
+		return v
+	}
 	return fmt.Errorf("%w: %v", ErrStorageFailed, d.failed)
 }
 

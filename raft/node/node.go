@@ -404,8 +404,8 @@ func (n *RaftNode) updateSummary() {
 	s := n.driver.Summary()
 	n.mu.Lock()
 	n.summary = s
-	if err := n.driver.Failed(); err != nil && n.failed == nil {
-		n.failed = fmt.Errorf("%w: %v", ErrStorageFailed, err)
+	if n.driver.Failed() != nil && n.failed == nil {
+		n.failed = n.driver.failedErr()
 	}
 	n.mu.Unlock()
 }

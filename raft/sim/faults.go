@@ -108,7 +108,7 @@ func (w *world) crashInsideStep() {
 	} else {
 		s.memc.countdown = 1 + w.rng.Intn(3)
 	}
-	w.tracef(nodeName(s.id), "fault: crash armed inside a coming write")
+	w.traceFault(nodeName(s.id), nil, "crash armed inside a coming write")
 	// A restart is scheduled when the crash happens.
 }
 
@@ -118,7 +118,7 @@ func (w *world) failSyncs() {
 		return
 	}
 	s.disk.Faults.SyncFail = 0.05 + 0.3*w.rng.Float64()
-	w.tracef(nodeName(s.id), "fault: fsync fails with probability %.2f", s.disk.Faults.SyncFail)
+	w.traceFault(nodeName(s.id), nil, "fsync fails with probability %.2f", s.disk.Faults.SyncFail)
 	w.after(time.Duration(50+w.rng.Intn(500))*time.Millisecond, func() { s.disk.Faults.SyncFail = 0 })
 }
 
@@ -128,7 +128,7 @@ func (w *world) fillDisk() {
 		return
 	}
 	s.disk.Faults.Capacity = s.disk.Used() + int64(w.rng.Intn(16<<10))
-	w.tracef(nodeName(s.id), "fault: disk full at %d bytes", s.disk.Faults.Capacity)
+	w.traceFault(nodeName(s.id), nil, "disk full at %d bytes", s.disk.Faults.Capacity)
 }
 
 func (w *world) slowDisk() {
@@ -137,7 +137,7 @@ func (w *world) slowDisk() {
 		return
 	}
 	s.disk.Faults.SlowOp = 0.05 + 0.3*w.rng.Float64()
-	w.tracef(nodeName(s.id), "fault: slow disk (%.2f of operations 20× slower)", s.disk.Faults.SlowOp)
+	w.traceFault(nodeName(s.id), nil, "slow disk (%.2f of operations 20× slower)", s.disk.Faults.SlowOp)
 	w.after(time.Duration(100+w.rng.Intn(1000))*time.Millisecond, func() { s.disk.Faults.SlowOp = 0 })
 }
 
@@ -162,18 +162,18 @@ func (w *world) pauseProcess() {
 	}
 	d := time.Duration(50+w.rng.Intn(1200)) * time.Millisecond
 	s.freeAt = max(s.freeAt, w.now+d)
-	w.tracef(nodeName(s.id), "fault: paused for %v", d)
+	w.traceFault(nodeName(s.id), nil, "paused for %v", d)
 }
 
 func (w *world) changeDrift() {
 	s := w.pick()
 	s.drift = 0.8 + 0.4*w.rng.Float64()
-	w.tracef(nodeName(s.id), "fault: clock runs at %.2f× speed", 1/s.drift)
+	w.traceFault(nodeName(s.id), nil, "clock runs at %.2f× speed", 1/s.drift)
 }
 
 func (w *world) partition(kind string, groups [][]int) {
 	w.net.groups = groups
-	w.tracef(trace.SimNode, "fault: %s partition %s", kind, w.net.describe())
+	w.traceFault(trace.SimNode, groups, "partition %s (%s)", w.net.describe(), kind)
 }
 
 func (w *world) partitionRandom() {
@@ -231,7 +231,7 @@ func (w *world) cutLinks() {
 		a, b := ids[w.rng.Intn(len(ids))], ids[w.rng.Intn(len(ids))]
 		if a != b {
 			w.net.cut[[2]int{a, b}] = true
-			w.tracef(trace.SimNode, "fault: cut %d → %d", a, b)
+			w.traceFault(trace.SimNode, nil, "cut %d → %d", a, b)
 		}
 	}
 }
@@ -239,27 +239,27 @@ func (w *world) cutLinks() {
 func (w *world) healNet() {
 	w.net.groups = nil
 	clear(w.net.cut)
-	w.tracef(trace.SimNode, "fault: heal")
+	w.traceFault(trace.SimNode, nil, "heal")
 }
 
 func (w *world) setDropRate() {
 	w.net.dropRate = w.rng.Float64() * 0.3
-	w.tracef(trace.SimNode, "fault: drop rate %.2f", w.net.dropRate)
+	w.traceFault(trace.SimNode, nil, "drop rate %.2f", w.net.dropRate)
 }
 
 func (w *world) setDupRate() {
 	w.net.dupRate = w.rng.Float64() * 0.2
-	w.tracef(trace.SimNode, "fault: duplicate rate %.2f", w.net.dupRate)
+	w.traceFault(trace.SimNode, nil, "duplicate rate %.2f", w.net.dupRate)
 }
 
 func (w *world) setDelay() {
 	w.net.maxDelay = time.Duration(1+w.rng.Intn(80)) * time.Millisecond
-	w.tracef(trace.SimNode, "fault: delay up to %v", w.net.maxDelay)
+	w.traceFault(trace.SimNode, nil, "delay up to %v", w.net.maxDelay)
 }
 
 func (w *world) setLateRate() {
 	w.net.lateRate = w.rng.Float64() * 0.05
-	w.tracef(trace.SimNode, "fault: %.3f of messages arrive several election timeouts late", w.net.lateRate)
+	w.traceFault(trace.SimNode, nil, "%.3f of messages arrive several election timeouts late", w.net.lateRate)
 }
 
 // membershipFault adds or removes a server, one at a time (thesis §4.1),
@@ -287,7 +287,7 @@ func (w *world) membershipFault() {
 			}
 			w.nextID++
 			w.stats.confChanges++
-			w.tracef(nodeName(l.id), "fault: add server %d", id)
+			w.traceFault(nodeName(l.id), nil, "add server %d", id)
 			s := w.newServer(id)
 			w.after(0, func() { s.start(nil) })
 		})
@@ -300,7 +300,7 @@ func (w *world) membershipFault() {
 				return
 			}
 			w.stats.confChanges++
-			w.tracef(nodeName(l.id), "fault: remove server %d", target)
+			w.traceFault(nodeName(l.id), nil, "remove server %d", target)
 			w.removals = append(w.removals, removal{id: target, index: res.Index})
 		})
 	case 2:
@@ -311,7 +311,7 @@ func (w *world) membershipFault() {
 		}
 		l.input(func() {
 			if l.driver.TransferLeadership(target) == nil {
-				w.tracef(nodeName(l.id), "fault: transfer leadership to %d", target)
+				w.traceFault(nodeName(l.id), nil, "transfer leadership to %d", target)
 			}
 		})
 	}
@@ -340,7 +340,7 @@ func (w *world) finishRemovals(s *server) {
 				gone.down()
 			}
 			gone.removed = true
-			w.tracef(nodeName(r.id), "fault: removed")
+			w.traceFault(nodeName(r.id), nil, "removed")
 			continue
 		}
 		keep = append(keep, r)
@@ -352,7 +352,7 @@ func (w *world) finishRemovals(s *server) {
 func (w *world) healAll() {
 	w.healed = true
 	w.net = newNetwork()
-	w.tracef(trace.SimNode, "fault: heal all")
+	w.traceFault(trace.SimNode, nil, "heal all")
 	for _, id := range w.ids() {
 		s := w.servers[id]
 		if s.disk != nil {

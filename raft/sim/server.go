@@ -128,7 +128,8 @@ func (s *server) start(boot []int) {
 		}
 	}
 	s.lastApplied, s.lastChecked = 0, 0
-	hc := kv.HostConfig{SnapshotThreshold: w.p.SnapshotEvery, OnApply: s.onApply, Tracer: w.tracer, ID: s.id}
+	violated := func(v core.InvariantViolation) { w.fail(v) }
+	hc := kv.HostConfig{SnapshotThreshold: w.p.SnapshotEvery, OnApply: s.onApply, OnViolation: violated, Tracer: w.tracer, ID: s.id}
 	if w.opts.Host != nil {
 		w.opts.Host(&hc)
 	}
@@ -140,6 +141,7 @@ func (s *server) start(boot []int) {
 	cc := w.p.Core
 	cc.ID = s.id
 	cc.Seed = w.p.Seed*1000 + int64(s.id)*17 + int64(s.inc)
+	cc.OnViolation = violated
 	if w.opts.Core != nil {
 		w.opts.Core(&cc)
 	}
@@ -183,7 +185,7 @@ func (s *server) openStorage() (storage.Storage, error) {
 func (s *server) refuseStart(err error) {
 	w := s.w
 	w.stats.refusedStarts++
-	w.tracef(nodeName(s.id), "fault: refused to start: %v", err)
+	w.traceFault(nodeName(s.id), nil, "refused to start: %v", err)
 	var ce *storage.WALCorruptionError
 	if errors.As(err, &ce) && (ce.Path == "" || ce.Reason == "") {
 		w.fail(fmt.Errorf("node %d: a corruption error that names no file or reason: %v", s.id, err))
@@ -203,7 +205,7 @@ func (s *server) restart() {
 	if s.disk != nil {
 		s.disk.Recover()
 	}
-	s.w.tracef(nodeName(s.id), "fault: restart")
+	s.w.traceFault(nodeName(s.id), nil, "restart")
 	s.start(nil)
 }
 
@@ -218,7 +220,7 @@ func (s *server) crash(why string) {
 		s.disk.Crash()
 	}
 	s.w.stats.crashes++
-	s.w.tracef(nodeName(s.id), "fault: crash%s", why)
+	s.w.traceFault(nodeName(s.id), nil, "crash%s", why)
 }
 
 // down marks the process gone; events of this incarnation find it so.
@@ -362,7 +364,7 @@ func (s *server) emit(fn func()) {
 func (s *server) storageStop(err error) {
 	w := s.w
 	w.stats.storageStops++
-	w.tracef(nodeName(s.id), "fault: stopped: %v", err)
+	w.traceFault(nodeName(s.id), nil, "stopped: %v", err)
 	s.down()
 	if s.disk != nil {
 		s.disk.Crash()

@@ -224,9 +224,10 @@ func (w *world) at(t time.Duration, fn func()) {
 // after runs fn after d.
 func (w *world) after(d time.Duration, fn func()) { w.at(w.now+d, fn) }
 
-func (w *world) tracef(node string, format string, args ...any) {
+// traceFault reports a fault; groups, if any, are a partition's.
+func (w *world) traceFault(node string, groups [][]int, format string, args ...any) {
 	if w.tracer != nil {
-		w.tracer.Trace(node, fmt.Sprintf(format, args...))
+		w.tracer.Trace(node, core.Fault(groups, format, args...))
 	}
 }
 

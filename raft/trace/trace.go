@@ -1,32 +1,41 @@
+// Package trace carries the events that servers and simulators report:
+// structured core.Event values, stamped with a time and a node, rendered as
+// text lines for people and as JSON lines for tools.
+//
+// Every node, and the simulator, reports what it does as one event; the
+// text rendering is the prototype's format
+//
+//	HH:MM:SS.micros [node-id] message
+//
+// where node-id is a node's number or "sim" for the fault injector, and
+// message is core.Event.Text. The JSON rendering has the event's fields,
+// the time, the node and the text:
+//
+//	{"time":"22:41:07.123456","node":"2","kind":"term","term":4,"prev_term":3,"text":"term 3 → 4"}
+//
+// The renderer in utils/ reads the JSON lines (or the events themselves,
+// from a RingTracer); the vocabulary is in utils/TRACE.md.
+//
+// Tracing is switched on at run time (RAFT_DEBUG=1 for text, RAFT_DEBUG=json
+// for JSON lines, in go test; -debug or -trace FILE in the REPL). When it is
+// off the tracer is nil and no event is even built.
 package trace
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"sync"
 	"time"
-)
 
-// Tracing: every node, and the simulator, can report what it does as one
-// line per event, in the prototype's format
-//
-//	HH:MM:SS.micros [node-id] message
-//
-// where node-id is a node's number or "sim" for the fault injector. The
-// renderer in utils/ turns such lines (mixed with go test -v output) into
-// timing diagrams; the vocabulary it understands is in utils/TRACE.md.
-//
-// Tracing is switched on at run time (RAFT_DEBUG=1 for go test, -debug or
-// -trace FILE in the REPL). When it is off the tracer is nil and no message
-// is even formatted.
+	"raft-consensus/raft/core"
+)
 
 // Tracer receives trace events. Implementations must be safe for
 // concurrent use.
 type Tracer interface {
-	Trace(node string, msg string)
+	Trace(node string, e core.Event)
 }
 
 // SimNode is the node-id of events the simulator itself reports (faults).
@@ -41,7 +50,8 @@ type TextTracer struct {
 	buf  []byte
 }
 
-// NewTextTracer writes events to w, stamped by now (time.Now if nil).
+// NewTextTracer writes events to w as text lines, stamped by now
+// (time.Now if nil).
 func NewTextTracer(w io.Writer, now func() time.Time) *TextTracer {
 	if now == nil {
 		now = time.Now
@@ -49,7 +59,7 @@ func NewTextTracer(w io.Writer, now func() time.Time) *TextTracer {
 	return &TextTracer{w: w, now: now}
 }
 
-// NewJSONTracer writes one JSON object per line: {"time","node","msg"}.
+// NewJSONTracer writes one JSON object per event and line.
 func NewJSONTracer(w io.Writer, now func() time.Time) *TextTracer {
 	t := NewTextTracer(w, now)
 	t.json = true
@@ -57,24 +67,19 @@ func NewJSONTracer(w io.Writer, now func() time.Time) *TextTracer {
 }
 
 // Trace implements Tracer.
-func (t *TextTracer) Trace(node, msg string) {
+func (t *TextTracer) Trace(node string, e core.Event) {
 	ts := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.json {
-		b, _ := json.Marshal(struct {
-			Time string `json:"time"`
-			Node string `json:"node"`
-			Msg  string `json:"msg"`
-		}{ts.Format("15:04:05.000000"), node, msg})
-		t.buf = append(b, '\n')
+		t.buf = AppendJSON(t.buf[:0], ts, node, e)
 	} else {
-		t.buf = FormatTraceLine(t.buf[:0], ts, node, msg)
+		t.buf = FormatTraceLine(t.buf[:0], ts, node, e.Text())
 	}
 	t.w.Write(t.buf)
 }
 
-// FormatTraceLine appends one trace line (with its newline) to b.
+// FormatTraceLine appends one text trace line (with its newline) to b.
 func FormatTraceLine(b []byte, ts time.Time, node, msg string) []byte {
 	b = ts.AppendFormat(b, "15:04:05.000000")
 	b = append(b, " ["...)
@@ -84,20 +89,42 @@ func FormatTraceLine(b []byte, ts time.Time, node, msg string) []byte {
 	return append(b, '\n')
 }
 
+// AppendJSON appends one JSON trace line (with its newline) to b: the time,
+// the node, the event's fields and its text.
+func AppendJSON(b []byte, ts time.Time, node string, e core.Event) []byte {
+	fields, err := json.Marshal(e)
+	if err != nil { // cannot happen: an Event always marshals
+		fields = []byte(`{"kind":"info"}`)
+	}
+	b = append(b, `{"time":"`...)
+	b = ts.AppendFormat(b, "15:04:05.000000")
+	b = append(b, `","node":`...)
+	b = strconv.AppendQuote(b, node)
+	b = append(b, ',')
+	b = append(b, fields[1:len(fields)-1]...)
+	text, _ := json.Marshal(e.Text())
+	b = append(b, `,"text":`...)
+	b = append(b, text...)
+	return append(b, "}\n"...)
+}
+
+// Record is one event as a tracer saw it.
+type Record struct {
+	Time  time.Time
+	Node  string
+	Event core.Event
+}
+
+// Msg is the record's text.
+func (r Record) Msg() string { return r.Event.Text() }
+
 // RingTracer keeps the last N events in memory (the REPL's diagram command).
 type RingTracer struct {
 	mu     sync.Mutex
 	now    func() time.Time
-	events []TraceEvent
+	events []Record
 	next   int
 	full   bool
-}
-
-// TraceEvent is one recorded event.
-type TraceEvent struct {
-	Time time.Time
-	Node string
-	Msg  string
 }
 
 // NewRingTracer keeps up to n events.
@@ -105,14 +132,14 @@ func NewRingTracer(n int, now func() time.Time) *RingTracer {
 	if now == nil {
 		now = time.Now
 	}
-	return &RingTracer{now: now, events: make([]TraceEvent, max(n, 1))}
+	return &RingTracer{now: now, events: make([]Record, max(n, 1))}
 }
 
 // Trace implements Tracer.
-func (r *RingTracer) Trace(node, msg string) {
+func (r *RingTracer) Trace(node string, e core.Event) {
 	ts := r.now()
 	r.mu.Lock()
-	r.events[r.next] = TraceEvent{ts, node, msg}
+	r.events[r.next] = Record{ts, node, e}
 	r.next++
 	if r.next == len(r.events) {
 		r.next, r.full = 0, true
@@ -120,11 +147,11 @@ func (r *RingTracer) Trace(node, msg string) {
 	r.mu.Unlock()
 }
 
-// Last returns up to n of the latest events, oldest first.
-func (r *RingTracer) Last(n int) []TraceEvent {
+// Last returns up to n of the latest events, oldest first (n ≤ 0: all).
+func (r *RingTracer) Last(n int) []Record {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var all []TraceEvent
+	var all []Record
 	if r.full {
 		all = append(append(all, r.events[r.next:]...), r.events[:r.next]...)
 	} else {
@@ -140,15 +167,21 @@ func (r *RingTracer) Last(n int) []TraceEvent {
 type MultiTracer []Tracer
 
 // Trace implements Tracer.
-func (m MultiTracer) Trace(node, msg string) {
+func (m MultiTracer) Trace(node string, e core.Event) {
 	for _, t := range m {
-		t.Trace(node, msg)
+		t.Trace(node, e)
 	}
 }
 
+// Func adapts a function to a Tracer.
+type Func func(node string, e core.Event)
+
+// Trace implements Tracer.
+func (f Func) Trace(node string, e core.Event) { f(node, e) }
+
 // TracerFromEnv returns a text tracer on stdout when RAFT_DEBUG is set to
 // something other than "" or "0", and nil otherwise. RAFT_DEBUG=json gives
-// JSON lines.
+// JSON lines (which the diagram tools in utils/ read).
 func TracerFromEnv() Tracer {
 	switch v := os.Getenv("RAFT_DEBUG"); v {
 	case "", "0", "false":
@@ -160,7 +193,7 @@ func TracerFromEnv() Tracer {
 }
 
 // NodeTracer binds a Tracer to one node id. A nil *NodeTracer traces
-// nothing, so callers guard expensive formatting with On.
+// nothing, so callers guard the building of an event with On.
 type NodeTracer struct {
 	t    Tracer
 	node string
@@ -177,16 +210,9 @@ func ForNode(t Tracer, id int) *NodeTracer {
 // On reports whether events are traced.
 func (n *NodeTracer) On() bool { return n != nil }
 
-// Event traces msg.
-func (n *NodeTracer) Event(msg string) {
+// Event traces e.
+func (n *NodeTracer) Event(e core.Event) {
 	if n != nil {
-		n.t.Trace(n.node, msg)
-	}
-}
-
-// Eventf traces a formatted message.
-func (n *NodeTracer) Eventf(format string, args ...any) {
-	if n != nil {
-		n.t.Trace(n.node, fmt.Sprintf(format, args...))
+		n.t.Trace(n.node, e)
 	}
 }

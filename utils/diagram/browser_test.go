@@ -77,7 +77,7 @@ func writePage(t *testing.T, runs []*Run) string {
 }
 
 func TestBrowserRendersLanesAndArrows(t *testing.T) {
-	log := parseFile(t, "small.log")
+	log := parseFile(t, "small.jsonl")
 	dom := dumpDOM(t, writePage(t, log.Runs), "")
 	doc := parseDoc(t, dom)
 
@@ -119,7 +119,7 @@ func TestBrowserRendersLanesAndArrows(t *testing.T) {
 }
 
 func TestBrowserViewFragmentZooms(t *testing.T) {
-	log := parseFile(t, "cluster5.log")
+	log := parseFile(t, "cluster5.jsonl")
 	page := writePage(t, log.Runs)
 	full := parseDoc(t, dumpDOM(t, page, ""))
 	zoomed := parseDoc(t, dumpDOM(t, page, "#view=700-760"))

@@ -3,6 +3,8 @@ package diagram
 import (
 	"fmt"
 	"time"
+
+	"raft-consensus/raft/core"
 )
 
 // SimNode is the node id of simulator-wide events (partitions, drop rate…).
@@ -75,15 +77,6 @@ func (r Role) String() string {
 	return fmt.Sprintf("Role(%d)", uint8(r))
 }
 
-func parseRole(s string) (Role, bool) {
-	for i, n := range roleNames[1:] {
-		if s == n {
-			return Role(i + 1), true
-		}
-	}
-	return RoleUnknown, false
-}
-
 // RPC is the <msg> part of a send or recv line. Text is the exact message, the
 // key that pairs a send with its recv.
 type RPC struct {
@@ -113,6 +106,8 @@ type Event struct {
 	Msg  string
 	Line int // line in the input, 0 when the event came from memory
 	Kind Kind
+	// Type is the structured event's kind (core.EventNone for free text).
+	Type core.EventKind
 
 	Term     uint64 // the term the event talks about, if HasTerm
 	HasTerm  bool

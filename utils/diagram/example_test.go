@@ -4,6 +4,8 @@ import (
 	"os"
 	"time"
 
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/trace"
 	"raft-consensus/utils/diagram"
 )
 
@@ -11,10 +13,10 @@ import (
 // them without going through text.
 func ExampleFromRecords() {
 	start := time.Date(2025, 1, 1, 9, 30, 0, 0, time.UTC)
-	recs := []diagram.Record{
-		{Time: start, Node: "1", Msg: "won the election for term 2"},
-		{Time: start.Add(300 * time.Microsecond), Node: "0", Msg: "granted vote to 1 for term 2"},
-		{Time: start.Add(900 * time.Microsecond), Node: "1", Msg: "client get x ok"},
+	recs := []trace.Record{
+		{Time: start, Node: "1", Event: core.Event{Kind: core.EventElectionWon, Term: 2, Peer: core.None}},
+		{Time: start.Add(300 * time.Microsecond), Node: "0", Event: core.Event{Kind: core.EventVote, Term: 2, Peer: 1, Granted: true}},
+		{Time: start.Add(900 * time.Microsecond), Node: "1", Event: core.Event{Kind: core.EventClient, Peer: core.None, Detail: "get x ok"}},
 	}
 	run, dropped := diagram.FromRecords("repl", recs)
 	if dropped == 0 {

@@ -16,7 +16,7 @@ import (
 //
 //	go test ./utils/diagram -run '^$' -fuzz FuzzParse -fuzztime 30s -fuzzminimizetime 2s
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"small.log", "cluster5.log"} {
+	for _, name := range []string{"small.jsonl", "cluster5.jsonl"} {
 		b, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
 			f.Fatal(err)

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/trace"
+
 	"golang.org/x/net/html"
 )
 
@@ -67,7 +70,7 @@ func byClass(tag, class string) func(*html.Node) bool {
 }
 
 func TestHTMLStructure(t *testing.T) {
-	log := parseFile(t, "cluster5.log")
+	log := parseFile(t, "cluster5.jsonl")
 	r := log.Run("TestPartitionedLeaderRecovers")
 	page := renderHTML(t, []*Run{r}, HTMLOptions{})
 	doc := parseDoc(t, page)
@@ -151,7 +154,7 @@ func TestHTMLStructure(t *testing.T) {
 }
 
 func TestHTMLSelfContained(t *testing.T) {
-	log := parseFile(t, "cluster5.log")
+	log := parseFile(t, "cluster5.jsonl")
 	page := renderHTML(t, log.Runs, HTMLOptions{})
 	for _, s := range []string{"http://", "https://", "//cdn", "@import", "url(http", "url(//"} {
 		if strings.Contains(page, s) {
@@ -199,7 +202,7 @@ func TestHTMLEscapesMessages(t *testing.T) {
 }
 
 func TestHTMLDeterministicAndOptions(t *testing.T) {
-	log := parseFile(t, "cluster5.log")
+	log := parseFile(t, "cluster5.jsonl")
 	a := renderHTML(t, log.Runs, HTMLOptions{})
 	b := renderHTML(t, log.Runs, HTMLOptions{})
 	if a != b {
@@ -237,28 +240,32 @@ func TestHTMLManyRunsAndEmpty(t *testing.T) {
 // heartbeat round every 25 ms with replies, a client write every 100 ms.
 func bigRun() *Run {
 	base := time.Date(2025, 1, 1, 10, 0, 0, 0, time.UTC)
-	var recs []Record
-	add := func(t time.Duration, node, msg string) { recs = append(recs, Record{base.Add(t), node, msg}) }
-	add(0, "0", "candidate → leader in term 1")
-	index := 1
+	var recs []trace.Record
+	add := func(t time.Duration, node string, e core.Event) {
+		recs = append(recs, trace.Record{Time: base.Add(t), Node: node, Event: e})
+	}
+	add(0, "0", roleEv(core.Candidate, core.Leader, 1))
+	index := uint64(1)
 	for t := time.Duration(0); t < 30*time.Second; t += 25 * time.Millisecond {
 		entries := 0
 		if t%(100*time.Millisecond) == 0 {
 			entries = 1
 			index++
-			add(t, "0", fmt.Sprintf("client set k%d=v → proposed at index %d", index, index))
+			add(t, "0", core.Event{Kind: core.EventClient, Peer: core.None, Detail: fmt.Sprintf("set k%d=v → proposed at index %d", index, index)})
 		}
 		for f := 1; f < 5; f++ {
-			ae := fmt.Sprintf("AppendEntries 0→%d term=1 prev=%d/1 entries=%d commit=%d", f, index-entries, entries, index-1)
-			reply := fmt.Sprintf("AppendReply %d→0 term=1 ok match=%d", f, index)
+			ae := appendRPC(0, f, 1, index-uint64(entries), 1, entries, index-1)
+			reply := appendReplyRPC(f, 0, 1, index)
 			d := time.Duration(f) * 300 * time.Microsecond
-			add(t+d, "0", "send "+ae)
-			add(t+d+2*time.Millisecond, fmt.Sprint(f), "recv "+ae)
-			add(t+d+2100*time.Microsecond, fmt.Sprint(f), "send "+reply)
-			add(t+d+4*time.Millisecond, "0", "recv "+reply)
+			add(t+d, "0", send(ae))
+			add(t+d+2*time.Millisecond, fmt.Sprint(f), recv(ae))
+			add(t+d+2100*time.Microsecond, fmt.Sprint(f), send(reply))
+			add(t+d+4*time.Millisecond, "0", recv(reply))
 		}
 		if entries > 0 {
-			add(t+5*time.Millisecond, "0", fmt.Sprintf("commit index %d → %d", index-1, index))
+			c := ev(core.EventCommit)
+			c.Index, c.Index2 = index-1, index
+			add(t+5*time.Millisecond, "0", c)
 		}
 	}
 	r, _ := FromRecords("TestBig", recs)

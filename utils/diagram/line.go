@@ -6,6 +6,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"raft-consensus/raft/core"
 )
 
 // maxNodeDigits bounds node ids so that a lane name can't be a megabyte of
@@ -82,11 +84,14 @@ func parseTextLine(line string) (at time.Duration, node, msg, why string) {
 	return at, node, msg, ""
 }
 
-// jsonLine is the tracer's JSON form. Action/Test/Output are go test -json
-// (test2json) fields: such a line wraps one line of test output.
+// jsonLine is the tracer's JSON form: time, node, the event's fields
+// (kind …) and its text. Msg is the text of an older form without kind.
+// Action/Test/Output are go test -json (test2json) fields: such a line
+// wraps one line of test output.
 type jsonLine struct {
 	Time   string  `json:"time"`
 	Node   *string `json:"node"`
+	Kind   *string `json:"kind"`
 	Msg    *string `json:"msg"`
 	Action string  `json:"Action"`
 	Test   string  `json:"Test"`
@@ -143,14 +148,23 @@ func decodeJSONLine(line string) *jsonLine {
 	return &j
 }
 
-// traceFromJSON validates the tracer's JSON form.
-func traceFromJSON(j *jsonLine) (at time.Duration, node, msg string, ok bool) {
-	if j.Node == nil || j.Msg == nil || !validNode(*j.Node) {
-		return 0, "", "", false
+// traceFromJSON validates the tracer's JSON form and decodes its event.
+func traceFromJSON(j *jsonLine, line string) (at time.Duration, node string, e core.Event, ok bool) {
+	if j.Node == nil || !validNode(*j.Node) {
+		return 0, "", e, false
 	}
 	if at, ok = parseClock(j.Time); !ok {
-		return 0, "", "", false
+		return 0, "", e, false
 	}
-	msg = cleanMessage(*j.Msg)
-	return at, *j.Node, msg, msg != ""
+	switch {
+	case j.Kind != nil:
+		if json.Unmarshal([]byte(line), &e) != nil || e.Kind == core.EventNone {
+			return 0, "", e, false
+		}
+	case j.Msg != nil:
+		e = freeText(*j.Msg)
+	default:
+		return 0, "", e, false
+	}
+	return at, *j.Node, e, cleanMessage(e.Text()) != ""
 }

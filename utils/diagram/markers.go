@@ -3,6 +3,8 @@ package diagram
 import (
 	"fmt"
 	"strings"
+
+	"raft-consensus/raft/core"
 )
 
 // Events other than messages are markers on their node's lane, most with a
@@ -99,20 +101,20 @@ func markerFor(e *Event) (shapeName, class, label string) {
 	case KindLeader:
 		return "dot", class, ""
 	case KindElection:
-		switch {
-		case strings.HasPrefix(e.Msg, "starting"):
+		switch e.Type {
+		case core.EventCampaign:
 			what := "election"
 			if e.PreVote {
 				what = "pre-vote"
 			}
 			return "triangle", class, fmt.Sprintf("%s T%d", what, e.Term)
-		case strings.HasPrefix(e.Msg, "won"):
+		case core.EventElectionWon:
 			return "up", class + " won", fmt.Sprintf("won T%d", e.Term)
-		case strings.HasPrefix(e.Msg, "election lost"):
+		case core.EventElectionLost:
 			return "down", class + " lost", fmt.Sprintf("lost T%d", e.Term)
-		case strings.HasPrefix(e.Msg, "check quorum"):
+		case core.EventCheckQuorum:
 			return "down", class + " lost", "lost quorum"
-		case strings.HasPrefix(e.Msg, "pre-vote won"):
+		case core.EventPreVoteWon:
 			return "up", class + " won", "pre-vote won"
 		}
 		return "dot", class + " timeout", "timeout"
@@ -124,10 +126,10 @@ func markerFor(e *Event) (shapeName, class, label string) {
 	case KindCommit:
 		return "diamond", class, fmt.Sprintf("commit %d", e.Hi)
 	case KindLog:
-		switch {
-		case strings.HasPrefix(e.Msg, "truncating"), strings.HasPrefix(e.Msg, "rejected"):
+		switch e.Type {
+		case core.EventTruncate, core.EventReject:
 			return "dot", class + " warn", e.Msg
-		case strings.HasPrefix(e.Msg, "configuration"):
+		case core.EventConfig, core.EventConfChange:
 			return "square", class + " config", e.Msg
 		}
 		return "dot", class, ""

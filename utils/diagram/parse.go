@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"raft-consensus/raft/core"
 )
 
 // MaxLineBytes is the longest line Parse keeps. Longer lines are skipped and
@@ -24,6 +26,9 @@ type Log struct {
 	Lines     int         // lines read
 	Malformed int         // lines skipped as malformed
 	Examples  []Malformed // the first few of them
+	// TextLines counts the trace lines that were text, not structured
+	// events: they are shown as free text (trace with RAFT_DEBUG=json).
+	TextLines int
 }
 
 // Malformed describes a skipped line.
@@ -157,12 +162,18 @@ func (p *parser) malformed(text, reason string) {
 	}
 }
 
-func (p *parser) event(at time.Duration, node, msg string) {
+func (p *parser) event(at time.Duration, node string, e core.Event) {
 	if p.current == nil {
 		p.current = p.run("")
 	}
-	p.current.add(at, node, msg, p.log.Lines)
+	p.current.add(at, node, e, p.log.Lines)
 	p.noise = false
+}
+
+// freeText is the event of a trace line that carries text only: a text
+// trace line, or an old JSON line. It is shown, not interpreted.
+func freeText(msg string) core.Event {
+	return core.Event{Kind: core.EventNone, Peer: core.None, Detail: msg}
 }
 
 // line handles one input line; depth guards against JSON output wrapping
@@ -181,7 +192,8 @@ func (p *parser) line(s string, depth int) {
 	}
 	at, node, msg, why := parseTextLine(s)
 	if why == "" {
-		p.event(at, node, msg)
+		p.log.TextLines++
+		p.event(at, node, freeText(msg))
 		return
 	}
 	if p.testLine(s) {
@@ -213,8 +225,17 @@ func (p *parser) indented(s string) {
 	if loc := reTLog.FindStringIndex(s); loc != nil {
 		rest = s[loc[1]:]
 	}
+	if strings.HasPrefix(rest, "{") {
+		if j := decodeJSONLine(rest); j != nil && j.Action == "" {
+			if at, node, e, ok := traceFromJSON(j, rest); ok {
+				p.event(at, node, e)
+			}
+		}
+		return
+	}
 	if at, node, msg, why := parseTextLine(rest); why == "" {
-		p.event(at, node, msg)
+		p.log.TextLines++
+		p.event(at, node, freeText(msg))
 	}
 }
 
@@ -232,10 +253,10 @@ func (p *parser) jsonLine(s string, depth int) {
 			}
 		}
 	default:
-		if at, node, msg, ok := traceFromJSON(j); ok {
-			p.event(at, node, msg)
+		if at, node, e, ok := traceFromJSON(j, s); ok {
+			p.event(at, node, e)
 		} else {
-			p.malformed(s[:min(len(s), 60)], "JSON line without valid time, node and msg")
+			p.malformed(s[:min(len(s), 60)], "JSON line without a valid time, node and event")
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"raft-consensus/raft/core"
 )
 
 func mustParse(t *testing.T, input string) *Log {
@@ -26,20 +28,33 @@ func clock(s string) time.Duration {
 	return d
 }
 
-func TestParseTextLine(t *testing.T) {
-	log := mustParse(t, "22:41:07.123456 [2] recv AppendEntries 0→2 term=3 prev=5/2 entries=3 commit=5\n")
+func TestParseJSONEventLine(t *testing.T) {
+	log := mustParse(t, lines(at("22:41:07.123456", "2", recv(appendRPC(0, 2, 3, 5, 2, 3, 5)))))
 	if len(log.Runs) != 1 || log.Runs[0].Name != "" {
 		t.Fatalf("runs = %+v, want one unnamed run", log.Runs)
 	}
 	e := log.Runs[0].Events[0]
-	if e.At != clock("22:41:07.123456") || e.Node != "2" || e.Line != 1 {
+	if e.At != clock("22:41:07.123456") || e.Node != "2" || e.Line != 1 || e.Msg != "recv AppendEntries 0→2 term=3 prev=5/2 entries=3 commit=5" {
 		t.Errorf("event = %+v", e)
 	}
 	if e.Kind != KindRecv || e.RPC.Name != "AppendEntries" || e.RPC.From != "0" || e.RPC.To != "2" || e.RPC.Entries != 3 {
 		t.Errorf("rpc = %+v", e.RPC)
 	}
-	if log.Malformed != 0 || log.Lines != 1 {
-		t.Errorf("lines=%d malformed=%d", log.Lines, log.Malformed)
+	if log.Malformed != 0 || log.Lines != 1 || log.TextLines != 0 {
+		t.Errorf("lines=%d malformed=%d text=%d", log.Lines, log.Malformed, log.TextLines)
+	}
+}
+
+// TestParseTextLineIsFreeText: a text trace line is shown as it is, never
+// read for meaning (its structured twin is the JSON line).
+func TestParseTextLineIsFreeText(t *testing.T) {
+	log := mustParse(t, "22:41:07.123456 [2] recv AppendEntries 0→2 term=3 prev=5/2 entries=3 commit=5\n")
+	e := log.Runs[0].Events[0]
+	if e.Kind != KindOther || e.Type != core.EventNone || e.RPC != nil || e.Msg != "recv AppendEntries 0→2 term=3 prev=5/2 entries=3 commit=5" {
+		t.Errorf("event = %+v", e)
+	}
+	if log.TextLines != 1 || log.Malformed != 0 {
+		t.Errorf("text=%d malformed=%d", log.TextLines, log.Malformed)
 	}
 }
 
@@ -102,21 +117,26 @@ ok  	raft-consensus/raft	0.123s
 }
 
 func TestParseJSONLines(t *testing.T) {
-	input := `{"time":"22:41:07.123456","node":"2","msg":"term 3 → 4"}
-{"time":"22:41:07.1","node":"2","msg":"short clock"}
-{"time":"22:41:07.123457","node":"two","msg":"bad node"}
+	input := lines(at("22:41:07.123456", "2", termEv(3, 4))) + `{"time":"22:41:07.123460","node":"2","msg":"an older line, text only"}
+{"time":"22:41:07.1","node":"2","kind":"term","term":4}
+{"time":"22:41:07.123457","node":"two","kind":"term","term":4}
 {"time":"22:41:07.123458","node":"1"}
+{"time":"22:41:07.123459","node":"1","kind":"no-such-kind"}
+{"time":"22:41:07.123459","node":"1","kind":"term","term":"x"}
 {"time":"22:41:07.123459","node":"1","msg":"x"
 `
 	log := mustParse(t, input)
-	if n := len(log.Runs[0].Events); n != 1 {
-		t.Fatalf("events = %d, want 1", n)
+	if n := len(log.Runs[0].Events); n != 2 {
+		t.Fatalf("events = %d, want 2", n)
 	}
 	if e := log.Runs[0].Events[0]; e.Kind != KindTerm || e.PrevTerm != 3 || e.Term != 4 {
 		t.Errorf("event = %+v", e)
 	}
-	if log.Malformed != 4 {
-		t.Errorf("malformed = %d, want 4", log.Malformed)
+	if e := log.Runs[0].Events[1]; e.Kind != KindOther || e.Msg != "an older line, text only" {
+		t.Errorf("event = %+v", e)
+	}
+	if log.Malformed != 6 {
+		t.Errorf("malformed = %d, want 6", log.Malformed)
 	}
 }
 
@@ -136,7 +156,9 @@ func TestParseGoTestJSON(t *testing.T) {
 }
 
 func TestParseTLogWrappedTrace(t *testing.T) {
-	input := "=== RUN   TestX\n    cluster_test.go:40: 22:41:07.000001 [1] leader is 1 in term 2\n    cluster_test.go:41: just a log line\n"
+	leader := ev(core.EventLeader)
+	leader.Peer, leader.Term = 1, 2
+	input := "=== RUN   TestX\n    cluster_test.go:40: " + lines(at("22:41:07.000001", "1", leader)) + "    cluster_test.go:41: just a log line\n"
 	log := mustParse(t, input)
 	r := log.Run("TestX")
 	if len(r.Events) != 1 || r.Events[0].Kind != KindLeader {
@@ -247,7 +269,8 @@ func TestParseMidnight(t *testing.T) {
 }
 
 func TestParseSortsJitteredLines(t *testing.T) {
-	log := mustParse(t, "22:41:07.000200 [1] recv Ping 0→1\n22:41:07.000100 [0] send Ping 0→1\n")
+	tn := timeoutNowRPC(0, 1, 1)
+	log := mustParse(t, lines(at("22:41:07.000200", "1", recv(tn)), at("22:41:07.000100", "0", send(tn))))
 	evs := log.Runs[0].Events
 	if evs[0].Kind != KindSend || evs[0].Match != 1 || evs[1].Match != 0 {
 		t.Errorf("events not sorted and paired: %+v", evs)

@@ -4,6 +4,9 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/trace"
 )
 
 // Run is the events of one test (or of a REPL session), in time order.
@@ -17,17 +20,11 @@ type Run struct {
 	dayWrap time.Duration
 }
 
-// Record is one event as a tracer holds it in memory (the REPL's ring).
-type Record struct {
-	Time time.Time
-	Node string
-	Msg  string
-}
-
-// FromRecords builds a Run from in-memory events, without going through
-// text. Records with an invalid node id or an empty message are dropped and
-// counted in the second result, as Parse counts malformed lines.
-func FromRecords(name string, recs []Record) (*Run, int) {
+// FromRecords builds a Run from in-memory events (a RingTracer's), without
+// going through text. Records with an invalid node id or nothing to say
+// are dropped and counted in the second result, as Parse counts malformed
+// lines.
+func FromRecords(name string, recs []trace.Record) (*Run, int) {
 	r := &Run{Name: name}
 	dropped := 0
 	var midnight time.Time
@@ -42,15 +39,14 @@ func FromRecords(name string, recs []Record) (*Run, int) {
 		midnight = time.Date(y, m, d, 0, 0, 0, 0, first.Location())
 	}
 	for _, rec := range recs {
-		msg := cleanMessage(rec.Msg)
+		msg := cleanMessage(rec.Event.Text())
 		if !validNode(rec.Node) || msg == "" {
 			dropped++
 			continue
 		}
-		r.Events = append(r.Events, Event{At: rec.Time.Sub(midnight), Node: rec.Node, Msg: msg})
-	}
-	for i := range r.Events {
-		interpret(&r.Events[i])
+		e := Event{At: rec.Time.Sub(midnight), Node: rec.Node, Msg: msg}
+		interpret(&e, rec.Event)
+		r.Events = append(r.Events, e)
 	}
 	r.finish()
 	return r, dropped
@@ -59,15 +55,15 @@ func FromRecords(name string, recs []Record) (*Run, int) {
 // add appends a parsed line. Trace clocks are times of day, so a run that
 // crosses midnight would jump back 24h; a backwards jump of more than 12h is
 // taken as that, anything smaller as the usual jitter of concurrent writers.
-func (r *Run) add(at time.Duration, node, msg string, line int) {
+func (r *Run) add(at time.Duration, node string, ce core.Event, line int) {
 	at += r.dayWrap
 	if len(r.Events) > 0 && at < r.lastAt-12*time.Hour {
 		r.dayWrap += 24 * time.Hour
 		at += 24 * time.Hour
 	}
 	r.lastAt = max(r.lastAt, at)
-	e := Event{At: at, Node: node, Msg: msg, Line: line}
-	interpret(&e)
+	e := Event{At: at, Node: node, Msg: cleanMessage(ce.Text()), Line: line}
+	interpret(&e, ce)
 	r.Events = append(r.Events, e)
 }
 

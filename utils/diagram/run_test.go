@@ -4,16 +4,20 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"raft-consensus/raft/trace"
 )
 
 func TestMatchRPCsFIFOAndLost(t *testing.T) {
-	log := mustParse(t, `22:00:00.000100 [0] send AppendEntries 0→1 term=1 prev=0/0 entries=0 commit=0
-22:00:00.000200 [0] send AppendEntries 0→1 term=1 prev=0/0 entries=0 commit=0
-22:00:00.000300 [0] send AppendEntries 0→2 term=1 prev=0/0 entries=1 commit=0
-22:00:00.000400 [1] recv AppendEntries 0→1 term=1 prev=0/0 entries=0 commit=0
-22:00:00.000500 [1] recv AppendEntries 0→1 term=1 prev=0/0 entries=0 commit=0
-22:00:00.000600 [2] recv RequestVote 1→2 term=2 last=0/0
-`)
+	hb := appendRPC(0, 1, 1, 0, 0, 0, 0)
+	log := mustParse(t, lines(
+		at("22:00:00.000100", "0", send(hb)),
+		at("22:00:00.000200", "0", send(hb)),
+		at("22:00:00.000300", "0", send(appendRPC(0, 2, 1, 0, 0, 1, 0))),
+		at("22:00:00.000400", "1", recv(hb)),
+		at("22:00:00.000500", "1", recv(hb)),
+		at("22:00:00.000600", "2", recv(voteRPC(1, 2, 2, false))),
+	))
 	evs := log.Runs[0].Events
 	wantMatch := []int{3, 4, -1, 0, 1, -1}
 	for i, e := range evs {
@@ -24,19 +28,23 @@ func TestMatchRPCsFIFOAndLost(t *testing.T) {
 }
 
 func TestHeartbeatMarking(t *testing.T) {
-	log := mustParse(t, `22:00:00.000100 [0] send AppendEntries 0→1 term=1 prev=3/1 entries=0 commit=3
-22:00:00.000200 [1] recv AppendEntries 0→1 term=1 prev=3/1 entries=0 commit=3
-22:00:00.000300 [1] send AppendReply 1→0 term=1 ok match=3
-22:00:00.000400 [0] recv AppendReply 1→0 term=1 ok match=3
-22:00:00.000500 [0] send AppendEntries 0→1 term=1 prev=3/1 entries=2 commit=3
-22:00:00.000600 [1] recv AppendEntries 0→1 term=1 prev=3/1 entries=2 commit=3
-22:00:00.000700 [1] send AppendReply 1→0 term=1 ok match=5
-22:00:00.000800 [0] recv AppendReply 1→0 term=1 ok match=5
-22:00:00.000900 [0] send AppendEntries 0→1 term=1 prev=7/1 entries=0 commit=5
-22:00:00.001000 [1] recv AppendEntries 0→1 term=1 prev=7/1 entries=0 commit=5
-22:00:00.001100 [1] send AppendReply 1→0 term=1 reject prev=7 conflict=5/1
-22:00:00.001200 [0] recv AppendReply 1→0 term=1 reject prev=7 conflict=5/1
-`)
+	hb, ok3 := appendRPC(0, 1, 1, 3, 1, 0, 3), appendReplyRPC(1, 0, 1, 3)
+	ae, ok5 := appendRPC(0, 1, 1, 3, 1, 2, 3), appendReplyRPC(1, 0, 1, 5)
+	probe, no := appendRPC(0, 1, 1, 7, 1, 0, 5), rejectRPC(1, 0, 1, 7, 5, 1)
+	log := mustParse(t, lines(
+		at("22:00:00.000100", "0", send(hb)),
+		at("22:00:00.000200", "1", recv(hb)),
+		at("22:00:00.000300", "1", send(ok3)),
+		at("22:00:00.000400", "0", recv(ok3)),
+		at("22:00:00.000500", "0", send(ae)),
+		at("22:00:00.000600", "1", recv(ae)),
+		at("22:00:00.000700", "1", send(ok5)),
+		at("22:00:00.000800", "0", recv(ok5)),
+		at("22:00:00.000900", "0", send(probe)),
+		at("22:00:00.001000", "1", recv(probe)),
+		at("22:00:00.001100", "1", send(no)),
+		at("22:00:00.001200", "0", recv(no)),
+	))
 	var got []bool
 	for _, e := range log.Runs[0].Events {
 		got = append(got, e.Heartbeat)
@@ -49,11 +57,8 @@ func TestHeartbeatMarking(t *testing.T) {
 }
 
 func TestNodesSortedNumericallyWithSimLast(t *testing.T) {
-	log := mustParse(t, `22:00:00.000100 [10] a
-22:00:00.000200 [sim] fault: heal
-22:00:00.000300 [2] b
-22:00:00.000400 [0] send Ping 0→11
-`)
+	log := mustParse(t, "22:00:00.000100 [10] a\n"+lines(at("22:00:00.000200", "sim", faultEv("heal")))+
+		"22:00:00.000300 [2] b\n"+lines(at("22:00:00.000400", "0", send(timeoutNowRPC(0, 11, 1)))))
 	got := log.Runs[0].Nodes()
 	want := []string{"0", "2", "10", "11", "sim"}
 	if !reflect.DeepEqual(got, want) {
@@ -63,12 +68,13 @@ func TestNodesSortedNumericallyWithSimLast(t *testing.T) {
 
 func TestFromRecords(t *testing.T) {
 	day := time.Date(2025, 3, 1, 22, 41, 7, 123456000, time.UTC)
-	recs := []Record{
-		{Time: day, Node: "0", Msg: "send RequestVote 0→1 term=2 last=0/0"},
-		{Time: day.Add(time.Millisecond), Node: "1", Msg: "recv RequestVote 0→1 term=2 last=0/0"},
-		{Time: day.Add(2 * time.Millisecond), Node: "bad", Msg: "dropped"},
-		{Time: day.Add(3 * time.Millisecond), Node: "1", Msg: ""},
-		{Time: day.Add(-time.Millisecond), Node: "sim", Msg: "fault: heal"},
+	rv := voteRPC(0, 1, 2, false)
+	recs := []trace.Record{
+		{Time: day, Node: "0", Event: send(rv)},
+		{Time: day.Add(time.Millisecond), Node: "1", Event: recv(rv)},
+		{Time: day.Add(2 * time.Millisecond), Node: "bad", Event: infoEv("dropped")},
+		{Time: day.Add(3 * time.Millisecond), Node: "1", Event: infoEv("")},
+		{Time: day.Add(-time.Millisecond), Node: "sim", Event: faultEv("heal")},
 	}
 	r, dropped := FromRecords("repl", recs)
 	if dropped != 2 {
@@ -86,10 +92,9 @@ func TestFromRecords(t *testing.T) {
 }
 
 func TestLastAndWindowRepair(t *testing.T) {
-	log := mustParse(t, `22:00:00.000100 [0] send Ping 0→1
-22:00:00.000200 [1] recv Ping 0→1
-22:00:00.000300 [1] something
-`)
+	tn := timeoutNowRPC(0, 1, 1)
+	log := mustParse(t, lines(at("22:00:00.000100", "0", send(tn)), at("22:00:00.000200", "1", recv(tn)))+
+		"22:00:00.000300 [1] something\n")
 	r := log.Runs[0]
 	last := r.Last(2)
 	if len(last.Events) != 2 || last.Events[0].Match != -1 {

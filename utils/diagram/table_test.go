@@ -55,7 +55,7 @@ func skipIfWideArrows(t *testing.T) {
 
 func TestTableGolden(t *testing.T) {
 	skipIfWideArrows(t)
-	log := parseFile(t, "small.log")
+	log := parseFile(t, "small.jsonl")
 	var b strings.Builder
 	for _, r := range log.Runs {
 		b.WriteString(Table(r, TableOptions{Width: 100}) + "\n")
@@ -96,7 +96,7 @@ func TestTableWrapsToWidth(t *testing.T) {
 }
 
 func TestTableNoHeartbeatsAndColor(t *testing.T) {
-	log := parseFile(t, "small.log")
+	log := parseFile(t, "small.jsonl")
 	r := log.Run("TestSmallElection")
 	plain := Table(r, TableOptions{Width: 120, NoHeartbeats: true})
 	if strings.Contains(plain, "entries=0") {

@@ -25,7 +25,7 @@ func TestANSIToHTML(t *testing.T) {
 }
 
 func TestWriteTerminalHTML(t *testing.T) {
-	log := parseFile(t, "small.log")
+	log := parseFile(t, "small.jsonl")
 	table := Table(log.Runs[0], TableOptions{Width: 100, Color: true})
 	var b strings.Builder
 	if err := WriteTerminalHTML(&b, table, "Test<x>", "go run ./utils -test X"); err != nil {

@@ -2,8 +2,9 @@ package diagram
 
 import (
 	"sort"
-	"strings"
 	"time"
+
+	"raft-consensus/raft/core"
 )
 
 // The timeline is what a swim-lane diagram needs beyond the events: for each
@@ -117,7 +118,7 @@ func roleEvidence(e *Event) Role {
 			return RoleFollower
 		}
 	case KindLog:
-		if strings.HasPrefix(e.Msg, "appended entries") {
+		if e.Type == core.EventAppended {
 			return RoleFollower
 		}
 	}

@@ -3,6 +3,8 @@ package diagram
 import (
 	"reflect"
 	"testing"
+
+	"raft-consensus/raft/core"
 )
 
 type spanSummary struct {
@@ -20,15 +22,18 @@ func spansOf(tl *timeline, node string) []spanSummary {
 }
 
 func TestTimelineRolesAndTerms(t *testing.T) {
-	log := mustParse(t, `22:00:00.000000 [0] election timeout after 10 ticks in term 1
-22:00:00.000010 [0] term 1 → 2
-22:00:00.000020 [0] follower → candidate in term 2
-22:00:00.000030 [0] candidate → leader in term 2
-22:00:00.000040 [1] send AppendReply 1→0 term=2 ok match=3
-22:00:00.000050 [0] fault: crash
-22:00:00.000060 [0] fault: restart
-22:00:00.000070 [1] something
-`)
+	timeout := ev(core.EventElectionTimeout)
+	timeout.Term, timeout.Count = 1, 10
+	log := mustParse(t, lines(
+		at("22:00:00.000000", "0", timeout),
+		at("22:00:00.000010", "0", termEv(1, 2)),
+		at("22:00:00.000020", "0", roleEv(core.Follower, core.Candidate, 2)),
+		at("22:00:00.000030", "0", roleEv(core.Candidate, core.Leader, 2)),
+		at("22:00:00.000040", "1", send(appendReplyRPC(1, 0, 2, 3))),
+		at("22:00:00.000050", "0", faultEv("crash")),
+		at("22:00:00.000060", "0", faultEv("restart")),
+		at("22:00:00.000070", "1", infoEv("something")),
+	))
 	tl := buildTimeline(log.Runs[0])
 	want := []spanSummary{
 		{"follower", 1, "000000"},
@@ -53,11 +58,11 @@ func TestTimelineRolesAndTerms(t *testing.T) {
 }
 
 func TestTimelineWindowsOpenAtEnd(t *testing.T) {
-	log := mustParse(t, `22:00:00.000000 [2] fault: disconnect
-22:00:00.000010 [3] fault: added
-22:00:00.000020 [1] fault: removed
-22:00:00.000030 [1] still talking
-`)
+	log := mustParse(t, lines(
+		at("22:00:00.000000", "2", faultEv("disconnect")),
+		at("22:00:00.000010", "3", faultEv("added")),
+		at("22:00:00.000020", "1", faultEv("removed")),
+	)+"22:00:00.000030 [1] still talking\n")
 	tl := buildTimeline(log.Runs[0])
 	check := func(node, what, from, to string) {
 		t.Helper()
@@ -74,13 +79,12 @@ func TestTimelineWindowsOpenAtEnd(t *testing.T) {
 }
 
 func TestTimelinePartitions(t *testing.T) {
-	log := mustParse(t, `22:00:00.000000 [0] hello
-22:00:00.000010 [sim] fault: partition 0 1 | 2
-22:00:00.000020 [sim] fault: partition 0 | 1 2
-22:00:00.000030 [sim] fault: heal
-22:00:00.000040 [sim] fault: partition 0 2 | 1
-22:00:00.000050 [2] bye
-`)
+	log := mustParse(t, "22:00:00.000000 [0] hello\n"+lines(
+		at("22:00:00.000010", "sim", faultEv("partition 0 1 | 2", []int{0, 1}, []int{2})),
+		at("22:00:00.000020", "sim", faultEv("partition 0 | 1 2", []int{0}, []int{1, 2})),
+		at("22:00:00.000030", "sim", faultEv("heal")),
+		at("22:00:00.000040", "sim", faultEv("partition 0 2 | 1", []int{0, 2}, []int{1})),
+	)+"22:00:00.000050 [2] bye\n")
 	tl := buildTimeline(log.Runs[0])
 	var got []string
 	for _, p := range tl.partitions {
@@ -96,9 +100,10 @@ func TestTimelinePartitions(t *testing.T) {
 }
 
 func TestInitialStateFromPreVoteIgnoresHopedForTerm(t *testing.T) {
-	log := mustParse(t, `22:00:00.000000 [0] send PreVote 0→1 term=5 last=3/4
-22:00:00.000010 [0] send AppendEntries 0→1 term=4 prev=3/4 entries=0 commit=3
-`)
+	log := mustParse(t, lines(
+		at("22:00:00.000000", "0", send(voteRPC(0, 1, 5, true))),
+		at("22:00:00.000010", "0", send(appendRPC(0, 1, 4, 3, 4, 0, 3))),
+	))
 	tl := buildTimeline(log.Runs[0])
 	if got := spansOf(tl, "0"); !reflect.DeepEqual(got, []spanSummary{{"pre-candidate", 4, "000000"}}) {
 		t.Errorf("spans = %v", got)

@@ -1,222 +1,167 @@
 package diagram
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
+
+	"raft-consensus/raft/core"
 )
 
-// The message vocabulary of utils/TRACE.md. Each pattern is anchored so that
-// a message is either fully understood or left as free text: a half-parsed
-// message would draw something the trace did not say.
-var (
-	reTerm        = regexp.MustCompile(`^term (\d+) → (\d+)$`)
-	reRole        = regexp.MustCompile(`^(\S+) → (\S+) in term (\d+)$`)
-	reLeader      = regexp.MustCompile(`^leader is (\S+) in term (\d+)$`)
-	reWon         = regexp.MustCompile(`^won the election for term (\d+)$`)
-	reTimeout     = regexp.MustCompile(`^election timeout after \d+ ticks in term (\d+)$`)
-	reStart       = regexp.MustCompile(`^starting (election|pre-vote) for term (\d+)(?: \(.*\))?$`)
-	rePreVoteWon  = regexp.MustCompile(`^pre-vote won with \d+ of \d+$`)
-	reLost        = regexp.MustCompile(`^election lost in term (\d+)(?: \(.*\))?$`)
-	reCheckQuorum = regexp.MustCompile(`^check quorum failed: stepping down in term (\d+)$`)
-	reVote        = regexp.MustCompile(`^(granted|refused) (vote|pre-vote) to (\S+) for term (\d+)(?: \(.*\))?$`)
-	reRPC         = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9_]*) (\S+?)→(\S+)(?: (.*))?$`)
-	reAppended    = regexp.MustCompile(`^appended entries (\d+)\.\.(\d+) from (\S+)$`)
-	reTruncate    = regexp.MustCompile(`^truncating log from (\d+)(?: \(.*\))?$`)
-	reRejected    = regexp.MustCompile(`^rejected AppendEntries from (\S+): `)
-	reCommit      = regexp.MustCompile(`^commit index (\d+) → (\d+)$`)
-	reApplied     = regexp.MustCompile(`^applied (\d+)(?:\.\.(\d+))?$`)
-	reConfig      = regexp.MustCompile(`^configuration at (\d+): `)
-	reSnapshot    = regexp.MustCompile(`^snapshot through (\d+)/(\d+)`)
-	reInstalled   = regexp.MustCompile(`^installed snapshot through (\d+)/(\d+) from (\S+)`)
-	reTransfer    = regexp.MustCompile(`^transferring leadership to (\S+)$`)
-	reTimeoutNow  = regexp.MustCompile(`^TimeoutNow from (\S+): `)
-)
+// The vocabulary of utils/TRACE.md: what each kind of core.Event means for
+// the diagram. The events are structured, so nothing here reads prose; an
+// event without a kind (a plain text trace line) stays free text.
 
-// interpret fills in Kind and the typed fields of e from e.Msg. It never
-// fails: what it does not recognise stays KindOther.
-func interpret(e *Event) {
-	e.Kind = KindOther
-	e.Match = -1
-	msg := e.Msg
-	switch {
-	case strings.HasPrefix(msg, "SAFETY:"):
-		e.Kind = KindSafety
+// kindOf maps every kind of core.Event to the diagram's kind. It covers
+// them all: TestEveryEventKindIsUnderstood fails on a kind added to the
+// core but not here.
+var kindOf = map[core.EventKind]Kind{
+	core.EventTerm:              KindTerm,
+	core.EventRole:              KindRole,
+	core.EventLeader:            KindLeader,
+	core.EventElectionTimeout:   KindElection,
+	core.EventCampaign:          KindElection,
+	core.EventPreVoteWon:        KindElection,
+	core.EventElectionWon:       KindElection,
+	core.EventElectionLost:      KindElection,
+	core.EventCheckQuorum:       KindElection,
+	core.EventVote:              KindVote,
+	core.EventVoteIgnored:       KindVote,
+	core.EventStale:             KindLog,
+	core.EventMalformed:         KindLog,
+	core.EventReject:            KindLog,
+	core.EventTruncate:          KindLog,
+	core.EventAppended:          KindLog,
+	core.EventCommit:            KindCommit,
+	core.EventBackoff:           KindLog,
+	core.EventConfChange:        KindLog,
+	core.EventConfig:            KindLog,
+	core.EventPromote:           KindLog,
+	core.EventRemovedSelf:       KindLog,
+	core.EventTransfer:          KindTransfer,
+	core.EventTransferTimeout:   KindTransfer,
+	core.EventTimeoutNowSend:    KindTransfer,
+	core.EventTimeoutNow:        KindTransfer,
+	core.EventSnapshot:          KindSnapshot,
+	core.EventSnapshotSend:      KindSnapshot,
+	core.EventSnapshotInstalled: KindSnapshot,
+	core.EventReadConfirmed:     KindCommit,
+	core.EventSafety:            KindSafety,
+	core.EventSend:              KindSend,
+	core.EventRecv:              KindRecv,
+	core.EventApplied:           KindLog,
+	core.EventStorageFailed:     KindSafety,
+	core.EventInfo:              KindOther,
+	core.EventClient:            KindClient,
+	core.EventFault:             KindFault,
+}
+
+// interpret fills in Kind and the typed fields of e from the structured
+// event ce. It never fails: what it does not know stays KindOther.
+func interpret(e *Event, ce core.Event) {
+	e.Kind, e.Type, e.Match = KindOther, ce.Kind, -1
+	k, ok := kindOf[ce.Kind]
+	if !ok {
 		return
-	case strings.HasPrefix(msg, "fault:"):
-		e.Kind = KindFault
-		e.Fault = parseFault(strings.TrimSpace(msg[len("fault:"):]))
-		return
-	case strings.HasPrefix(msg, "client "):
-		e.Kind = KindClient
-		return
-	case strings.HasPrefix(msg, "send "), strings.HasPrefix(msg, "recv "):
-		if r := parseRPC(msg[5:]); r != nil {
-			e.Kind = KindSend
-			if msg[0] == 'r' {
-				e.Kind = KindRecv
-			}
-			e.RPC = r
-			e.Term, e.HasTerm = r.Term, r.HasTerm
+	}
+	e.Kind = k
+	if ce.Peer != core.None {
+		e.Peer = strconv.Itoa(ce.Peer)
+	}
+	switch ce.Kind {
+	case core.EventTerm:
+		e.PrevTerm = ce.PrevTerm
+		e.setTerm(ce.Term)
+	case core.EventRole:
+		e.PrevRole, e.Role = roleOf(ce.PrevRole), roleOf(ce.Role)
+		e.setTerm(ce.Term)
+	case core.EventVote:
+		e.Granted, e.PreVote = ce.Granted, ce.PreVote
+		e.setTerm(ce.Term)
+	case core.EventCampaign, core.EventPreVoteWon:
+		e.PreVote = ce.PreVote || ce.Kind == core.EventPreVoteWon
+		if ce.Kind == core.EventCampaign {
+			e.setTerm(ce.Term)
+		}
+	case core.EventLeader, core.EventElectionTimeout, core.EventElectionWon, core.EventElectionLost, core.EventCheckQuorum:
+		e.setTerm(ce.Term)
+	case core.EventCommit, core.EventAppended, core.EventApplied:
+		e.Lo, e.Hi = ce.Index, ce.Index2
+	case core.EventSend, core.EventRecv:
+		if ce.RPC == nil || ce.RPC.From < 0 || ce.RPC.To < 0 {
+			e.Kind = KindOther
 			return
 		}
-	}
-	if m := reTerm.FindStringSubmatch(msg); m != nil {
-		if from, ok1 := num(m[1]); ok1 {
-			if to, ok2 := num(m[2]); ok2 {
-				e.Kind, e.PrevTerm = KindTerm, from
-				e.setTerm(to)
-			}
-		}
-		return
-	}
-	if m := reRole.FindStringSubmatch(msg); m != nil {
-		from, ok1 := parseRole(m[1])
-		to, ok2 := parseRole(m[2])
-		t, ok3 := num(m[3])
-		if ok1 && ok2 && ok3 {
-			e.Kind, e.PrevRole, e.Role = KindRole, from, to
-			e.setTerm(t)
-		}
-		return
-	}
-	if m := reLeader.FindStringSubmatch(msg); m != nil {
-		if t, ok := num(m[2]); ok {
-			e.Kind, e.Peer = KindLeader, m[1]
-			e.setTerm(t)
-		}
-		return
-	}
-	if m := reVote.FindStringSubmatch(msg); m != nil {
-		if t, ok := num(m[4]); ok {
-			e.Kind, e.Granted, e.PreVote, e.Peer = KindVote, m[1] == "granted", m[2] == "pre-vote", m[3]
-			e.setTerm(t)
-		}
-		return
-	}
-	for _, re := range []*regexp.Regexp{reWon, reTimeout, reLost, reCheckQuorum} {
-		if m := re.FindStringSubmatch(msg); m != nil {
-			if t, ok := num(m[1]); ok {
-				e.Kind = KindElection
-				e.setTerm(t)
-			}
-			return
-		}
-	}
-	if m := reStart.FindStringSubmatch(msg); m != nil {
-		if t, ok := num(m[2]); ok {
-			e.Kind, e.PreVote = KindElection, m[1] == "pre-vote"
-			e.setTerm(t)
-		}
-		return
-	}
-	if rePreVoteWon.MatchString(msg) {
-		e.Kind, e.PreVote = KindElection, true
-		return
-	}
-	if m := reCommit.FindStringSubmatch(msg); m != nil {
-		if lo, ok1 := num(m[1]); ok1 {
-			if hi, ok2 := num(m[2]); ok2 {
-				e.Kind, e.Lo, e.Hi = KindCommit, lo, hi
-			}
-		}
-		return
-	}
-	if m := reAppended.FindStringSubmatch(msg); m != nil {
-		e.Kind, e.Peer = KindLog, m[3]
-		e.Lo, _ = num(m[1])
-		e.Hi, _ = num(m[2])
-		return
-	}
-	if m := reApplied.FindStringSubmatch(msg); m != nil {
-		e.Kind = KindLog
-		e.Lo, _ = num(m[1])
-		e.Hi = e.Lo
-		if m[2] != "" {
-			e.Hi, _ = num(m[2])
-		}
-		return
-	}
-	if m := reRejected.FindStringSubmatch(msg); m != nil {
-		e.Kind, e.Peer = KindLog, m[1]
-		return
-	}
-	if reTruncate.MatchString(msg) || reConfig.MatchString(msg) {
-		e.Kind = KindLog
-		return
-	}
-	if m := reInstalled.FindStringSubmatch(msg); m != nil {
-		e.Kind, e.Peer = KindSnapshot, m[3]
-		return
-	}
-	if reSnapshot.MatchString(msg) {
-		e.Kind = KindSnapshot
-		return
-	}
-	if m := reTransfer.FindStringSubmatch(msg); m != nil {
-		e.Kind, e.Peer = KindTransfer, m[1]
-		return
-	}
-	if m := reTimeoutNow.FindStringSubmatch(msg); m != nil {
-		e.Kind, e.Peer = KindTransfer, m[1]
-		return
+		e.RPC = rpcOf(ce.RPC)
+		e.Term, e.HasTerm = e.RPC.Term, true
+	case core.EventFault:
+		e.Fault = faultOf(ce)
 	}
 }
 
 func (e *Event) setTerm(t uint64) { e.Term, e.HasTerm = t, true }
 
-func num(s string) (uint64, bool) {
-	n, err := strconv.ParseUint(s, 10, 64)
-	return n, err == nil
+func roleOf(r core.Role) Role {
+	switch r {
+	case core.Follower:
+		return RoleFollower
+	case core.PreCandidate:
+		return RolePreCandidate
+	case core.Candidate:
+		return RoleCandidate
+	case core.Leader:
+		return RoleLeader
+	}
+	return RoleUnknown
 }
 
-// parseRPC reads `Name A→B key=value … flag …`. Endpoints must be valid node
-// ids, since they pick the lanes an arrow is drawn between.
-func parseRPC(s string) *RPC {
-	m := reRPC.FindStringSubmatch(s)
-	if m == nil || !validNode(m[2]) || !validNode(m[3]) || m[2] == SimNode || m[3] == SimNode {
-		return nil
+// rpcNames are the names the diagram shows (the first word of the text).
+var rpcNames = map[core.MessageType]string{
+	core.MsgRequestVote:          "RequestVote",
+	core.MsgRequestVoteReply:     "VoteReply",
+	core.MsgAppendEntries:        "AppendEntries",
+	core.MsgAppendEntriesReply:   "AppendReply",
+	core.MsgInstallSnapshot:      "InstallSnapshot",
+	core.MsgInstallSnapshotReply: "InstallSnapshotReply",
+	core.MsgTimeoutNow:           "TimeoutNow",
+	core.MsgTimeoutNowReply:      "TimeoutNowReply",
+}
+
+func rpcOf(m *core.RPC) *RPC {
+	name, ok := rpcNames[m.Type]
+	if !ok {
+		name = m.Type.String()
 	}
-	r := &RPC{Name: m[1], From: m[2], To: m[3], Text: s}
-	r.PreVote = r.Name == "PreVote"
-	for _, f := range strings.Fields(m[4]) {
-		k, v, _ := strings.Cut(f, "=")
-		switch k {
-		case "term":
-			r.Term, r.HasTerm = num(v)
-		case "entries":
-			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-				r.Entries, r.HasCount = n, true
-			}
-		case "granted":
-			r.Granted = v == "true"
-		case "prevote":
-			r.PreVote = r.PreVote || v == "true"
-		case "reject":
-			r.Reject = true
-		}
+	if m.Type == core.MsgRequestVote && m.PreVote {
+		name = "PreVote"
+	}
+	r := &RPC{Name: name, From: strconv.Itoa(m.From), To: strconv.Itoa(m.To), Term: m.Term, HasTerm: true,
+		Granted: m.Granted, PreVote: m.PreVote, Text: m.String()}
+	switch m.Type {
+	case core.MsgAppendEntries:
+		r.Entries, r.HasCount = m.Entries, true
+	case core.MsgAppendEntriesReply:
+		r.Reject = !m.Success
 	}
 	return r
 }
 
-// parseFault reads what follows `fault:`.
-func parseFault(s string) *Fault {
-	what, arg, _ := strings.Cut(s, " ")
+// faultOf reads a fault event: its first word says what, the rest is the
+// argument; a partition's groups come as node lists.
+func faultOf(ce core.Event) *Fault {
+	what, arg, _ := strings.Cut(ce.Detail, " ")
 	f := &Fault{What: what, Arg: strings.TrimSpace(arg)}
-	switch what {
-	case "drop":
+	if what == "drop" {
 		f.Arg = strings.TrimSpace(strings.TrimPrefix(f.Arg, "rate"))
-	case "partition":
-		for _, g := range strings.Split(f.Arg, "|") {
-			var group []string
-			for _, n := range strings.Fields(g) {
-				if validNode(n) && n != SimNode {
-					group = append(group, n)
-				}
+	}
+	for _, g := range ce.Groups {
+		var group []string
+		for _, id := range g {
+			if id >= 0 {
+				group = append(group, strconv.Itoa(id))
 			}
-			if len(group) > 0 {
-				f.Groups = append(f.Groups, group)
-			}
+		}
+		if len(group) > 0 {
+			f.Groups = append(f.Groups, group)
 		}
 	}
 	return f

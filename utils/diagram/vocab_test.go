@@ -3,125 +3,180 @@ package diagram
 import (
 	"reflect"
 	"testing"
+	"time"
+
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/sim"
+	"raft-consensus/raft/trace"
 )
 
-func interpreted(node, msg string) Event {
-	e := Event{Node: node, Msg: msg}
-	interpret(&e)
+func interpreted(node string, ce core.Event) Event {
+	e := Event{Node: node, Msg: ce.Text()}
+	interpret(&e, ce)
 	return e
 }
 
-// TestVocabulary covers every message form of utils/TRACE.md.
+// TestVocabulary covers every kind of event of utils/TRACE.md.
 func TestVocabulary(t *testing.T) {
+	with := func(e core.Event, f func(*core.Event)) core.Event { f(&e); return e }
+	peer := func(k core.EventKind, p int) core.Event { return with(ev(k), func(e *core.Event) { e.Peer = p }) }
 	cases := []struct {
-		msg  string
+		e    core.Event
 		want Event
 	}{
-		{"term 3 → 4", Event{Kind: KindTerm, PrevTerm: 3, Term: 4, HasTerm: true}},
-		{"follower → candidate in term 4", Event{Kind: KindRole, PrevRole: RoleFollower, Role: RoleCandidate, Term: 4, HasTerm: true}},
-		{"follower → pre-candidate in term 3", Event{Kind: KindRole, PrevRole: RoleFollower, Role: RolePreCandidate, Term: 3, HasTerm: true}},
-		{"candidate → leader in term 4", Event{Kind: KindRole, PrevRole: RoleCandidate, Role: RoleLeader, Term: 4, HasTerm: true}},
-		{"leader → follower in term 5", Event{Kind: KindRole, PrevRole: RoleLeader, Role: RoleFollower, Term: 5, HasTerm: true}},
-		{"leader is 0 in term 4", Event{Kind: KindLeader, Peer: "0", Term: 4, HasTerm: true}},
-		{"won the election for term 4", Event{Kind: KindElection, Term: 4, HasTerm: true}},
-		{"election timeout after 23 ticks in term 3", Event{Kind: KindElection, Term: 3, HasTerm: true}},
-		{"starting election for term 4 (last log 7/3)", Event{Kind: KindElection, Term: 4, HasTerm: true}},
-		{"starting pre-vote for term 4 (last log 7/3)", Event{Kind: KindElection, PreVote: true, Term: 4, HasTerm: true}},
-		{"pre-vote won with 2 of 3", Event{Kind: KindElection, PreVote: true}},
-		{"election lost in term 4 (2 rejections)", Event{Kind: KindElection, Term: 4, HasTerm: true}},
-		{"check quorum failed: stepping down in term 4", Event{Kind: KindElection, Term: 4, HasTerm: true}},
-		{"granted vote to 1 for term 4", Event{Kind: KindVote, Granted: true, Peer: "1", Term: 4, HasTerm: true}},
-		{"refused vote to 1 for term 4 (candidate's log is behind ours)", Event{Kind: KindVote, Peer: "1", Term: 4, HasTerm: true}},
-		{"granted pre-vote to 1 for term 4", Event{Kind: KindVote, Granted: true, PreVote: true, Peer: "1", Term: 4, HasTerm: true}},
-		{"refused pre-vote to 2 for term 5 (we heard from a leader)", Event{Kind: KindVote, PreVote: true, Peer: "2", Term: 5, HasTerm: true}},
-		{"appended entries 6..8 from 0", Event{Kind: KindLog, Lo: 6, Hi: 8, Peer: "0"}},
-		{"truncating log from 6 (had 9 entries)", Event{Kind: KindLog}},
-		{"rejected AppendEntries from 0: no entry 5/2 (hint 3/2)", Event{Kind: KindLog, Peer: "0"}},
-		{"commit index 5 → 8", Event{Kind: KindCommit, Lo: 5, Hi: 8}},
-		{"applied 6..8", Event{Kind: KindLog, Lo: 6, Hi: 8}},
-		{"configuration at 9: voters=[0 1 2] learners=[3]", Event{Kind: KindLog}},
-		{"snapshot through 100/3 (2048 bytes); log now 101..120", Event{Kind: KindSnapshot}},
-		{"installed snapshot through 100/3 from 0 (2048 bytes)", Event{Kind: KindSnapshot, Peer: "0"}},
-		{"transferring leadership to 2", Event{Kind: KindTransfer, Peer: "2"}},
-		{"TimeoutNow from 0: campaigning at once", Event{Kind: KindTransfer, Peer: "0"}},
-		{"client set x=5 → ok at index 12", Event{Kind: KindClient}},
-		{`client get x → "5"`, Event{Kind: KindClient}},
-		{"SAFETY: two leaders in term 4: 0 and 2", Event{Kind: KindSafety}},
-		{"something else entirely", Event{Kind: KindOther}},
-		// Near misses stay free text rather than being half understood.
-		{"term 3 → x", Event{Kind: KindOther}},
-		{"follower → emperor in term 4", Event{Kind: KindOther}},
-		{"term 3 → 99999999999999999999999", Event{Kind: KindOther}},
-		{"send nothing useful", Event{Kind: KindOther}},
-		{"send AppendEntries 0→x term=1", Event{Kind: KindOther}},
-		{"send AppendEntries 0→sim term=1", Event{Kind: KindOther}},
+		{termEv(3, 4), Event{Kind: KindTerm, PrevTerm: 3, Term: 4, HasTerm: true}},
+		{roleEv(core.Follower, core.Candidate, 4), Event{Kind: KindRole, PrevRole: RoleFollower, Role: RoleCandidate, Term: 4, HasTerm: true}},
+		{roleEv(core.Follower, core.PreCandidate, 3), Event{Kind: KindRole, PrevRole: RoleFollower, Role: RolePreCandidate, Term: 3, HasTerm: true}},
+		{roleEv(core.Leader, core.Follower, 5), Event{Kind: KindRole, PrevRole: RoleLeader, Role: RoleFollower, Term: 5, HasTerm: true}},
+		{with(peer(core.EventLeader, 0), func(e *core.Event) { e.Term = 4 }), Event{Kind: KindLeader, Peer: "0", Term: 4, HasTerm: true}},
+		{with(ev(core.EventElectionWon), func(e *core.Event) { e.Term = 4 }), Event{Kind: KindElection, Term: 4, HasTerm: true}},
+		{with(ev(core.EventElectionTimeout), func(e *core.Event) { e.Term, e.Count = 3, 23 }), Event{Kind: KindElection, Term: 3, HasTerm: true}},
+		{with(ev(core.EventCampaign), func(e *core.Event) { e.Term, e.Index, e.Term2 = 4, 7, 3 }), Event{Kind: KindElection, Term: 4, HasTerm: true}},
+		{with(ev(core.EventCampaign), func(e *core.Event) { e.Term, e.PreVote = 4, true }), Event{Kind: KindElection, PreVote: true, Term: 4, HasTerm: true}},
+		{with(ev(core.EventPreVoteWon), func(e *core.Event) { e.Count, e.Total = 2, 3 }), Event{Kind: KindElection, PreVote: true}},
+		{with(ev(core.EventElectionLost), func(e *core.Event) { e.Term, e.Count = 4, 2 }), Event{Kind: KindElection, Term: 4, HasTerm: true}},
+		{with(ev(core.EventCheckQuorum), func(e *core.Event) { e.Term = 4 }), Event{Kind: KindElection, Term: 4, HasTerm: true}},
+		{with(peer(core.EventVote, 1), func(e *core.Event) { e.Term, e.Granted = 4, true }), Event{Kind: KindVote, Granted: true, Peer: "1", Term: 4, HasTerm: true}},
+		{with(peer(core.EventVote, 2), func(e *core.Event) { e.Term, e.PreVote, e.Detail = 5, true, "candidate's log is behind ours" }), Event{Kind: KindVote, PreVote: true, Peer: "2", Term: 5, HasTerm: true}},
+		{with(peer(core.EventAppended, 0), func(e *core.Event) { e.Index, e.Index2 = 6, 8 }), Event{Kind: KindLog, Lo: 6, Hi: 8, Peer: "0"}},
+		{with(ev(core.EventTruncate), func(e *core.Event) { e.Index, e.Index2 = 6, 9 }), Event{Kind: KindLog}},
+		{with(peer(core.EventReject, 0), func(e *core.Event) { e.Index, e.Term, e.Index2, e.Term2 = 5, 2, 3, 2 }), Event{Kind: KindLog, Peer: "0"}},
+		{with(ev(core.EventCommit), func(e *core.Event) { e.Index, e.Index2 = 5, 8 }), Event{Kind: KindCommit, Lo: 5, Hi: 8}},
+		{with(ev(core.EventApplied), func(e *core.Event) { e.Index, e.Index2 = 6, 8 }), Event{Kind: KindLog, Lo: 6, Hi: 8}},
+		{with(ev(core.EventConfig), func(e *core.Event) { e.Index, e.Groups = 9, [][]int{{0, 1, 2}, {3}} }), Event{Kind: KindLog}},
+		{with(ev(core.EventSnapshot), func(e *core.Event) { e.Index, e.Term, e.Count, e.Index2 = 100, 3, 2048, 120 }), Event{Kind: KindSnapshot}},
+		{with(peer(core.EventSnapshotInstalled, 0), func(e *core.Event) { e.Index, e.Term, e.Count = 100, 3, 2048 }), Event{Kind: KindSnapshot, Peer: "0"}},
+		{peer(core.EventTransfer, 2), Event{Kind: KindTransfer, Peer: "2"}},
+		{peer(core.EventTimeoutNow, 0), Event{Kind: KindTransfer, Peer: "0"}},
+		{with(ev(core.EventClient), func(e *core.Event) { e.Detail = "set x=5 (client 1 seq 1) → ok" }), Event{Kind: KindClient}},
+		{with(ev(core.EventSafety), func(e *core.Event) { e.Detail = "two leaders in term 4: 0 and 2" }), Event{Kind: KindSafety}},
+		{with(ev(core.EventStorageFailed), func(e *core.Event) { e.Detail = "no space left on device" }), Event{Kind: KindSafety}},
+		{infoEv("something else entirely"), Event{Kind: KindOther}},
+		// A plain text line has no kind: free text, never half understood.
+		{freeText("term 3 → 4"), Event{Kind: KindOther}},
+		// An RPC whose ends are not nodes is not drawn as an arrow.
+		{send(&core.RPC{Type: core.MsgAppendEntries, From: -1, To: 2}), Event{Kind: KindOther, Peer: "2"}},
 	}
 	for _, c := range cases {
-		got := interpreted("1", c.msg)
-		c.want.Node, c.want.Msg, c.want.Match = "1", c.msg, -1
+		got := interpreted("1", c.e)
+		c.want.Node, c.want.Msg, c.want.Match, c.want.Type = "1", c.e.Text(), -1, c.e.Kind
 		if !reflect.DeepEqual(got, c.want) {
-			t.Errorf("%q:\n got %+v\nwant %+v", c.msg, got, c.want)
+			t.Errorf("%v %q:\n got %+v\nwant %+v", c.e.Kind, c.e.Text(), got, c.want)
 		}
 	}
 }
 
 func TestVocabularyRPCs(t *testing.T) {
 	cases := []struct {
-		msg  string
+		e    core.Event
 		kind Kind
 		want RPC
 	}{
-		{"send RequestVote 1→0 term=4 last=7/3", KindSend, RPC{Name: "RequestVote", From: "1", To: "0", Term: 4, HasTerm: true}},
-		{"recv PreVote 1→0 term=4 last=7/3", KindRecv, RPC{Name: "PreVote", From: "1", To: "0", Term: 4, HasTerm: true, PreVote: true}},
-		{"send VoteReply 0→1 term=4 granted=true prevote=false", KindSend, RPC{Name: "VoteReply", From: "0", To: "1", Term: 4, HasTerm: true, Granted: true}},
-		{"send VoteReply 0→1 term=4 granted=false prevote=true", KindSend, RPC{Name: "VoteReply", From: "0", To: "1", Term: 4, HasTerm: true, PreVote: true}},
-		{"send AppendEntries 0→2 term=3 prev=5/2 entries=3 commit=5", KindSend, RPC{Name: "AppendEntries", From: "0", To: "2", Term: 3, HasTerm: true, Entries: 3, HasCount: true}},
-		{"send AppendEntries 0→2 term=3 prev=5/2 entries=0 commit=5", KindSend, RPC{Name: "AppendEntries", From: "0", To: "2", Term: 3, HasTerm: true, HasCount: true}},
-		{"recv AppendReply 2→0 term=3 ok match=8", KindRecv, RPC{Name: "AppendReply", From: "2", To: "0", Term: 3, HasTerm: true}},
-		{"recv AppendReply 2→0 term=3 reject prev=5 conflict=3/2", KindRecv, RPC{Name: "AppendReply", From: "2", To: "0", Term: 3, HasTerm: true, Reject: true}},
-		{"send InstallSnapshot 0→2 term=3", KindSend, RPC{Name: "InstallSnapshot", From: "0", To: "2", Term: 3, HasTerm: true}},
-		{"send InstallSnapshotReply 2→0 term=3", KindSend, RPC{Name: "InstallSnapshotReply", From: "2", To: "0", Term: 3, HasTerm: true}},
-		{"send TimeoutNow 0→1 term=3", KindSend, RPC{Name: "TimeoutNow", From: "0", To: "1", Term: 3, HasTerm: true}},
-		{"recv TimeoutNowReply 1→0 term=3", KindRecv, RPC{Name: "TimeoutNowReply", From: "1", To: "0", Term: 3, HasTerm: true}},
-		{"send ReadIndex 3→0 ctx=17", KindSend, RPC{Name: "ReadIndex", From: "3", To: "0"}},
-		{"send Ping 3→0", KindSend, RPC{Name: "Ping", From: "3", To: "0"}},
-		{"send AppendEntries 0→2 term=x entries=-1", KindSend, RPC{Name: "AppendEntries", From: "0", To: "2"}},
+		{send(voteRPC(1, 0, 4, false)), KindSend, RPC{Name: "RequestVote", From: "1", To: "0", Term: 4, HasTerm: true}},
+		{recv(voteRPC(1, 0, 4, true)), KindRecv, RPC{Name: "PreVote", From: "1", To: "0", Term: 4, HasTerm: true, PreVote: true}},
+		{send(&core.RPC{Type: core.MsgRequestVoteReply, From: 0, To: 1, Term: 4, Granted: true}), KindSend, RPC{Name: "VoteReply", From: "0", To: "1", Term: 4, HasTerm: true, Granted: true}},
+		{send(&core.RPC{Type: core.MsgRequestVoteReply, From: 0, To: 1, Term: 4, PreVote: true}), KindSend, RPC{Name: "VoteReply", From: "0", To: "1", Term: 4, HasTerm: true, PreVote: true}},
+		{send(appendRPC(0, 2, 3, 5, 2, 3, 5)), KindSend, RPC{Name: "AppendEntries", From: "0", To: "2", Term: 3, HasTerm: true, Entries: 3, HasCount: true}},
+		{send(appendRPC(0, 2, 3, 5, 2, 0, 5)), KindSend, RPC{Name: "AppendEntries", From: "0", To: "2", Term: 3, HasTerm: true, HasCount: true}},
+		{recv(appendReplyRPC(2, 0, 3, 8)), KindRecv, RPC{Name: "AppendReply", From: "2", To: "0", Term: 3, HasTerm: true}},
+		{recv(rejectRPC(2, 0, 3, 5, 3, 2)), KindRecv, RPC{Name: "AppendReply", From: "2", To: "0", Term: 3, HasTerm: true, Reject: true}},
+		{send(&core.RPC{Type: core.MsgInstallSnapshot, From: 0, To: 2, Term: 3}), KindSend, RPC{Name: "InstallSnapshot", From: "0", To: "2", Term: 3, HasTerm: true}},
+		{send(&core.RPC{Type: core.MsgInstallSnapshotReply, From: 2, To: 0, Term: 3}), KindSend, RPC{Name: "InstallSnapshotReply", From: "2", To: "0", Term: 3, HasTerm: true}},
+		{send(timeoutNowRPC(0, 1, 3)), KindSend, RPC{Name: "TimeoutNow", From: "0", To: "1", Term: 3, HasTerm: true}},
+		{recv(&core.RPC{Type: core.MsgTimeoutNowReply, From: 1, To: 0, Term: 3}), KindRecv, RPC{Name: "TimeoutNowReply", From: "1", To: "0", Term: 3, HasTerm: true}},
 	}
 	for _, c := range cases {
-		e := interpreted("1", c.msg)
+		e := interpreted("1", c.e)
 		if e.Kind != c.kind || e.RPC == nil {
-			t.Errorf("%q: kind %v, rpc %v", c.msg, e.Kind, e.RPC)
+			t.Errorf("%q: kind %v, rpc %v", c.e.Text(), e.Kind, e.RPC)
 			continue
 		}
-		c.want.Text = c.msg[5:]
+		c.want.Text = c.e.RPC.String()
 		if !reflect.DeepEqual(*e.RPC, c.want) {
-			t.Errorf("%q:\n got %+v\nwant %+v", c.msg, *e.RPC, c.want)
+			t.Errorf("%q:\n got %+v\nwant %+v", c.e.Text(), *e.RPC, c.want)
 		}
 	}
 }
 
 func TestVocabularyFaults(t *testing.T) {
 	cases := []struct {
-		node, msg string
-		want      Fault
+		e    core.Event
+		want Fault
 	}{
-		{"2", "fault: crash", Fault{What: "crash"}},
-		{"2", "fault: restart", Fault{What: "restart"}},
-		{"2", "fault: disconnect", Fault{What: "disconnect"}},
-		{"2", "fault: reconnect", Fault{What: "reconnect"}},
-		{"3", "fault: added", Fault{What: "added"}},
-		{"3", "fault: removed", Fault{What: "removed"}},
-		{"sim", "fault: partition 0 1 | 2 3 4", Fault{What: "partition", Arg: "0 1 | 2 3 4", Groups: [][]string{{"0", "1"}, {"2", "3", "4"}}}},
-		{"sim", "fault: partition 0 x | | 2", Fault{What: "partition", Arg: "0 x | | 2", Groups: [][]string{{"0"}, {"2"}}}},
-		{"sim", "fault: heal", Fault{What: "heal"}},
-		{"sim", "fault: drop rate 0.10", Fault{What: "drop", Arg: "0.10"}},
-		{"sim", "fault: delay 5ms", Fault{What: "delay", Arg: "5ms"}},
-		{"sim", "fault: clock skew 3ms", Fault{What: "clock", Arg: "skew 3ms"}},
+		{faultEv("crash"), Fault{What: "crash"}},
+		{faultEv("restart"), Fault{What: "restart"}},
+		{faultEv("disconnect"), Fault{What: "disconnect"}},
+		{faultEv("reconnect"), Fault{What: "reconnect"}},
+		{faultEv("added"), Fault{What: "added"}},
+		{faultEv("removed"), Fault{What: "removed"}},
+		{faultEv("partition 0 1 | 2 3 4", []int{0, 1}, []int{2, 3, 4}), Fault{What: "partition", Arg: "0 1 | 2 3 4", Groups: [][]string{{"0", "1"}, {"2", "3", "4"}}}},
+		{faultEv("partition 0 1 | 1 2", []int{0, 1}, []int{1, 2}), Fault{What: "partition", Arg: "0 1 | 1 2", Groups: [][]string{{"0", "1"}, {"1", "2"}}}},
+		{faultEv("heal"), Fault{What: "heal"}},
+		{faultEv("drop rate 0.10"), Fault{What: "drop", Arg: "0.10"}},
+		{faultEv("delay 5ms"), Fault{What: "delay", Arg: "5ms"}},
+		{faultEv("cut 0 → 1"), Fault{What: "cut", Arg: "0 → 1"}},
 	}
 	for _, c := range cases {
-		e := interpreted(c.node, c.msg)
+		e := interpreted("sim", c.e)
 		if e.Kind != KindFault || !reflect.DeepEqual(*e.Fault, c.want) {
-			t.Errorf("%q: got %v %+v, want %+v", c.msg, e.Kind, e.Fault, c.want)
+			t.Errorf("%q: got %v %+v, want %+v", c.e.Text(), e.Kind, e.Fault, c.want)
+		}
+	}
+}
+
+// TestEveryEventKindIsUnderstood: every kind the core defines has its
+// meaning here; only free text (Info) is drawn as free text.
+func TestEveryEventKindIsUnderstood(t *testing.T) {
+	for _, k := range core.EventKinds() {
+		dk, ok := kindOf[k]
+		if !ok {
+			t.Errorf("event kind %v is not in the diagram's vocabulary", k)
+		} else if dk == KindOther && k != core.EventInfo {
+			t.Errorf("event kind %v is drawn as free text", k)
+		}
+	}
+}
+
+// TestEventsOfARealRunAreUnderstood feeds the events that the real core,
+// driver, host and simulation emit in simulated runs through the diagram,
+// directly and as JSON lines, and fails on any it does not understand.
+func TestEventsOfARealRunAreUnderstood(t *testing.T) {
+	seen := map[core.EventKind]int{}
+	for _, seed := range []int64{1, 2, 3, 4, 5, 6, 7, 8} {
+		var ring *trace.RingTracer
+		res := sim.RunSeed(seed, sim.Options{TraceTo: func(now func() time.Time) trace.Tracer {
+			ring = trace.NewRingTracer(1<<20, now)
+			return ring
+		}})
+		if res.Err != nil {
+			t.Fatalf("seed %d: %v", seed, res.Err)
+		}
+		recs := ring.Last(0)
+		run, dropped := FromRecords("sim", recs)
+		if dropped != 0 {
+			t.Errorf("seed %d: %d events dropped", seed, dropped)
+		}
+		var jsonl []byte
+		for _, r := range recs {
+			jsonl = trace.AppendJSON(jsonl, r.Time, r.Node, r.Event)
+		}
+		log := mustParse(t, string(jsonl))
+		if log.Malformed != 0 || len(log.Runs) != 1 || len(log.Runs[0].Events) != len(run.Events) {
+			t.Fatalf("seed %d: the JSON lines parse to %d runs, %d malformed lines", seed, len(log.Runs), log.Malformed)
+		}
+		for i, e := range run.Events {
+			seen[e.Type]++
+			if e.Kind == KindOther && e.Type != core.EventInfo {
+				t.Errorf("seed %d: %v event not understood: %s", seed, e.Type, e.Msg)
+			}
+			if j := log.Runs[0].Events[i]; j.Kind != e.Kind || j.Msg != e.Msg || j.Type != e.Type {
+				t.Errorf("seed %d: through JSON, %q became %v %q", seed, e.Msg, j.Kind, j.Msg)
+			}
+		}
+	}
+	for _, k := range []core.EventKind{core.EventSend, core.EventRecv, core.EventRole, core.EventTerm, core.EventCommit, core.EventFault, core.EventApplied} {
+		if seen[k] == 0 {
+			t.Errorf("no %v event in the runs: the test sees too little", k)
 		}
 	}
 }
