@@ -28,7 +28,8 @@ Flags:
   -faults LIST    kinds of fault: net,disk,clock (default), or all, or none
   -html FILE      with -seed: write the timing diagram of the run, in virtual
                   time, as a self-contained page
-  -trace FILE     with -seed: write the run's trace lines to FILE
+  -trace FILE     with -seed: write the run's trace events to FILE as JSON lines
+                  (go run ./utils FILE draws them)
   -v              print every seed's summary
   -h              show this help
 
@@ -131,7 +132,7 @@ func simOne(f simFlags, faults sim.FaultSet, stdout, stderr io.Writer) int {
 			tracers = append(tracers, ring)
 		}
 		if traceFile != nil {
-			tracers = append(tracers, trace.NewTextTracer(traceFile, now))
+			tracers = append(tracers, trace.NewJSONTracer(traceFile, now))
 		}
 		if len(tracers) == 0 {
 			return nil

@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"raft-consensus/raft/core"
+	"raft-consensus/raft/kv"
 	"raft-consensus/raft/trace"
 
 	"github.com/fortytw2/leaktest"
@@ -189,4 +191,68 @@ func TestSnapshotByBytes(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 	h.checkValue("k9", big)
+}
+
+// slowSnapshots is a KV store whose snapshots take long to write out.
+type slowSnapshots struct {
+	*kv.Store
+	delay   time.Duration
+	written *atomic.Int64
+}
+
+func (s slowSnapshots) Snapshot() (kv.StateSnapshot, error) {
+	st, err := s.Store.Snapshot()
+	return slowState{st, s.delay, s.written}, err
+}
+
+type slowState struct {
+	kv.StateSnapshot
+	delay   time.Duration
+	written *atomic.Int64
+}
+
+func (s slowState) WriteTo(w io.Writer) (int64, error) {
+	time.Sleep(s.delay) // a big state, a slow disk: the writing takes this long
+	s.written.Add(1)
+	return s.StateSnapshot.WriteTo(w)
+}
+
+// TestSlowSnapshotStallsNothing: a state machine whose snapshots take
+// longer than an election timeout to write. Writing happens on a goroutine
+// of its own, off the node's (heartbeats) and off the applier's (writes):
+// no election, no stalled write while the snapshots are being written.
+func TestSlowSnapshotStallsNothing(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 15*time.Second)()
+	var written atomic.Int64
+	const delay = 400 * time.Millisecond // the maximum election timeout is 300 ms
+	h := newHarnessWith(t, SimConfig{Nodes: 3, SnapshotThreshold: 20,
+		StateMachine: func(int) kv.StateMachine { return slowSnapshots{kv.NewStore(), delay, &written} }})
+	defer h.Shutdown()
+	leader, term := h.checkSingleLeader()
+	client := h.NewClient()
+	var slowest time.Duration
+	deadline := time.Now().Add(waitTimeout)
+	for i := 0; written.Load() < 6; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d snapshots written in %v", written.Load(), waitTimeout)
+		}
+		start := time.Now()
+		if err := client.Set(context.Background(), fmt.Sprint("k", i%10), fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+		slowest = max(slowest, time.Since(start))
+	}
+	t.Logf("%d snapshots of %v each written; slowest write %v", written.Load(), delay, slowest)
+	if slowest >= delay {
+		t.Errorf("a write took %v: it waited for a snapshot being written", slowest)
+	}
+	for _, st := range h.Status() {
+		if st.Term != term {
+			t.Errorf("node %d is in term %d, the cluster started in %d: there was an election", st.ID, st.Term, term)
+		}
+	}
+	if l, _ := h.Leader(); l != leader {
+		t.Errorf("leader %d, was %d", l, leader)
+	}
+	h.waitStatus(leader, "a snapshot installed", func(st NodeStatus) bool { return st.SnapshotIndex > 0 })
 }

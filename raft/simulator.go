@@ -53,6 +53,10 @@ type SimConfig struct {
 	SnapshotThresholdBytes uint64
 	// SnapshotChunkBytes is the size of one InstallSnapshot chunk (64 KiB).
 	SnapshotChunkBytes int
+	// StateMachine, if set, makes each server's state machine (default: a
+	// KV Store). The simulator's clients speak KV: a replacement should
+	// wrap a kv.Store.
+	StateMachine func(id int) kv.StateMachine
 	// RecordApplied keeps every entry each server applies, for the Check
 	// helpers and the state machine safety check.
 	RecordApplied bool
@@ -258,6 +262,9 @@ func (s *ClusterSimulator) startNode(n *simNode, members []int) error {
 		Transport:         transport.WithFaults(tcp, s.faults),
 		SnapshotThreshold: s.cfg.SnapshotThreshold, SnapshotThresholdBytes: s.cfg.SnapshotThresholdBytes,
 		OnViolation: s.recordViolation,
+	}
+	if s.cfg.StateMachine != nil {
+		cfg.StateMachine = s.cfg.StateMachine(n.id)
 	}
 	if s.cfg.RecordApplied {
 		n.applied = nil

@@ -1,10 +1,12 @@
-package core
+package core_test
 
 import (
 	"fmt"
 	"io"
 	"testing"
 	"time"
+
+	"raft-consensus/raft/core"
 )
 
 // BenchmarkCoreReplication measures the protocol core alone on the
@@ -18,13 +20,13 @@ func BenchmarkCoreReplication(b *testing.B) {
 			name = "trace=on"
 		}
 		b.Run(name, func(b *testing.B) {
-			n := newCoreNet(&testing.T{}, 3, func(c *CoreConfig) {
+			n := newCoreNet(&testing.T{}, 3, func(c *core.CoreConfig) {
 				if traced {
 					// What a text tracer does per event (package trace
 					// imports this one, so its tracer cannot be used here).
 					id := fmt.Sprint(c.ID)
 					var buf []byte
-					c.Trace = func(e Event) {
+					c.Trace = func(e core.Event) {
 						buf = time.Now().AppendFormat(buf[:0], "15:04:05.000000")
 						buf = append(append(append(buf, " ["...), id...), "] "...)
 						buf = append(append(buf, e.Text()...), '\n')
@@ -43,7 +45,7 @@ func BenchmarkCoreReplication(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				n.process(l, nil)
+				n.process(l)
 				n.deliver()
 				for id := range n.applied {
 					n.applied[id] = n.applied[id][:0]
@@ -56,10 +58,10 @@ func BenchmarkCoreReplication(b *testing.B) {
 }
 
 // benchEntries returns n entries of the given payload size following prev.
-func benchEntries(prev, term uint64, n, size int) []Entry {
-	ents := make([]Entry, n)
+func benchEntries(prev, term uint64, n, size int) []core.Entry {
+	ents := make([]core.Entry, n)
 	for i := range ents {
-		ents[i] = Entry{Index: prev + 1 + uint64(i), Term: term, Data: make([]byte, size)}
+		ents[i] = core.Entry{Index: prev + 1 + uint64(i), Term: term, Data: make([]byte, size)}
 	}
 	return ents
 }
@@ -67,7 +69,7 @@ func benchEntries(prev, term uint64, n, size int) []Entry {
 // BenchmarkCoreStep measures a follower's core on the hot path: step an
 // AppendEntries of 16 entries of 64 bytes, collect the Ready, advance.
 func BenchmarkCoreStep(b *testing.B) {
-	c, err := NewCore(testCoreConfig(1), InitialState{Bootstrap: Configuration{Voters: []int{0, 1, 2}}})
+	c, err := core.NewCore(testCoreConfig(1), core.InitialState{Bootstrap: core.Configuration{Voters: []int{0, 1, 2}}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -77,7 +79,7 @@ func BenchmarkCoreStep(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		prev := uint64(1 + i*batch)
-		m := Message{Type: MsgAppendEntries, From: 0, To: 1, Term: 2, PrevLogIndex: prev, PrevLogTerm: 1,
+		m := core.Message{Type: core.MsgAppendEntries, From: 0, To: 1, Term: 2, PrevLogIndex: prev, PrevLogTerm: 1,
 			Entries: benchEntries(prev, 2, batch, 64), LeaderCommit: prev}
 		if i == 0 {
 			m.PrevLogTerm = 1

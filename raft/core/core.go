@@ -112,8 +112,8 @@ type brokenRules struct {
 // InitialState is what a restarting server read back from its Storage.
 type InitialState struct {
 	HardState HardState
-	Snapshot  *Snapshot // nil if none
-	Entries   []Entry   // the log after the snapshot
+	Snapshot  *SnapshotMeta // nil if none
+	Entries   []Entry       // the log after the snapshot
 	// Bootstrap is the initial membership, used only when the storage is
 	// empty: it becomes entry 1 of every founding member's log.
 	Bootstrap Configuration
@@ -131,6 +131,30 @@ var (
 	ErrBadTransfer    = errors.New("invalid leadership transfer target")
 )
 
+// The protocol's defaults, in ticks of 10 ms: the paper's 150–300 ms
+// election timeout and a 50 ms heartbeat.
+const (
+	DefaultElectionTicksMin    = 15
+	DefaultElectionTicksMax    = 30
+	DefaultHeartbeatTicks      = 5
+	DefaultMaxEntriesPerAppend = 4096
+	DefaultMaxBytesPerAppend   = 4 << 20
+	DefaultMaxInflight         = 8
+	DefaultSnapshotChunkBytes  = 64 << 10
+)
+
+// DefaultConfig returns the configuration RaftNode uses by default for
+// server id (with 10 ms ticks): the paper's timeouts, PreVote and
+// CheckQuorum on, and the seed given.
+func DefaultConfig(id int, seed int64) CoreConfig {
+	return CoreConfig{
+		ID: id, ElectionTicksMin: DefaultElectionTicksMin, ElectionTicksMax: DefaultElectionTicksMax,
+		HeartbeatTicks: DefaultHeartbeatTicks, PreVote: true, CheckQuorum: true,
+		MaxEntriesPerAppend: DefaultMaxEntriesPerAppend, MaxBytesPerAppend: DefaultMaxBytesPerAppend,
+		MaxInflight: DefaultMaxInflight, SnapshotChunkBytes: DefaultSnapshotChunkBytes, Seed: seed,
+	}
+}
+
 func (cfg *CoreConfig) validate() error {
 	switch {
 	case cfg.ElectionTicksMin <= 0 || cfg.ElectionTicksMax <= cfg.ElectionTicksMin:
@@ -142,7 +166,7 @@ func (cfg *CoreConfig) validate() error {
 		cfg.MaxInflight = 1
 	}
 	if cfg.SnapshotChunkBytes <= 0 {
-		cfg.SnapshotChunkBytes = 64 << 10
+		cfg.SnapshotChunkBytes = DefaultSnapshotChunkBytes
 	}
 	return nil
 }
@@ -166,11 +190,11 @@ func NewCore(cfg CoreConfig, st InitialState) (*Core, error) {
 		c.votedFor = None
 	}
 	if st.Snapshot != nil {
-		meta := st.Snapshot.Meta
+		meta := *st.Snapshot
 		c.log.snapIndex, c.log.snapTerm = meta.LastIncludedIndex, meta.LastIncludedTerm
 		c.log.committed, c.log.applied = meta.LastIncludedIndex, meta.LastIncludedIndex
 		c.config, c.configIndex = meta.Config.Clone(), meta.LastIncludedIndex
-		c.snap.latest = st.Snapshot
+		c.snap.latest = &meta
 	}
 	for i, e := range st.Entries {
 		if e.Index != c.log.snapIndex+1+uint64(i) {
@@ -581,7 +605,7 @@ func (c *Core) rejectStale(m Message) *Message {
 func (c *Core) HasReady() bool {
 	return c.needBroadcast || c.readRoundStartable() || len(c.msgs) > 0 || c.hardState() != c.prevHard ||
 		len(c.log.unstable()) > 0 || c.log.committed > c.log.applied || len(c.readStates) > 0 ||
-		len(c.failedReads) > 0 || c.snap.toPersist != nil
+		len(c.failedReads) > 0 || c.snap.installed != nil || len(c.snap.chunks) > 0
 }
 
 func (c *Core) hardState() HardState { return HardState{Term: c.term, VotedFor: c.votedFor} }
@@ -593,9 +617,13 @@ func (c *Core) hardState() HardState { return HardState{Term: c.term, VotedFor: 
 type Ready struct {
 	// HardState is set when term or vote changed.
 	HardState *HardState
-	// Snapshot is a snapshot received from the leader, to persist (it
-	// replaces the log up to its index) and to hand to the state machine.
-	Snapshot *Snapshot
+	// SnapshotChunks are chunks of a snapshot received from the leader, to
+	// write to storage, in order, before the replies are sent.
+	SnapshotChunks []SnapshotChunk
+	// Snapshot is a snapshot received from the leader, complete: once its
+	// chunks are written, storage makes it the snapshot (it replaces the
+	// log up to its index), and the state machine is reset from it.
+	Snapshot *SnapshotMeta
 	// Entries must be written to Storage, replacing any stored entries from
 	// Entries[0].Index on.
 	Entries []Entry
@@ -619,12 +647,13 @@ func (c *Core) Ready() Ready {
 	}
 	c.maybeStartReadRound()
 	rd := Ready{
-		Snapshot:    c.snap.toPersist,
-		Entries:     c.log.unstable(),
-		Messages:    c.msgs,
-		Committed:   c.log.toApply(0),
-		ReadStates:  c.readStates,
-		FailedReads: c.failedReads,
+		Snapshot:       c.snap.installed,
+		SnapshotChunks: c.snap.chunks,
+		Entries:        c.log.unstable(),
+		Messages:       c.msgs,
+		Committed:      c.log.toApply(0),
+		ReadStates:     c.readStates,
+		FailedReads:    c.failedReads,
 	}
 	if hs := c.hardState(); hs != c.prevHard {
 		rd.HardState = &hs
@@ -667,8 +696,12 @@ func (c *Core) advance(rd Ready, async bool) {
 	if rd.HardState != nil {
 		c.prevHard = *rd.HardState
 	}
-	if rd.Snapshot != nil && c.snap.toPersist == rd.Snapshot {
-		c.snap.toPersist = nil
+	if rd.Snapshot != nil && c.snap.installed == rd.Snapshot {
+		c.snap.installed = nil
+	}
+	if len(rd.SnapshotChunks) > 0 {
+		clear(c.snap.chunks)
+		c.snap.chunks = c.snap.chunks[:0]
 	}
 	if n := len(rd.Entries); n > 0 {
 		last := rd.Entries[n-1]

@@ -1,146 +1,117 @@
-package core
+package core_test
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"testing"
+
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/node"
+	"raft-consensus/raft/storage"
 )
 
-// testDisk is the durable state of a core in these tests: what a Storage
-// would load back after a crash. (The real storages live in package storage,
-// which imports this one.)
-type testDisk struct {
-	hard HardState
-	snap *Snapshot
-	ents []Entry // after the snapshot
-}
-
-func newTestDisk() *testDisk { return &testDisk{hard: HardState{VotedFor: None}} }
-
-func (d *testDisk) Load() (HardState, *Snapshot, []Entry, error) {
-	return d.hard, d.snap, slices.Clone(d.ents), nil
-}
-
-func (d *testDisk) Save(hs *HardState, ents []Entry) error {
-	if hs != nil {
-		d.hard = *hs
-	}
-	if len(ents) == 0 {
-		return nil
-	}
-	base := uint64(0)
-	if d.snap != nil {
-		base = d.snap.Meta.LastIncludedIndex
-	}
-	first := ents[0].Index
-	if first <= base {
-		return fmt.Errorf("save at %d, below the snapshot at %d", first, base)
-	}
-	if first > base+uint64(len(d.ents))+1 {
-		return fmt.Errorf("save at %d leaves a gap after %d", first, base+uint64(len(d.ents)))
-	}
-	d.ents = append(d.ents[:first-base-1:first-base-1], ents...)
-	return nil
-}
-
-func (d *testDisk) SaveSnapshot(snap *Snapshot) error {
-	base := uint64(0)
-	if d.snap != nil {
-		base = d.snap.Meta.LastIncludedIndex
-	}
-	idx := snap.Meta.LastIncludedIndex
-	if idx <= base {
-		return nil
-	}
-	if idx < base+uint64(len(d.ents))+1 && d.ents[idx-base-1].Term == snap.Meta.LastIncludedTerm {
-		d.ents = slices.Clone(d.ents[idx-base:])
-	} else {
-		d.ents = nil
-	}
-	d.snap = snap
-	return nil
-}
-
 // coreNet is a tiny deterministic network of cores for unit tests: no
-// sockets, no goroutines, no clock. Messages are delivered in FIFO order
+// sockets, no goroutines, no clock. Each core is driven by the shipped
+// node.Driver on a MemoryStorage; messages are delivered in FIFO order
 // unless a link is cut.
 type coreNet struct {
 	t        *testing.T
-	cores    map[int]*Core
-	storage  map[int]*testDisk
-	applied  map[int][]Entry
-	reads    map[int][]ReadState
+	drivers  map[int]*node.Driver
+	cores    map[int]*core.Core // the drivers' cores, to read and to propose to
+	storage  map[int]*storage.MemoryStorage
+	applied  map[int][]core.Entry
+	reads    map[int][]core.ReadState
 	failed   map[int][]uint64
 	cut      map[[2]int]bool
-	queue    []Message
+	queue    []core.Message
 	delivery int
 }
 
-func testCoreConfig(id int) CoreConfig {
-	return CoreConfig{
+func testCoreConfig(id int) core.CoreConfig {
+	return core.CoreConfig{
 		ID: id, ElectionTicksMin: 10, ElectionTicksMax: 20, HeartbeatTicks: 2,
 		PreVote: true, CheckQuorum: true, MaxInflight: 4, Seed: int64(id) + 1,
 		MaxEntriesPerAppend: 64,
 	}
 }
 
-func newCoreNet(t *testing.T, n int, tweak func(*CoreConfig)) *coreNet {
+func newCoreNet(t *testing.T, n int, tweak func(*core.CoreConfig)) *coreNet {
 	t.Helper()
-	net := &coreNet{t: t, cores: map[int]*Core{}, storage: map[int]*testDisk{},
-		applied: map[int][]Entry{}, reads: map[int][]ReadState{}, failed: map[int][]uint64{}, cut: map[[2]int]bool{}}
+	net := &coreNet{t: t, drivers: map[int]*node.Driver{}, cores: map[int]*core.Core{}, storage: map[int]*storage.MemoryStorage{},
+		applied: map[int][]core.Entry{}, reads: map[int][]core.ReadState{}, failed: map[int][]uint64{}, cut: map[[2]int]bool{}}
 	var voters []int
 	for i := range n {
 		voters = append(voters, i)
 	}
 	for i := range n {
-		net.storage[i] = newTestDisk()
-		net.start(i, Configuration{Voters: voters}, tweak)
+		net.storage[i] = storage.NewMemoryStorage()
+		net.start(i, core.Configuration{Voters: voters}, tweak)
 	}
 	return net
 }
 
-func (n *coreNet) start(id int, boot Configuration, tweak func(*CoreConfig)) {
+// netPort is one server's outbox and applier in a coreNet.
+type netPort struct {
+	n  *coreNet
+	id int
+}
+
+func (p netPort) Send(m core.Message) { p.n.queue = append(p.n.queue, m) }
+
+func (p netPort) Apply(batch []node.CommitEntry) {
+	for _, e := range batch {
+		if e.Snapshot != nil {
+			e.Snapshot.Data.Close()
+			p.n.applied[p.id] = append(p.n.applied[p.id], core.Entry{Index: e.Index, Type: 255})
+			continue
+		}
+		p.n.applied[p.id] = append(p.n.applied[p.id], core.Entry{Index: e.Index, Term: e.Term, Type: e.Type, Data: e.Command})
+	}
+}
+
+func (n *coreNet) start(id int, boot core.Configuration, tweak func(*core.CoreConfig)) {
 	n.t.Helper()
 	cfg := testCoreConfig(id)
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	hs, snap, ents, _ := n.storage[id].Load()
-	c, err := NewCore(cfg, InitialState{HardState: hs, Snapshot: snap, Entries: ents, Bootstrap: boot})
+	n.applied[id] = nil
+	d, err := node.NewDriver(node.DriverConfig{Core: cfg, Members: boot.Voters, Storage: n.storage[id], Outbox: netPort{n, id}, Applier: netPort{n, id}})
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	n.cores[id] = c
-	n.applied[id] = nil
-	n.process(id, nil)
+	n.drivers[id], n.cores[id] = d, d.Core()
+	n.process(id)
 }
 
-// process drives one core's Ready: persist, then send (including reply),
-// then apply.
-func (n *coreNet) process(id int, reply *Message) {
-	c := n.cores[id]
-	for c.HasReady() || reply != nil {
-		rd := c.Ready()
-		st := n.storage[id]
-		if rd.Snapshot != nil {
-			if err := st.SaveSnapshot(rd.Snapshot); err != nil {
-				n.t.Fatal(err)
-			}
-			n.applied[id] = append(n.applied[id], Entry{Index: rd.Snapshot.Meta.LastIncludedIndex, Type: 255})
-		}
-		if err := st.Save(rd.HardState, rd.Entries); err != nil {
-			n.t.Fatal(err)
-		}
-		n.queue = append(n.queue, rd.Messages...)
-		if reply != nil {
-			n.queue = append(n.queue, *reply)
-			reply = nil
-		}
-		n.applied[id] = append(n.applied[id], rd.Committed...)
-		n.reads[id] = append(n.reads[id], rd.ReadStates...)
-		n.failed[id] = append(n.failed[id], rd.FailedReads...)
-		c.Advance(rd)
+// process lets id's driver do what its core asks: persist, then send
+// (replies included), then apply.
+func (n *coreNet) process(id int) {
+	d := n.drivers[id]
+	d.ProcessReady()
+	if err := d.Failed(); err != nil {
+		n.t.Fatalf("node %d: %v", id, err)
 	}
+}
+
+// readIndex asks id for a read with the driver; the answer lands in
+// reads or failed under ctx.
+func (n *coreNet) readIndex(id int, ctx uint64) error {
+	var refused error
+	n.drivers[id].ReadIndex(func(index uint64, err error) {
+		switch {
+		case err == nil:
+			n.reads[id] = append(n.reads[id], core.ReadState{Index: index, Ctx: ctx})
+		case errors.Is(err, node.ErrReadLost):
+			n.failed[id] = append(n.failed[id], ctx)
+		default:
+			refused = err
+		}
+	})
+	n.process(id)
+	return refused
 }
 
 // deliver delivers queued messages until the network is quiet.
@@ -155,20 +126,24 @@ func (n *coreNet) deliverUntil(stop func() bool) {
 		}
 		m := n.queue[0]
 		n.queue = n.queue[1:]
-		c, ok := n.cores[m.To]
+		d, ok := n.drivers[m.To]
 		if !ok || n.cut[[2]int{m.From, m.To}] {
 			continue
 		}
 		n.delivery++
-		reply := c.Step(m)
-		n.process(m.To, reply)
+		d.Step(m, func(r *core.Message) {
+			if r != nil {
+				n.queue = append(n.queue, *r)
+			}
+		})
+		n.process(m.To)
 	}
 }
 
 func (n *coreNet) tick(ids ...int) {
 	for _, id := range ids {
-		n.cores[id].Tick()
-		n.process(id, nil)
+		n.drivers[id].Tick()
+		n.process(id)
 	}
 }
 
@@ -202,7 +177,7 @@ func (n *coreNet) heal() { n.cut = map[[2]int]bool{} }
 // campaign makes id time out until it wins an election (or gives up).
 func (n *coreNet) campaign(id int) {
 	for range 200 {
-		if n.cores[id].Role() == Leader {
+		if n.cores[id].Role() == core.Leader {
 			return
 		}
 		n.tick(id)
@@ -214,7 +189,7 @@ func (n *coreNet) leader() int {
 	n.t.Helper()
 	leaders := map[uint64][]int{}
 	for id, c := range n.cores {
-		if c.Role() == Leader {
+		if c.Role() == core.Leader {
 			leaders[c.Term()] = append(leaders[c.Term()], id)
 		}
 	}
@@ -228,7 +203,7 @@ func (n *coreNet) leader() int {
 	if ids, ok := leaders[maxTerm]; ok {
 		return ids[0]
 	}
-	return None
+	return core.None
 }
 
 func (n *coreNet) propose(id int, cmd string) uint64 {
@@ -237,15 +212,15 @@ func (n *coreNet) propose(id int, cmd string) uint64 {
 	if err != nil {
 		n.t.Fatalf("propose on %d: %v", id, err)
 	}
-	n.process(id, nil)
+	n.process(id)
 	n.deliver()
 	return idx
 }
 
-func commands(ents []Entry) []string {
+func commands(ents []core.Entry) []string {
 	var out []string
 	for _, e := range ents {
-		if e.Type == EntryNormal {
+		if e.Type == core.EntryNormal {
 			out = append(out, string(e.Data))
 		}
 	}
@@ -256,7 +231,7 @@ func TestCoreElectsOneLeader(t *testing.T) {
 	n := newCoreNet(t, 3, nil)
 	n.tickAll(25)
 	l := n.leader()
-	if l == None {
+	if l == core.None {
 		t.Fatal("no leader after 25 election-timeout ticks")
 	}
 	for id, c := range n.cores {
@@ -302,7 +277,7 @@ func TestCoreBatchesProposalsIntoOneAppend(t *testing.T) {
 	rd := n.cores[l].Ready()
 	appends := 0
 	for _, m := range rd.Messages {
-		if m.Type == MsgAppendEntries {
+		if m.Type == core.MsgAppendEntries {
 			appends++
 			if len(m.Entries) != 10 {
 				t.Errorf("AppendEntries to %d carries %d entries, want all 10", m.To, len(m.Entries))
@@ -319,7 +294,7 @@ func TestCoreFollowerRejectsNonLeaderProposal(t *testing.T) {
 	n.tickAll(25)
 	l := n.leader()
 	f := (l + 1) % 3
-	if _, _, err := n.cores[f].Propose([]byte("x")); err != ErrNotLeader {
+	if _, _, err := n.cores[f].Propose([]byte("x")); err != core.ErrNotLeader {
 		t.Fatalf("follower Propose returned %v, want ErrNotLeader", err)
 	}
 }
@@ -331,12 +306,12 @@ func TestCoreNewLeaderAfterIsolation(t *testing.T) {
 	n.isolate(old)
 	n.tickAll(60)
 	l := n.leader()
-	if l == None || l == old {
+	if l == core.None || l == old {
 		// The isolated old leader stepped down (CheckQuorum) so leader()
 		// reports the new one.
 		t.Fatalf("leader %d, old %d", l, old)
 	}
-	if n.cores[old].Role() == Leader {
+	if n.cores[old].Role() == core.Leader {
 		t.Fatal("isolated leader did not step down (CheckQuorum)")
 	}
 	oldTerm := n.cores[l].Term()
@@ -382,7 +357,7 @@ func TestCoreFastBacktracking(t *testing.T) {
 // TestCoreFigure8 plays Figure 8 of the paper: a leader must not commit an
 // entry of an earlier term by counting replicas.
 func TestCoreFigure8(t *testing.T) {
-	n := newCoreNet(t, 5, func(c *CoreConfig) { c.PreVote, c.CheckQuorum = false, false })
+	n := newCoreNet(t, 5, func(c *core.CoreConfig) { c.PreVote, c.CheckQuorum = false, false })
 	// (a) S1 leads term 2 and replicates index 2 only to S2.
 	n.campaign(0)
 	if n.leader() != 0 {
@@ -398,20 +373,20 @@ func TestCoreFigure8(t *testing.T) {
 	// different entry at the same index.
 	n.isolate(0)
 	n.cut[[2]int{1, 4}], n.cut[[2]int{4, 1}] = true, true
-	for n.cores[4].Role() == Follower {
+	for n.cores[4].Role() == core.Follower {
 		n.tick(4)
 	}
-	n.deliverUntil(func() bool { return n.cores[4].Role() == Leader })
-	if n.cores[4].Role() != Leader {
+	n.deliverUntil(func() bool { return n.cores[4].Role() == core.Leader })
+	if n.cores[4].Role() != core.Leader {
 		t.Fatalf("S5 should lead: %+v", n.cores[4].Status())
 	}
 	n.isolate(4) // before its no-op reaches anyone
 	n.cores[4].Propose([]byte("b"))
-	n.process(4, nil)
+	n.process(4)
 	// (c) S5 crashes; S1 restarts, leads term 4, replicates "a" to S3.
 	n.heal()
 	n.isolate(4)
-	n.start(0, Configuration{Voters: []int{0, 1, 2, 3, 4}}, func(c *CoreConfig) { c.PreVote, c.CheckQuorum = false, false })
+	n.start(0, core.Configuration{Voters: []int{0, 1, 2, 3, 4}}, func(c *core.CoreConfig) { c.PreVote, c.CheckQuorum = false, false })
 	n.campaign(0)
 	if n.leader() != 0 {
 		for id, c := range n.cores {
@@ -440,10 +415,9 @@ func TestCoreReadIndexConfirmsLeadership(t *testing.T) {
 	n.tickAll(25)
 	l := n.leader()
 	n.propose(l, "x")
-	if err := n.cores[l].ReadIndex(7); err != nil {
+	if err := n.readIndex(l, 7); err != nil {
 		t.Fatal(err)
 	}
-	n.process(l, nil)
 	n.deliver()
 	rs := n.reads[l]
 	if len(rs) != 1 || rs[0].Ctx != 7 || rs[0].Index < 2 {
@@ -451,8 +425,7 @@ func TestCoreReadIndexConfirmsLeadership(t *testing.T) {
 	}
 	// An isolated leader cannot confirm a read; it fails it when it steps down.
 	n.isolate(l)
-	n.cores[l].ReadIndex(8)
-	n.process(l, nil)
+	n.readIndex(l, 8)
 	n.tickAll(60)
 	if len(n.reads[l]) != 1 {
 		t.Fatalf("isolated leader served a read: %v", n.reads[l])
@@ -469,12 +442,12 @@ func TestCoreMembershipAddLearnerPromotesAndRemoves(t *testing.T) {
 	for i := range 20 {
 		n.propose(l, fmt.Sprint(i))
 	}
-	n.storage[3] = newTestDisk()
-	n.start(3, Configuration{}, nil)
-	if _, err := n.cores[l].ProposeConfChange(AddLearner, 3); err != nil {
+	n.storage[3] = storage.NewMemoryStorage()
+	n.start(3, core.Configuration{}, nil)
+	if _, err := n.cores[l].ProposeConfChange(core.AddLearner, 3); err != nil {
 		t.Fatal(err)
 	}
-	n.process(l, nil)
+	n.process(l)
 	n.tickAll(20)
 	cfg := n.cores[l].Config()
 	if !cfg.IsVoter(3) {
@@ -484,17 +457,17 @@ func TestCoreMembershipAddLearnerPromotesAndRemoves(t *testing.T) {
 		t.Fatalf("new server applied %d of 20", got)
 	}
 	// Remove the leader itself: it steps down once that commits.
-	if _, err := n.cores[l].ProposeConfChange(RemoveServer, l); err != nil {
+	if _, err := n.cores[l].ProposeConfChange(core.RemoveServer, l); err != nil {
 		t.Fatal(err)
 	}
-	n.process(l, nil)
+	n.process(l)
 	n.deliver()
 	n.tickAll(40)
-	if n.cores[l].Role() == Leader {
+	if n.cores[l].Role() == core.Leader {
 		t.Fatal("removed leader still leads")
 	}
 	nl := n.leader()
-	if nl == None || nl == l {
+	if nl == core.None || nl == l {
 		t.Fatalf("no new leader after removal: %d", nl)
 	}
 	if n.cores[nl].Config().IsMember(l) {
@@ -511,7 +484,7 @@ func TestCoreLeadershipTransfer(t *testing.T) {
 	if err := n.cores[l].TransferLeadership(target); err != nil {
 		t.Fatal(err)
 	}
-	n.process(l, nil)
+	n.process(l)
 	n.deliver()
 	if n.leader() != target {
 		t.Fatalf("leader %d after transfer to %d", n.leader(), target)
@@ -519,7 +492,7 @@ func TestCoreLeadershipTransfer(t *testing.T) {
 }
 
 func TestCoreSnapshotCatchUp(t *testing.T) {
-	n := newCoreNet(t, 3, func(c *CoreConfig) { c.SnapshotChunkBytes = 4 })
+	n := newCoreNet(t, 3, func(c *core.CoreConfig) { c.SnapshotChunkBytes = 4 })
 	n.tickAll(25)
 	l := n.leader()
 	f := (l + 1) % 3
@@ -528,11 +501,15 @@ func TestCoreSnapshotCatchUp(t *testing.T) {
 		n.propose(l, fmt.Sprint(i))
 	}
 	applied := n.cores[l].Status().Applied
-	snap, err := n.cores[l].Compact(applied, []byte("state-machine-image"))
+	w, err := n.storage[l].CreateSnapshot(applied)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.storage[l].SaveSnapshot(snap)
+	io.WriteString(w, "state-machine-image")
+	w.Close()
+	if err := n.drivers[l].Snapshot(applied, w, []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
 	n.propose(l, "after")
 	n.heal()
 	n.tickAll(30)
@@ -540,9 +517,14 @@ func TestCoreSnapshotCatchUp(t *testing.T) {
 	if st.SnapshotIndex != applied || st.Commit != n.cores[l].Status().Commit {
 		t.Fatalf("follower status %+v, leader snapshot %d", st, applied)
 	}
-	_, fsnap, _, _ := n.storage[f].Load()
-	if fsnap == nil || string(fsnap.Data) != "state-machine-image" {
-		t.Fatalf("follower snapshot %+v", fsnap)
+	r, err := n.storage[f].OpenSnapshot()
+	if err != nil || r == nil {
+		t.Fatalf("follower has no snapshot: %v", err)
+	}
+	data, _ := io.ReadAll(storage.NewSnapshotReaderSection(r))
+	r.Close()
+	if string(data) != "state-machine-image" || string(r.Meta().App) != "v1" || r.Meta().LastIncludedIndex != applied {
+		t.Fatalf("follower snapshot %+v: %q", r.Meta(), data)
 	}
 	if got := commands(n.applied[f]); !slices.Equal(got, []string{"after"}) {
 		t.Fatalf("follower applied %v after the snapshot", got)
@@ -557,7 +539,7 @@ func TestCoreRestartKeepsState(t *testing.T) {
 	n.tickAll(2)
 	term := n.cores[l].Term()
 	for id := range 3 {
-		n.start(id, Configuration{Voters: []int{0, 1, 2}}, nil)
+		n.start(id, core.Configuration{Voters: []int{0, 1, 2}}, nil)
 	}
 	for id, c := range n.cores {
 		if c.Term() != term || c.Status().LastIndex < 3 {
@@ -572,25 +554,5 @@ func TestCoreRestartKeepsState(t *testing.T) {
 		if got := commands(n.applied[id]); !slices.Equal(got, []string{"x", "y"}) {
 			t.Errorf("node %d applied %v after restart", id, got)
 		}
-	}
-}
-
-// TestTruncateKeepsSentEntries: entries handed out (in a message queued for
-// sending) stay as they were when a new leader's entries replace them.
-func TestTruncateKeepsSentEntries(t *testing.T) {
-	var l raftLog
-	for i := uint64(1); i <= 10; i++ {
-		l.append(Entry{Index: i, Term: 2, Data: []byte{byte(i)}})
-	}
-	sent := l.slice(6, 11, 0, 0)
-	before := slices.Clone(sent)
-	l.truncateAndAppend([]Entry{{Index: 6, Term: 3, Data: []byte("new")}, {Index: 7, Term: 3}})
-	if !slices.EqualFunc(sent, before, func(a, b Entry) bool {
-		return a.Index == b.Index && a.Term == b.Term && string(a.Data) == string(b.Data)
-	}) {
-		t.Fatalf("entries already handed out changed: %v, were %v", sent, before)
-	}
-	if l.lastIndex() != 7 || l.entry(6).Term != 3 || l.entry(5).Term != 2 {
-		t.Fatalf("log after truncation: last %d, entry 6 term %d", l.lastIndex(), l.entry(6).Term)
 	}
 }

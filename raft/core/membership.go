@@ -132,7 +132,7 @@ func (c *Core) configFromLog() (Configuration, uint64) {
 		}
 	}
 	if c.snap.latest != nil {
-		return c.snap.latest.Meta.Config.Clone(), c.log.snapIndex
+		return c.snap.latest.Config.Clone(), c.log.snapIndex
 	}
 	return Configuration{}, 0
 }
@@ -147,7 +147,7 @@ func (c *Core) configAt(index uint64) Configuration {
 		}
 	}
 	if c.snap.latest != nil {
-		return c.snap.latest.Meta.Config.Clone()
+		return c.snap.latest.Config.Clone()
 	}
 	return Configuration{}
 }

@@ -110,17 +110,18 @@ func (c Configuration) String() string {
 // quorum is the number of voters that make a majority.
 func (c Configuration) quorum() int { return len(c.Voters)/2 + 1 }
 
-// SnapshotMeta describes the log prefix a snapshot replaces (Figure 13).
+// SnapshotMeta describes a snapshot: the log prefix it replaces (Figure
+// 13), the size of its data, which storage holds (the core never does), and
+// what the application attached to it.
 type SnapshotMeta struct {
 	LastIncludedIndex uint64
 	LastIncludedTerm  uint64
 	Config            Configuration
-}
-
-// Snapshot is a state machine image through Meta.LastIncludedIndex.
-type Snapshot struct {
-	Meta SnapshotMeta
-	Data []byte
+	// Size is the number of bytes of the state machine's image.
+	Size uint64
+	// App is opaque data of the application's (a format version, say),
+	// kept and sent with the snapshot.
+	App []byte
 }
 
 // MessageType names the RPCs of Figure 2 and Figure 13 and the extensions.

@@ -1,14 +1,15 @@
 package kv
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/node"
+	"raft-consensus/raft/storage"
 	"raft-consensus/raft/trace"
 )
 
@@ -264,7 +265,9 @@ func (h *Host) applyEntries(ents []node.CommitEntry) {
 // restore resets the state machine from a snapshot installed by the leader
 // (or loaded at start).
 func (h *Host) restore(e *node.CommitEntry) {
-	if err := h.sm.Restore(bytes.NewReader(e.Snapshot.Data)); err != nil {
+	err := h.sm.Restore(storage.NewSnapshotReaderSection(e.Snapshot.Data))
+	e.Snapshot.Data.Close()
+	if err != nil {
 		h.violated(fmt.Sprintf("cannot restore snapshot %d: %v", e.Index, err))
 	}
 	h.applied = max(h.applied, e.Index)
@@ -356,11 +359,8 @@ func (h *Host) SnapshotDone(job *SnapshotJob, err error) {
 	}
 }
 
-// EncodeSnapshot writes a captured state into a byte slice.
-func EncodeSnapshot(st StateSnapshot) ([]byte, error) {
-	var buf bytes.Buffer
-	if _, err := st.WriteTo(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+// Write writes the captured state to w (the state machine's WriteTo).
+func (j *SnapshotJob) Write(w io.Writer) error {
+	_, err := j.State.WriteTo(w)
+	return err
 }

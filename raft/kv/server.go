@@ -139,11 +139,7 @@ func (s *Server) startSnapshot(job *SnapshotJob) {
 }
 
 func (s *Server) writeSnapshot(job *SnapshotJob) error {
-	data, err := EncodeSnapshot(job.State)
-	if err != nil {
-		return err
-	}
-	return s.node.Snapshot(job.Index, data)
+	return s.node.Snapshot(job.Index, nil, job.Write)
 }
 
 // Write submits a set or delete and waits until it is applied.

@@ -69,8 +69,9 @@ type Config struct {
 	broken brokenDriver
 }
 
-// withDefaults fills in zero fields and checks the rest.
-func (c Config) withDefaults() (Config, error) {
+// WithDefaults returns c with every zero field set to its default, or why
+// c is invalid.
+func (c Config) WithDefaults() (Config, error) {
 	if c.ElectionTimeoutMin == 0 {
 		c.ElectionTimeoutMin = 150 * time.Millisecond
 	}
@@ -84,16 +85,16 @@ func (c Config) withDefaults() (Config, error) {
 		c.TickInterval = 10 * time.Millisecond
 	}
 	if c.MaxEntriesPerAppend == 0 {
-		c.MaxEntriesPerAppend = 4096
+		c.MaxEntriesPerAppend = core.DefaultMaxEntriesPerAppend
 	}
 	if c.MaxBytesPerAppend == 0 {
-		c.MaxBytesPerAppend = 4 << 20
+		c.MaxBytesPerAppend = core.DefaultMaxBytesPerAppend
 	}
 	if c.MaxInflight == 0 {
-		c.MaxInflight = 8
+		c.MaxInflight = core.DefaultMaxInflight
 	}
 	if c.SnapshotChunkBytes == 0 {
-		c.SnapshotChunkBytes = 64 << 10
+		c.SnapshotChunkBytes = core.DefaultSnapshotChunkBytes
 	}
 	if c.RPCTimeout == 0 {
 		c.RPCTimeout = c.ElectionTimeoutMax

@@ -44,6 +44,10 @@ type Driver struct {
 	nextReadCtx uint64
 	// failed is set when storage failed: the driver then does nothing more.
 	failed error
+	// incoming receives the chunks of a snapshot sent by the leader.
+	incoming storage.SnapshotWriter
+	// snapReader reads the chunks a leader sends of its latest snapshot.
+	snapReader storage.SnapshotReader
 }
 
 // Outbox takes the messages a Driver sends to other servers. RaftNode
@@ -88,7 +92,14 @@ type CommitEntry struct {
 	Term     uint64
 	Type     core.EntryType
 	Command  []byte
-	Snapshot *core.Snapshot
+	Snapshot *Snapshot
+}
+
+// Snapshot is a stored snapshot for the state machine to restore: its
+// metadata and a reader of its data. Whoever takes it closes Data.
+type Snapshot struct {
+	Meta core.SnapshotMeta
+	Data storage.SnapshotReader
 }
 
 // ProposeResult is the outcome of a proposal: the index and term the entry
@@ -175,7 +186,11 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 	}
 	if snap != nil {
 		// The state machine starts from the snapshot, then replays the log.
-		d.applier.Apply([]CommitEntry{{Index: snap.Meta.LastIncludedIndex, Term: snap.Meta.LastIncludedTerm, Snapshot: snap}})
+		r, err := cfg.Storage.OpenSnapshot()
+		if err != nil || r == nil {
+			return nil, fmt.Errorf("node %d: opening the snapshot through %d: %v", cfg.Core.ID, snap.LastIncludedIndex, err)
+		}
+		d.applier.Apply([]CommitEntry{{Index: snap.LastIncludedIndex, Term: snap.LastIncludedTerm, Snapshot: &Snapshot{Meta: r.Meta(), Data: r}}})
 	}
 	return d, nil
 }
@@ -273,21 +288,25 @@ func (d *Driver) TransferLeadership(target int) error {
 }
 
 // Snapshot tells the driver that the state machine's state through index
-// (which it has applied) is data: it persists it and discards the log up
-// to index.
-func (d *Driver) Snapshot(index uint64, data []byte) error {
+// (which it has applied) was written to w (from storage.CreateSnapshot,
+// closed), with app as the application's metadata: storage installs it and
+// the log is discarded up to index. w is used up either way.
+func (d *Driver) Snapshot(index uint64, w storage.SnapshotWriter, app []byte) error {
 	if d.failed != nil {
+		w.Abort()
 		return d.failedErr()
 	}
-	// Storage applies the snapshot after every write handed out before.
+	// Storage installs the snapshot after every write handed out before.
 	if err := d.flushWrites(); err != nil {
+		w.Abort()
 		return err
 	}
-	snap, err := d.core.Compact(index, data)
+	meta, err := d.core.Compact(index, w.Size(), app)
 	if err != nil {
+		w.Abort()
 		return err
 	}
-	if err := d.storage.SaveSnapshot(snap); err != nil {
+	if err := d.storage.InstallSnapshot(meta, w); err != nil {
 		d.storageFailed(err)
 		return d.failedErr()
 	}
@@ -388,8 +407,22 @@ func (d *Driver) flushWrites() error {
 }
 
 func (d *Driver) persist(rd core.Ready) error {
+	for _, ch := range rd.SnapshotChunks {
+		if err := d.writeChunk(ch); err != nil {
+			return err
+		}
+	}
 	if rd.Snapshot != nil {
-		if err := d.storage.SaveSnapshot(rd.Snapshot); err != nil {
+		w := d.incoming
+		d.incoming = nil
+		if w == nil {
+			return fmt.Errorf("node %d: the snapshot through %d is complete, but its chunks were not written", d.id, rd.Snapshot.LastIncludedIndex)
+		}
+		if err := w.Close(); err != nil {
+			w.Abort()
+			return err
+		}
+		if err := d.storage.InstallSnapshot(*rd.Snapshot, w); err != nil {
 			return err
 		}
 	}
@@ -414,7 +447,62 @@ func (d *Driver) finishReady(rd core.Ready, early bool) {
 	d.deliver(rd)
 }
 
+// writeChunk writes a chunk of a snapshot received from the leader; the
+// core hands them over in order, a transfer starting at offset 0.
+func (d *Driver) writeChunk(ch core.SnapshotChunk) error {
+	if ch.Offset == 0 {
+		if d.incoming != nil {
+			d.incoming.Abort()
+		}
+		w, err := d.storage.CreateSnapshot(ch.Meta.LastIncludedIndex)
+		if err != nil {
+			return err
+		}
+		d.incoming = w
+	}
+	if d.incoming == nil || d.incoming.Size() != ch.Offset {
+		return fmt.Errorf("node %d: a chunk of snapshot %d at offset %d does not follow what was written", d.id, ch.Meta.LastIncludedIndex, ch.Offset)
+	}
+	_, err := d.incoming.Write(ch.Data)
+	return err
+}
+
+// fillSnapshotChunk reads the data of an InstallSnapshot request from the
+// stored snapshot. It reports false if it cannot (a newer snapshot replaced
+// that one): the core sends the newer one.
+func (d *Driver) fillSnapshotChunk(m *core.Message) bool {
+	meta := m.Snapshot
+	if r := d.snapReader; r == nil || r.Meta().LastIncludedIndex != meta.LastIncludedIndex || r.Meta().LastIncludedTerm != meta.LastIncludedTerm {
+		if r != nil {
+			r.Close()
+			d.snapReader = nil
+		}
+		r, err := d.storage.OpenSnapshot()
+		if err != nil || r == nil {
+			return false
+		}
+		if got := r.Meta(); got.LastIncludedIndex != meta.LastIncludedIndex || got.LastIncludedTerm != meta.LastIncludedTerm {
+			r.Close()
+			return false
+		}
+		d.snapReader = r
+	}
+	n := min(uint64(d.core.SnapshotChunkBytes()), meta.Size-min(m.Offset, meta.Size))
+	buf := make([]byte, n)
+	if got, err := d.snapReader.ReadAt(buf, int64(m.Offset)); uint64(got) != n {
+		if d.trace.On() {
+			d.trace.Event(core.Info("cannot read snapshot %d at %d: %v", meta.LastIncludedIndex, m.Offset, err))
+		}
+		return false
+	}
+	m.Data = buf
+	return true
+}
+
 func (d *Driver) send(m core.Message) {
+	if m.Type == core.MsgInstallSnapshot && m.Snapshot != nil && m.Data == nil && m.Snapshot.Size > 0 && !d.fillSnapshotChunk(&m) {
+		return
+	}
 	if d.trace.On() {
 		d.trace.Event(core.Event{Kind: core.EventSend, Term: m.Term, Peer: m.To, RPC: m.Summary()})
 	}
@@ -432,7 +520,12 @@ func (d *Driver) deliver(rd core.Ready) {
 	if rd.Snapshot != nil || len(rd.Committed) > 0 {
 		batch := make([]CommitEntry, 0, len(rd.Committed)+1)
 		if s := rd.Snapshot; s != nil {
-			batch = append(batch, CommitEntry{Index: s.Meta.LastIncludedIndex, Term: s.Meta.LastIncludedTerm, Snapshot: s})
+			r, err := d.storage.OpenSnapshot()
+			if err != nil || r == nil {
+				d.storageFailed(fmt.Errorf("opening the snapshot through %d just installed: %v", s.LastIncludedIndex, err))
+				return
+			}
+			batch = append(batch, CommitEntry{Index: s.LastIncludedIndex, Term: s.LastIncludedTerm, Snapshot: &Snapshot{Meta: r.Meta(), Data: r}})
 		}
 		for _, e := range rd.Committed {
 			batch = append(batch, CommitEntry{Index: e.Index, Term: e.Term, Type: e.Type, Command: e.Data})
@@ -481,9 +574,18 @@ func (d *Driver) failReplies() {
 }
 
 // Close abandons what waits on the driver: requests get no reply, reads
-// fail with err. The driver is not used afterwards.
+// fail with err, a snapshot being received is thrown away. The driver is
+// not used afterwards.
 func (d *Driver) Close(err error) {
 	d.failReplies()
+	if d.incoming != nil {
+		d.incoming.Abort()
+		d.incoming = nil
+	}
+	if d.snapReader != nil {
+		d.snapReader.Close()
+		d.snapReader = nil
+	}
 	// In order, so that a deterministic caller sees the same run twice.
 	for _, ctx := range slices.Sorted(maps.Keys(d.reads)) {
 		notify := d.reads[ctx]

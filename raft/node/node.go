@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -73,7 +74,7 @@ type inbound struct {
 
 // NewRaftNode restores a node from cfg.Storage and starts it.
 func NewRaftNode(cfg Config) (*RaftNode, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, err := cfg.WithDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -215,12 +216,26 @@ func (n *RaftNode) TransferLeadership(ctx context.Context, target int) error {
 	return err
 }
 
-// Snapshot tells the node that the state machine's state through index
-// (which it has applied) is data: the node persists it and discards the log
-// up to index.
-func (n *RaftNode) Snapshot(index uint64, data []byte) error {
-	var err error
-	if derr := n.do(context.Background(), func() { err = n.driver.Snapshot(index, data) }); derr != nil {
+// Snapshot saves the state machine's state through index (which it has
+// applied): write writes the state out, on the caller's goroutine and
+// straight into storage, while the node goes on; then the node makes it
+// its snapshot and discards the log up to index. app is the application's
+// metadata, kept and sent with the snapshot.
+func (n *RaftNode) Snapshot(index uint64, app []byte, write func(io.Writer) error) error {
+	w, err := n.cfg.Storage.CreateSnapshot(index)
+	if err != nil {
+		return err
+	}
+	if err := write(w); err != nil {
+		w.Abort()
+		return err
+	}
+	if err := w.Close(); err != nil {
+		w.Abort()
+		return err
+	}
+	if derr := n.do(context.Background(), func() { err = n.driver.Snapshot(index, w, app) }); derr != nil {
+		w.Abort()
 		return derr
 	}
 	return err
@@ -633,9 +648,17 @@ func (a *applier) entries() <-chan CommitEntry {
 	return a.flat
 }
 
-// stop ends delivery (entries not yet delivered are dropped, as in a crash)
-// and closes the channel.
+// stop ends delivery (entries not yet delivered are dropped, as in a crash,
+// and the snapshots among them closed) and closes the channel.
 func (a *applier) stop() {
 	close(a.stopc)
 	<-a.done
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, e := range a.queue {
+		if e.Snapshot != nil {
+			e.Snapshot.Data.Close()
+		}
+	}
+	a.queue = nil
 }

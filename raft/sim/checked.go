@@ -113,19 +113,19 @@ func (p *promisedState) String() string {
 // checkLoaded checks that a restarted storage loaded what it promised (or
 // that plus the operation that did not complete); what it loaded is then
 // what it promises.
-func (c *checkedStorage) checkLoaded(hs core.HardState, snap *core.Snapshot, ents []core.Entry) error {
+func (c *checkedStorage) checkLoaded(hs core.HardState, snap *core.SnapshotMeta, ents []core.Entry) error {
 	got, err := c.compareLoaded(hs, snap, ents)
 	c.promised, c.attempt = got, nil
 	return err
 }
 
-func (c *checkedStorage) compareLoaded(hs core.HardState, snap *core.Snapshot, ents []core.Entry) (promisedState, error) {
+func (c *checkedStorage) compareLoaded(hs core.HardState, snap *core.SnapshotMeta, ents []core.Entry) (promisedState, error) {
 	got := promisedState{hs: hs}
 	if hs.Term == 0 {
 		got.hs.VotedFor = core.None
 	}
 	if snap != nil {
-		got.snapIndex, got.snapTerm = snap.Meta.LastIncludedIndex, snap.Meta.LastIncludedTerm
+		got.snapIndex, got.snapTerm = snap.LastIncludedIndex, snap.LastIncludedTerm
 	}
 	for _, e := range ents {
 		got.terms = append(got.terms, e.Term)
@@ -198,19 +198,30 @@ func (c *checkedStorage) Save(hs *core.HardState, ents []core.Entry) error {
 	return err
 }
 
-// SaveSnapshot implements storage.Storage.
-func (c *checkedStorage) SaveSnapshot(snap *core.Snapshot) error {
-	meta := snap.Meta
+// InstallSnapshot implements storage.Storage.
+func (c *checkedStorage) InstallSnapshot(meta core.SnapshotMeta, w storage.SnapshotWriter) error {
 	op := &storageOp{snap: &meta}
 	crash, err := c.beforeWrite()
-	if crash && c.s.w.rng.Intn(2) == 0 {
-		c.inner.SaveSnapshot(snap)
-	}
-	if err == nil {
-		err = c.inner.SaveSnapshot(snap)
+	switch {
+	case crash && c.s.w.rng.Intn(2) == 0:
+		c.inner.InstallSnapshot(meta, w) // installed; the crash came before the answer
+	case err != nil:
+		w.Abort()
+	default:
+		err = c.inner.InstallSnapshot(meta, w)
 	}
 	c.settle(op, err)
 	return err
+}
+
+// CreateSnapshot implements storage.Storage.
+func (c *checkedStorage) CreateSnapshot(index uint64) (storage.SnapshotWriter, error) {
+	return c.inner.CreateSnapshot(index)
+}
+
+// OpenSnapshot implements storage.Storage.
+func (c *checkedStorage) OpenSnapshot() (storage.SnapshotReader, error) {
+	return c.inner.OpenSnapshot()
 }
 
 // settle records the outcome of a write.
@@ -232,21 +243,9 @@ func termsOnly(ents []core.Entry) []core.Entry {
 }
 
 // Load implements storage.Storage.
-func (c *checkedStorage) Load() (core.HardState, *core.Snapshot, []core.Entry, error) {
+func (c *checkedStorage) Load() (core.HardState, *core.SnapshotMeta, []core.Entry, error) {
 	return c.inner.Load()
 }
-
-// FirstIndex implements storage.Storage.
-func (c *checkedStorage) FirstIndex() (uint64, error) { return c.inner.FirstIndex() }
-
-// LastIndex implements storage.Storage.
-func (c *checkedStorage) LastIndex() (uint64, error) { return c.inner.LastIndex() }
-
-// Entries implements storage.Storage.
-func (c *checkedStorage) Entries(lo, hi uint64) ([]core.Entry, error) { return c.inner.Entries(lo, hi) }
-
-// Term implements storage.Storage.
-func (c *checkedStorage) Term(i uint64) (uint64, error) { return c.inner.Term(i) }
 
 // Close implements storage.Storage.
 func (c *checkedStorage) Close() error { return c.inner.Close() }

@@ -418,23 +418,40 @@ func (s *server) applyPending() {
 	}
 }
 
-// writeSnapshot writes a captured state out, as Server's snapshot
-// goroutine does, and hands it to the driver later, as an input.
+// writeSnapshot writes a captured state out to storage, as Server's
+// snapshot goroutine does (through RaftNode.Snapshot), and hands it to the
+// driver later, as an input.
 func (s *server) writeSnapshot(job *kv.SnapshotJob) {
-	data, err := kv.EncodeSnapshot(job.State)
-	if err != nil {
-		s.host.SnapshotDone(job, err)
-		return
-	}
 	w := s.w
 	inc := s.inc
-	// Encoding and writing take a while; the process goes on meanwhile.
-	w.after(time.Duration(100+w.rng.Intn(2000))*time.Microsecond+time.Duration(len(data))*time.Nanosecond, func() {
-		if s.inc != inc {
+	// Writing takes a while; the process goes on meanwhile.
+	w.after(time.Duration(100+w.rng.Intn(2000))*time.Microsecond, func() {
+		if s.inc != inc || !s.up {
+			return
+		}
+		sw, err := s.st.CreateSnapshot(job.Index)
+		if err == nil {
+			if err = job.Write(sw); err == nil {
+				err = sw.Close()
+			}
+			if err != nil {
+				sw.Abort()
+			}
+		}
+		if s.disk != nil {
+			s.disk.TakeElapsed() // the snapshot goroutine's time, not the process's
+			if s.disk.Crashed() {
+				s.crash(" writing a snapshot")
+				s.scheduleRestart()
+				return
+			}
+		}
+		if err != nil {
+			s.input(func() { s.host.SnapshotDone(job, err) })
 			return
 		}
 		s.input(func() {
-			err := s.driver.Snapshot(job.Index, data)
+			err := s.driver.Snapshot(job.Index, sw, nil)
 			if err == nil {
 				w.stats.snapshots++
 			}

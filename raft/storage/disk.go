@@ -22,8 +22,9 @@ package storage
 //
 // Memory: entries are not kept in memory. Each stored entry costs 32 bytes
 // of index (term, segment, offset, size); Entries, Load and the like read the
-// records back from the files (pread, CRC checked again). The latest
-// snapshot is kept in memory, as the core keeps it too: it is the same value.
+// records back from the files (pread, CRC checked again). Snapshots are
+// streamed: their data is written and read through files, never held whole
+// (only their metadata is kept).
 //
 // Syncing uses File.Sync, on the operating system fsync(2), not fdatasync(2): every
 // write here grows the file, so fdatasync would have to flush the inode's
@@ -34,12 +35,14 @@ package storage
 //
 //	wal-<seq>-<first index>.log   segments, <seq> consecutive; see wal.go
 //	snap-<index>-<term>.snap      the latest snapshot (older ones are removed)
-//	snap-<index>-<term>.snap.tmp  a snapshot being written; removed on open
+//	snap-<index>-w<n>.tmp         a snapshot being written; removed on open
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -93,7 +96,7 @@ type DiskStorage struct {
 	failed error
 
 	hard      core.HardState
-	snap      *core.Snapshot // nil if none
+	snap      *core.SnapshotMeta // the latest snapshot's (nil if none)
 	snapIndex uint64
 	snapTerm  uint64
 	// ents[i] locates the entry at index snapIndex+1+i.
@@ -103,7 +106,8 @@ type DiskStorage struct {
 	buf  []byte     // encoding buffer, reused
 	locs []entryLoc // scratch for Save
 
-	torn int64 // bytes cut off a torn tail when opening
+	torn    int64  // bytes cut off a torn tail when opening
+	writers uint64 // snapshot writers created, to name their files
 }
 
 type entryLoc struct {
@@ -285,15 +289,11 @@ func (s *DiskStorage) loadSnapshot(files []namedFile) error {
 		return cmpUint64(y.b, x.b)
 	})
 	for _, nf := range files {
-		b, err := s.fs.ReadFile(filepath.Join(s.dir, nf.name))
-		if err != nil {
-			return fmt.Errorf("raft: disk storage: %w", err)
-		}
-		snap, err := decodeSnapshotFile(b)
-		if err != nil || snap.Meta.LastIncludedIndex != nf.a || snap.Meta.LastIncludedTerm != nf.b {
+		meta, err := readSnapshotFile(s.fs, filepath.Join(s.dir, nf.name))
+		if err != nil || meta.LastIncludedIndex != nf.a || meta.LastIncludedTerm != nf.b {
 			continue
 		}
-		s.snap, s.snapIndex, s.snapTerm = snap, nf.a, nf.b
+		s.snap, s.snapIndex, s.snapTerm = &meta, nf.a, nf.b
 		return nil
 	}
 	return nil
@@ -601,24 +601,109 @@ func (s *DiskStorage) commit(seg *segment, buf []byte) error {
 	return nil
 }
 
-// SaveSnapshot implements Storage. The snapshot file is written to a
-// temporary name, synced and renamed into place, so that a crash leaves the
-// old snapshot or the new one; then a snapshot record in the log says
-// whether the entries after it were kept; then older snapshot files and the
-// segments holding only entries it covers are deleted.
-//
-// The storage keeps snap (it is what Load returns): do not modify it.
-func (s *DiskStorage) SaveSnapshot(snap *core.Snapshot) error {
+// CreateSnapshot implements Storage. The data goes to a temporary file in
+// the directory, with its CRC computed as it is written; InstallSnapshot
+// completes the file and renames it into place.
+func (s *DiskStorage) CreateSnapshot(index uint64) (SnapshotWriter, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.checkWritable(); err != nil {
+		return nil, err
+	}
+	s.writers++
+	path := filepath.Join(s.dir, fmt.Sprintf("snap-%016x-w%d%s", index, s.writers, snapTempSuffix))
+	f, err := s.fs.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("raft: disk storage: %w", err)
+	}
+	return &diskSnapshotWriter{s: s, f: f, path: path}, nil
+}
+
+// diskSnapshotWriter writes a snapshot's data to a temporary file.
+type diskSnapshotWriter struct {
+	s      *DiskStorage
+	f      vfs.File
+	path   string
+	size   uint64
+	crc    uint32
+	closed bool // Close synced the data
+	done   bool // installed or aborted: the file is no longer ours
+	err    error
+}
+
+func (w *diskSnapshotWriter) Write(p []byte) (int, error) {
+	if w.closed || w.err != nil {
+		return 0, fmt.Errorf("%w: write after Close or a failed write", ErrSnapshot)
+	}
+	n, err := w.f.Write(p)
+	w.size += uint64(n)
+	w.crc = crc32.Update(w.crc, crcTable, p[:n])
+	if err != nil {
+		w.err = err
+		return n, fmt.Errorf("raft: disk storage: writing snapshot: %w", err)
+	}
+	return n, nil
+}
+
+func (w *diskSnapshotWriter) Size() uint64 { return w.size }
+
+// Close implements SnapshotWriter: it syncs the data (on the caller's
+// goroutine: the big write of a snapshot stays off the driver's).
+func (w *diskSnapshotWriter) Close() error {
+	if w.err != nil {
+		return w.err
+	}
+	if !w.closed && !w.s.opts.NoSync && !w.s.opts.broken.ackBeforeSync {
+		if err := w.f.Sync(); err != nil {
+			w.err = fmt.Errorf("raft: disk storage: syncing snapshot: %w", err)
+			return w.err
+		}
+	}
+	w.closed = true
+	return nil
+}
+
+// Abort implements SnapshotWriter.
+func (w *diskSnapshotWriter) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.f.Close()
+	w.s.fs.Remove(w.path) // a leftover is removed at the next open
+}
+
+// InstallSnapshot implements Storage. The snapshot's metadata is appended
+// to its data and synced, the file renamed into place and the directory
+// synced, so that a crash leaves the old snapshot or the new one; then a
+// snapshot record in the log says whether the entries after it were kept;
+// then older snapshot files and the segments holding only entries it
+// covers are deleted.
+func (s *DiskStorage) InstallSnapshot(meta core.SnapshotMeta, sw SnapshotWriter) error {
+	w, ok := sw.(*diskSnapshotWriter)
+	if !ok || w.s != s || w.done {
+		return fmt.Errorf("%w: InstallSnapshot takes a writer of this storage's CreateSnapshot", ErrSnapshot)
+	}
+	if !w.closed {
+		w.Abort()
+		return fmt.Errorf("%w: the writer was not closed", ErrSnapshot)
+	}
+	if w.size != meta.Size {
+		w.Abort()
+		return fmt.Errorf("%w: %d bytes written, the snapshot says %d", ErrSnapshot, w.size, meta.Size)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkWritable(); err != nil {
+		w.Abort()
 		return err
 	}
-	index, term := snap.Meta.LastIncludedIndex, snap.Meta.LastIncludedTerm
+	index, term := meta.LastIncludedIndex, meta.LastIncludedTerm
 	if index <= s.snapIndex {
+		w.Abort()
 		return nil
 	}
-	if err := s.writeSnapshotFile(snap); err != nil {
+	if err := s.finishSnapshotFile(meta, w); err != nil {
 		return err
 	}
 	// From here on the snapshot file is in place, and the next open would
@@ -631,7 +716,7 @@ func (s *DiskStorage) SaveSnapshot(snap *core.Snapshot) error {
 	} else {
 		s.ents = nil
 	}
-	s.snap, s.snapIndex, s.snapTerm = snap, index, term
+	s.snap, s.snapIndex, s.snapTerm = &meta, index, term
 	if err := s.appendSnapshotRecord(kept); err != nil {
 		if s.failed == nil {
 			s.failed = err
@@ -655,36 +740,75 @@ func (s *DiskStorage) appendSnapshotRecord(kept bool) error {
 	return s.commit(seg, buf)
 }
 
-func (s *DiskStorage) writeSnapshotFile(snap *core.Snapshot) error {
-	final := filepath.Join(s.dir, snapshotName(snap.Meta.LastIncludedIndex, snap.Meta.LastIncludedTerm))
-	tmp := final + snapTempSuffix
-	f, err := s.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return fmt.Errorf("raft: disk storage: %w", err)
-	}
-	_, err = f.Write(encodeSnapshotHeader(snap))
-	if err == nil {
-		_, err = f.Write(snap.Data)
-	}
+// finishSnapshotFile appends the metadata to w's data, syncs, and renames
+// the file into place.
+func (s *DiskStorage) finishSnapshotFile(meta core.SnapshotMeta, w *diskSnapshotWriter) error {
+	w.done = true
+	final := filepath.Join(s.dir, snapshotName(meta.LastIncludedIndex, meta.LastIncludedTerm))
+	_, err := w.f.Write(snapshotTrailer(meta, w.crc))
 	if err == nil && !s.opts.NoSync && !s.opts.broken.ackBeforeSync {
-		err = f.Sync()
+		err = w.f.Sync()
 	}
-	if cerr := f.Close(); err == nil {
+	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = s.fs.Rename(tmp, final)
+		err = s.fs.Rename(w.path, final)
 	}
 	if err != nil {
-		s.fs.Remove(tmp)
+		s.fs.Remove(w.path)
 		return fmt.Errorf("raft: disk storage: writing snapshot: %w", err)
 	}
 	if err := s.syncDir(); err != nil {
-		s.failed = err // the rename may or may not be durable: see SaveSnapshot
+		s.failed = err // the rename may or may not be durable: see InstallSnapshot
 		return err
 	}
 	return nil
 }
+
+// OpenSnapshot implements Storage.
+func (s *DiskStorage) OpenSnapshot() (SnapshotReader, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if s.snap == nil {
+		return nil, nil
+	}
+	path := filepath.Join(s.dir, snapshotName(s.snapIndex, s.snapTerm))
+	f, err := s.fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("raft: disk storage: %w", err)
+	}
+	return &diskSnapshotReader{f: f, path: path, meta: *s.snap}, nil
+}
+
+// diskSnapshotReader reads the data part of a snapshot file. An open file
+// stays readable after it is removed (on Unix, and on the simulated disk).
+type diskSnapshotReader struct {
+	f    vfs.File
+	path string
+	meta core.SnapshotMeta
+}
+
+func (r *diskSnapshotReader) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(r.meta.Size) {
+		return 0, io.EOF
+	}
+	short := false
+	if rest := int64(r.meta.Size) - off; int64(len(p)) > rest {
+		p, short = p[:rest], true
+	}
+	n, err := r.f.ReadAt(p, off)
+	if err == nil && short {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (r *diskSnapshotReader) Close() error            { return r.f.Close() }
+func (r *diskSnapshotReader) Meta() core.SnapshotMeta { return r.meta }
 
 // removeCompacted deletes the snapshot files older than the current one and
 // the segments, oldest first, whose entries the snapshot all covers. The
@@ -726,7 +850,7 @@ func (s *DiskStorage) removeCompacted() error {
 }
 
 // Load implements Storage.
-func (s *DiskStorage) Load() (core.HardState, *core.Snapshot, []core.Entry, error) {
+func (s *DiskStorage) Load() (core.HardState, *core.SnapshotMeta, []core.Entry, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -736,7 +860,12 @@ func (s *DiskStorage) Load() (core.HardState, *core.Snapshot, []core.Entry, erro
 	if err != nil {
 		return core.HardState{}, nil, nil, err
 	}
-	return s.hard, s.snap, ents, nil
+	var meta *core.SnapshotMeta
+	if s.snap != nil {
+		m := *s.snap
+		meta = &m
+	}
+	return s.hard, meta, ents, nil
 }
 
 // FirstIndex implements Storage.

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"math"
 	"math/rand"
 	"os"
@@ -18,7 +20,6 @@ import (
 	"testing"
 
 	"raft-consensus/raft/core"
-	"raft-consensus/raft/storage/vfs"
 )
 
 var _ Storage = (*DiskStorage)(nil)
@@ -80,9 +81,73 @@ func sameEntries(a, b []core.Entry) bool {
 	return true
 }
 
+// testSnapshot is a snapshot as the tests write it: metadata and data.
+type testSnapshot struct {
+	Meta core.SnapshotMeta
+	Data []byte
+}
+
+// saveSnapshot streams snap into s and installs it, as the driver does.
+func saveSnapshot(s Storage, snap *testSnapshot) error {
+	w, err := s.CreateSnapshot(snap.Meta.LastIncludedIndex)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(snap.Data); err != nil {
+		w.Abort()
+		return err
+	}
+	if err := w.Close(); err != nil {
+		w.Abort()
+		return err
+	}
+	meta := snap.Meta
+	meta.Size = uint64(len(snap.Data))
+	return s.InstallSnapshot(meta, w)
+}
+
+// storedSnapshot reads s's snapshot back, data and all (nil if none).
+func storedSnapshot(t testing.TB, s Storage) *testSnapshot {
+	t.Helper()
+	r, err := s.OpenSnapshot()
+	if err != nil {
+		t.Fatalf("OpenSnapshot: %v", err)
+	}
+	if r == nil {
+		return nil
+	}
+	defer r.Close()
+	data, err := io.ReadAll(NewSnapshotReaderSection(r))
+	if err != nil {
+		t.Fatalf("reading the snapshot: %v", err)
+	}
+	meta := r.Meta()
+	meta.Size = 0 // the tests' snapshots leave it to saveSnapshot
+	if len(data) == 0 {
+		data = nil
+	}
+	return &testSnapshot{Meta: meta, Data: data}
+}
+
+// snapshotFile is a snapshot file's content: the data, then the trailer.
+func snapshotFile(snap *testSnapshot) []byte {
+	meta := snap.Meta
+	meta.Size = uint64(len(snap.Data))
+	return append(append([]byte(nil), snap.Data...), snapshotTrailer(meta, crc32.Checksum(snap.Data, crcTable))...)
+}
+
+// inspectable is a Storage with the read methods both storages have.
+type inspectable interface {
+	Storage
+	FirstIndex() (uint64, error)
+	LastIndex() (uint64, error)
+	Entries(lo, hi uint64) ([]core.Entry, error)
+	Term(i uint64) (uint64, error)
+}
+
 // checkStorage compares everything s reports with what is expected: the
 // hard state, the snapshot's boundary, and the entries after it.
-func checkStorage(t *testing.T, s Storage, wantHS core.HardState, snapIndex, snapTerm uint64, want []core.Entry) {
+func checkStorage(t *testing.T, s inspectable, wantHS core.HardState, snapIndex, snapTerm uint64, want []core.Entry) {
 	t.Helper()
 	hs, snap, ents, err := s.Load()
 	if err != nil {
@@ -93,8 +158,8 @@ func checkStorage(t *testing.T, s Storage, wantHS core.HardState, snapIndex, sna
 	}
 	switch {
 	case snapIndex == 0 && snap != nil:
-		t.Errorf("snapshot through %d, want none", snap.Meta.LastIncludedIndex)
-	case snapIndex != 0 && (snap == nil || snap.Meta.LastIncludedIndex != snapIndex || snap.Meta.LastIncludedTerm != snapTerm):
+		t.Errorf("snapshot through %d, want none", snap.LastIncludedIndex)
+	case snapIndex != 0 && (snap == nil || snap.LastIncludedIndex != snapIndex || snap.LastIncludedTerm != snapTerm):
 		t.Errorf("snapshot %+v, want through %d/%d", snap, snapIndex, snapTerm)
 	}
 	if !sameEntries(ents, want) {
@@ -357,11 +422,11 @@ func TestDiskStorageSnapshotKeepsFollowingEntries(t *testing.T) {
 	}
 	before := len(segmentFiles(t, dir))
 
-	snap := &core.Snapshot{
+	snap := &testSnapshot{
 		Meta: core.SnapshotMeta{LastIncludedIndex: 40, LastIncludedTerm: 2, Config: core.Configuration{Voters: []int{0, 1, 2}, Learners: []int{3}}},
 		Data: []byte("state machine through 40"),
 	}
-	if err := s.SaveSnapshot(snap); err != nil {
+	if err := saveSnapshot(s, snap); err != nil {
 		t.Fatal(err)
 	}
 	want := testEntries(41, 60, 2)
@@ -373,17 +438,17 @@ func TestDiskStorageSnapshotKeepsFollowingEntries(t *testing.T) {
 	// What is left still holds every entry after 40, and the hard state.
 	s = reopenDisk(t, s, dir, opts)
 	checkStorage(t, s, hs, 40, 2, want)
-	_, got, _, _ := s.Load()
+	got := storedSnapshot(t, s)
 	if !reflect.DeepEqual(got.Meta, snap.Meta) || !bytes.Equal(got.Data, snap.Data) {
 		t.Errorf("snapshot after reopen %+v %q, want %+v %q", got.Meta, got.Data, snap.Meta, snap.Data)
 	}
 
 	// A second snapshot replaces the first file, and an older one changes nothing.
-	snap2 := &core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 55, LastIncludedTerm: 2, Config: core.Configuration{Voters: []int{1}}}}
-	if err := s.SaveSnapshot(snap2); err != nil {
+	snap2 := &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 55, LastIncludedTerm: 2, Config: core.Configuration{Voters: []int{1}}}}
+	if err := saveSnapshot(s, snap2); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveSnapshot(&core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 50, LastIncludedTerm: 2}}); err != nil {
+	if err := saveSnapshot(s, &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 50, LastIncludedTerm: 2}}); err != nil {
 		t.Fatal(err)
 	}
 	want = testEntries(56, 60, 2)
@@ -408,7 +473,7 @@ func TestDiskStorageSnapshotDiscardsOnMismatch(t *testing.T) {
 
 	// The entry at 15 has term 1, the snapshot says 5: the whole log goes
 	// (Figure 13 step 7), including 16..20.
-	if err := s.SaveSnapshot(&core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 15, LastIncludedTerm: 5}, Data: []byte("x")}); err != nil {
+	if err := saveSnapshot(s, &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 15, LastIncludedTerm: 5}, Data: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
 	checkStorage(t, s, hs, 15, 5, nil)
@@ -420,7 +485,7 @@ func TestDiskStorageSnapshotDiscardsOnMismatch(t *testing.T) {
 	checkStorage(t, s, hs, 15, 5, testEntries(16, 18, 5))
 
 	// A snapshot beyond the end of the log discards it too.
-	if err := s.SaveSnapshot(&core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 100, LastIncludedTerm: 6}}); err != nil {
+	if err := saveSnapshot(s, &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 100, LastIncludedTerm: 6}}); err != nil {
 		t.Fatal(err)
 	}
 	checkStorage(t, s, hs, 100, 6, nil)
@@ -445,7 +510,7 @@ func TestDiskStorageHardStateSurvivesCompaction(t *testing.T) {
 	for i := uint64(1); i <= 100; i++ {
 		mustSave(t, s, nil, testEntries(i, i, 7))
 	}
-	if err := s.SaveSnapshot(&core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 95, LastIncludedTerm: 7}}); err != nil {
+	if err := saveSnapshot(s, &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 95, LastIncludedTerm: 7}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(first); !os.IsNotExist(err) {
@@ -470,15 +535,16 @@ func TestDiskStorageSnapshotCrashWindows(t *testing.T) {
 		}
 		return dir
 	}
-	writeSnapshotOnly := func(t *testing.T, dir string, snap *core.Snapshot) {
-		if err := (&DiskStorage{dir: dir, fs: vfs.OS{}}).writeSnapshotFile(snap); err != nil {
+	writeSnapshotOnly := func(t *testing.T, dir string, snap *testSnapshot) {
+		path := filepath.Join(dir, snapshotName(snap.Meta.LastIncludedIndex, snap.Meta.LastIncludedTerm))
+		if err := os.WriteFile(path, snapshotFile(snap), 0o640); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	t.Run("record missing, term matches", func(t *testing.T) {
 		dir := setup(t)
-		writeSnapshotOnly(t, dir, &core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 10, LastIncludedTerm: 2}})
+		writeSnapshotOnly(t, dir, &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 10, LastIncludedTerm: 2}})
 		s := openDisk(t, dir, DiskOptions{})
 		checkStorage(t, s, hs, 10, 2, testEntries(11, 20, 2))
 		mustSave(t, s, nil, testEntries(21, 22, 2))
@@ -488,7 +554,7 @@ func TestDiskStorageSnapshotCrashWindows(t *testing.T) {
 	})
 	t.Run("record missing, term differs", func(t *testing.T) {
 		dir := setup(t)
-		writeSnapshotOnly(t, dir, &core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 10, LastIncludedTerm: 3}})
+		writeSnapshotOnly(t, dir, &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 10, LastIncludedTerm: 3}})
 		s := openDisk(t, dir, DiskOptions{})
 		checkStorage(t, s, hs, 10, 3, nil)
 		mustSave(t, s, nil, testEntries(11, 12, 3))
@@ -512,15 +578,15 @@ func TestDiskStorageSnapshotCrashWindows(t *testing.T) {
 	t.Run("damaged newer snapshot is skipped", func(t *testing.T) {
 		dir := setup(t)
 		s := openDisk(t, dir, DiskOptions{})
-		snap := &core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 10, LastIncludedTerm: 2, Config: core.Configuration{Voters: []int{1, 2, 3}}}, Data: []byte("ten")}
-		if err := s.SaveSnapshot(snap); err != nil {
+		snap := &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 10, LastIncludedTerm: 2, Config: core.Configuration{Voters: []int{1, 2, 3}}}, Data: []byte("ten")}
+		if err := saveSnapshot(s, snap); err != nil {
 			t.Fatal(err)
 		}
 		s.Close()
 		// A newer snapshot that fails its CRC, and one cut short.
-		newer := &core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 15, LastIncludedTerm: 2}, Data: []byte("fifteen")}
-		b := append(encodeSnapshotHeader(newer), newer.Data...)
-		b[len(b)-1] ^= 1
+		newer := &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 15, LastIncludedTerm: 2}, Data: []byte("fifteen")}
+		b := snapshotFile(newer)
+		b[2] ^= 1 // in the data: only the CRC tells
 		if err := os.WriteFile(filepath.Join(dir, snapshotName(15, 2)), b, 0o640); err != nil {
 			t.Fatal(err)
 		}
@@ -530,7 +596,7 @@ func TestDiskStorageSnapshotCrashWindows(t *testing.T) {
 		s = openDisk(t, dir, DiskOptions{})
 		defer s.Close()
 		checkStorage(t, s, hs, 10, 2, testEntries(11, 20, 2))
-		if _, got, _, _ := s.Load(); !reflect.DeepEqual(got, snap) {
+		if got := storedSnapshot(t, s); !reflect.DeepEqual(got, snap) {
 			t.Errorf("snapshot %+v, want %+v", got, snap)
 		}
 	})
@@ -697,7 +763,7 @@ func TestDiskStorageCorruption(t *testing.T) {
 	t.Run("snapshot file lost after compaction", func(t *testing.T) {
 		dir, _ := writeLog(t, DiskOptions{SegmentBytes: 1024}, 30)
 		s := openDisk(t, dir, DiskOptions{SegmentBytes: 1024})
-		if err := s.SaveSnapshot(&core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 100, LastIncludedTerm: 1}}); err != nil {
+		if err := saveSnapshot(s, &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 100, LastIncludedTerm: 1}}); err != nil {
 			t.Fatal(err)
 		}
 		s.Close()
@@ -778,7 +844,7 @@ func TestDiskStorageClosed(t *testing.T) {
 	if err := s.Save(nil, testEntries(4, 4, 1)); !errors.Is(err, ErrClosed) {
 		t.Errorf("Save after Close: %v", err)
 	}
-	if err := s.SaveSnapshot(&core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 2, LastIncludedTerm: 1}}); !errors.Is(err, ErrClosed) {
+	if err := saveSnapshot(s, &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 2, LastIncludedTerm: 1}}); !errors.Is(err, ErrClosed) {
 		t.Errorf("SaveSnapshot after Close: %v", err)
 	}
 	if _, _, _, err := s.Load(); !errors.Is(err, ErrClosed) {
@@ -836,7 +902,7 @@ func TestDiskStorageConcurrentUse(t *testing.T) {
 	for i := uint64(1); i <= 300; i++ {
 		mustSave(t, s, &core.HardState{Term: i, VotedFor: 1}, testEntries(i, i, i))
 		if i%50 == 0 {
-			if err := s.SaveSnapshot(&core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: i - 10, LastIncludedTerm: i - 10}}); err != nil {
+			if err := saveSnapshot(s, &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: i - 10, LastIncludedTerm: i - 10}}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -890,9 +956,9 @@ func TestDiskStorageMatchesMemoryStorage(t *testing.T) {
 					if err != nil || rng.Intn(3) == 0 {
 						sterm = term + uint64(rng.Intn(2))
 					}
-					snap := &core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: index, LastIncludedTerm: sterm, Config: core.Configuration{Voters: []int{0, rng.Intn(5)}}}, Data: []byte(fmt.Sprint("snap", index))}
+					snap := &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: index, LastIncludedTerm: sterm, Config: core.Configuration{Voters: []int{0, rng.Intn(5)}}}, Data: []byte(fmt.Sprint("snap", index))}
 					what = fmt.Sprintf("snapshot %d/%d", index, sterm)
-					compareErr(t, what, mem.SaveSnapshot(snap), disk.SaveSnapshot(snap))
+					compareErr(t, what, saveSnapshot(mem, snap), saveSnapshot(disk, snap))
 				default:
 					what = "reopen"
 					disk = reopenDisk(t, disk, dir, opts)
@@ -917,8 +983,9 @@ func compareErr(t *testing.T, what string, memErr, diskErr error) {
 
 func compareStorages(t *testing.T, when string, mem *MemoryStorage, disk *DiskStorage) {
 	t.Helper()
-	mhs, msnap, ments, _ := mem.Load()
-	dhs, dsnap, dents, err := disk.Load()
+	mhs, _, ments, _ := mem.Load()
+	dhs, _, dents, err := disk.Load()
+	msnap, dsnap := storedSnapshot(t, mem), storedSnapshot(t, disk)
 	if err != nil {
 		t.Fatalf("%s: Load: %v", when, err)
 	}
@@ -969,7 +1036,7 @@ type killModel struct {
 type killStep struct {
 	hs   *core.HardState
 	ents []core.Entry
-	snap *core.Snapshot // saved after the entries, if not nil
+	snap *testSnapshot // saved after the entries, if not nil
 }
 
 func (m *killModel) last() uint64 { return m.snapIndex + uint64(len(m.ents)) }
@@ -995,7 +1062,7 @@ func (m *killModel) next() killStep {
 		if index < first {
 			sterm = m.ents[index-m.snapIndex-1].Term
 		}
-		st.snap = &core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: index, LastIncludedTerm: sterm, Config: core.Configuration{Voters: []int{0}}}, Data: []byte(fmt.Sprint(k))}
+		st.snap = &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: index, LastIncludedTerm: sterm, Config: core.Configuration{Voters: []int{0}}}, Data: []byte(fmt.Sprint(k))}
 	}
 	return st
 }
@@ -1032,7 +1099,7 @@ func TestDiskHelperProcess(t *testing.T) {
 			os.Exit(3)
 		}
 		if st.snap != nil {
-			if err := s.SaveSnapshot(st.snap); err != nil {
+			if err := saveSnapshot(s, st.snap); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				os.Exit(3)
 			}
@@ -1117,7 +1184,7 @@ func TestDiskStorageKill9(t *testing.T) {
 	}
 	var snapIndex, snapTerm uint64
 	if snap != nil {
-		snapIndex, snapTerm = snap.Meta.LastIncludedIndex, snap.Meta.LastIncludedTerm
+		snapIndex, snapTerm = snap.LastIncludedIndex, snap.LastIncludedTerm
 	}
 	match := -1
 	for i, c := range candidates {
@@ -1148,7 +1215,7 @@ func FuzzDiskStorageOpen(f *testing.F) {
 	s := openDisk(f, dir, DiskOptions{NoSync: true})
 	mustSave(f, s, &core.HardState{Term: 2, VotedFor: core.None}, testEntries(1, 5, 1))
 	mustSave(f, s, &core.HardState{Term: 3, VotedFor: 1}, testEntries(4, 8, 3))
-	if err := s.SaveSnapshot(&core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 5, LastIncludedTerm: 3}}); err != nil {
+	if err := saveSnapshot(s, &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 5, LastIncludedTerm: 3}}); err != nil {
 		f.Fatal(err)
 	}
 	s.Close()
@@ -1156,8 +1223,8 @@ func FuzzDiskStorageOpen(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	snap := &core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 5, LastIncludedTerm: 1, Config: core.Configuration{Voters: []int{1, 2}}}, Data: []byte("data")}
-	snapFile := append(encodeSnapshotHeader(snap), snap.Data...)
+	snap := &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 5, LastIncludedTerm: 1, Config: core.Configuration{Voters: []int{1, 2}}}, Data: []byte("data")}
+	snapFile := append(snapshotFile(snap), snap.Data...)
 	for _, mode := range []byte{0, 1} {
 		f.Add(mode, seg)
 		f.Add(mode, seg[:len(seg)-7])
@@ -1194,7 +1261,7 @@ func FuzzDiskStorageOpen(f *testing.F) {
 		}
 		var snapIndex uint64
 		if snap != nil {
-			snapIndex = snap.Meta.LastIncludedIndex
+			snapIndex = snap.LastIncludedIndex
 		}
 		for i, e := range ents {
 			if e.Index != snapIndex+1+uint64(i) {
@@ -1253,6 +1320,72 @@ func BenchmarkDiskStorageSave(b *testing.B) {
 				}
 				next += uint64(bc.n)
 			}
+		})
+	}
+}
+
+// TestSnapshotStreaming: a snapshot's data is written through a writer and
+// read back through a reader, on either storage; misuse is refused; an
+// aborted writer leaves nothing behind; a reader of a replaced snapshot
+// still reads it.
+func TestSnapshotStreaming(t *testing.T) {
+	dir := t.TempDir()
+	for name, s := range map[string]inspectable{"memory": NewMemoryStorage(), "disk": openDisk(t, dir, DiskOptions{})} {
+		t.Run(name, func(t *testing.T) {
+			defer s.Close()
+			mustSave(t, s, &core.HardState{Term: 1, VotedFor: 0}, testEntries(1, 30, 1))
+			data := bytes.Repeat([]byte("0123456789"), 10000) // written in many pieces
+			w, err := s.CreateSnapshot(10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for p := data; len(p) > 0; p = p[min(len(p), 777):] {
+				if _, err := w.Write(p[:min(len(p), 777)]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			meta := core.SnapshotMeta{LastIncludedIndex: 10, LastIncludedTerm: 1, Config: core.Configuration{Voters: []int{0}}, Size: uint64(len(data)), App: []byte("v2")}
+			if err := s.InstallSnapshot(meta, w); !errors.Is(err, ErrSnapshot) {
+				t.Errorf("install before Close: %v, want ErrSnapshot", err)
+			}
+			if err := saveSnapshot(s, &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 10, LastIncludedTerm: 1}, Data: data}); err != nil {
+				t.Fatal(err)
+			}
+			r, err := s.OpenSnapshot()
+			if err != nil || r == nil {
+				t.Fatalf("OpenSnapshot: %v", err)
+			}
+			defer r.Close()
+			// A wrong size is refused; an aborted writer leaves nothing.
+			w2, _ := s.CreateSnapshot(20)
+			w2.Write([]byte("abc"))
+			w2.Close()
+			if err := s.InstallSnapshot(core.SnapshotMeta{LastIncludedIndex: 20, LastIncludedTerm: 1, Size: 4}, w2); !errors.Is(err, ErrSnapshot) {
+				t.Errorf("install with a wrong size: %v, want ErrSnapshot", err)
+			}
+			w3, _ := s.CreateSnapshot(20)
+			w3.Write([]byte("abc"))
+			w3.Abort()
+			if name == "disk" {
+				names, _ := os.ReadDir(dir)
+				for _, n := range names {
+					if strings.HasSuffix(n.Name(), snapTempSuffix) {
+						t.Errorf("%s left behind", n.Name())
+					}
+				}
+			}
+			// A newer snapshot replaces it; the open reader still reads the old.
+			if err := saveSnapshot(s, &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 25, LastIncludedTerm: 1}, Data: []byte("newer")}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(NewSnapshotReaderSection(r))
+			if err != nil || !bytes.Equal(got, data) || r.Meta().LastIncludedIndex != 10 {
+				t.Errorf("old reader: %d bytes, %v, meta %+v", len(got), err, r.Meta())
+			}
+			if snap := storedSnapshot(t, s); snap.Meta.LastIncludedIndex != 25 || string(snap.Data) != "newer" {
+				t.Errorf("stored snapshot %+v", snap)
+			}
+			checkStorage(t, s, core.HardState{Term: 1, VotedFor: 0}, 25, 1, testEntries(26, 30, 1))
 		})
 	}
 }

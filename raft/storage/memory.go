@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"bytes"
+	"fmt"
 	"sync"
 
 	"raft-consensus/raft/core"
@@ -12,7 +14,7 @@ import (
 type MemoryStorage struct {
 	mu       sync.Mutex
 	hard     core.HardState
-	snapshot *core.Snapshot
+	snapshot *memSnapshot
 	// The entries after the snapshot, in chunks of memChunk so that the
 	// log grows without ever being copied: the entry at snapIndex+1+i is
 	// at position head+i, in chunks[(head+i)/memChunk].
@@ -83,10 +85,15 @@ func (s *MemoryStorage) push(ents []core.Entry) {
 }
 
 // Load implements Storage.
-func (s *MemoryStorage) Load() (core.HardState, *core.Snapshot, []core.Entry, error) {
+func (s *MemoryStorage) Load() (core.HardState, *core.SnapshotMeta, []core.Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.hard, s.snapshot, s.copyRange(s.snapIndex+1, s.lastIndex()+1), nil
+	var meta *core.SnapshotMeta
+	if s.snapshot != nil {
+		m := s.snapshot.meta
+		meta = &m
+	}
+	return s.hard, meta, s.copyRange(s.snapIndex+1, s.lastIndex()+1), nil
 }
 
 // Save implements Storage.
@@ -117,11 +124,23 @@ func (s *MemoryStorage) Save(hs *core.HardState, entries []core.Entry) error {
 	return nil
 }
 
-// SaveSnapshot implements Storage.
-func (s *MemoryStorage) SaveSnapshot(snap *core.Snapshot) error {
+// CreateSnapshot implements Storage: the data is kept in memory.
+func (s *MemoryStorage) CreateSnapshot(index uint64) (SnapshotWriter, error) {
+	return &memSnapshotWriter{owner: s, index: index}, nil
+}
+
+// InstallSnapshot implements Storage.
+func (s *MemoryStorage) InstallSnapshot(meta core.SnapshotMeta, w SnapshotWriter) error {
+	mw, ok := w.(*memSnapshotWriter)
+	if !ok || mw.owner != s || !mw.closed || mw.used {
+		return fmt.Errorf("%w: InstallSnapshot takes a closed writer of this storage's CreateSnapshot", ErrSnapshot)
+	}
+	mw.used = true
+	if uint64(len(mw.data)) != meta.Size {
+		return fmt.Errorf("%w: %d bytes written, the snapshot says %d", ErrSnapshot, len(mw.data), meta.Size)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	meta := snap.Meta
 	if meta.LastIncludedIndex <= s.snapIndex {
 		return nil
 	}
@@ -144,9 +163,53 @@ func (s *MemoryStorage) SaveSnapshot(snap *core.Snapshot) error {
 		s.chunks, s.head, s.count = nil, 0, 0
 	}
 	s.snapIndex, s.snapTerm = meta.LastIncludedIndex, meta.LastIncludedTerm
-	s.snapshot = snap
+	s.snapshot = &memSnapshot{meta: meta, data: mw.data}
 	return nil
 }
+
+// OpenSnapshot implements Storage.
+func (s *MemoryStorage) OpenSnapshot() (SnapshotReader, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.snapshot == nil {
+		return nil, nil
+	}
+	return &memSnapshotReader{snap: s.snapshot, r: bytes.NewReader(s.snapshot.data)}, nil
+}
+
+// memSnapshot is a stored snapshot: its data is never changed.
+type memSnapshot struct {
+	meta core.SnapshotMeta
+	data []byte
+}
+
+type memSnapshotWriter struct {
+	owner        *MemoryStorage
+	index        uint64
+	data         []byte
+	closed, used bool
+}
+
+func (w *memSnapshotWriter) Write(p []byte) (int, error) {
+	if w.closed {
+		return 0, fmt.Errorf("%w: write after Close", ErrSnapshot)
+	}
+	w.data = append(w.data, p...)
+	return len(p), nil
+}
+
+func (w *memSnapshotWriter) Size() uint64 { return uint64(len(w.data)) }
+func (w *memSnapshotWriter) Close() error { w.closed = true; return nil }
+func (w *memSnapshotWriter) Abort()       { w.closed, w.used, w.data = true, true, nil }
+
+type memSnapshotReader struct {
+	snap *memSnapshot
+	r    *bytes.Reader
+}
+
+func (r *memSnapshotReader) ReadAt(p []byte, off int64) (int, error) { return r.r.ReadAt(p, off) }
+func (r *memSnapshotReader) Close() error                            { return nil }
+func (r *memSnapshotReader) Meta() core.SnapshotMeta                 { return r.snap.meta }
 
 // FirstIndex implements Storage.
 func (s *MemoryStorage) FirstIndex() (uint64, error) {

@@ -40,7 +40,7 @@ func TestMemoryStorageChunks(t *testing.T) {
 		case k < 8 && len(model) > 0: // snapshot that keeps the rest
 			i := snapIndex + 1 + uint64(r.Intn(len(model)))
 			e := model[i-snapIndex-1]
-			if err := s.SaveSnapshot(&core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: i, LastIncludedTerm: e.Term}}); err != nil {
+			if err := saveSnapshot(s, &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: i, LastIncludedTerm: e.Term}}); err != nil {
 				t.Fatal(err)
 			}
 			model = append([]core.Entry(nil), model[i-snapIndex:]...)
@@ -51,7 +51,7 @@ func TestMemoryStorageChunks(t *testing.T) {
 				continue
 			}
 			term++
-			if err := s.SaveSnapshot(&core.Snapshot{Meta: core.SnapshotMeta{LastIncludedIndex: i, LastIncludedTerm: term}}); err != nil {
+			if err := saveSnapshot(s, &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: i, LastIncludedTerm: term}}); err != nil {
 				t.Fatal(err)
 			}
 			model, snapIndex, snapTerm = nil, i, term

@@ -20,10 +20,12 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 
 	"raft-consensus/raft/core"
+	"raft-consensus/raft/storage/vfs"
 )
 
 // Record kinds.
@@ -321,96 +323,141 @@ func findBatchHeader(data []byte, from int) int {
 	return -1
 }
 
-// Snapshot files:
+// Snapshot files are written as they are streamed: the data first, then,
+// once the snapshot is installed, its metadata and a footer:
 //
-//	magic [8]byte | crc uint32 | metaLen uint32 | dataLen uint64 | meta | data
+//	data | meta | metaLen uint32 | crc uint32 | magic [8]byte
 //
-// crc is the CRC-32C of everything after it. meta is index uint64, term
-// uint64, then voters and learners, each a count uint32 and that many int64.
+// crc is the CRC-32C of data and meta. meta is index uint64, term uint64,
+// size uint64 (of data), voters and learners (each a count uint32 and that
+// many int64), and the application's bytes (a length uint32 and the bytes).
 
 const (
-	snapMagic      = "RAFTSNP1"
-	snapHeaderSize = 8 + 4 + 4 + 8
+	snapMagic      = "RAFTSNP2"
+	snapFooterSize = 4 + 4 + 8
 )
 
 var errBadSnapshot = errors.New("malformed snapshot file")
 
-func encodeSnapshotHeader(snap *core.Snapshot) []byte {
-	m := snap.Meta
-	metaLen := 8 + 8 + 4 + 8*len(m.Config.Voters) + 4 + 8*len(m.Config.Learners)
-	b := make([]byte, snapHeaderSize, snapHeaderSize+metaLen)
-	copy(b, snapMagic)
-	binary.LittleEndian.PutUint32(b[12:], uint32(metaLen))
-	binary.LittleEndian.PutUint64(b[16:], uint64(len(snap.Data)))
+func encodeSnapshotMeta(m core.SnapshotMeta) []byte {
+	b := make([]byte, 0, 8+8+8+4+8*len(m.Config.Voters)+4+8*len(m.Config.Learners)+4+len(m.App))
 	b = binary.LittleEndian.AppendUint64(b, m.LastIncludedIndex)
 	b = binary.LittleEndian.AppendUint64(b, m.LastIncludedTerm)
+	b = binary.LittleEndian.AppendUint64(b, m.Size)
 	for _, ids := range [][]int{m.Config.Voters, m.Config.Learners} {
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(ids)))
 		for _, id := range ids {
 			b = binary.LittleEndian.AppendUint64(b, uint64(int64(id)))
 		}
 	}
-	crc := crc32.Update(crc32.Checksum(b[12:], crcTable), crcTable, snap.Data)
-	binary.LittleEndian.PutUint32(b[8:], crc)
-	return b
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(m.App)))
+	return append(b, m.App...)
 }
 
-// decodeSnapshotFile checks and parses a whole snapshot file; Data aliases b.
-func decodeSnapshotFile(b []byte) (*core.Snapshot, error) {
-	if len(b) < snapHeaderSize || string(b[:8]) != snapMagic {
-		return nil, errBadSnapshot
+// snapshotTrailer is what follows the data: the meta and the footer, for a
+// data CRC of dataCRC.
+func snapshotTrailer(m core.SnapshotMeta, dataCRC uint32) []byte {
+	meta := encodeSnapshotMeta(m)
+	b := append([]byte(nil), meta...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(meta)))
+	b = binary.LittleEndian.AppendUint32(b, crc32.Update(dataCRC, crcTable, meta))
+	return append(b, snapMagic...)
+}
+
+func decodeSnapshotMeta(b []byte) (core.SnapshotMeta, error) {
+	var m core.SnapshotMeta
+	if len(b) < 24 {
+		return m, errBadSnapshot
 	}
-	metaLen := uint64(binary.LittleEndian.Uint32(b[12:]))
-	dataLen := binary.LittleEndian.Uint64(b[16:])
-	rest := uint64(len(b) - snapHeaderSize)
-	if metaLen > rest || dataLen != rest-metaLen {
-		return nil, errBadSnapshot
-	}
-	if crc32.Checksum(b[12:], crcTable) != binary.LittleEndian.Uint32(b[8:]) {
-		return nil, errors.New("snapshot file fails its CRC")
-	}
-	meta := b[snapHeaderSize : snapHeaderSize+int(metaLen)]
-	var snap core.Snapshot
-	if len(meta) < 16 {
-		return nil, errBadSnapshot
-	}
-	snap.Meta.LastIncludedIndex = binary.LittleEndian.Uint64(meta)
-	snap.Meta.LastIncludedTerm = binary.LittleEndian.Uint64(meta[8:])
-	meta = meta[16:]
+	m.LastIncludedIndex = binary.LittleEndian.Uint64(b)
+	m.LastIncludedTerm = binary.LittleEndian.Uint64(b[8:])
+	m.Size = binary.LittleEndian.Uint64(b[16:])
+	b = b[24:]
 	readIDs := func() ([]int, error) {
-		if len(meta) < 4 {
+		if len(b) < 4 {
 			return nil, errBadSnapshot
 		}
-		n := uint64(binary.LittleEndian.Uint32(meta))
-		meta = meta[4:]
-		if n > uint64(len(meta))/8 {
+		n := uint64(binary.LittleEndian.Uint32(b))
+		b = b[4:]
+		if n > uint64(len(b))/8 {
 			return nil, errBadSnapshot
 		}
 		var ids []int
 		for range n {
-			v := int64(binary.LittleEndian.Uint64(meta))
+			v := int64(binary.LittleEndian.Uint64(b))
 			if int64(int(v)) != v {
 				return nil, errBadSnapshot
 			}
 			ids = append(ids, int(v))
-			meta = meta[8:]
+			b = b[8:]
 		}
 		return ids, nil
 	}
 	var err error
-	if snap.Meta.Config.Voters, err = readIDs(); err != nil {
-		return nil, err
+	if m.Config.Voters, err = readIDs(); err != nil {
+		return m, err
 	}
-	if snap.Meta.Config.Learners, err = readIDs(); err != nil {
-		return nil, err
+	if m.Config.Learners, err = readIDs(); err != nil {
+		return m, err
 	}
-	if len(meta) != 0 {
-		return nil, errBadSnapshot
+	if len(b) < 4 || uint64(binary.LittleEndian.Uint32(b)) != uint64(len(b)-4) {
+		return m, errBadSnapshot
 	}
-	if data := b[snapHeaderSize+int(metaLen):]; len(data) > 0 {
-		snap.Data = data
+	if app := b[4:]; len(app) > 0 {
+		m.App = append([]byte(nil), app...)
 	}
-	return &snap, nil
+	return m, nil
+}
+
+// readSnapshotFile checks a snapshot file, streaming its data through the
+// CRC, and returns its metadata.
+func readSnapshotFile(fsys vfs.FS, path string) (core.SnapshotMeta, error) {
+	size, err := fsys.Size(path)
+	if err != nil {
+		return core.SnapshotMeta{}, err
+	}
+	if size < snapFooterSize {
+		return core.SnapshotMeta{}, errBadSnapshot
+	}
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return core.SnapshotMeta{}, err
+	}
+	defer f.Close()
+	footer := make([]byte, snapFooterSize)
+	if _, err := f.ReadAt(footer, size-snapFooterSize); err != nil {
+		return core.SnapshotMeta{}, err
+	}
+	metaLen := int64(binary.LittleEndian.Uint32(footer))
+	if string(footer[8:]) != snapMagic || metaLen > size-snapFooterSize {
+		return core.SnapshotMeta{}, errBadSnapshot
+	}
+	metaOff := size - snapFooterSize - metaLen
+	meta := make([]byte, metaLen)
+	if _, err := f.ReadAt(meta, metaOff); err != nil {
+		return core.SnapshotMeta{}, err
+	}
+	m, err := decodeSnapshotMeta(meta)
+	if err != nil {
+		return m, err
+	}
+	if m.Size != uint64(metaOff) {
+		return m, errBadSnapshot
+	}
+	crc := uint32(0)
+	buf := make([]byte, 64<<10)
+	for off := int64(0); off < metaOff; {
+		n := int(min(int64(len(buf)), metaOff-off))
+		if _, err := f.ReadAt(buf[:n], off); err != nil {
+			return m, err
+		}
+		crc = crc32.Update(crc, crcTable, buf[:n])
+		off += int64(n)
+	}
+	if crc32.Update(crc, crcTable, meta) != binary.LittleEndian.Uint32(footer[4:]) {
+		return m, errors.New("snapshot file fails its CRC")
+	}
+	return m, nil
 }
 
 // File names. The numbers are fixed-width hex so that names sort by them.

@@ -240,6 +240,9 @@ func appendMessage(b []byte, m *core.Message) []byte {
 		b = binary.AppendUvarint(b, s.LastIncludedTerm)
 		b = appendIDs(b, s.Config.Voters)
 		b = appendIDs(b, s.Config.Learners)
+		b = binary.AppendUvarint(b, s.Size)
+		b = binary.AppendUvarint(b, uint64(len(s.App)))
+		b = append(b, s.App...)
 	}
 	b = binary.AppendUvarint(b, uint64(len(m.Data)))
 	return append(b, m.Data...)
@@ -291,6 +294,8 @@ func decodeMessage(b []byte, m *core.Message) error {
 		s := &core.SnapshotMeta{LastIncludedIndex: d.uvarint(), LastIncludedTerm: d.uvarint()}
 		s.Config.Voters = d.ids()
 		s.Config.Learners = d.ids()
+		s.Size = d.uvarint()
+		s.App = d.bytes()
 		m.Snapshot = s
 	}
 	m.Data = d.bytes()

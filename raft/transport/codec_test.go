@@ -42,7 +42,11 @@ func randomMessage(r *rand.Rand) core.Message {
 		m.Entries = append(m.Entries, e)
 	}
 	if r.Intn(2) == 1 {
-		m.Snapshot = &core.SnapshotMeta{LastIncludedIndex: r.Uint64(), LastIncludedTerm: r.Uint64()}
+		m.Snapshot = &core.SnapshotMeta{LastIncludedIndex: r.Uint64(), LastIncludedTerm: r.Uint64(), Size: r.Uint64()}
+		if n := r.Intn(8); n > 0 {
+			m.Snapshot.App = make([]byte, n)
+			r.Read(m.Snapshot.App)
+		}
 		for range r.Intn(4) {
 			m.Snapshot.Config.Voters = append(m.Snapshot.Config.Voters, r.Intn(16))
 		}

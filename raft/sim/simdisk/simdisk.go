@@ -325,6 +325,18 @@ func (d *Disk) ReadFile(name string) ([]byte, error) {
 	return d.corrupt(slices.Clone(ino.data)), nil
 }
 
+// Size implements vfs.FS.
+func (d *Disk) Size(name string) (int64, error) {
+	if err := d.check("stat", name); err != nil {
+		return 0, err
+	}
+	ino, ok := d.names[filepath.Clean(name)]
+	if !ok {
+		return 0, pathErr("stat", name, fs.ErrNotExist)
+	}
+	return int64(len(ino.data)), nil
+}
+
 // OpenFile implements vfs.FS.
 func (d *Disk) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
 	if err := d.check("open", name); err != nil {

@@ -18,6 +18,8 @@ type FS interface {
 	ReadDir(dir string) ([]string, error)
 	// ReadFile reads a whole file.
 	ReadFile(name string) ([]byte, error)
+	// Size returns the size of a file.
+	Size(name string) (int64, error)
 	// OpenFile opens a file with os.OpenFile's flags (O_RDONLY, O_WRONLY,
 	// O_RDWR, O_CREATE, O_EXCL, O_TRUNC).
 	OpenFile(name string, flag int, perm os.FileMode) (File, error)
@@ -65,6 +67,15 @@ func (OS) ReadDir(dir string) ([]string, error) {
 
 // ReadFile implements FS.
 func (OS) ReadFile(name string) ([]byte, error) { return os.ReadFile(name) }
+
+// Size implements FS.
+func (OS) Size(name string) (int64, error) {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
 
 // OpenFile implements FS.
 func (OS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
