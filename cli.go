@@ -23,7 +23,8 @@ import (
 const prompt = "raft> "
 
 const usageText = `Usage: raft-consensus [flags]
-       raft-consensus bench [flags]
+       raft-consensus bench [flags]   (the benchmark; bench -h)
+       raft-consensus sim [flags]     (the deterministic simulation; sim -h)
 
 Starts an interactive REPL over a simulated Raft cluster (servers on
 127.0.0.1). Commands are typed as a number or a word, one per line, from a
