@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"slices"
 
@@ -36,6 +37,8 @@ type Host struct {
 	snapshotThresholdBytes uint64
 	onApply                func(node.CommitEntry)
 	onViolation            func(core.InvariantViolation)
+	onStorageFailure       func(error)
+	failed                 error
 	id                     int
 
 	applied      uint64
@@ -60,8 +63,12 @@ type HostConfig struct {
 	// from the log that the state machine cannot restore); if nil, the
 	// Host panics.
 	OnViolation func(core.InvariantViolation)
-	Tracer      trace.Tracer
-	ID          int // for traces
+	// OnStorageFailure, if set, is called when reading a snapshot failed
+	// (the disk returned other bytes than were written): the Host applies
+	// nothing more, and the node must stop. If nil, the Host panics.
+	OnStorageFailure func(error)
+	Tracer           trace.Tracer
+	ID               int // for traces
 }
 
 // NewHost returns a host of sm on n.
@@ -69,7 +76,7 @@ func NewHost(n Node, sm StateMachine, cfg HostConfig) *Host {
 	return &Host{
 		node: n, sm: sm, trace: trace.ForNode(cfg.Tracer, cfg.ID),
 		snapshotThreshold: cfg.SnapshotThreshold, snapshotThresholdBytes: cfg.SnapshotThresholdBytes,
-		onApply: cfg.OnApply, onViolation: cfg.OnViolation, id: cfg.ID, writes: map[uint64]*Write{},
+		onApply: cfg.OnApply, onViolation: cfg.OnViolation, onStorageFailure: cfg.OnStorageFailure, id: cfg.ID, writes: map[uint64]*Write{},
 	}
 }
 
@@ -194,6 +201,10 @@ func (h *Host) notLeader() error {
 // Applied returns the last index applied to the state machine.
 func (h *Host) Applied() uint64 { return h.applied }
 
+// Failed returns why the Host stopped applying (a snapshot storage could
+// not read back), or nil.
+func (h *Host) Failed() error { return h.failed }
+
 // StateMachine returns the state machine (for reads by tests and tools).
 func (h *Host) StateMachine() StateMachine { return h.sm }
 
@@ -209,7 +220,7 @@ type SnapshotJob struct {
 // job of writing it out (nil otherwise); the caller writes it, hands it to
 // the node, and reports with SnapshotDone.
 func (h *Host) Apply(batch []node.CommitEntry) *SnapshotJob {
-	for i := 0; i < len(batch); {
+	for i := 0; i < len(batch) && h.failed == nil; {
 		if batch[i].Snapshot != nil {
 			h.restore(&batch[i])
 			i++
@@ -267,8 +278,19 @@ func (h *Host) applyEntries(ents []node.CommitEntry) {
 func (h *Host) restore(e *node.CommitEntry) {
 	err := h.sm.Restore(storage.NewSnapshotReaderSection(e.Snapshot.Data))
 	e.Snapshot.Data.Close()
-	if err != nil {
+	if err != nil && !errors.Is(err, storage.ErrSnapshotRead) && !errors.As(err, new(*fs.PathError)) {
 		h.violated(fmt.Sprintf("cannot restore snapshot %d: %v", e.Index, err))
+	}
+	if err != nil {
+		// The disk failed the read: the state machine is not what the log
+		// says it is, and the node must not go on with it.
+		h.failed = fmt.Errorf("reading snapshot %d: %w", e.Index, err)
+		h.trace.Event(core.Event{Kind: core.EventStorageFailed, Peer: core.None, Detail: h.failed.Error()})
+		if h.onStorageFailure == nil {
+			panic(h.failed)
+		}
+		h.onStorageFailure(h.failed)
+		return
 	}
 	h.applied = max(h.applied, e.Index)
 	h.snapIndex, h.snapBytes = e.Index, 0

@@ -69,6 +69,9 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	s.host = NewHost(n, cfg.StateMachine, HostConfig{
 		SnapshotThreshold: cfg.SnapshotThreshold, SnapshotThresholdBytes: cfg.SnapshotThresholdBytes,
 		OnApply: cfg.OnApply, OnViolation: cfg.OnViolation, Tracer: cfg.Node.Tracer, ID: cfg.Node.ID,
+		// The node stops on the goroutine of its applier, which Stop does
+		// not wait for.
+		OnStorageFailure: func(error) { n.Stop() },
 	})
 	s.rpc, err = transport.Listen(cfg.Addr, n)
 	if err != nil {
@@ -221,6 +224,11 @@ func (s *Server) Query(ctx context.Context, query any) (any, error) {
 func (s *Server) stopped() error {
 	if err := s.node.Failed(); err != nil {
 		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.host.Failed(); err != nil {
+		return fmt.Errorf("%w: %v", node.ErrStorageFailed, err)
 	}
 	return node.ErrStopped
 }

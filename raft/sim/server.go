@@ -47,6 +47,10 @@ type server struct {
 	applies      [][]node.CommitEntry
 	snapWriting  bool
 
+	// restoreFailed is set when the state machine could not read a
+	// snapshot from storage: the process stops at the end of the step.
+	restoreFailed error
+
 	// Within a step.
 	stepping bool
 	out      []func()
@@ -127,9 +131,10 @@ func (s *server) start(boot []int) {
 			w.fail(fmt.Errorf("node %d loaded from storage: %w", s.id, err))
 		}
 	}
-	s.lastApplied, s.lastChecked = 0, 0
+	s.lastApplied, s.lastChecked, s.restoreFailed = 0, 0, nil
 	violated := func(v core.InvariantViolation) { w.fail(v) }
-	hc := kv.HostConfig{SnapshotThreshold: w.p.SnapshotEvery, OnApply: s.onApply, OnViolation: violated, Tracer: w.tracer, ID: s.id}
+	hc := kv.HostConfig{SnapshotThreshold: w.p.SnapshotEvery, OnApply: s.onApply, OnViolation: violated, Tracer: w.tracer, ID: s.id,
+		OnStorageFailure: func(err error) { s.restoreFailed = err }}
 	if w.opts.Host != nil {
 		w.opts.Host(&hc)
 	}
@@ -342,6 +347,11 @@ func (s *server) step(inputs []func()) {
 		return
 	case s.driver.Failed() != nil:
 		s.storageStop(s.driver.Failed())
+		return
+	case s.restoreFailed != nil:
+		err := s.restoreFailed
+		s.restoreFailed = nil
+		s.storageStop(err)
 		return
 	}
 	s.checkAfterStep()

@@ -41,8 +41,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -289,12 +287,15 @@ func (s *DiskStorage) loadSnapshot(files []namedFile) error {
 		return cmpUint64(y.b, x.b)
 	})
 	for _, nf := range files {
-		meta, err := readSnapshotFile(s.fs, filepath.Join(s.dir, nf.name))
-		if err != nil || meta.LastIncludedIndex != nf.a || meta.LastIncludedTerm != nf.b {
+		sf, err := openSnapshotFile(s.fs, filepath.Join(s.dir, nf.name), true)
+		if err != nil {
 			continue
 		}
-		s.snap, s.snapIndex, s.snapTerm = &meta, nf.a, nf.b
-		return nil
+		sf.Close()
+		if meta := sf.meta; meta.LastIncludedIndex == nf.a && meta.LastIncludedTerm == nf.b {
+			s.snap, s.snapIndex, s.snapTerm = &meta, nf.a, nf.b
+			return nil
+		}
 	}
 	return nil
 }
@@ -625,7 +626,7 @@ type diskSnapshotWriter struct {
 	f      vfs.File
 	path   string
 	size   uint64
-	crc    uint32
+	crcs   blockCRCs
 	closed bool // Close synced the data
 	done   bool // installed or aborted: the file is no longer ours
 	err    error
@@ -637,7 +638,7 @@ func (w *diskSnapshotWriter) Write(p []byte) (int, error) {
 	}
 	n, err := w.f.Write(p)
 	w.size += uint64(n)
-	w.crc = crc32.Update(w.crc, crcTable, p[:n])
+	w.crcs.write(p[:n])
 	if err != nil {
 		w.err = err
 		return n, fmt.Errorf("raft: disk storage: writing snapshot: %w", err)
@@ -745,7 +746,7 @@ func (s *DiskStorage) appendSnapshotRecord(kept bool) error {
 func (s *DiskStorage) finishSnapshotFile(meta core.SnapshotMeta, w *diskSnapshotWriter) error {
 	w.done = true
 	final := filepath.Join(s.dir, snapshotName(meta.LastIncludedIndex, meta.LastIncludedTerm))
-	_, err := w.f.Write(snapshotTrailer(meta, w.crc))
+	_, err := w.f.Write(snapshotTrailer(meta, w.crcs.all()))
 	if err == nil && !s.opts.NoSync && !s.opts.broken.ackBeforeSync {
 		err = w.f.Sync()
 	}
@@ -776,39 +777,12 @@ func (s *DiskStorage) OpenSnapshot() (SnapshotReader, error) {
 	if s.snap == nil {
 		return nil, nil
 	}
-	path := filepath.Join(s.dir, snapshotName(s.snapIndex, s.snapTerm))
-	f, err := s.fs.OpenFile(path, os.O_RDONLY, 0)
+	sf, err := openSnapshotFile(s.fs, filepath.Join(s.dir, snapshotName(s.snapIndex, s.snapTerm)), false)
 	if err != nil {
-		return nil, fmt.Errorf("raft: disk storage: %w", err)
+		return nil, fmt.Errorf("raft: disk storage: opening the snapshot: %w", err)
 	}
-	return &diskSnapshotReader{f: f, path: path, meta: *s.snap}, nil
+	return sf, nil
 }
-
-// diskSnapshotReader reads the data part of a snapshot file. An open file
-// stays readable after it is removed (on Unix, and on the simulated disk).
-type diskSnapshotReader struct {
-	f    vfs.File
-	path string
-	meta core.SnapshotMeta
-}
-
-func (r *diskSnapshotReader) ReadAt(p []byte, off int64) (int, error) {
-	if off >= int64(r.meta.Size) {
-		return 0, io.EOF
-	}
-	short := false
-	if rest := int64(r.meta.Size) - off; int64(len(p)) > rest {
-		p, short = p[:rest], true
-	}
-	n, err := r.f.ReadAt(p, off)
-	if err == nil && short {
-		err = io.EOF
-	}
-	return n, err
-}
-
-func (r *diskSnapshotReader) Close() error            { return r.f.Close() }
-func (r *diskSnapshotReader) Meta() core.SnapshotMeta { return r.meta }
 
 // removeCompacted deletes the snapshot files older than the current one and
 // the segments, oldest first, whose entries the snapshot all covers. The

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"math"
 	"math/rand"
@@ -20,6 +19,7 @@ import (
 	"testing"
 
 	"raft-consensus/raft/core"
+	"raft-consensus/raft/sim/simdisk"
 )
 
 var _ Storage = (*DiskStorage)(nil)
@@ -129,11 +129,13 @@ func storedSnapshot(t testing.TB, s Storage) *testSnapshot {
 	return &testSnapshot{Meta: meta, Data: data}
 }
 
-// snapshotFile is a snapshot file's content: the data, then the trailer.
-func snapshotFile(snap *testSnapshot) []byte {
+// snapshotFileBytes is a snapshot file's content: the data, then the trailer.
+func snapshotFileBytes(snap *testSnapshot) []byte {
 	meta := snap.Meta
 	meta.Size = uint64(len(snap.Data))
-	return append(append([]byte(nil), snap.Data...), snapshotTrailer(meta, crc32.Checksum(snap.Data, crcTable))...)
+	var crcs blockCRCs
+	crcs.write(snap.Data)
+	return append(append([]byte(nil), snap.Data...), snapshotTrailer(meta, crcs.all())...)
 }
 
 // inspectable is a Storage with the read methods both storages have.
@@ -537,7 +539,7 @@ func TestDiskStorageSnapshotCrashWindows(t *testing.T) {
 	}
 	writeSnapshotOnly := func(t *testing.T, dir string, snap *testSnapshot) {
 		path := filepath.Join(dir, snapshotName(snap.Meta.LastIncludedIndex, snap.Meta.LastIncludedTerm))
-		if err := os.WriteFile(path, snapshotFile(snap), 0o640); err != nil {
+		if err := os.WriteFile(path, snapshotFileBytes(snap), 0o640); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -585,7 +587,7 @@ func TestDiskStorageSnapshotCrashWindows(t *testing.T) {
 		s.Close()
 		// A newer snapshot that fails its CRC, and one cut short.
 		newer := &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 15, LastIncludedTerm: 2}, Data: []byte("fifteen")}
-		b := snapshotFile(newer)
+		b := snapshotFileBytes(newer)
 		b[2] ^= 1 // in the data: only the CRC tells
 		if err := os.WriteFile(filepath.Join(dir, snapshotName(15, 2)), b, 0o640); err != nil {
 			t.Fatal(err)
@@ -1224,7 +1226,7 @@ func FuzzDiskStorageOpen(f *testing.F) {
 		f.Fatal(err)
 	}
 	snap := &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 5, LastIncludedTerm: 1, Config: core.Configuration{Voters: []int{1, 2}}}, Data: []byte("data")}
-	snapFile := append(snapshotFile(snap), snap.Data...)
+	snapFile := append(snapshotFileBytes(snap), snap.Data...)
 	for _, mode := range []byte{0, 1} {
 		f.Add(mode, seg)
 		f.Add(mode, seg[:len(seg)-7])
@@ -1387,5 +1389,39 @@ func TestSnapshotStreaming(t *testing.T) {
 			}
 			checkStorage(t, s, core.HardState{Term: 1, VotedFor: 0}, 25, 1, testEntries(26, 30, 1))
 		})
+	}
+}
+
+// TestSnapshotReadsAreChecked: a read of a snapshot's data, at any offset
+// and after the file was checked at open, checks the blocks it touches, so
+// that a disk returning other bytes is caught, not restored or sent.
+func TestSnapshotReadsAreChecked(t *testing.T) {
+	disk := simdisk.New(rand.New(rand.NewSource(1)))
+	s, err := OpenDiskStorage("/data", DiskOptions{FS: disk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustSave(t, s, &core.HardState{Term: 1, VotedFor: 0}, testEntries(1, 5, 1))
+	data := bytes.Repeat([]byte("abcdefghij"), 20000) // 200 kB: four blocks
+	if err := saveSnapshot(s, &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 3, LastIncludedTerm: 1}, Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.OpenSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, 1000)
+	if _, err := r.ReadAt(buf, 65000); err != nil || !bytes.Equal(buf, data[65000:66000]) {
+		t.Fatalf("a read across a block boundary: %v", err)
+	}
+	disk.Faults.CorruptRead = 1
+	if _, err := r.ReadAt(buf, 130000); !errors.Is(err, ErrSnapshotRead) {
+		t.Fatalf("a corrupted read: %v, want ErrSnapshotRead", err)
+	}
+	disk.Faults.CorruptRead = 0
+	if _, err := io.ReadAll(NewSnapshotReaderSection(r)); err != nil {
+		t.Fatalf("after the fault: %v", err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math"
 	"os"
 	"strconv"
@@ -324,20 +325,29 @@ func findBatchHeader(data []byte, from int) int {
 }
 
 // Snapshot files are written as they are streamed: the data first, then,
-// once the snapshot is installed, its metadata and a footer:
+// once the snapshot is installed, its metadata, a checksum of every block
+// of the data, and a footer:
 //
-//	data | meta | metaLen uint32 | crc uint32 | magic [8]byte
+//	data | meta | blockCRC uint32 … | metaLen uint32 | blocks uint32 | crc uint32 | magic [8]byte
 //
-// crc is the CRC-32C of data and meta. meta is index uint64, term uint64,
-// size uint64 (of data), voters and learners (each a count uint32 and that
-// many int64), and the application's bytes (a length uint32 and the bytes).
+// blockCRC i is the CRC-32C of data block i (snapBlock bytes, the last one
+// shorter), so that every read of the data, whatever its offset, checks the
+// blocks it touches; crc is the CRC-32C of meta and the block CRCs. meta is
+// index uint64, term uint64, size uint64 (of data), voters and learners
+// (each a count uint32 and that many int64), and the application's bytes
+// (a length uint32 and the bytes).
 
 const (
-	snapMagic      = "RAFTSNP2"
-	snapFooterSize = 4 + 4 + 8
+	snapMagic      = "RAFTSNP3"
+	snapFooterSize = 4 + 4 + 4 + 8
+	snapBlock      = 64 << 10
 )
 
 var errBadSnapshot = errors.New("malformed snapshot file")
+
+// ErrSnapshotRead is what a read of a snapshot's data returns when a block
+// fails its checksum: the disk returned other bytes than were written.
+var ErrSnapshotRead = errors.New("snapshot data fails its checksum")
 
 func encodeSnapshotMeta(m core.SnapshotMeta) []byte {
 	b := make([]byte, 0, 8+8+8+4+8*len(m.Config.Voters)+4+8*len(m.Config.Learners)+4+len(m.App))
@@ -354,13 +364,46 @@ func encodeSnapshotMeta(m core.SnapshotMeta) []byte {
 	return append(b, m.App...)
 }
 
-// snapshotTrailer is what follows the data: the meta and the footer, for a
-// data CRC of dataCRC.
-func snapshotTrailer(m core.SnapshotMeta, dataCRC uint32) []byte {
+// blockCRCs computes the checksums of data's blocks as data is written.
+type blockCRCs struct {
+	crcs []uint32 // of the complete blocks
+	cur  uint32   // of the block being written
+	fill int      // bytes in it
+}
+
+func (c *blockCRCs) write(p []byte) {
+	for len(p) > 0 {
+		n := min(len(p), snapBlock-c.fill)
+		c.cur = crc32.Update(c.cur, crcTable, p[:n])
+		c.fill += n
+		p = p[n:]
+		if c.fill == snapBlock {
+			c.crcs = append(c.crcs, c.cur)
+			c.cur, c.fill = 0, 0
+		}
+	}
+}
+
+// all returns the checksums of every block, the last partial one included.
+func (c *blockCRCs) all() []uint32 {
+	if c.fill > 0 {
+		return append(c.crcs[:len(c.crcs):len(c.crcs)], c.cur)
+	}
+	return c.crcs
+}
+
+// snapshotTrailer is what follows the data: the meta, the block CRCs and
+// the footer.
+func snapshotTrailer(m core.SnapshotMeta, blocks []uint32) []byte {
 	meta := encodeSnapshotMeta(m)
 	b := append([]byte(nil), meta...)
+	for _, c := range blocks {
+		b = binary.LittleEndian.AppendUint32(b, c)
+	}
+	crc := crc32.Checksum(b, crcTable)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(meta)))
-	b = binary.LittleEndian.AppendUint32(b, crc32.Update(dataCRC, crcTable, meta))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(blocks)))
+	b = binary.LittleEndian.AppendUint32(b, crc)
 	return append(b, snapMagic...)
 }
 
@@ -409,56 +452,116 @@ func decodeSnapshotMeta(b []byte) (core.SnapshotMeta, error) {
 	return m, nil
 }
 
-// readSnapshotFile checks a snapshot file, streaming its data through the
-// CRC, and returns its metadata.
-func readSnapshotFile(fsys vfs.FS, path string) (core.SnapshotMeta, error) {
+// snapshotFile is an open snapshot file: its metadata and block checksums.
+type snapshotFile struct {
+	f      vfs.File
+	path   string
+	meta   core.SnapshotMeta
+	blocks []uint32
+}
+
+// openSnapshotFile opens a snapshot file and reads its trailer; with
+// verify it also reads all the data through the block checksums.
+func openSnapshotFile(fsys vfs.FS, path string, verify bool) (*snapshotFile, error) {
 	size, err := fsys.Size(path)
 	if err != nil {
-		return core.SnapshotMeta{}, err
+		return nil, err
 	}
 	if size < snapFooterSize {
-		return core.SnapshotMeta{}, errBadSnapshot
+		return nil, errBadSnapshot
 	}
 	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
-		return core.SnapshotMeta{}, err
+		return nil, err
 	}
-	defer f.Close()
+	sf, err := readSnapshotTrailer(f, path, size)
+	if err == nil && verify {
+		err = sf.verifyAll()
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return sf, nil
+}
+
+func readSnapshotTrailer(f vfs.File, path string, size int64) (*snapshotFile, error) {
 	footer := make([]byte, snapFooterSize)
 	if _, err := f.ReadAt(footer, size-snapFooterSize); err != nil {
-		return core.SnapshotMeta{}, err
+		return nil, err
 	}
 	metaLen := int64(binary.LittleEndian.Uint32(footer))
-	if string(footer[8:]) != snapMagic || metaLen > size-snapFooterSize {
-		return core.SnapshotMeta{}, errBadSnapshot
+	nblocks := int64(binary.LittleEndian.Uint32(footer[4:]))
+	rest := size - snapFooterSize
+	if string(footer[12:]) != snapMagic || metaLen > rest || nblocks > (rest-metaLen)/4 {
+		return nil, errBadSnapshot
 	}
-	metaOff := size - snapFooterSize - metaLen
-	meta := make([]byte, metaLen)
-	if _, err := f.ReadAt(meta, metaOff); err != nil {
-		return core.SnapshotMeta{}, err
+	trailer := make([]byte, metaLen+4*nblocks)
+	dataEnd := rest - int64(len(trailer))
+	if _, err := f.ReadAt(trailer, dataEnd); err != nil {
+		return nil, err
 	}
-	m, err := decodeSnapshotMeta(meta)
+	if crc32.Checksum(trailer, crcTable) != binary.LittleEndian.Uint32(footer[8:]) {
+		return nil, errors.New("snapshot file's metadata fails its CRC")
+	}
+	m, err := decodeSnapshotMeta(trailer[:metaLen])
 	if err != nil {
-		return m, err
+		return nil, err
 	}
-	if m.Size != uint64(metaOff) {
-		return m, errBadSnapshot
+	if m.Size != uint64(dataEnd) || nblocks != (dataEnd+snapBlock-1)/snapBlock {
+		return nil, errBadSnapshot
 	}
-	crc := uint32(0)
-	buf := make([]byte, 64<<10)
-	for off := int64(0); off < metaOff; {
-		n := int(min(int64(len(buf)), metaOff-off))
-		if _, err := f.ReadAt(buf[:n], off); err != nil {
-			return m, err
-		}
-		crc = crc32.Update(crc, crcTable, buf[:n])
-		off += int64(n)
+	sf := &snapshotFile{f: f, path: path, meta: m, blocks: make([]uint32, nblocks)}
+	for i := range sf.blocks {
+		sf.blocks[i] = binary.LittleEndian.Uint32(trailer[metaLen+4*int64(i):])
 	}
-	if crc32.Update(crc, crcTable, meta) != binary.LittleEndian.Uint32(footer[4:]) {
-		return m, errors.New("snapshot file fails its CRC")
-	}
-	return m, nil
+	return sf, nil
 }
+
+// ReadAt reads data, checking every block it touches.
+func (sf *snapshotFile) ReadAt(p []byte, off int64) (int, error) {
+	size := int64(sf.meta.Size)
+	if off >= size {
+		return 0, io.EOF
+	}
+	want := min(int64(len(p)), size-off)
+	var block []byte
+	n := 0
+	for int64(n) < want {
+		pos := off + int64(n)
+		b := pos / snapBlock
+		start := b * snapBlock
+		end := min(start+snapBlock, size)
+		if cap(block) < int(end-start) {
+			block = make([]byte, end-start)
+		}
+		block = block[:end-start]
+		if _, err := sf.f.ReadAt(block, start); err != nil {
+			return n, fmt.Errorf("raft: disk storage: reading %s: %w", sf.path, err)
+		}
+		if crc32.Checksum(block, crcTable) != sf.blocks[b] {
+			return n, fmt.Errorf("raft: disk storage: %s at offset %d: %w", sf.path, start, ErrSnapshotRead)
+		}
+		n += copy(p[n:want], block[pos-start:])
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (sf *snapshotFile) verifyAll() error {
+	buf := make([]byte, snapBlock)
+	for off := int64(0); off < int64(sf.meta.Size); off += snapBlock {
+		if _, err := sf.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (sf *snapshotFile) Close() error            { return sf.f.Close() }
+func (sf *snapshotFile) Meta() core.SnapshotMeta { return sf.meta }
 
 // File names. The numbers are fixed-width hex so that names sort by them.
 
