@@ -99,7 +99,8 @@ func AppendJSON(b []byte, ts time.Time, node string, e core.Event) []byte {
 	b = append(b, `{"time":"`...)
 	b = ts.AppendFormat(b, "15:04:05.000000")
 	b = append(b, `","node":`...)
-	b = strconv.AppendQuote(b, node)
+	nodeJSON, _ := json.Marshal(node) // not strconv.Quote: Go's \x escapes are not JSON
+	b = append(b, nodeJSON...)
 	b = append(b, ',')
 	b = append(b, fields[1:len(fields)-1]...)
 	text, _ := json.Marshal(e.Text())
