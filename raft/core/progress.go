@@ -123,3 +123,17 @@ func (p *progress) acked(matchIndex uint64) bool {
 	}
 	return true
 }
+
+// replyingPeer is the progress of the follower a reply came from, marked as
+// heard from (for CheckQuorum), or nil when the reply is for a leader this
+// server no longer is, or from a server no longer in the configuration.
+func (c *Core) replyingPeer(m Message) *progress {
+	if c.role != Leader {
+		return nil
+	}
+	pr := c.prs[m.From]
+	if pr != nil {
+		pr.recentActive = true
+	}
+	return pr
+}

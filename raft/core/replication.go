@@ -212,14 +212,10 @@ func (c *Core) commitTo(index uint64) {
 // matchIndex and maybe commitIndex on success, back nextIndex off on a
 // rejection (§5.3).
 func (c *Core) handleAppendReply(m Message) {
-	if c.role != Leader {
-		return
-	}
-	pr := c.prs[m.From]
+	pr := c.replyingPeer(m)
 	if pr == nil {
 		return
 	}
-	pr.recentActive = true
 	c.ackReadRound(pr, m.ReadRound)
 	if !m.Success {
 		c.handleAppendRejection(m.From, pr, m)

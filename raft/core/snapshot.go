@@ -162,14 +162,10 @@ func (c *Core) handleInstallSnapshot(m Message) *Message {
 }
 
 func (c *Core) handleInstallSnapshotReply(m Message) {
-	if c.role != Leader {
-		return
-	}
-	pr := c.prs[m.From]
+	pr := c.replyingPeer(m)
 	if pr == nil {
 		return
 	}
-	pr.recentActive = true
 	if m.Success {
 		if m.MatchIndex > c.log.lastIndex() {
 			return

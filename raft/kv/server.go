@@ -172,17 +172,7 @@ func (s *Server) Propose(ctx context.Context, cmd []byte) (any, error) {
 		s.host.Proposed(w, r)
 		s.mu.Unlock()
 	})
-	select {
-	case out := <-done:
-		return out.result, out.err
-	case <-ctx.Done():
-		s.mu.Lock()
-		s.host.Abandon(w)
-		s.mu.Unlock()
-		return nil, ctx.Err()
-	case <-s.node.Done():
-		return nil, s.stopped()
-	}
+	return s.await(ctx, done, func() { s.host.Abandon(w) })
 }
 
 // Read serves a linearizable read with ReadIndex: no log entry is written.
@@ -207,12 +197,18 @@ func (s *Server) Query(ctx context.Context, query any) (any, error) {
 		s.host.ReadIndexed(r, index, err)
 		s.mu.Unlock()
 	})
+	return s.await(ctx, done, func() { s.host.AbandonRead(r) })
+}
+
+// await waits for an operation's outcome; if the caller gives up first, the
+// host is told to abandon it (under s.mu).
+func (s *Server) await(ctx context.Context, done <-chan outcome, abandon func()) (any, error) {
 	select {
 	case out := <-done:
 		return out.result, out.err
 	case <-ctx.Done():
 		s.mu.Lock()
-		s.host.AbandonRead(r)
+		abandon()
 		s.mu.Unlock()
 		return nil, ctx.Err()
 	case <-s.node.Done():

@@ -842,58 +842,6 @@ func (s *DiskStorage) Load() (core.HardState, *core.SnapshotMeta, []core.Entry, 
 	return s.hard, meta, ents, nil
 }
 
-// FirstIndex implements Storage.
-func (s *DiskStorage) FirstIndex() (uint64, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return 0, ErrClosed
-	}
-	return s.snapIndex + 1, nil
-}
-
-// LastIndex implements Storage.
-func (s *DiskStorage) LastIndex() (uint64, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return 0, ErrClosed
-	}
-	return s.lastIndex(), nil
-}
-
-// Entries implements Storage.
-func (s *DiskStorage) Entries(lo, hi uint64) ([]core.Entry, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	switch {
-	case s.closed:
-		return nil, ErrClosed
-	case lo <= s.snapIndex:
-		return nil, ErrCompacted
-	case hi > s.lastIndex()+1 || lo > hi:
-		return nil, ErrUnavailable
-	}
-	return s.readEntries(lo, hi)
-}
-
-// Term implements Storage.
-func (s *DiskStorage) Term(i uint64) (uint64, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	switch {
-	case s.closed:
-		return 0, ErrClosed
-	case i < s.snapIndex:
-		return 0, ErrCompacted
-	case i == s.snapIndex:
-		return s.snapTerm, nil
-	case i > s.lastIndex():
-		return 0, ErrUnavailable
-	}
-	return s.ents[i-s.snapIndex-1].term, nil
-}
-
 // readEntries reads [lo, hi), which the caller checked is stored, with one
 // read per run of records that lie next to each other in a segment. The
 // entries' Data share that read's buffer.

@@ -138,18 +138,42 @@ func snapshotFileBytes(snap *testSnapshot) []byte {
 	return append(append([]byte(nil), snap.Data...), snapshotTrailer(meta, crcs.all())...)
 }
 
-// inspectable is a Storage with the read methods both storages have.
-type inspectable interface {
-	Storage
-	FirstIndex() (uint64, error)
-	LastIndex() (uint64, error)
-	Entries(lo, hi uint64) ([]core.Entry, error)
-	Term(i uint64) (uint64, error)
+// stored is what a storage holds, as its Load reports it.
+type stored struct {
+	hs                  core.HardState
+	snapIndex, snapTerm uint64
+	ents                []core.Entry
+}
+
+func load(t *testing.T, s Storage) stored {
+	t.Helper()
+	hs, snap, ents, err := s.Load()
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	st := stored{hs: hs, ents: ents}
+	if snap != nil {
+		st.snapIndex, st.snapTerm = snap.LastIncludedIndex, snap.LastIncludedTerm
+	}
+	return st
+}
+
+func (st stored) last() uint64 { return st.snapIndex + uint64(len(st.ents)) }
+
+// term is the term of the entry at i, if it is stored or is the snapshot's last.
+func (st stored) term(i uint64) (uint64, bool) {
+	switch {
+	case i == st.snapIndex:
+		return st.snapTerm, true
+	case i > st.snapIndex && i <= st.last():
+		return st.ents[i-st.snapIndex-1].Term, true
+	}
+	return 0, false
 }
 
 // checkStorage compares everything s reports with what is expected: the
 // hard state, the snapshot's boundary, and the entries after it.
-func checkStorage(t *testing.T, s inspectable, wantHS core.HardState, snapIndex, snapTerm uint64, want []core.Entry) {
+func checkStorage(t *testing.T, s Storage, wantHS core.HardState, snapIndex, snapTerm uint64, want []core.Entry) {
 	t.Helper()
 	hs, snap, ents, err := s.Load()
 	if err != nil {
@@ -166,41 +190,6 @@ func checkStorage(t *testing.T, s inspectable, wantHS core.HardState, snapIndex,
 	}
 	if !sameEntries(ents, want) {
 		t.Errorf("Load entries %v, want %v", summarize(ents), summarize(want))
-	}
-	first, _ := s.FirstIndex()
-	last, _ := s.LastIndex()
-	wantLast := snapIndex + uint64(len(want))
-	if first != snapIndex+1 || last != wantLast {
-		t.Errorf("FirstIndex, LastIndex = %d, %d, want %d, %d", first, last, snapIndex+1, wantLast)
-	}
-	if term, err := s.Term(snapIndex); err != nil || term != snapTerm {
-		t.Errorf("Term(%d) = %d, %v, want %d", snapIndex, term, err, snapTerm)
-	}
-	for _, e := range want {
-		if term, err := s.Term(e.Index); err != nil || term != e.Term {
-			t.Errorf("Term(%d) = %d, %v, want %d", e.Index, term, err, e.Term)
-		}
-	}
-	if _, err := s.Term(wantLast + 1); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("Term(last+1): %v, want ErrUnavailable", err)
-	}
-	if snapIndex > 0 {
-		if _, err := s.Term(snapIndex - 1); !errors.Is(err, ErrCompacted) {
-			t.Errorf("Term(snapIndex-1): %v, want ErrCompacted", err)
-		}
-		if _, err := s.Entries(snapIndex, wantLast+1); !errors.Is(err, ErrCompacted) {
-			t.Errorf("Entries(snapIndex, ...): %v, want ErrCompacted", err)
-		}
-	}
-	if _, err := s.Entries(snapIndex+1, wantLast+2); !errors.Is(err, ErrUnavailable) {
-		t.Errorf("Entries(.., last+2): %v, want ErrUnavailable", err)
-	}
-	if len(want) > 2 {
-		mid := want[1 : len(want)-1]
-		got, err := s.Entries(mid[0].Index, mid[len(mid)-1].Index+1)
-		if err != nil || !sameEntries(got, mid) {
-			t.Errorf("Entries(%d, %d) = %v, %v", mid[0].Index, mid[len(mid)-1].Index+1, summarize(got), err)
-		}
 	}
 }
 
@@ -267,9 +256,6 @@ func TestDiskStorageEmpty(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "does", "not", "exist")
 	s := openDisk(t, dir, DiskOptions{})
 	checkStorage(t, s, core.HardState{Term: 0, VotedFor: core.None}, 0, 0, nil)
-	if got, err := s.Entries(1, 1); err != nil || len(got) != 0 {
-		t.Errorf("Entries(1, 1) = %v, %v", got, err)
-	}
 	// An empty Save writes nothing.
 	mustSave(t, s, nil, nil)
 	s = reopenDisk(t, s, dir, DiskOptions{})
@@ -363,11 +349,7 @@ func TestDiskStorageSegmentRollover(t *testing.T) {
 	if len(segs) < 10 {
 		t.Fatalf("%d segments after 200 entries with 1 KiB segments, want many", len(segs))
 	}
-	checkStorage(t, s, hs, 0, 0, want)
-	// A range spanning every segment comes back whole.
-	if got, err := s.Entries(1, 201); err != nil || !sameEntries(got, want) {
-		t.Fatalf("Entries(1, 201) across %d segments: %v", len(segs), err)
-	}
+	checkStorage(t, s, hs, 0, 0, want) // Load reads across every segment
 	s = reopenDisk(t, s, dir, opts)
 	checkStorage(t, s, hs, 0, 0, want)
 
@@ -852,17 +834,11 @@ func TestDiskStorageClosed(t *testing.T) {
 	if _, _, _, err := s.Load(); !errors.Is(err, ErrClosed) {
 		t.Errorf("Load after Close: %v", err)
 	}
-	if _, err := s.Entries(1, 2); !errors.Is(err, ErrClosed) {
-		t.Errorf("Entries after Close: %v", err)
+	if _, err := s.OpenSnapshot(); !errors.Is(err, ErrClosed) {
+		t.Errorf("OpenSnapshot after Close: %v", err)
 	}
-	if _, err := s.Term(1); !errors.Is(err, ErrClosed) {
-		t.Errorf("Term after Close: %v", err)
-	}
-	if _, err := s.FirstIndex(); !errors.Is(err, ErrClosed) {
-		t.Errorf("FirstIndex after Close: %v", err)
-	}
-	if _, err := s.LastIndex(); !errors.Is(err, ErrClosed) {
-		t.Errorf("LastIndex after Close: %v", err)
+	if _, err := s.CreateSnapshot(2); !errors.Is(err, ErrClosed) {
+		t.Errorf("CreateSnapshot after Close: %v", err)
 	}
 }
 
@@ -881,16 +857,14 @@ func TestDiskStorageConcurrentUse(t *testing.T) {
 					return
 				default:
 				}
-				first, _ := s.FirstIndex()
-				last, _ := s.LastIndex()
-				if last < first {
-					continue
-				}
-				// Compaction may overtake the read: ErrCompacted is fine.
-				ents, err := s.Entries(first, last+1)
-				if err != nil && !errors.Is(err, ErrCompacted) {
-					t.Errorf("Entries(%d, %d): %v", first, last+1, err)
+				_, snap, ents, err := s.Load()
+				if err != nil {
+					t.Errorf("Load: %v", err)
 					return
+				}
+				first := uint64(1)
+				if snap != nil {
+					first = snap.LastIncludedIndex + 1
 				}
 				for i, e := range ents {
 					if e.Index != first+uint64(i) {
@@ -928,8 +902,8 @@ func TestDiskStorageMatchesMemoryStorage(t *testing.T) {
 			term := uint64(1)
 			hs := core.HardState{Term: 1, VotedFor: core.None}
 			for step := 0; step < 250; step++ {
-				first, _ := mem.FirstIndex()
-				last, _ := mem.LastIndex()
+				m := load(t, mem)
+				first, last := m.snapIndex+1, m.last()
 				var what string
 				switch op := rng.Intn(20); {
 				case op < 10: // append
@@ -954,8 +928,8 @@ func TestDiskStorageMatchesMemoryStorage(t *testing.T) {
 					compareErr(t, what, mem.Save(nil, ents), disk.Save(nil, ents))
 				case op < 16: // snapshot, matching or not
 					index := first - 1 + uint64(rng.Intn(int(last-first+4)))
-					sterm, err := mem.Term(index)
-					if err != nil || rng.Intn(3) == 0 {
+					sterm, ok := m.term(index)
+					if !ok || rng.Intn(3) == 0 {
 						sterm = term + uint64(rng.Intn(2))
 					}
 					snap := &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: index, LastIncludedTerm: sterm, Config: core.Configuration{Voters: []int{0, rng.Intn(5)}}}, Data: []byte(fmt.Sprint("snap", index))}
@@ -999,20 +973,6 @@ func compareStorages(t *testing.T, when string, mem *MemoryStorage, disk *DiskSt
 	}
 	if !sameEntries(ments, dents) {
 		t.Errorf("%s: entries %s, memory has %s", when, summarize(dents), summarize(ments))
-	}
-	mf, _ := mem.FirstIndex()
-	df, _ := disk.FirstIndex()
-	ml, _ := mem.LastIndex()
-	dl, _ := disk.LastIndex()
-	if mf != df || ml != dl {
-		t.Errorf("%s: first, last %d, %d, memory has %d, %d", when, df, dl, mf, ml)
-	}
-	for i := mf - 1; i <= ml+1; i++ {
-		mt, merr := mem.Term(i)
-		dt, derr := disk.Term(i)
-		if mt != dt || !errors.Is(derr, merr) {
-			t.Errorf("%s: Term(%d) = %d, %v, memory says %d, %v", when, i, dt, derr, mt, merr)
-		}
 	}
 }
 
@@ -1270,7 +1230,7 @@ func FuzzDiskStorageOpen(f *testing.F) {
 				t.Fatalf("entry %d at position %d after snapshot %d", e.Index, i, snapIndex)
 			}
 		}
-		last, _ := s.LastIndex()
+		last := snapIndex + uint64(len(ents))
 		if last == math.MaxUint64 {
 			s.Close()
 			return
@@ -1279,9 +1239,9 @@ func FuzzDiskStorageOpen(f *testing.F) {
 		mustSave(t, s, &core.HardState{Term: hs.Term, VotedFor: 1}, []core.Entry{next})
 		s = reopenDisk(t, s, dir, opts)
 		defer s.Close()
-		got, err := s.Entries(next.Index, next.Index+1)
-		if err != nil || !sameEntries(got, []core.Entry{next}) {
-			t.Fatalf("entry saved after open: %v, %v", got, err)
+		after := load(t, s)
+		if got, ok := after.term(next.Index); !ok || got != next.Term || !sameEntries(after.ents[len(after.ents)-1:], []core.Entry{next}) {
+			t.Fatalf("entry saved after open: stored log %s", summarize(after.ents))
 		}
 	})
 }
@@ -1332,7 +1292,7 @@ func BenchmarkDiskStorageSave(b *testing.B) {
 // still reads it.
 func TestSnapshotStreaming(t *testing.T) {
 	dir := t.TempDir()
-	for name, s := range map[string]inspectable{"memory": NewMemoryStorage(), "disk": openDisk(t, dir, DiskOptions{})} {
+	for name, s := range map[string]Storage{"memory": NewMemoryStorage(), "disk": openDisk(t, dir, DiskOptions{})} {
 		t.Run(name, func(t *testing.T) {
 			defer s.Close()
 			mustSave(t, s, &core.HardState{Term: 1, VotedFor: 0}, testEntries(1, 30, 1))

@@ -211,47 +211,5 @@ func (r *memSnapshotReader) ReadAt(p []byte, off int64) (int, error) { return r.
 func (r *memSnapshotReader) Close() error                            { return nil }
 func (r *memSnapshotReader) Meta() core.SnapshotMeta                 { return r.snap.meta }
 
-// FirstIndex implements Storage.
-func (s *MemoryStorage) FirstIndex() (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.snapIndex + 1, nil
-}
-
-// LastIndex implements Storage.
-func (s *MemoryStorage) LastIndex() (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastIndex(), nil
-}
-
-// Entries implements Storage.
-func (s *MemoryStorage) Entries(lo, hi uint64) ([]core.Entry, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if lo <= s.snapIndex {
-		return nil, ErrCompacted
-	}
-	if hi > s.lastIndex()+1 || lo > hi {
-		return nil, ErrUnavailable
-	}
-	return s.copyRange(lo, hi), nil
-}
-
-// Term implements Storage.
-func (s *MemoryStorage) Term(i uint64) (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case i < s.snapIndex:
-		return 0, ErrCompacted
-	case i == s.snapIndex:
-		return s.snapTerm, nil
-	case i > s.lastIndex():
-		return 0, ErrUnavailable
-	}
-	return s.at(i).Term, nil
-}
-
 // Close implements Storage; a MemoryStorage stays usable after it.
 func (s *MemoryStorage) Close() error { return nil }

@@ -74,7 +74,6 @@ func NewSnapshotReaderSection(r SnapshotReader) *io.SectionReader {
 
 // Errors a Storage returns.
 var (
-	ErrCompacted   = errors.New("requested entry was compacted into a snapshot")
 	ErrUnavailable = errors.New("requested entry is beyond the last stored one")
 	ErrClosed      = errors.New("storage is closed")
 	ErrSnapshot    = errors.New("snapshot writer misused")
