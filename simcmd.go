@@ -70,6 +70,8 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	faults, err := sim.ParseFaults(f.faults)
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
 	switch {
 	case fs.NArg() > 0:
 		return bad("unexpected argument %q (flags only; see sim -h)", fs.Arg(0))
@@ -77,10 +79,12 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		return bad("-faults: %v", err)
 	case f.seeds <= 0:
 		return bad("-seeds must be a positive number, not %d", f.seeds)
-	case (f.html != "" || f.trace != "") && f.seed == 0:
+	case (f.html != "" || f.trace != "") && !given["seed"]:
 		return bad("-html and -trace describe one run: give its seed with -seed")
+	case given["seed"] && (given["seeds"] || given["first"]):
+		return bad("-seed runs one seed: -seeds and -first are for a range of seeds")
 	}
-	if f.seed != 0 {
+	if given["seed"] {
 		return simOne(f, faults, stdout, stderr)
 	}
 
@@ -119,10 +123,19 @@ func simOne(f simFlags, faults sim.FaultSet, stdout, stderr io.Writer) int {
 	if f.trace != "" {
 		var err error
 		if traceFile, err = os.Create(f.trace); err != nil {
-			fmt.Fprintf(stderr, "sim: %v\n", err)
+			fmt.Fprintf(stderr, "sim: -trace: %v\n", err)
 			return 2
 		}
 		defer traceFile.Close()
+	}
+	var htmlFile *os.File
+	if f.html != "" { // created now: a bad path fails before the run, not after
+		var err error
+		if htmlFile, err = os.Create(f.html); err != nil {
+			fmt.Fprintf(stderr, "sim: -html: %v\n", err)
+			return 2
+		}
+		defer htmlFile.Close()
 	}
 	var ring *trace.RingTracer
 	opts.TraceTo = func(now func() time.Time) trace.Tracer {
@@ -147,7 +160,7 @@ func simOne(f simFlags, faults sim.FaultSet, stdout, stderr io.Writer) int {
 		code = 1
 	}
 	if ring != nil {
-		if err := writeSimDiagram(f.html, f.seed, ring); err != nil {
+		if err := writeSimDiagram(htmlFile, f.seed, ring); err != nil {
 			fmt.Fprintf(stderr, "sim: %v\n", err)
 			return 1
 		}
@@ -156,12 +169,8 @@ func simOne(f simFlags, faults sim.FaultSet, stdout, stderr io.Writer) int {
 	return code
 }
 
-func writeSimDiagram(path string, seed int64, ring *trace.RingTracer) error {
+func writeSimDiagram(out *os.File, seed int64, ring *trace.RingTracer) error {
 	run, _ := diagram.FromRecords(fmt.Sprintf("simulation seed %d", seed), ring.Last(0))
-	out, err := os.Create(path)
-	if err != nil {
-		return err
-	}
 	werr := diagram.WriteHTML(out, []*diagram.Run{run}, diagram.HTMLOptions{HideHeartbeats: true})
 	if cerr := out.Close(); werr == nil {
 		werr = cerr

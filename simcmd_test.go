@@ -47,9 +47,20 @@ func TestSimCommandOneSeedWithDiagramAndTrace(t *testing.T) {
 	}
 }
 
+// Seed 0 is a seed like any other (the range -first 0 runs it, and a
+// failure there prints "replay: go run . sim -seed 0").
+func TestSimCommandSeedZero(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := runSim([]string{"-seed", "0", "-faults", "none"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "seed 0: ") {
+		t.Fatalf("exit %d, output %q %q", code, out.String(), errOut.String())
+	}
+}
+
 func TestSimCommandBadFlags(t *testing.T) {
 	for _, args := range [][]string{
-		{"-seeds", "0"}, {"-seeds", "x"}, {"-faults", "net,cosmic"}, {"-html", "x.html"}, {"extra"},
+		{"-seeds", "0"}, {"-seeds", "x"}, {"-faults", "net,cosmic"}, {"-faults", ","}, {"-html", "x.html"}, {"extra"},
+		{"-seed", "3", "-seeds", "5"}, {"-seed", "3", "-first", "9"},
+		{"-seed", "3", "-html", "/nonexistent/dir/x.html"}, {"-seed", "3", "-trace", "/nonexistent/dir/x.jsonl"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := runSim(args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "sim") {

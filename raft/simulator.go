@@ -481,9 +481,6 @@ func (s *ClusterSimulator) Partition(groups ...[]int) error {
 	return nil
 }
 
-// Partitioned returns the partition in force (nil if none).
-func (s *ClusterSimulator) Partitioned() [][]int { return s.faults.Groups() }
-
 // Heal removes the partition and every cut link (disconnected servers
 // stay disconnected).
 func (s *ClusterSimulator) Heal() {

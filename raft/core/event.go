@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 )
 
 // Event is one thing a server (or a simulator) reports: structured, so
@@ -409,11 +408,4 @@ func Info(format string, args ...any) Event {
 // Fault returns a fault event; groups, if any, are a partition's.
 func Fault(groups [][]int, format string, args ...any) Event {
 	return Event{Kind: EventFault, Peer: None, Groups: groups, Detail: fmt.Sprintf(format, args...)}
-}
-
-// FaultName is the first word of a fault event's detail: crash, restart,
-// partition, heal, …
-func (e Event) FaultName() string {
-	name, _, _ := strings.Cut(e.Detail, " ")
-	return name
 }

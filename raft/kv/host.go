@@ -60,8 +60,9 @@ type HostConfig struct {
 	// OnApply, if set, sees every committed entry after it is applied.
 	OnApply func(node.CommitEntry)
 	// OnViolation, if set, is called when an invariant breaks (a snapshot
-	// from the log that the state machine cannot restore); if nil, the
-	// Host panics.
+	// from the log that the state machine cannot restore): the Host
+	// applies nothing more, and the node must stop. If nil, the Host
+	// panics.
 	OnViolation func(core.InvariantViolation)
 	// OnStorageFailure, if set, is called when reading a snapshot failed
 	// (the disk returned other bytes than were written): the Host applies
@@ -202,7 +203,7 @@ func (h *Host) notLeader() error {
 func (h *Host) Applied() uint64 { return h.applied }
 
 // Failed returns why the Host stopped applying (a snapshot storage could
-// not read back), or nil.
+// not read back, or a core.InvariantViolation), or nil.
 func (h *Host) Failed() error { return h.failed }
 
 // StateMachine returns the state machine (for reads by tests and tools).
@@ -279,7 +280,10 @@ func (h *Host) restore(e *node.CommitEntry) {
 	err := h.sm.Restore(storage.NewSnapshotReaderSection(e.Snapshot.Data))
 	e.Snapshot.Data.Close()
 	if err != nil && !errors.Is(err, storage.ErrSnapshotRead) && !errors.As(err, new(*fs.PathError)) {
-		h.violated(fmt.Sprintf("cannot restore snapshot %d: %v", e.Index, err))
+		// The bytes are what was written, and the state machine cannot
+		// take them: a bug, not the disk. Nothing more is applied.
+		h.failed = h.violated(fmt.Sprintf("cannot restore snapshot %d: %v", e.Index, err))
+		return
 	}
 	if err != nil {
 		// The disk failed the read: the state machine is not what the log
@@ -310,14 +314,15 @@ func (h *Host) restore(e *node.CommitEntry) {
 }
 
 // violated reports a broken invariant to the tracer and the hook, or
-// panics.
-func (h *Host) violated(what string) {
+// panics; it returns the violation.
+func (h *Host) violated(what string) core.InvariantViolation {
 	h.trace.Event(core.Event{Kind: core.EventSafety, Peer: core.None, Detail: what})
 	v := core.InvariantViolation{Node: h.id, What: what}
 	if h.onViolation == nil {
 		panic(v)
 	}
 	h.onViolation(v)
+	return v
 }
 
 // outcome tells a writer whose index was applied without it being notified

@@ -17,6 +17,12 @@ import (
 // machine on it, and a net/rpc listener on 127.0.0.1 that serves the node's
 // RPCs to its peers. The decisions are the Host's (and the node's Driver's);
 // the Server adds the goroutines, the lock and the waiting.
+//
+// The node goroutine never waits for the Host: a slow Apply or Restore
+// holds mu, and a node goroutine blocked on it would send no heartbeats and
+// answer no RPCs. What the node reports (a command appended, a read index
+// known) is posted to the inbox instead, and the apply goroutine hands it
+// to the Host, between batches.
 type Server struct {
 	id        int
 	node      *node.RaftNode
@@ -26,8 +32,39 @@ type Server struct {
 
 	mu        sync.Mutex // guards host
 	host      *Host
+	inbox     inbox
 	applyDone chan struct{}
 	snapWG    sync.WaitGroup
+}
+
+// inbox queues work for the Host without ever blocking the poster on it:
+// its own lock is held only to append or to take the queue.
+type inbox struct {
+	mu    sync.Mutex
+	queue []func(*Host)
+	wake  chan struct{} // capacity 1: something is queued
+}
+
+func (b *inbox) post(f func(*Host)) {
+	b.mu.Lock()
+	b.queue = append(b.queue, f)
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run hands everything queued to h, in order (the caller holds the
+// Server's mu).
+func (b *inbox) run(h *Host) {
+	b.mu.Lock()
+	queue := b.queue
+	b.queue = nil
+	b.mu.Unlock()
+	for _, f := range queue {
+		f(h)
+	}
 }
 
 // ServerConfig configures a Server.
@@ -64,13 +101,21 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	s := &Server{
 		id: cfg.Node.ID, node: n, transport: cfg.Transport,
 		trace:     trace.ForNode(cfg.Node.Tracer, cfg.Node.ID),
+		inbox:     inbox{wake: make(chan struct{}, 1)},
 		applyDone: make(chan struct{}),
+	}
+	onViolation := cfg.OnViolation
+	if onViolation != nil { // nil: the Host panics
+		onViolation = func(v core.InvariantViolation) {
+			cfg.OnViolation(v)
+			n.Stop() // on the apply goroutine, as OnStorageFailure
+		}
 	}
 	s.host = NewHost(n, cfg.StateMachine, HostConfig{
 		SnapshotThreshold: cfg.SnapshotThreshold, SnapshotThresholdBytes: cfg.SnapshotThresholdBytes,
-		OnApply: cfg.OnApply, OnViolation: cfg.OnViolation, Tracer: cfg.Node.Tracer, ID: cfg.Node.ID,
-		// The node stops on the goroutine of its applier, which Stop does
-		// not wait for.
+		OnApply: cfg.OnApply, OnViolation: onViolation, Tracer: cfg.Node.Tracer, ID: cfg.Node.ID,
+		// Called on the apply goroutine, under mu: the node's shutdown
+		// never waits for mu (see inbox), so it can stop the node there.
 		OnStorageFailure: func(error) { n.Stop() },
 	})
 	s.rpc, err = transport.Listen(cfg.Addr, n)
@@ -111,15 +156,31 @@ func (s *Server) Stop() {
 }
 
 // applyLoop applies committed entries, a batch at a time under the lock,
-// and starts the snapshots the Host asks for.
+// hands the Host what the node posted to the inbox, and starts the
+// snapshots the Host asks for.
 func (s *Server) applyLoop() {
 	defer close(s.applyDone)
-	for batch := range s.node.CommitBatches() {
-		s.mu.Lock()
-		job := s.host.Apply(batch)
-		s.mu.Unlock()
-		if job != nil {
-			s.startSnapshot(job)
+	batches := s.node.CommitBatches()
+	for {
+		select {
+		case batch, ok := <-batches:
+			s.mu.Lock()
+			s.inbox.run(s.host) // appended before they were committed
+			var job *SnapshotJob
+			if ok {
+				job = s.host.Apply(batch)
+			}
+			s.mu.Unlock()
+			if !ok {
+				return
+			}
+			if job != nil {
+				s.startSnapshot(job)
+			}
+		case <-s.inbox.wake:
+			s.mu.Lock()
+			s.inbox.run(s.host)
+			s.mu.Unlock()
 		}
 	}
 }
@@ -165,14 +226,12 @@ type outcome struct {
 func (s *Server) Propose(ctx context.Context, cmd []byte) (any, error) {
 	done := make(chan outcome, 1)
 	w := NewWrite(cmd, func(res any, err error) { done <- outcome{res, err} })
-	// The node goroutine registers the waiter as soon as it has appended
-	// the command, so the caller waits once, for the outcome.
+	// The node goroutine posts the answer as soon as it has appended the
+	// command, so the caller waits once, for the outcome.
 	s.node.ProposeAsync(cmd, func(r node.ProposeResult) {
-		s.mu.Lock()
-		s.host.Proposed(w, r)
-		s.mu.Unlock()
+		s.inbox.post(func(h *Host) { h.Proposed(w, r) })
 	})
-	return s.await(ctx, done, func() { s.host.Abandon(w) })
+	return s.await(ctx, done, func(h *Host) { h.Abandon(w) })
 }
 
 // Read serves a linearizable read with ReadIndex: no log entry is written.
@@ -192,24 +251,22 @@ func (s *Server) Read(ctx context.Context, key string) (Result, error) {
 func (s *Server) Query(ctx context.Context, query any) (any, error) {
 	done := make(chan outcome, 1)
 	r := NewRead(query, func(res any, err error) { done <- outcome{res, err} })
+	// The read is served on the apply goroutine, never the node's.
 	s.node.ReadIndexAsync(func(index uint64, err error) {
-		s.mu.Lock()
-		s.host.ReadIndexed(r, index, err)
-		s.mu.Unlock()
+		s.inbox.post(func(h *Host) { h.ReadIndexed(r, index, err) })
 	})
-	return s.await(ctx, done, func() { s.host.AbandonRead(r) })
+	return s.await(ctx, done, func(h *Host) { h.AbandonRead(r) })
 }
 
 // await waits for an operation's outcome; if the caller gives up first, the
-// host is told to abandon it (under s.mu).
-func (s *Server) await(ctx context.Context, done <-chan outcome, abandon func()) (any, error) {
+// Host is told (through the inbox: the caller does not wait for a batch
+// being applied) to abandon it.
+func (s *Server) await(ctx context.Context, done <-chan outcome, abandon func(*Host)) (any, error) {
 	select {
 	case out := <-done:
 		return out.result, out.err
 	case <-ctx.Done():
-		s.mu.Lock()
-		abandon()
-		s.mu.Unlock()
+		s.inbox.post(abandon)
 		return nil, ctx.Err()
 	case <-s.node.Done():
 		return nil, s.stopped()
@@ -224,6 +281,9 @@ func (s *Server) stopped() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.host.Failed(); err != nil {
+		if v, ok := err.(core.InvariantViolation); ok {
+			return v
+		}
 		return fmt.Errorf("%w: %v", node.ErrStorageFailed, err)
 	}
 	return node.ErrStopped

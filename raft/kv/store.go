@@ -226,11 +226,6 @@ func (s *Store) Snapshot() (StateSnapshot, error) {
 	return storeSnapshot{data: maps.Clone(s.data), sessions: maps.Clone(s.sessions)}, nil
 }
 
-// Encode returns the whole state as Snapshot's WriteTo writes it.
-func (s *Store) Encode() []byte {
-	return storeSnapshot{data: s.data, sessions: s.sessions}.encode()
-}
-
 type storeSnapshot struct {
 	data     map[string]string
 	sessions map[uint64]kvSession

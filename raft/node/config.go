@@ -72,17 +72,19 @@ type Config struct {
 // WithDefaults returns c with every zero field set to its default, or why
 // c is invalid.
 func (c Config) WithDefaults() (Config, error) {
+	// The core's defaults are in ticks of defaultTick.
+	const defaultTick = 10 * time.Millisecond
 	if c.ElectionTimeoutMin == 0 {
-		c.ElectionTimeoutMin = 150 * time.Millisecond
+		c.ElectionTimeoutMin = core.DefaultElectionTicksMin * defaultTick
 	}
 	if c.ElectionTimeoutMax == 0 {
-		c.ElectionTimeoutMax = 2 * c.ElectionTimeoutMin
+		c.ElectionTimeoutMax = c.ElectionTimeoutMin * core.DefaultElectionTicksMax / core.DefaultElectionTicksMin
 	}
 	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = 50 * time.Millisecond
+		c.HeartbeatInterval = core.DefaultHeartbeatTicks * defaultTick
 	}
 	if c.TickInterval == 0 {
-		c.TickInterval = 10 * time.Millisecond
+		c.TickInterval = defaultTick
 	}
 	if c.MaxEntriesPerAppend == 0 {
 		c.MaxEntriesPerAppend = core.DefaultMaxEntriesPerAppend

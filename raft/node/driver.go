@@ -206,8 +206,8 @@ func (d *Driver) Core() *core.Core { return d.core }
 func (d *Driver) Summary() core.Summary { return d.core.Summary() }
 
 // Failed returns the storage error or the invariant violation that stopped
-// the driver, or nil. A failed driver does nothing more: its owner must
-// stop the node.
+// the driver, ErrStopped if its log writer reported the node stopping, or
+// nil. A failed driver does nothing more: its owner must stop the node.
 func (d *Driver) Failed() error { return d.failed }
 
 // Tick advances the core's clock by one tick.
@@ -319,6 +319,13 @@ func (d *Driver) WriteDone(w Written) {
 	if d.failed != nil {
 		return
 	}
+	if errors.Is(w.Err, ErrStopped) {
+		// The node is stopping, not failing: nothing more is confirmed,
+		// and nothing is reported as a storage failure.
+		d.failed = ErrStopped
+		d.failReplies()
+		return
+	}
 	if w.Err != nil {
 		d.storageFailed(w.Err)
 		return
@@ -327,10 +334,6 @@ func (d *Driver) WriteDone(w Written) {
 		d.core.StableTo(w.Index, w.Term)
 	}
 }
-
-// Unconfirmed reports how many entries were handed to the writer and not
-// reported durable yet.
-func (d *Driver) Unconfirmed() int { return d.unconfirmed }
 
 // ProcessReady does everything the core asks until it asks for nothing
 // more: persist, then send and reply, then apply.
@@ -562,6 +565,9 @@ func (d *Driver) storageFailed(err error) {
 func (d *Driver) failedErr() error {
 	if v, ok := d.failed.(core.InvariantViolation); ok {
 		return v
+	}
+	if d.failed == ErrStopped {
+		return ErrStopped
 	}
 	return fmt.Errorf("%w: %v", ErrStorageFailed, d.failed)
 }

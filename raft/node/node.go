@@ -222,16 +222,8 @@ func (n *RaftNode) TransferLeadership(ctx context.Context, target int) error {
 // its snapshot and discards the log up to index. app is the application's
 // metadata, kept and sent with the snapshot.
 func (n *RaftNode) Snapshot(index uint64, app []byte, write func(io.Writer) error) error {
-	w, err := n.cfg.Storage.CreateSnapshot(index)
+	w, err := storage.WriteSnapshot(n.cfg.Storage, index, write)
 	if err != nil {
-		return err
-	}
-	if err := write(w); err != nil {
-		w.Abort()
-		return err
-	}
-	if err := w.Close(); err != nil {
-		w.Abort()
 		return err
 	}
 	if derr := n.do(context.Background(), func() { err = n.driver.Snapshot(index, w, app) }); derr != nil {
@@ -261,7 +253,8 @@ func (n *RaftNode) Summary() core.Summary {
 	return n.summary
 }
 
-// Failed returns the storage error that stopped the node, or nil.
+// Failed returns the storage error or the broken invariant that stopped the
+// node, or nil (also after a plain Stop).
 func (n *RaftNode) Failed() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -419,7 +412,7 @@ func (n *RaftNode) updateSummary() {
 	s := n.driver.Summary()
 	n.mu.Lock()
 	n.summary = s
-	if n.driver.Failed() != nil && n.failed == nil {
+	if f := n.driver.Failed(); f != nil && f != ErrStopped && n.failed == nil {
 		n.failed = n.driver.failedErr()
 	}
 	n.mu.Unlock()
@@ -648,8 +641,9 @@ func (a *applier) entries() <-chan CommitEntry {
 	return a.flat
 }
 
-// stop ends delivery (entries not yet delivered are dropped, as in a crash,
-// and the snapshots among them closed) and closes the channel.
+// stop ends delivery (entries still queued are dropped, as in a crash, and
+// the snapshots among them closed) and closes the channel; the batches
+// already in its buffer can still be read.
 func (a *applier) stop() {
 	close(a.stopc)
 	<-a.done

@@ -13,7 +13,7 @@ import (
 // checkedStorage sits between a server's driver and its real storage. It
 // checks what is saved (terms along a log never decrease, one command per
 // (index, term)), keeps track of the state the storage promised to be
-// durable (every Save and SaveSnapshot that returned nil), so that a
+// durable (every Save and InstallSnapshot that returned nil), so that a
 // restart can check the storage loads it back, and, over MemoryStorage,
 // adds latency and can crash inside a write. It is instrumentation: the
 // writing is the real storage's.

@@ -172,7 +172,7 @@ func (w *world) changeDrift() {
 }
 
 func (w *world) partition(kind string, groups [][]int) {
-	w.net.groups = groups
+	w.net.links.Partition(groups...)
 	w.traceFault(trace.SimNode, groups, "partition %s (%s)", w.net.describe(), kind)
 }
 
@@ -230,15 +230,14 @@ func (w *world) cutLinks() {
 	for range 1 + w.rng.Intn(3) {
 		a, b := ids[w.rng.Intn(len(ids))], ids[w.rng.Intn(len(ids))]
 		if a != b {
-			w.net.cut[[2]int{a, b}] = true
+			w.net.links.Cut(a, b)
 			w.traceFault(trace.SimNode, nil, "cut %d → %d", a, b)
 		}
 	}
 }
 
 func (w *world) healNet() {
-	w.net.groups = nil
-	clear(w.net.cut)
+	w.net.links.Heal()
 	w.traceFault(trace.SimNode, nil, "heal")
 }
 

@@ -2,12 +2,12 @@ package sim
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/node"
+	"raft-consensus/raft/transport"
 )
 
 // network is the simulated network between servers: links cut one way or
@@ -18,8 +18,9 @@ import (
 // RPC timeout, as RaftNode's sender does. A cut link sometimes refuses at
 // once instead (a connection reset).
 type network struct {
-	groups             [][]int // nil: no partition
-	cut                map[[2]int]bool
+	// links holds the partition and the links cut one way; its own drop
+	// rate and delay stay off (the simulation draws those from the seed).
+	links              *transport.NetworkFaults
 	dropRate, dupRate  float64
 	lateRate           float64
 	minDelay, maxDelay time.Duration
@@ -27,29 +28,16 @@ type network struct {
 }
 
 func newNetwork() network {
-	return network{cut: map[[2]int]bool{}, nextDrop: map[[2]int]bool{},
+	return network{links: transport.NewNetworkFaults(0), nextDrop: map[[2]int]bool{},
 		minDelay: 100 * time.Microsecond, maxDelay: 3 * time.Millisecond}
 }
 
 // linked reports whether a message from → to can get through (drops aside).
-func (n *network) linked(from, to int) bool {
-	if n.cut[[2]int{from, to}] {
-		return false
-	}
-	if n.groups == nil {
-		return true
-	}
-	for _, g := range n.groups {
-		if slices.Contains(g, from) && slices.Contains(g, to) {
-			return true
-		}
-	}
-	return false
-}
+func (n *network) linked(from, to int) bool { return n.links.Linked(from, to) }
 
 func (n *network) describe() string {
 	var parts []string
-	for _, g := range n.groups {
+	for _, g := range n.links.Groups() {
 		parts = append(parts, fmt.Sprint(g))
 	}
 	return strings.Join(parts, " | ")

@@ -298,7 +298,7 @@ func (s *server) run() {
 // releases the outputs when the step's I/O is done.
 func (s *server) step(inputs []func()) {
 	w := s.w
-	w.stats.runs++
+	w.stats.steps++
 	s.stepping, s.out, s.crashIdx, s.memLat, s.waitLat = true, nil, -1, 0, 0
 	if s.disk != nil {
 		s.disk.TakeElapsed()
@@ -439,15 +439,7 @@ func (s *server) writeSnapshot(job *kv.SnapshotJob) {
 		if s.inc != inc || !s.up {
 			return
 		}
-		sw, err := s.st.CreateSnapshot(job.Index)
-		if err == nil {
-			if err = job.Write(sw); err == nil {
-				err = sw.Close()
-			}
-			if err != nil {
-				sw.Abort()
-			}
-		}
+		sw, err := storage.WriteSnapshot(s.st, job.Index, job.Write)
 		if s.disk != nil {
 			s.disk.TakeElapsed() // the snapshot goroutine's time, not the process's
 			if s.disk.Crashed() {

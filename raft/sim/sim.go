@@ -49,7 +49,9 @@ func ParseFaults(s string) (FaultSet, error) {
 		switch strings.TrimSpace(part) {
 		case "all":
 			f = AllFaults
-		case "none", "":
+		case "none":
+		case "":
+			return f, fmt.Errorf("empty kind of fault in %q (want a list of net, disk, clock, or all or none)", s)
 		case "net":
 			f.Net = true
 		case "disk":
@@ -163,7 +165,7 @@ func (p Params) rpcTimeout() time.Duration {
 }
 
 type stats struct {
-	events, runs, messages, dropped, duplicated, late, faults, ops, unknown, elections,
+	events, steps, messages, dropped, duplicated, late, faults, ops, unknown, elections,
 	snapshots, confChanges, crashes, stepCrashes, storageStops, refusedStarts int
 }
 
@@ -407,10 +409,10 @@ func (w *world) summary() string {
 	if w.p.Disk {
 		store = "disk"
 	}
-	return fmt.Sprintf("seed %d: %d nodes, %s, faults %v, %v virtual, %d events, %d runs, %d messages (%d dropped, %d duplicated, %d late), "+
+	return fmt.Sprintf("seed %d: %d nodes, %s, faults %v, %v virtual, %d events, %d server steps, %d messages (%d dropped, %d duplicated, %d late), "+
 		"%d faults (%d crashes, %d inside a step, %d storage stops, %d refused starts), %d elections, %d snapshots, %d membership changes, "+
 		"%d ops (%d unknown), log hash %016x",
-		w.p.Seed, w.p.Nodes, store, w.p.Faults, w.now.Round(time.Millisecond), st.events, st.runs, st.messages, st.dropped, st.duplicated, st.late,
+		w.p.Seed, w.p.Nodes, store, w.p.Faults, w.now.Round(time.Millisecond), st.events, st.steps, st.messages, st.dropped, st.duplicated, st.late,
 		st.faults, st.crashes, st.stepCrashes, st.storageStops, st.refusedStarts, st.elections, st.snapshots, st.confChanges,
 		st.ops, st.unknown, h.Sum64())
 }

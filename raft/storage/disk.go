@@ -21,8 +21,9 @@ package storage
 // record replaces every entry at or after its index recorded before it).
 //
 // Memory: entries are not kept in memory. Each stored entry costs 32 bytes
-// of index (term, segment, offset, size); Entries, Load and the like read the
-// records back from the files (pread, CRC checked again). Snapshots are
+// of index (term, segment, offset, size); Load, called once at start, reads
+// the records back from the files (pread, CRC checked again; the open that
+// built the index read them already, a cost paid once per start). Snapshots are
 // streamed: their data is written and read through files, never held whole
 // (only their metadata is kept).
 //
@@ -69,7 +70,7 @@ type DiskOptions struct {
 }
 
 type brokenDisk struct {
-	// ackBeforeSync returns from Save and SaveSnapshot without syncing.
+	// ackBeforeSync returns from Save and InstallSnapshot without syncing.
 	ackBeforeSync bool
 	// tornTailWhole loads the complete records of a torn last batch, as if
 	// the write had completed.
@@ -267,7 +268,7 @@ func (s *DiskStorage) open() error {
 		return err
 	}
 	if unrecorded {
-		// Finish the interrupted SaveSnapshot: entries saved from now on
+		// Finish the interrupted InstallSnapshot: entries saved from now on
 		// must replay after the snapshot's effect, not before it.
 		if err := s.appendSnapshotRecord(kept); err != nil {
 			return err
@@ -385,7 +386,7 @@ func (r *walReplay) entry(index uint64, loc entryLoc) string {
 	return ""
 }
 
-// snapshot replays a snapshot record, exactly as SaveSnapshot decided it.
+// snapshot replays a snapshot record, exactly as InstallSnapshot decided it.
 func (r *walReplay) snapshot(index, term uint64, kept bool) string {
 	if index <= r.floor {
 		return fmt.Sprintf("snapshot at %d is not after the one at %d recorded before it", index, r.floor)
@@ -420,7 +421,7 @@ func (r *walReplay) finish(dir string, snapIndex, snapTerm uint64) (unrecorded, 
 	case snapIndex > r.floor:
 		// The last run stopped after the snapshot file was renamed into
 		// place but before its record reached the log: apply it here as
-		// SaveSnapshot would have.
+		// InstallSnapshot would have.
 		unrecorded = true
 		kept = r.known && snapIndex >= r.first && snapIndex < r.next() && r.ents[snapIndex-r.first].term == snapTerm
 		if problem := r.snapshot(snapIndex, snapTerm, kept); problem != "" {

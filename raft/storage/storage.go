@@ -58,6 +58,25 @@ type SnapshotWriter interface {
 	Abort()
 }
 
+// WriteSnapshot writes a snapshot of the state through index with write,
+// and closes it (its data durable): the writer is ready for
+// InstallSnapshot. On an error nothing is left behind.
+func WriteSnapshot(st Storage, index uint64, write func(io.Writer) error) (SnapshotWriter, error) {
+	w, err := st.CreateSnapshot(index)
+	if err != nil {
+		return nil, err
+	}
+	if err := write(w); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	return w, nil
+}
+
 // SnapshotReader reads a stored snapshot's data; it stays readable after a
 // newer snapshot replaced it, until it is closed.
 type SnapshotReader interface {
@@ -74,7 +93,7 @@ func NewSnapshotReaderSection(r SnapshotReader) *io.SectionReader {
 
 // Errors a Storage returns.
 var (
-	ErrUnavailable = errors.New("requested entry is beyond the last stored one")
+	ErrUnavailable = errors.New("entries do not follow the stored log (a gap after its last entry)")
 	ErrClosed      = errors.New("storage is closed")
 	ErrSnapshot    = errors.New("snapshot writer misused")
 )

@@ -24,12 +24,25 @@ import (
 	"io"
 	"math"
 	"net/rpc"
+	"slices"
 
 	"raft-consensus/raft/core"
 )
 
-// rpcMethodNames are the service methods with a one-byte code (index+1).
+// rpcMethodNames are the net/rpc names of the node's handlers, one per
+// request type; on the wire a name is its one-byte code (index+1).
 var rpcMethodNames = []string{"Raft.RequestVote", "Raft.AppendEntries", "Raft.InstallSnapshot", "Raft.TimeoutNow"}
+
+// rpcRequestTypes are the request types of rpcMethodNames, in its order.
+var rpcRequestTypes = []core.MessageType{core.MsgRequestVote, core.MsgAppendEntries, core.MsgInstallSnapshot, core.MsgTimeoutNow}
+
+// rpcMethod is the net/rpc name of the handler of a request type.
+func rpcMethod(t core.MessageType) (string, bool) {
+	if i := slices.Index(rpcRequestTypes, t); i >= 0 {
+		return rpcMethodNames[i], true
+	}
+	return "", false
+}
 
 // maxFrame bounds one frame, so that a corrupt length cannot make the
 // reader allocate without limit. The largest legitimate frames are an

@@ -36,14 +36,6 @@ type Handler interface {
 	Handle(m core.Message) (core.Message, error)
 }
 
-// rpcMethods are the net/rpc names of the node's handlers.
-var rpcMethods = map[core.MessageType]string{
-	core.MsgRequestVote:     "Raft.RequestVote",
-	core.MsgAppendEntries:   "Raft.AppendEntries",
-	core.MsgInstallSnapshot: "Raft.InstallSnapshot",
-	core.MsgTimeoutNow:      "Raft.TimeoutNow",
-}
-
 // TCPTransport calls peers' Servers with net/rpc over TCP on 127.0.0.1,
 // with the binary codec of codec.go instead of gob. One connection per peer
 // carries every call (net/rpc multiplexes them); a broken connection is
@@ -77,7 +69,7 @@ func (t *TCPTransport) SetAddr(id int, addr string) {
 
 // Call implements Transport.
 func (t *TCPTransport) Call(ctx context.Context, m core.Message) (core.Message, error) {
-	method, ok := rpcMethods[m.Type]
+	method, ok := rpcMethod(m.Type)
 	if !ok {
 		return core.Message{}, fmt.Errorf("message type %v is not a request", m.Type)
 	}

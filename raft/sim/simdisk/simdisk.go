@@ -25,7 +25,6 @@ package simdisk
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"maps"
@@ -605,17 +604,5 @@ func (d *Disk) String() string {
 			b.WriteString("*")
 		}
 	}
-	return b.String()
-}
-
-// Dump describes every file: sizes of data and durable, pending writes.
-func (d *Disk) Dump() string {
-	var b strings.Builder
-	for _, n := range d.Files() {
-		ino := d.names[n]
-		_, dur := d.durableNames[n]
-		fmt.Fprintf(&b, "\n  %s: data %d durable %d pending %d (dir entry durable %v)", n, len(ino.data), len(ino.durable), len(ino.pending), dur)
-	}
-	fmt.Fprintf(&b, "\n  nsOps %d", len(d.nsOps))
 	return b.String()
 }
