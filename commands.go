@@ -84,7 +84,8 @@ that node is asked, and a follower answers "not the leader (leader is N)".`},
 		{num: 13, names: []string{"status"}, maxArgs: 0, needsCluster: true, run: cmdStatus,
 			help: "table of every node's state",
 			more: `log: entries held after the snapshot; snapshot: index of the last one;
-member: voter or learner; state: up, crashed and/or disconnected. Below the
+member: voter, learner, joining (not in the configuration yet) or unknown
+(no node up to say); state: up, crashed and/or disconnected. Below the
 table: the network settings and the partition in force.`},
 		{num: 14, names: []string{"partition"}, args: "<ids> | <ids>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdPartition,
 			help: "split the nodes into isolated groups",

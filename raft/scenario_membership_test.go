@@ -54,6 +54,32 @@ func TestAddNewServer(t *testing.T) {
 	}
 }
 
+// An add that no leader ever took (every server down) is undone: the new
+// server goes, and the same add succeeds once the cluster is back.
+func TestAddWithoutLeaderIsUndone(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	h := newHarness(t, 3)
+	defer h.Shutdown()
+	h.checkSingleLeader()
+	h.submitToLeader(1)
+	h.checkCommittedN(1, 3)
+	for id := range 3 {
+		h.must(h.CrashPeer(id))
+	}
+	if err := h.AddServer(3); err == nil {
+		t.Fatal("adding a server to a cluster with every server down succeeded")
+	}
+	if ids := h.IDs(); len(ids) != 3 {
+		t.Fatalf("after the failed add the cluster has nodes %v, want 0–2", ids)
+	}
+	for id := range 3 {
+		h.must(h.RestartPeer(id))
+	}
+	h.checkSingleLeader()
+	h.must(h.AddServer(3))
+	h.checkCommittedN(1, 4)
+}
+
 func TestRemoveServerNonLeader(t *testing.T) {
 	defer leaktest.CheckTimeout(t, 10*time.Second)()
 	h := newHarness(t, 5)

@@ -229,13 +229,18 @@ func (s *ClusterSimulator) openStorage(id int, fresh bool) (storage.Storage, err
 	if s.cfg.DataDir == "" {
 		return storage.NewMemoryStorage(), nil
 	}
-	dir := filepath.Join(s.cfg.DataDir, "node-"+strconv.Itoa(id))
+	dir := s.nodeDir(id)
 	if fresh {
 		if err := os.RemoveAll(dir); err != nil {
 			return nil, err
 		}
 	}
 	return storage.OpenDiskStorage(dir, storage.DiskOptions{NoSync: s.cfg.DiskNoSync})
+}
+
+// nodeDir is where a server's durable storage lives, with DataDir.
+func (s *ClusterSimulator) nodeDir(id int) string {
+	return filepath.Join(s.cfg.DataDir, "node-"+strconv.Itoa(id))
 }
 
 // startNode starts (or restarts) a server from its storage. members is
@@ -636,12 +641,30 @@ type NodeStatus struct {
 	SnapshotIndex uint64
 }
 
+// knownConfigLocked is the configuration a leader uses, or else the one the
+// first running server knows; false if no server runs.
+func (s *ClusterSimulator) knownConfigLocked() (core.Configuration, bool) {
+	var cfg core.Configuration
+	have := false
+	for _, id := range s.memberIDsLocked() {
+		if n := s.nodes[id]; n.server != nil {
+			sum := n.server.Node().Summary()
+			if sum.Role == core.Leader {
+				return sum.Config, true
+			}
+			if !have {
+				cfg, have = sum.Config, true
+			}
+		}
+	}
+	return cfg, have
+}
+
 // Status reports every server (removed ones excluded), by id.
 func (s *ClusterSimulator) Status() []NodeStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var cfg core.Configuration
-	var haveCfg bool
+	cfg, haveCfg := s.knownConfigLocked()
 	var out []NodeStatus
 	for _, id := range s.memberIDsLocked() {
 		n := s.nodes[id]
@@ -653,14 +676,13 @@ func (s *ClusterSimulator) Status() []NodeStatus {
 			st.LastIndex, st.SnapshotIndex = sum.LastIndex, sum.SnapshotIndex
 			st.LogLength = sum.LastIndex - sum.SnapshotIndex
 			st.Applied = n.server.Applied()
-			if sum.Role == core.Leader || !haveCfg {
-				cfg, haveCfg = sum.Config, true
-			}
 		}
 		out = append(out, st)
 	}
 	for i := range out {
 		switch {
+		case !haveCfg:
+			out[i].Member = "unknown" // no server is up to say
 		case cfg.IsVoter(out[i].ID):
 			out[i].Member = "voter"
 		case cfg.IsLearner(out[i].ID):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
@@ -30,8 +31,14 @@ func (s *ClusterSimulator) AddServer(id int) error {
 		return fmt.Errorf("node id %d is out of range (0–999)", id)
 	}
 	if n, ok := s.nodes[id]; ok && !n.removed {
+		cfg, known := s.knownConfigLocked()
 		s.mu.Unlock()
-		return fmt.Errorf("node %d is already a member", id)
+		if known && cfg.IsVoter(id) {
+			return fmt.Errorf("node %d is already a member", id)
+		}
+		// Started by an add that did not finish: wait for it again.
+		_, err := s.changeMembership(core.AddLearner, id, func(cfg core.Configuration) bool { return cfg.IsVoter(id) })
+		return err
 	}
 	if len(s.memberIDsLocked()) >= MaxNodes {
 		s.mu.Unlock()
@@ -53,7 +60,32 @@ func (s *ClusterSimulator) AddServer(id int) error {
 	s.traceNode(id, core.Fault(nil, "added"))
 	s.mu.Unlock()
 
-	return s.changeMembership(core.AddLearner, id, func(cfg core.Configuration) bool { return cfg.IsVoter(id) })
+	proposed, err := s.changeMembership(core.AddLearner, id, func(cfg core.Configuration) bool { return cfg.IsVoter(id) })
+	switch {
+	case err == nil:
+		return nil
+	case !proposed:
+		// No leader took the change: it can never commit, so the new
+		// server goes, as if never added.
+		s.mu.Lock()
+		if n, ok := s.nodes[id]; ok && !n.removed {
+			if n.server != nil {
+				s.stopNodeLocked(n)
+			} else if n.storage != nil && s.cfg.DataDir != "" {
+				n.storage.Close()
+			}
+			if s.cfg.DataDir != "" {
+				os.RemoveAll(s.nodeDir(id)) // a later run must not recover it
+			}
+			delete(s.nodes, id)
+			s.faults.Reconnect(id)
+			s.traceNode(id, core.Fault(nil, "removed"))
+		}
+		s.mu.Unlock()
+		return fmt.Errorf("%w (node %d was not added)", err, id)
+	default:
+		return fmt.Errorf("%w; the change may still commit: node %d stays, joining (add %d again to wait for it, or remove %d)", err, id, id, id)
+	}
 }
 
 // RemoveServer removes a server from the cluster and shuts it down once the
@@ -66,7 +98,7 @@ func (s *ClusterSimulator) RemoveServer(id int) error {
 		return err
 	}
 	s.mu.Unlock()
-	err := s.changeMembership(core.RemoveServer, id, func(cfg core.Configuration) bool { return !cfg.IsMember(id) })
+	_, err := s.changeMembership(core.RemoveServer, id, func(cfg core.Configuration) bool { return !cfg.IsMember(id) })
 	if err != nil {
 		return err
 	}
@@ -87,10 +119,10 @@ func (s *ClusterSimulator) RemoveServer(id int) error {
 
 // changeMembership proposes one change at the leader, retrying while the
 // leader is unknown or busy with a previous change, and waits until a
-// leader has committed a configuration satisfying done.
-func (s *ClusterSimulator) changeMembership(t core.ConfChangeType, id int, done func(core.Configuration) bool) error {
+// leader has committed a configuration satisfying done. proposed says
+// whether a leader ever took the change (if not, it cannot commit later).
+func (s *ClusterSimulator) changeMembership(t core.ConfChangeType, id int, done func(core.Configuration) bool) (proposed bool, err error) {
 	deadline := time.Now().Add(s.membershipTimeout())
-	proposed := false
 	var lastErr error
 	for time.Now().Before(deadline) {
 		leader, _ := s.Leader()
@@ -106,7 +138,7 @@ func (s *ClusterSimulator) changeMembership(t core.ConfChangeType, id int, done 
 		sum := srv.Node().Summary()
 		if done(sum.Config) {
 			if sum.Commit >= sum.ConfigIndex {
-				return nil
+				return proposed, nil
 			}
 			time.Sleep(pollInterval)
 			continue
@@ -124,7 +156,7 @@ func (s *ClusterSimulator) changeMembership(t core.ConfChangeType, id int, done 
 				s.traceNode(leader, core.Info("membership: proposed %v %d", t, id))
 			}
 		case errors.Is(err, core.ErrBadMember):
-			return err
+			return proposed, err
 		default:
 			lastErr = err // not leader any more, a change pending, no commit yet: retry
 		}
@@ -133,7 +165,7 @@ func (s *ClusterSimulator) changeMembership(t core.ConfChangeType, id int, done 
 	if lastErr == nil {
 		lastErr = ErrTimeout
 	}
-	return fmt.Errorf("%v %d not committed within %v: %w", t, id, s.membershipTimeout(), lastErr)
+	return proposed, fmt.Errorf("%v %d not committed within %v: %w", t, id, s.membershipTimeout(), lastErr)
 }
 
 // TransferLeadership makes target the leader (thesis §3.10). If target has
