@@ -57,6 +57,9 @@ func TestMemoryStorageChunks(t *testing.T) {
 			model, snapIndex, snapTerm = nil, i, term
 		default: // nothing: only the check below
 		}
+		if step%10 != 0 && step != 2999 {
+			continue // Load copies the whole log: check every tenth step
+		}
 		st := load(t, s)
 		if st.snapIndex != snapIndex || st.last() != last() {
 			t.Fatalf("step %d: stored %d..%d, want %d..%d", step, st.snapIndex+1, st.last(), snapIndex+1, last())
