@@ -357,14 +357,22 @@ func (d *decoder) int() int {
 	return int(v)
 }
 
-// bytes returns a length-prefixed byte string aliasing the input, nil if
-// empty (as gob decodes it).
-func (d *decoder) bytes() []byte {
+// length reads the count of a list whose elements take at least a byte
+// each: a count beyond the bytes left is malformed input (0 then), so a
+// hostile frame cannot make the decoder allocate more than it sent.
+func (d *decoder) length() uint64 {
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
 		d.fail()
-		return nil
+		return 0
 	}
+	return n
+}
+
+// bytes returns a length-prefixed byte string aliasing the input, nil if
+// empty (as gob decodes it).
+func (d *decoder) bytes() []byte {
+	n := d.length()
 	if n == 0 {
 		return nil
 	}
@@ -376,11 +384,7 @@ func (d *decoder) bytes() []byte {
 func (d *decoder) str() string { return string(d.bytes()) }
 
 func (d *decoder) ids() []int {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return nil
-	}
+	n := d.length()
 	if n == 0 {
 		return nil
 	}
