@@ -38,10 +38,16 @@ Flags:
                   so that crash and restart go through real recovery)
   -memory         keep each node's storage in memory instead (it survives
                   simulated crashes, not the process)
+  -sim            run the cluster in virtual time (the deterministic simulation
+                  of the same code): time stands still between commands; run,
+                  step, play and pause move it; the same seed and commands give
+                  the same output, byte for byte
+  -seed S         the seed of -sim (default: drawn at random, and printed)
   -timeout D      bound each client operation to D, retries included (default 3s)
   -debug          write trace lines to stderr (HH:MM:SS.micros [node-id] message)
-  -trace FILE     write trace events to FILE as JSON lines, one event a line
+  -trace FILE     write trace events to FILE, one event a line
                   (go run ./utils FILE draws them)
+  -trace-format F json (default: JSON lines) or text (the lines of -debug)
   -script FILE    run the commands in FILE first, then read more from the
                   terminal (if stdin is not a terminal, exit after FILE)
   -h              show this help
@@ -59,7 +65,11 @@ type config struct {
 	timeout time.Duration
 	debug   bool
 	trace   string
+	format  string
 	script  string
+	sim     bool
+	seed    int64
+	seedSet bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -73,11 +83,21 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.timeout, "timeout", 3*time.Second, "")
 	fs.BoolVar(&c.debug, "debug", false, "")
 	fs.StringVar(&c.trace, "trace", "", "")
+	fs.StringVar(&c.format, "trace-format", "json", "")
+	fs.BoolVar(&c.sim, "sim", false, "")
+	fs.Int64Var(&c.seed, "seed", 0, "")
 	fs.StringVar(&c.script, "script", "", "")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	fs.Visit(func(f *flag.Flag) { c.seedSet = c.seedSet || f.Name == "seed" })
 	switch {
+	case c.seedSet && !c.sim:
+		return c, errors.New("-seed is the seed of virtual time: use it with -sim")
+	case c.sim && c.dataDir != "":
+		return c, errors.New("-sim keeps each node's storage on a simulated disk: -data-dir does not go with it")
+	case c.format != "json" && c.format != "text":
+		return c, fmt.Errorf("-trace-format must be json or text, not %q", c.format)
 	case fs.NArg() > 0:
 		return c, fmt.Errorf("unexpected argument %q (commands are typed at the prompt, or given with -script)", fs.Arg(0))
 	case c.nodes < 0 || c.nodes > raft.MaxNodes:
@@ -103,17 +123,28 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	opts := Options{DataDir: c.dataDir, Memory: c.memory, Timeout: c.timeout, Prompt: prompt}
+	opts := Options{DataDir: c.dataDir, Memory: c.memory, Timeout: c.timeout, Prompt: prompt, Sim: c.sim, Seed: c.seed,
+		Color: isTerminal(stdout) && os.Getenv("NO_COLOR") == ""}
+	if c.sim && !c.seedSet {
+		opts.Seed = 1
+		if c.script == "" {
+			opts.Seed = time.Now().UnixNano() % 1_000_000 // a short seed, easy to type back
+		}
+	}
 	var traceFile *os.File
 	if c.debug {
-		opts.Tracers = append(opts.Tracers, trace.NewTextTracer(stderr, nil))
+		opts.Tracers = append(opts.Tracers, func(now func() time.Time) trace.Tracer { return trace.NewTextTracer(stderr, now) })
 	}
 	if c.trace != "" {
 		if traceFile, err = os.Create(c.trace); err != nil {
 			fmt.Fprintf(stderr, "error: %v\n", err)
 			return 2
 		}
-		opts.Tracers = append(opts.Tracers, trace.NewJSONTracer(traceFile, nil))
+		mk := trace.NewJSONTracer
+		if c.format == "text" {
+			mk = trace.NewTextTracer
+		}
+		opts.Tracers = append(opts.Tracers, func(now func() time.Time) trace.Tracer { return mk(traceFile, now) })
 	}
 	var script *os.File
 	if c.script != "" {
@@ -183,7 +214,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	r.printf("Raft cluster simulator.")
+	if c.sim {
+		r.printf("Raft cluster simulator, in virtual time (seed %d).", opts.Seed)
+	} else {
+		r.printf("Raft cluster simulator.")
+	}
 	r.printMenu()
 	if c.nodes > 0 {
 		r.Exec("create " + strconv.Itoa(c.nodes))

@@ -13,6 +13,7 @@ import (
 	"github.com/jedib0t/go-pretty/v6/text"
 
 	"raft-consensus/raft"
+	"raft-consensus/raft/cluster"
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/kv"
 )
@@ -28,9 +29,9 @@ type command struct {
 	// needsCluster: the handler gets the running cluster; without one the
 	// dispatcher answers with an error.
 	needsCluster bool
-	run          func(r *REPL, sim *raft.ClusterSimulator, args []string) error // nil: reserved, not implemented yet
-	help         string                                                         // one line for the menu
-	more         string                                                         // extra lines for "help <command>"
+	run          func(r *REPL, sim cluster.Cluster, args []string) error // nil: reserved, not implemented yet
+	help         string                                                  // one line for the menu
+	more         string                                                  // extra lines for "help <command>"
 }
 
 func (c *command) usage() string {
@@ -55,9 +56,11 @@ func init() {
 			more: `Quote a value with spaces: set greeting "hello world". Without a node the
 client finds the leader and retries until the client timeout; with one, only
 that node is asked, and a follower answers "not the leader (leader is N)".`},
-		{num: 3, names: []string{"get", "read"}, args: "<key> [node]", minArgs: 1, maxArgs: 2, needsCluster: true, run: cmdGet,
+		{num: 3, names: []string{"get", "read"}, args: "<key> [node] [stale]", minArgs: 1, maxArgs: 3, needsCluster: true, run: cmdGet,
 			help: "read a key, via the leader or at one node",
-			more: "Reads are linearizable (ReadIndex): only a leader that still leads answers."},
+			more: `Reads are linearizable (ReadIndex): only a leader that still leads answers.
+get <key> <node> stale reads that node's state machine as it stands, without
+ReadIndex: a lagging follower or a cut-off old leader answers an old value.`},
 		{num: 4, names: []string{"disconnect"}, args: "<node>", minArgs: 1, maxArgs: 1, needsCluster: true, run: cmdDisconnect,
 			help: "cut a node off from the others",
 			more: "The node keeps running (a leader keeps believing it leads for a while)."},
@@ -127,6 +130,41 @@ With a file, writes porcupine's visualization of the history there.`},
 the other way still works (an asymmetric failure). Undo with uncut, or heal.`},
 		{num: 24, names: []string{"uncut"}, args: "<from> <to>", minArgs: 2, maxArgs: 2, needsCluster: true, run: cmdUncut,
 			help: "restore a link cut one way"},
+		{num: 25, names: []string{"log"}, args: "[node] [from[..to]]", maxArgs: 2, needsCluster: true, run: cmdLog,
+			help: "every node's log side by side, or one node's",
+			more: `One column per index: the entry's term (a no-op is marked ·, a configuration
+change c, a command by its key); | marks the snapshot, C the commit index, A
+the applied index. Aligned by index, so the entries where logs differ show.
+Without a range, the window shows the first index where the logs differ, or
+else the latest entries; 10..20 picks one. With a node, one line per entry.`},
+		{num: 26, names: []string{"run"}, args: "<duration>", minArgs: 1, maxArgs: 1, needsCluster: true, run: cmdRun,
+			help: "let virtual time pass (-sim), e.g. run 500ms",
+			more: `Time stands still between commands in virtual time; commands that wait (set,
+get, leader, add) let it pass until they are done.`},
+		{num: 27, names: []string{"step"}, args: "[N]", maxArgs: 1, needsCluster: true, run: cmdStep,
+			help: "run to the next N events and show each (-sim)",
+			more: `An event is what a node traced: a message sent or received, a timeout, a
+vote, a commit. Ticks that change nothing are not events.`},
+		{num: 28, names: []string{"play"}, args: "[speed]", maxArgs: 1, needsCluster: true, run: cmdPlay,
+			help: "let virtual time flow, 1 = real time (-sim)",
+			more: `play 0.1 runs ten times slower than real time. Elections, leaders and faults
+are printed as they happen; every command works meanwhile; pause stops.`},
+		{num: 29, names: []string{"pause"}, maxArgs: 0, needsCluster: true, run: cmdPause,
+			help: "stop the virtual clock (-sim)"},
+		{num: 30, names: []string{"timers"}, maxArgs: 0, needsCluster: true, run: cmdTimers,
+			help: "each node's election and heartbeat timer (-sim)"},
+		{num: 31, names: []string{"drop"}, args: "next <from> <to>", minArgs: 3, maxArgs: 3, needsCluster: true, run: cmdDrop,
+			help: "lose the next message on a link (-sim)"},
+		{num: 32, names: []string{"save"}, args: "<file>", minArgs: 1, maxArgs: 1, run: cmdSave,
+			help: "save the session to replay it exactly (-sim)",
+			more: `The file holds the seed and the commands, with the time that passed between
+them; go run . -sim -script FILE replays it, byte for byte.`},
+		{num: 33, names: []string{"seed"}, args: "[S]", maxArgs: 1, run: cmdSeed,
+			help: "show or set the seed of the next cluster (-sim)"},
+		{num: 34, names: []string{"history"}, args: "<file>", minArgs: 1, maxArgs: 1, needsCluster: true, run: cmdHistory,
+			help: "write the client history as JSON lines",
+			more: `One operation a line: op, key, value, client, call and return times, and the
+outcome (ok, or unknown for a write that got no answer).`},
 	}
 }
 
@@ -157,13 +195,16 @@ func usageOf(num int) error {
 
 var errExit = errors.New("exit")
 
-func cmdCreate(r *REPL, _ *raft.ClusterSimulator, args []string) error {
+func cmdCreate(r *REPL, _ cluster.Cluster, args []string) error {
 	n, err := parseNodeID(args[0])
 	if err != nil || n < 1 || n > raft.MaxNodes {
 		return fmt.Errorf("the number of nodes must be 1 to %d, not %s — e.g. \"1 3\"", raft.MaxNodes, quoteIfNeeded(args[0]))
 	}
 	if sim := r.Cluster(); sim != nil {
 		return fmt.Errorf("a cluster of %s is already running — shut it down first with \"8\"", plural(len(sim.IDs()), "node"))
+	}
+	if r.opts.Sim {
+		return r.createVirtual(n)
 	}
 	cfg, where, err := r.clusterConfig(n)
 	if err != nil {
@@ -186,7 +227,7 @@ func cmdCreate(r *REPL, _ *raft.ClusterSimulator, args []string) error {
 }
 
 // node parses a node id argument and checks that the node exists.
-func node(sim *raft.ClusterSimulator, arg string) (int, error) {
+func node(sim cluster.Cluster, arg string) (int, error) {
 	ids := sim.IDs()
 	id, err := parseNodeID(arg)
 	if err != nil {
@@ -199,7 +240,7 @@ func node(sim *raft.ClusterSimulator, arg string) (int, error) {
 }
 
 // target parses the optional node argument of set, get and delete.
-func target(sim *raft.ClusterSimulator, args []string, at int) (int, error) {
+func target(sim cluster.Cluster, args []string, at int) (int, error) {
 	if len(args) <= at {
 		return core.None, nil
 	}
@@ -214,7 +255,7 @@ func checkKey(num int, key string) error {
 }
 
 // servedBy says who answered: the node asked, or the leader found.
-func servedBy(sim *raft.ClusterSimulator, at int) string {
+func servedBy(sim cluster.Cluster, at int) string {
 	if at != core.None {
 		return fmt.Sprintf(" (leader %d)", at) // only the leader answers
 	}
@@ -224,7 +265,7 @@ func servedBy(sim *raft.ClusterSimulator, at int) string {
 	return ""
 }
 
-func cmdSet(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+func cmdSet(r *REPL, sim cluster.Cluster, args []string) error {
 	key, value := args[0], args[1]
 	if err := checkKey(2, key); err != nil {
 		return err
@@ -240,10 +281,16 @@ func cmdSet(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 	return nil
 }
 
-func cmdGet(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+func cmdGet(r *REPL, sim cluster.Cluster, args []string) error {
 	key := args[0]
 	if err := checkKey(3, key); err != nil {
 		return err
+	}
+	if len(args) == 3 || (len(args) == 2 && strings.EqualFold(args[1], "stale")) {
+		if !strings.EqualFold(args[len(args)-1], "stale") || len(args) == 2 {
+			return usageError("usage: get <key> [node] [stale] — a stale read names its node: get x 2 stale")
+		}
+		return staleGet(r, sim, key, args[1])
 	}
 	at, err := target(sim, args, 1)
 	if err != nil {
@@ -261,7 +308,27 @@ func cmdGet(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 	return nil
 }
 
-func cmdDelete(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+// staleGet reads a node's state machine as it stands, without ReadIndex,
+// and says so: the answer may be old (thesis §6.4).
+func staleGet(r *REPL, c cluster.Cluster, key, nodeArg string) error {
+	id, err := node(c, nodeArg)
+	if err != nil {
+		return err
+	}
+	res, err := c.ReadStale(key, id)
+	if err != nil {
+		return clientError(err, id)
+	}
+	value := "not found"
+	if res.Found {
+		value = "= " + quoteIfNeeded(res.Value)
+	}
+	r.printf("STALE READ at node %d (%s, term %d, applied through index %d): %s %s — read without ReadIndex: it may be out of date; \"get %s\" is linearizable",
+		id, res.Role, res.Term, res.Applied, quoteIfNeeded(key), value, quoteIfNeeded(key))
+	return nil
+}
+
+func cmdDelete(r *REPL, sim cluster.Cluster, args []string) error {
 	key := args[0]
 	if err := checkKey(16, key); err != nil {
 		return err
@@ -299,7 +366,7 @@ func clientError(err error, at int) error {
 	return err
 }
 
-func cmdDisconnect(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+func cmdDisconnect(r *REPL, sim cluster.Cluster, args []string) error {
 	id, err := node(sim, args[0])
 	if err != nil {
 		return err
@@ -311,7 +378,7 @@ func cmdDisconnect(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 	return nil
 }
 
-func cmdReconnect(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+func cmdReconnect(r *REPL, sim cluster.Cluster, args []string) error {
 	id, err := node(sim, args[0])
 	if err != nil {
 		return err
@@ -323,7 +390,7 @@ func cmdReconnect(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 	return nil
 }
 
-func cmdCrash(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+func cmdCrash(r *REPL, sim cluster.Cluster, args []string) error {
 	id, err := node(sim, args[0])
 	if err != nil {
 		return err
@@ -335,7 +402,7 @@ func cmdCrash(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 	return nil
 }
 
-func cmdRestart(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+func cmdRestart(r *REPL, sim cluster.Cluster, args []string) error {
 	id, err := node(sim, args[0])
 	if err != nil {
 		return err
@@ -347,7 +414,7 @@ func cmdRestart(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 	return nil
 }
 
-func cmdShutdown(r *REPL, _ *raft.ClusterSimulator, _ []string) error {
+func cmdShutdown(r *REPL, _ cluster.Cluster, _ []string) error {
 	if err := shutdown(r.takeCluster()); err != nil {
 		return err
 	}
@@ -360,7 +427,7 @@ func cmdShutdown(r *REPL, _ *raft.ClusterSimulator, _ []string) error {
 const shutdownGrace = 10 * time.Second
 
 // shutdown shuts sim (if any) down, waiting at most shutdownGrace.
-func shutdown(sim *raft.ClusterSimulator) error {
+func shutdown(sim cluster.Cluster) error {
 	if sim == nil {
 		return nil
 	}
@@ -379,7 +446,7 @@ func shutdown(sim *raft.ClusterSimulator) error {
 	}
 }
 
-func cmdLeader(r *REPL, sim *raft.ClusterSimulator, _ []string) error {
+func cmdLeader(r *REPL, sim cluster.Cluster, _ []string) error {
 	leader, term, err := sim.CheckUniqueLeader(r.opts.Timeout)
 	if err != nil {
 		return fmt.Errorf("%v — a majority must be running and connected; see \"status\"", err)
@@ -388,7 +455,7 @@ func cmdLeader(r *REPL, sim *raft.ClusterSimulator, _ []string) error {
 	return nil
 }
 
-func cmdExit(r *REPL, _ *raft.ClusterSimulator, _ []string) error {
+func cmdExit(r *REPL, _ cluster.Cluster, _ []string) error {
 	r.shutdownCluster()
 	return errExit
 }
@@ -419,7 +486,7 @@ func nodeList(args []string) ([]int, error) {
 	return ids, nil
 }
 
-func cmdAdd(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+func cmdAdd(r *REPL, sim cluster.Cluster, args []string) error {
 	ids, err := nodeList(args)
 	if err != nil {
 		return err
@@ -433,7 +500,7 @@ func cmdAdd(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 	return nil
 }
 
-func cmdRemove(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+func cmdRemove(r *REPL, sim cluster.Cluster, args []string) error {
 	ids, err := nodeList(args)
 	if err != nil {
 		return err
@@ -450,7 +517,7 @@ func cmdRemove(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 	return nil
 }
 
-func cmdStatus(r *REPL, sim *raft.ClusterSimulator, _ []string) error {
+func cmdStatus(r *REPL, sim cluster.Cluster, _ []string) error {
 	t := table.NewWriter()
 	t.SetStyle(table.StyleLight)
 	var columns []table.ColumnConfig
@@ -500,7 +567,7 @@ func linksDesc(links [][2]int) string {
 }
 
 // cmdCut cuts one direction of a link; cmdUncut restores it.
-func cmdCut(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+func cmdCut(r *REPL, sim cluster.Cluster, args []string) error {
 	from, to, err := linkArgs(sim, args)
 	if err != nil {
 		return err
@@ -512,7 +579,7 @@ func cmdCut(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 	return nil
 }
 
-func cmdUncut(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+func cmdUncut(r *REPL, sim cluster.Cluster, args []string) error {
 	from, to, err := linkArgs(sim, args)
 	if err != nil {
 		return err
@@ -524,7 +591,7 @@ func cmdUncut(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 	return nil
 }
 
-func linkArgs(sim *raft.ClusterSimulator, args []string) (int, int, error) {
+func linkArgs(sim cluster.Cluster, args []string) (int, int, error) {
 	from, err := node(sim, args[0])
 	if err != nil {
 		return 0, 0, err
@@ -547,7 +614,7 @@ func formatRate(p float64) string {
 	return strconv.FormatFloat(p, 'f', -1, 64)
 }
 
-func cmdPartition(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+func cmdPartition(r *REPL, sim cluster.Cluster, args []string) error {
 	var groups [][]int
 	var desc []string
 	for _, part := range strings.Split(strings.Join(args, " "), "|") {
@@ -578,7 +645,7 @@ func cmdPartition(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 	return nil
 }
 
-func cmdHeal(r *REPL, sim *raft.ClusterSimulator, _ []string) error {
+func cmdHeal(r *REPL, sim cluster.Cluster, _ []string) error {
 	sim.Heal()
 	r.setPartition("")
 	var cut []int
@@ -598,7 +665,7 @@ func cmdHeal(r *REPL, sim *raft.ClusterSimulator, _ []string) error {
 	return nil
 }
 
-func cmdTransfer(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+func cmdTransfer(r *REPL, sim cluster.Cluster, args []string) error {
 	id, err := node(sim, args[0])
 	if err != nil {
 		return err
@@ -614,7 +681,7 @@ func cmdTransfer(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 // maxNetworkDelay bounds "network delay": beyond it the cluster only stalls.
 const maxNetworkDelay = 10 * time.Second
 
-func cmdNetwork(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+func cmdNetwork(r *REPL, sim cluster.Cluster, args []string) error {
 	switch {
 	case len(args) == 0:
 		drop, delay := sim.NetworkSettings()
@@ -670,7 +737,7 @@ func parseRate(s string) (float64, error) {
 	return p, nil
 }
 
-func cmdHelp(r *REPL, _ *raft.ClusterSimulator, args []string) error {
+func cmdHelp(r *REPL, _ cluster.Cluster, args []string) error {
 	if len(args) == 0 {
 		r.printMenu()
 		return nil
@@ -730,16 +797,7 @@ func describe(err error) string {
 }
 
 // idRange shows node ids as "0–4", or "0, 2, 3" when not contiguous.
-func idRange(ids []int) string {
-	if len(ids) == 0 {
-		return "none"
-	}
-	ids = slices.Sorted(slices.Values(ids))
-	if len(ids) > 2 && ids[len(ids)-1]-ids[0] == len(ids)-1 {
-		return fmt.Sprintf("%d–%d", ids[0], ids[len(ids)-1])
-	}
-	return joinInts(ids, ", ")
-}
+func idRange(ids []int) string { return cluster.IDRange(ids) }
 
 func joinInts(ids []int, sep string) string {
 	parts := make([]string, len(ids))

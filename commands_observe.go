@@ -9,7 +9,8 @@ import (
 
 	"golang.org/x/term"
 
-	"raft-consensus/raft"
+	"raft-consensus/raft/cluster"
+	"raft-consensus/raft/kv"
 	"raft-consensus/raft/lincheck"
 	"raft-consensus/utils/diagram"
 )
@@ -23,7 +24,7 @@ const defaultDiagramEvents = 40
 // cmdDiagram renders the latest trace events: "diagram [N] [all]" prints a
 // table of the last N events (heartbeats hidden unless "all"); "diagram
 // html FILE [N]" writes the swim-lane page.
-func cmdDiagram(r *REPL, _ *raft.ClusterSimulator, args []string) error {
+func cmdDiagram(r *REPL, _ cluster.Cluster, args []string) error {
 	n, htmlFile, heartbeats := defaultDiagramEvents, "", false
 	for i := 0; i < len(args); i++ {
 		switch a := strings.ToLower(args[i]); {
@@ -71,7 +72,7 @@ func cmdDiagram(r *REPL, _ *raft.ClusterSimulator, args []string) error {
 
 // cmdCheck checks the client history of the running cluster with
 // porcupine: "check [FILE]" also writes porcupine's visualization.
-func cmdCheck(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+func cmdCheck(r *REPL, sim cluster.Cluster, args []string) error {
 	history := sim.History()
 	if len(history) == 0 {
 		return fmt.Errorf("no client operations yet — run some set/get/delete first")
@@ -105,7 +106,7 @@ func cmdCheck(r *REPL, sim *raft.ClusterSimulator, args []string) error {
 
 // cmdSnapshot makes one node, or every running node, snapshot its state
 // machine and compact its log.
-func cmdSnapshot(r *REPL, sim *raft.ClusterSimulator, args []string) error {
+func cmdSnapshot(r *REPL, sim cluster.Cluster, args []string) error {
 	var ids []int
 	if len(args) == 1 {
 		id, err := node(sim, args[0])
@@ -168,4 +169,25 @@ func terminalWidth() int {
 		return w
 	}
 	return 120
+}
+
+// cmdHistory writes the client history as JSON lines.
+func cmdHistory(r *REPL, c cluster.Cluster, args []string) error {
+	ops := c.History()
+	if len(ops) == 0 {
+		return fmt.Errorf("no client operations yet — run some set/get/delete first")
+	}
+	f, err := os.Create(args[0])
+	if err != nil {
+		return fmt.Errorf("cannot write the history: %v", err)
+	}
+	werr := kv.WriteHistoryJSON(f, ops)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("writing %s: %v", args[0], werr)
+	}
+	r.printf("ok: wrote %s to %s (JSON lines)", plural(len(ops), "operation"), args[0])
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"raft-consensus/raft"
+	"raft-consensus/raft/cluster"
 )
 
 // fuzzSeeds are lines worth starting from; testdata/fuzz holds more.
@@ -68,7 +69,7 @@ func FuzzREPL(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line string) {
 		var out bytes.Buffer
 		r := NewREPL(&out, Options{Memory: true, Timeout: time.Second})
-		r.newCluster = func(raft.SimConfig) (*raft.ClusterSimulator, error) {
+		r.newCluster = func(raft.SimConfig) (cluster.Cluster, error) {
 			return nil, errors.New("no clusters while fuzzing")
 		}
 		r.Exec(line)

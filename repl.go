@@ -11,9 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"raft-consensus/raft"
+	"raft-consensus/raft/cluster"
+	"raft-consensus/raft/sim"
 	"raft-consensus/raft/trace"
 )
 
@@ -36,14 +39,21 @@ type Options struct {
 	Memory bool
 	// Timeout bounds one client operation (SimConfig.ClientTimeout).
 	Timeout time.Duration
-	// Tracers receive every trace event besides the REPL's ring.
-	Tracers []trace.Tracer
+	// Tracers make the tracers that receive every trace event besides the
+	// REPL's own; now is the REPL's clock (virtual with Sim).
+	Tracers []func(now func() time.Time) trace.Tracer
+	// Color colours terms in the log view (for a terminal).
+	Color bool
+	// Sim runs every cluster in virtual time (sim.Cluster), from Seed.
+	Sim  bool
+	Seed int64
 	// Prompt is written before each line read from a terminal.
 	Prompt string
 }
 
-// REPL runs the numbered-menu commands against one ClusterSimulator at a
-// time. Exec runs one line; Serve runs every line of a reader.
+// REPL runs the numbered-menu commands against one cluster at a time: a
+// raft.ClusterSimulator on the wall clock, or with Options.Sim a
+// sim.Cluster in virtual time. Exec runs one line; Serve runs every line of a reader.
 type REPL struct {
 	out  io.Writer
 	opts Options
@@ -53,11 +63,17 @@ type REPL struct {
 	Ring   *trace.RingTracer
 	tracer trace.Tracer
 
-	// newCluster creates the simulator; tests replace it.
-	newCluster func(raft.SimConfig) (*raft.ClusterSimulator, error)
+	// newCluster creates the wall-clock simulator; tests replace it.
+	newCluster func(raft.SimConfig) (cluster.Cluster, error)
 
+	// In virtual time: the running cluster's clock, and where it starts on
+	// the session's clock (each cluster starts at its own time 0).
+	vclock    atomic.Pointer[sim.Cluster]
+	vbase     atomic.Int64
+	seed      int64 // the seed of the next cluster
+	session   session
 	mu        sync.Mutex // guards sim, closed and tempRoot against Close from a signal
-	sim       *raft.ClusterSimulator
+	sim       cluster.Cluster
 	closed    bool
 	tempRoot  string // the default storage's temporary directory, made at the first create
 	created   int    // clusters created so far, to name their temporary directories
@@ -69,22 +85,49 @@ func NewREPL(out io.Writer, opts Options) *REPL {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 3 * time.Second
 	}
-	ring := trace.NewRingTracer(TraceRingSize, nil)
-	tracers := trace.MultiTracer{ring}
-	for _, t := range opts.Tracers {
-		if t != nil {
+	r := &REPL{out: &lockedWriter{w: out}, opts: opts, seed: opts.Seed, newCluster: func(cfg raft.SimConfig) (cluster.Cluster, error) {
+		c, err := raft.NewClusterSimulator(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}}
+	now := time.Now
+	if opts.Sim {
+		now = r.virtualNow
+	}
+	r.Ring = trace.NewRingTracer(TraceRingSize, now)
+	tracers := trace.MultiTracer{r.Ring}
+	for _, mk := range opts.Tracers {
+		if t := mk(now); t != nil {
 			tracers = append(tracers, t)
 		}
 	}
-	var tracer trace.Tracer = ring
+	r.tracer = r.Ring
 	if len(tracers) > 1 {
-		tracer = tracers
+		r.tracer = tracers
 	}
-	return &REPL{out: out, opts: opts, Ring: ring, tracer: tracer, newCluster: raft.NewClusterSimulator}
+	return r
+}
+
+// virtualNow is the session's clock in virtual time: the running
+// cluster's, after the time of the clusters before it.
+func (r *REPL) virtualNow() time.Time {
+	t := time.Unix(0, 0).UTC().Add(time.Duration(r.vbase.Load()))
+	if c := r.vclock.Load(); c != nil {
+		t = t.Add(c.Now())
+	}
+	return t
+}
+
+// Virtual returns the running cluster if it runs in virtual time.
+func (r *REPL) Virtual() *sim.Cluster {
+	c, _ := r.Cluster().(*sim.Cluster)
+	return c
 }
 
 // Cluster returns the running cluster, or nil.
-func (r *REPL) Cluster() *raft.ClusterSimulator {
+func (r *REPL) Cluster() cluster.Cluster {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.sim
@@ -95,10 +138,10 @@ func (r *REPL) Cluster() *raft.ClusterSimulator {
 // goroutine (a signal).
 func (r *REPL) Close() error {
 	r.mu.Lock()
-	sim, root := r.sim, r.tempRoot
+	c, root := r.sim, r.tempRoot
 	r.sim, r.tempRoot, r.closed = nil, "", true
 	r.mu.Unlock()
-	err := shutdown(sim)
+	err := shutdown(c)
 	if root != "" {
 		os.RemoveAll(root)
 	}
@@ -172,14 +215,18 @@ func (r *REPL) Exec(line string) (exit bool) {
 		r.errorf("usage: %s", cmd.usage())
 		return false
 	}
-	var sim *raft.ClusterSimulator
+	if r.opts.Sim && !notRecorded[cmd.names[0]] {
+		r.session.before(r.sessionNow())
+		defer func() { r.session.after(line, r.sessionNow()) }()
+	}
+	var c cluster.Cluster
 	if cmd.needsCluster {
-		if sim = r.Cluster(); sim == nil {
+		if c = r.Cluster(); c == nil {
 			r.errorf("no cluster yet — create one with \"1 <nodes>\", e.g. \"1 3\"")
 			return false
 		}
 	}
-	err = cmd.run(r, sim, args)
+	err = cmd.run(r, c, args)
 	switch {
 	case errors.Is(err, errExit):
 		return true
@@ -254,23 +301,29 @@ func existingNodes(dir string, n int) []int {
 }
 
 // setCluster installs a new cluster unless Close ran meanwhile.
-func (r *REPL) setCluster(sim *raft.ClusterSimulator) bool {
+func (r *REPL) setCluster(c cluster.Cluster) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return false
 	}
-	r.sim, r.partition = sim, ""
+	r.sim, r.partition = c, ""
+	if v, ok := c.(*sim.Cluster); ok {
+		r.vclock.Store(v)
+	}
 	return true
 }
 
 // takeCluster removes the cluster from the REPL, for shutdown.
-func (r *REPL) takeCluster() *raft.ClusterSimulator {
+func (r *REPL) takeCluster() cluster.Cluster {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sim := r.sim
+	c := r.sim
 	r.sim, r.partition = nil, ""
-	return sim
+	if v := r.vclock.Swap(nil); v != nil {
+		r.vbase.Add(int64(v.Now())) // the next cluster's time follows on
+	}
+	return c
 }
 
 func (r *REPL) setPartition(desc string) {
@@ -336,4 +389,17 @@ func (p *plainReader) ReadLine() (string, error) {
 	}
 	// bufio.Reader.ReadLine drops "\n" and "\r\n"; a lone "\r" stays.
 	return string(bytes.TrimSuffix(buf, []byte("\r"))), nil
+}
+
+// lockedWriter serializes writes: in virtual time, the player prints the
+// events of a playing cluster while commands print their results.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/fortytw2/leaktest"
 
 	"raft-consensus/raft"
+	"raft-consensus/raft/cluster"
 )
 
 // newTestREPL returns a REPL with in-memory storage writing to a buffer.
@@ -95,7 +96,7 @@ func TestBadInputWithoutCluster(t *testing.T) {
 		{"set", "error: usage: set <key> <value> [node]"},
 		{"set x", "error: usage: set <key> <value> [node]"},
 		{"set x 5 1 2", "error: usage: set <key> <value> [node]"},
-		{"get", "error: usage: get <key> [node]"},
+		{"get", "error: usage: get <key> [node] [stale]"},
 		{"1", "error: usage: create <nodes>"},
 		{"1 3 4", "error: usage: create <nodes>"},
 		{"1 0", `error: the number of nodes must be 1 to 16, not 0 — e.g. "1 3"`},
@@ -243,7 +244,7 @@ func TestSession(t *testing.T) {
 		step(`set "" 1`, `^error: usage: set <key> <value> \[node\] \(the key is empty\)$`),
 		step("4", `^error: usage: disconnect <node>$`),
 		step("partition 0 1", `^error: a partition needs at least two groups separated by \| — e.g. "partition 0 1 \| 2 3 4"$`),
-		step("partition 0 | 1", `^error: node 2 is in no group \(every node must be in one\) — e.g. "partition 0 1 \| 2 3 4" with every node in a group$`),
+		step("partition 0 | 1", `^error: node 2 is in no group \(every node must be in one, crashed ones too\) — e.g. "partition 0 1 \| 2 3 4" with every node in a group$`),
 		step("partition 0 | 0 1 2", `^error: group 0 1 2 holds every node: that is no partition — e.g.`),
 		step("partition 0 || 1 2", `^error: a group is empty — e.g. "partition 0 1 \| 2 3 4"$`),
 		step("partition 0 1 | 1 2", `^ok: partitioned 0 1 \| 1 2$`), // a bridge: 1 in both
@@ -497,7 +498,7 @@ func TestCloseStopsEverything(t *testing.T) {
 
 func TestPanicIsAnErrorLine(t *testing.T) {
 	r, out := newTestREPL(t, time.Second)
-	r.newCluster = func(raft.SimConfig) (*raft.ClusterSimulator, error) { panic("boom") }
+	r.newCluster = func(raft.SimConfig) (cluster.Cluster, error) { panic("boom") }
 	if got := run1(r, out, "create 3"); got != "error: internal: boom — please report this input\n" {
 		t.Errorf("got %q", got)
 	}
@@ -544,7 +545,7 @@ func TestStorageWiring(t *testing.T) {
 		var out bytes.Buffer
 		r := NewREPL(&out, tt.opts)
 		var dirs []string
-		r.newCluster = func(cfg raft.SimConfig) (*raft.ClusterSimulator, error) {
+		r.newCluster = func(cfg raft.SimConfig) (cluster.Cluster, error) {
 			dirs = append(dirs, cfg.DataDir)
 			if cfg.Tracer == nil || cfg.ClientTimeout != 3*time.Second {
 				t.Errorf("tracer %v, client timeout %v", cfg.Tracer, cfg.ClientTimeout)

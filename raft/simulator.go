@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"raft-consensus/raft/cluster"
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/kv"
 	"raft-consensus/raft/node"
@@ -22,7 +23,10 @@ import (
 )
 
 // MaxNodes is the largest cluster the simulator creates.
-const MaxNodes = 16
+const MaxNodes = cluster.MaxNodes
+
+// ClusterSimulator is a cluster.Cluster on the wall clock.
+var _ cluster.Cluster = (*ClusterSimulator)(nil)
 
 // SimConfig configures a ClusterSimulator.
 type SimConfig struct {
@@ -104,16 +108,16 @@ type appliedEntry struct {
 	by   int
 }
 
-// Errors of the simulator.
+// Errors of the simulator: those of every cluster.Cluster.
 var (
-	ErrNoSuchNode   = errors.New("no such node")
-	ErrNodeCrashed  = errors.New("node is crashed")
-	ErrNodeAlive    = errors.New("node is running")
-	ErrClusterDown  = errors.New("cluster is shut down")
-	ErrTimeout      = kv.ErrTimeout
-	ErrNoLeader     = errors.New("no leader")
-	ErrTwoLeaders   = errors.New("two leaders in one term")
-	ErrBadNodeCount = errors.New("bad number of nodes")
+	ErrNoSuchNode   = cluster.ErrNoSuchNode
+	ErrNodeCrashed  = cluster.ErrNodeCrashed
+	ErrNodeAlive    = cluster.ErrNodeAlive
+	ErrClusterDown  = cluster.ErrClusterDown
+	ErrTimeout      = cluster.ErrTimeout
+	ErrNoLeader     = cluster.ErrNoLeader
+	ErrTwoLeaders   = cluster.ErrTwoLeaders
+	ErrBadNodeCount = cluster.ErrBadNodeCount
 )
 
 // NewClusterSimulator starts a cluster of cfg.Nodes servers.
@@ -356,25 +360,9 @@ func (s *ClusterSimulator) nodeLocked(id int) (*simNode, error) {
 	}
 	n, ok := s.nodes[id]
 	if !ok || n.removed {
-		return nil, fmt.Errorf("%w: node %d does not exist (nodes %s)", ErrNoSuchNode, id, s.idRangeLocked())
+		return nil, cluster.NoSuchNode(id, s.memberIDsLocked())
 	}
 	return n, nil
-}
-
-func (s *ClusterSimulator) idRangeLocked() string {
-	ids := s.memberIDsLocked()
-	if len(ids) == 0 {
-		return "none"
-	}
-	contiguous := ids[len(ids)-1]-ids[0] == len(ids)-1
-	if contiguous && len(ids) > 2 {
-		return fmt.Sprintf("%d–%d", ids[0], ids[len(ids)-1])
-	}
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = strconv.Itoa(id)
-	}
-	return strings.Join(parts, ", ")
 }
 
 func (s *ClusterSimulator) memberIDsLocked() []int {
@@ -449,40 +437,12 @@ func (s *ClusterSimulator) Partition(groups ...[]int) error {
 	if s.closed {
 		return ErrClusterDown
 	}
-	if len(groups) < 2 {
-		return errors.New("a partition needs at least two groups")
-	}
-	seen := map[int]bool{}
-	var desc []string
-	members := s.memberIDsLocked()
-	for _, g := range groups {
-		if len(g) == 0 {
-			return errors.New("a partition group is empty")
-		}
-		var ids []string
-		in := map[int]bool{}
-		for _, id := range g {
-			if _, err := s.nodeLocked(id); err != nil {
-				return err
-			}
-			if in[id] {
-				return fmt.Errorf("node %d is twice in one group", id)
-			}
-			in[id], seen[id] = true, true
-			ids = append(ids, strconv.Itoa(id))
-		}
-		if len(in) == len(members) {
-			return fmt.Errorf("group %s holds every node: that is no partition", strings.Join(ids, " "))
-		}
-		desc = append(desc, strings.Join(ids, " "))
-	}
-	for _, id := range members {
-		if !seen[id] {
-			return fmt.Errorf("node %d is in no group (every node must be in one)", id)
-		}
+	desc, err := cluster.CheckPartition(groups, s.memberIDsLocked())
+	if err != nil {
+		return err
 	}
 	s.faults.Partition(groups...)
-	s.traceSim(core.Fault(groups, "partition %s", strings.Join(desc, " | ")))
+	s.traceSim(core.Fault(groups, "partition %s", desc))
 	return nil
 }
 
@@ -625,21 +585,7 @@ func (s *ClusterSimulator) Shutdown() {
 }
 
 // NodeStatus describes one server for the status table.
-type NodeStatus struct {
-	ID        int
-	Alive     bool // running (not crashed)
-	Connected bool // not disconnected (partitions aside)
-	Member    string
-	Role      core.Role
-	Term      uint64
-	Leader    int
-	Commit    uint64
-	Applied   uint64
-	LastIndex uint64
-	// LogLength is the number of entries held in the log (after the snapshot).
-	LogLength     uint64
-	SnapshotIndex uint64
-}
+type NodeStatus = cluster.NodeStatus
 
 // knownConfigLocked is the configuration a leader uses, or else the one the
 // first running server knows; false if no server runs.
@@ -680,16 +626,7 @@ func (s *ClusterSimulator) Status() []NodeStatus {
 		out = append(out, st)
 	}
 	for i := range out {
-		switch {
-		case !haveCfg:
-			out[i].Member = "unknown" // no server is up to say
-		case cfg.IsVoter(out[i].ID):
-			out[i].Member = "voter"
-		case cfg.IsLearner(out[i].ID):
-			out[i].Member = "learner"
-		default:
-			out[i].Member = "joining"
-		}
+		out[i].Member = cluster.Member(cfg, haveCfg, out[i].ID)
 	}
 	return out
 }

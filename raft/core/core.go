@@ -746,6 +746,24 @@ func (c *Core) Summary() Summary {
 		LastIndex: c.log.lastIndex(), SnapshotIndex: c.log.snapIndex, Config: c.config, ConfigIndex: c.configIndex}
 }
 
+// Timers are a core's clocks, in ticks: how long since it last heard of a
+// leader (or, leading, since its quorum last answered) against the timeout
+// it drew (§5.2), and, leading, how long since its last heartbeat.
+type Timers struct {
+	ElectionElapsed, ElectionTimeout int
+	HeartbeatElapsed, HeartbeatTicks int
+}
+
+// Timers reports the core's clocks.
+func (c *Core) Timers() Timers {
+	t := Timers{ElectionElapsed: c.electionElapsed, ElectionTimeout: c.electionTimeout,
+		HeartbeatElapsed: c.heartbeatElapsed, HeartbeatTicks: c.cfg.HeartbeatTicks}
+	if c.role == Leader {
+		t.ElectionTimeout = c.cfg.ElectionTicksMax // the check-quorum period (§6.2 of the thesis)
+	}
+	return t
+}
+
 // Status is a snapshot of a core's state, for the REPL and tests.
 type Status struct {
 	ID            int

@@ -297,46 +297,61 @@ func (s *ClientState) Failed(target int, err error, ids []int, attempt int) Retr
 }
 
 func (c *Client) traceDone(node int, cmd Command, res Result) {
-	if c.cfg.Tracer == nil {
-		return
-	}
-	var msg string
-	switch cmd.Op {
-	case OpSet:
-		msg = fmt.Sprintf("set %s=%s (client %d seq %d) → ok", cmd.Key, cmd.Value, c.cfg.Num, cmd.Seq)
-	case OpDelete:
-		msg = fmt.Sprintf("delete %s (client %d seq %d) → existed=%v", cmd.Key, c.cfg.Num, cmd.Seq, res.Found)
-	case OpGet:
-		if res.Found {
-			msg = fmt.Sprintf("get %s (client %d) → %q", cmd.Key, c.cfg.Num, res.Value)
-		} else {
-			msg = fmt.Sprintf("get %s (client %d) → not found", cmd.Key, c.cfg.Num)
-		}
-	}
-	trace.ForNode(c.cfg.Tracer, node).Event(clientEvent(msg))
+	TraceDone(c.cfg.Tracer, node, c.cfg.Num, cmd, res)
 }
 
-// traceRequest reports a client request as it reaches a server, and
-// traceFailure a request that server could not answer.
 func (c *Client) traceRequest(node int, cmd Command) {
-	if c.cfg.Tracer == nil {
-		return
-	}
-	var msg string
-	switch cmd.Op {
-	case OpSet:
-		msg = fmt.Sprintf("request set %s=%s (client %d seq %d)", cmd.Key, cmd.Value, c.cfg.Num, cmd.Seq)
-	case OpDelete:
-		msg = fmt.Sprintf("request delete %s (client %d seq %d)", cmd.Key, c.cfg.Num, cmd.Seq)
-	case OpGet:
-		msg = fmt.Sprintf("request get %s (client %d)", cmd.Key, c.cfg.Num)
-	}
-	trace.ForNode(c.cfg.Tracer, node).Event(clientEvent(msg))
+	TraceRequest(c.cfg.Tracer, node, c.cfg.Num, cmd)
 }
 
 func (c *Client) traceFailure(node int, cmd Command, err error) {
-	if c.cfg.Tracer != nil {
-		trace.ForNode(c.cfg.Tracer, node).Event(clientEvent(fmt.Sprintf("%v %s (client %d) failed here: %v", cmd.Op, cmd.Key, c.cfg.Num, err)))
+	TraceFailure(c.cfg.Tracer, node, c.cfg.Num, cmd, err)
+}
+
+// TraceDone reports that client num's command succeeded at node. Every
+// client (this package's, the simulation's) reports in the same words.
+func TraceDone(t trace.Tracer, node, num int, cmd Command, res Result) {
+	if t == nil {
+		return
+	}
+	var msg string
+	switch cmd.Op {
+	case OpSet:
+		msg = fmt.Sprintf("set %s=%s (client %d seq %d) → ok", cmd.Key, cmd.Value, num, cmd.Seq)
+	case OpDelete:
+		msg = fmt.Sprintf("delete %s (client %d seq %d) → existed=%v", cmd.Key, num, cmd.Seq, res.Found)
+	case OpGet:
+		if res.Found {
+			msg = fmt.Sprintf("get %s (client %d) → %q", cmd.Key, num, res.Value)
+		} else {
+			msg = fmt.Sprintf("get %s (client %d) → not found", cmd.Key, num)
+		}
+	}
+	trace.ForNode(t, node).Event(clientEvent(msg))
+}
+
+// TraceRequest reports a client request as it reaches a server, and
+// TraceFailure a request that server could not answer.
+func TraceRequest(t trace.Tracer, node, num int, cmd Command) {
+	if t == nil {
+		return
+	}
+	var msg string
+	switch cmd.Op {
+	case OpSet:
+		msg = fmt.Sprintf("request set %s=%s (client %d seq %d)", cmd.Key, cmd.Value, num, cmd.Seq)
+	case OpDelete:
+		msg = fmt.Sprintf("request delete %s (client %d seq %d)", cmd.Key, num, cmd.Seq)
+	case OpGet:
+		msg = fmt.Sprintf("request get %s (client %d)", cmd.Key, num)
+	}
+	trace.ForNode(t, node).Event(clientEvent(msg))
+}
+
+// TraceFailure: see TraceRequest.
+func TraceFailure(t trace.Tracer, node, num int, cmd Command, err error) {
+	if t != nil {
+		trace.ForNode(t, node).Event(clientEvent(fmt.Sprintf("%v %s (client %d) failed here: %v", cmd.Op, cmd.Key, num, err)))
 	}
 }
 

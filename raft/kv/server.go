@@ -297,6 +297,18 @@ func (s *Server) Do(ctx context.Context, cmd Command) (Result, error) {
 	return s.Write(ctx, cmd)
 }
 
+// ReadLocal answers a query from this server's state machine as it
+// stands, without ReadIndex, with the index it has applied. The answer may
+// be stale: a follower lags, and a deposed leader that has not heard of its
+// successor answers an old value (thesis §6.4). It shows what linearizable
+// reads prevent; clients are never served this way.
+func (s *Server) ReadLocal(query any) (res any, applied uint64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res, err = s.host.StateMachine().Read(query)
+	return res, s.host.Applied(), err
+}
+
 // KVLen returns the number of keys in the state machine, if it is a Store.
 func (s *Server) KVLen() int {
 	s.mu.Lock()

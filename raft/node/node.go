@@ -240,6 +240,13 @@ func (n *RaftNode) Status(ctx context.Context) (core.Status, error) {
 	return st, err
 }
 
+// Inspect runs f on the node goroutine, between steps, with the node's
+// core: for displays that need more than Summary (the log, the timers). f
+// must only read, and must not keep what it is given.
+func (n *RaftNode) Inspect(ctx context.Context, f func(*core.Core)) error {
+	return n.do(ctx, func() { f(n.driver.Core()) })
+}
+
 // Report returns the node's id, term and whether it believes it leads.
 func (n *RaftNode) Report() (id int, term uint64, isLeader bool) {
 	s := n.Summary()

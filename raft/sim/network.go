@@ -24,7 +24,10 @@ type network struct {
 	dropRate, dupRate  float64
 	lateRate           float64
 	minDelay, maxDelay time.Duration
-	nextDrop           map[[2]int]bool // lose the next message on the link
+	// extraDelay adds a random delay below it to every message, as a
+	// user's "network delay" does (the seeded runs leave it off).
+	extraDelay time.Duration
+	nextDrop   map[[2]int]bool // lose the next message on the link
 }
 
 func newNetwork() network {
@@ -51,7 +54,11 @@ func (w *world) delay() time.Duration {
 		w.stats.late++
 		return time.Duration(2+w.rng.Intn(4)) * w.p.rpcTimeout()
 	}
-	return n.minDelay + time.Duration(w.rng.Int63n(int64(n.maxDelay-n.minDelay)+1))
+	d := n.minDelay + time.Duration(w.rng.Int63n(int64(n.maxDelay-n.minDelay)+1))
+	if n.extraDelay > 0 {
+		d += time.Duration(w.rng.Int63n(int64(n.extraDelay)))
+	}
+	return d
 }
 
 // lost decides whether one message from → to is lost.

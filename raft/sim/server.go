@@ -423,20 +423,26 @@ func (s *server) applyPending() {
 		batch := s.applies[0]
 		s.applies = s.applies[1:]
 		if job := s.host.Apply(batch); job != nil {
-			s.writeSnapshot(job)
+			s.writeSnapshot(job, nil)
 		}
 	}
 }
 
 // writeSnapshot writes a captured state out to storage, as Server's
 // snapshot goroutine does (through RaftNode.Snapshot), and hands it to the
-// driver later, as an input.
-func (s *server) writeSnapshot(job *kv.SnapshotJob) {
+// driver later, as an input. then, if set, hears how it ended.
+func (s *server) writeSnapshot(job *kv.SnapshotJob, then func(error)) {
 	w := s.w
 	inc := s.inc
+	finish := func(err error) {
+		if then != nil {
+			then(err)
+		}
+	}
 	// Writing takes a while; the process goes on meanwhile.
 	w.after(time.Duration(100+w.rng.Intn(2000))*time.Microsecond, func() {
 		if s.inc != inc || !s.up {
+			finish(errGone)
 			return
 		}
 		sw, err := storage.WriteSnapshot(s.st, job.Index, job.Write)
@@ -445,11 +451,15 @@ func (s *server) writeSnapshot(job *kv.SnapshotJob) {
 			if s.disk.Crashed() {
 				s.crash(" writing a snapshot")
 				s.scheduleRestart()
+				finish(errGone)
 				return
 			}
 		}
 		if err != nil {
-			s.input(func() { s.host.SnapshotDone(job, err) })
+			s.input(func() {
+				s.host.SnapshotDone(job, err)
+				finish(err)
+			})
 			return
 		}
 		s.input(func() {
@@ -458,9 +468,13 @@ func (s *server) writeSnapshot(job *kv.SnapshotJob) {
 				w.stats.snapshots++
 			}
 			s.host.SnapshotDone(job, err)
+			finish(err)
 		})
 	})
 }
+
+// errGone: the server stopped before it finished what it was doing.
+var errGone = errors.New("the node stopped meanwhile")
 
 // onApply checks every entry the state machine applies.
 func (s *server) onApply(e node.CommitEntry) {

@@ -264,13 +264,17 @@ func newWorld(p Params, opts Options) *world {
 		s := w.newServer(id)
 		s.start(voters)
 	}
-	for i := range p.Clients {
+	return w
+}
+
+// startWorkload starts the seed's clients and schedules its faults.
+func (w *world) startWorkload() {
+	for i := range w.p.Clients {
 		c := newClient(w, i)
 		w.clients = append(w.clients, c)
 		w.after(time.Duration(w.rng.Intn(20))*time.Millisecond, c.next)
 	}
 	w.scheduleFaults()
-	return w
 }
 
 // ids lists the servers that are members (running or not), in order.
@@ -440,6 +444,7 @@ func RunSeed(seed int64, opts Options) Result {
 	}
 	p := DrawParams(seed, faults)
 	w := newWorld(p, opts)
+	w.startWorkload()
 	err := w.run()
 	if err == nil && w.stats.faults < p.MinFaults {
 		err = fmt.Errorf("only %d faults injected, want at least %d", w.stats.faults, p.MinFaults)

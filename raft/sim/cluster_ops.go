@@ -1,0 +1,306 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"raft-consensus/raft/cluster"
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/kv"
+	"raft-consensus/raft/node"
+)
+
+// The Cluster's client operations and membership changes: each waits, in
+// virtual time, for what it started.
+
+// userOp is one client operation of a Cluster's user, attempt by attempt,
+// with the decisions of a kv.ClientState, as a kv.Client makes them.
+type userOp struct {
+	cmd     kv.Command
+	call    time.Duration
+	only    int // the node it must go to, or None: the leader, found
+	attempt int
+	token   uint64 // the attempt in progress; stale answers carry another
+	target  int
+	lastErr error
+
+	done bool
+	res  kv.Result
+	err  error
+}
+
+// Do runs one client operation: through the leader when node is
+// core.None, at that node only otherwise (a follower refuses it).
+func (c *Cluster) Do(op kv.Op, key, value string, node int) (kv.Result, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return kv.Result{}, cluster.ErrClusterDown
+	}
+	if node != core.None {
+		if _, err := c.running(node); err != nil {
+			return kv.Result{}, err
+		}
+	}
+	w := c.w
+	o := &userOp{cmd: c.client.Command(op, key, value), call: w.now, only: node}
+	c.attemptOp(o)
+	if c.wait(func() bool { return o.done }, w.now+c.cfg.ClientTimeout) {
+		return o.res, o.err
+	}
+	o.token++ // whatever answers now comes too late
+	if w.err != nil {
+		return kv.Result{}, w.err
+	}
+	w.history = append(w.history, kv.Operation{ClientID: o.cmd.ClientID, Input: o.cmd, Call: o.call, Unknown: true})
+	return kv.Result{}, &kv.OutcomeUnknownError{Op: op, Timeout: c.cfg.ClientTimeout, Last: o.lastErr}
+}
+
+// attemptOp makes one attempt at the node the client state picks.
+func (c *Cluster) attemptOp(o *userOp) {
+	w := c.w
+	o.token++
+	token := o.token
+	o.target = o.only
+	if o.only == core.None {
+		o.target = c.client.Target(w.ids())
+	}
+	target := o.target
+	if s := w.servers[target]; s == nil || s.removed || !s.up {
+		// kv.Client finds a crashed server at once, without a request.
+		w.after(0, func() {
+			c.opFailed(o, token, fmt.Errorf("%w: node %d", cluster.ErrNodeCrashed, target))
+		})
+		return
+	}
+	w.after(clientDelay(w), func() {
+		s := w.servers[target]
+		if s == nil || !s.up || s.removed || o.token != token {
+			return // a server that is down answers nothing: the attempt times out
+		}
+		kv.TraceRequest(w.tracer, target, c.clientNum, o.cmd)
+		s.input(func() {
+			s.serve(o.cmd, func(res any, err error) {
+				s.emit(func() {
+					w.after(clientDelay(w), func() { c.answered(o, token, s, res, err) })
+				})
+			})
+		})
+	})
+	if o.only == core.None {
+		w.after(attemptTimeout, func() { c.opFailed(o, token, errAttemptTimeout) })
+	}
+}
+
+// answered handles a server's answer to one attempt.
+func (c *Cluster) answered(o *userOp, token uint64, s *server, res any, err error) {
+	if o.token != token || o.done {
+		return
+	}
+	w := c.w
+	if err != nil {
+		kv.TraceFailure(w.tracer, s.id, c.clientNum, o.cmd, err)
+		c.opFailed(o, token, err)
+		return
+	}
+	r, _ := res.(kv.Result)
+	c.client.Succeeded(o.target)
+	w.history = append(w.history, kv.Operation{ClientID: o.cmd.ClientID, Input: o.cmd, Call: o.call, Return: w.now, Output: r})
+	kv.TraceDone(w.tracer, s.id, c.clientNum, o.cmd, r)
+	o.done, o.res = true, r
+}
+
+// opFailed: an attempt failed; at one node only, that is the answer;
+// otherwise the client tries again, as kv.Client does.
+func (c *Cluster) opFailed(o *userOp, token uint64, err error) {
+	if o.token != token || o.done {
+		return
+	}
+	w := c.w
+	o.lastErr = err
+	if o.only != core.None {
+		var nl *kv.NotLeaderError
+		if !errors.As(err, &nl) {
+			// Any failure but a refusal leaves a write's outcome unknown.
+			w.history = append(w.history, kv.Operation{ClientID: o.cmd.ClientID, Input: o.cmd, Call: o.call, Unknown: true})
+		}
+		o.done, o.err = true, err
+		return
+	}
+	o.token++
+	action := c.client.Failed(o.target, err, w.ids(), o.attempt)
+	o.attempt++
+	pause := time.Duration(0)
+	if action == kv.PauseThenRetry {
+		pause = clientPause
+	}
+	next := o.token
+	w.after(pause, func() {
+		if o.token == next && !o.done {
+			c.attemptOp(o)
+		}
+	})
+}
+
+// AddServer starts a new, empty server and adds it: it joins as a
+// learner, and the leader promotes it once it caught up (thesis §4.2.1).
+// AddServer returns once the promotion is committed.
+func (c *Cluster) AddServer(id int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return cluster.ErrClusterDown
+	}
+	if id < 0 || id >= 1000 {
+		return fmt.Errorf("node id %d is out of range (0–999)", id)
+	}
+	w := c.w
+	isVoter := func(cfg core.Configuration) bool { return cfg.IsVoter(id) }
+	if s, ok := w.servers[id]; ok && !s.removed {
+		if cfg, known := c.knownConfig(); known && cfg.IsVoter(id) {
+			return fmt.Errorf("node %d is already a member", id)
+		}
+		// Started by an add that did not finish: wait for it again.
+		_, err := c.changeMembership(core.AddLearner, id, isVoter)
+		return err
+	}
+	if len(w.ids()) >= cluster.MaxNodes {
+		return fmt.Errorf("%w: the cluster already has %d nodes (at most %d)", cluster.ErrBadNodeCount, cluster.MaxNodes, cluster.MaxNodes)
+	}
+	s := w.newServer(id)
+	w.traceFault(nodeName(id), nil, "added")
+	s.start(nil)
+	c.settle()
+	proposed, err := c.changeMembership(core.AddLearner, id, isVoter)
+	switch {
+	case err == nil:
+		return nil
+	case !proposed:
+		// No leader took the change: it can never commit, so the new
+		// server goes, as if never added.
+		if s.up {
+			s.down()
+		}
+		s.removed = true
+		w.net.links.Reconnect(id)
+		w.traceFault(nodeName(id), nil, "removed")
+		return fmt.Errorf("%w (node %d was not added)", err, id)
+	default:
+		return fmt.Errorf("%w; the change may still commit: node %d stays, joining (add %d again to wait for it, or remove %d)", err, id, id, id)
+	}
+}
+
+// RemoveServer removes a server; it stops once a configuration without it
+// is committed (a removed leader leads until then: thesis §4.2.2).
+func (c *Cluster) RemoveServer(id int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, err := c.server(id)
+	if err != nil {
+		return err
+	}
+	if _, err := c.changeMembership(core.RemoveServer, id, func(cfg core.Configuration) bool { return !cfg.IsMember(id) }); err != nil {
+		return err
+	}
+	// A server that committed the change stops the removed one after its
+	// step (finishRemovals); the leader's commit is enough here.
+	if !s.removed {
+		if s.up {
+			s.down()
+		}
+		s.removed = true
+		c.w.traceFault(nodeName(id), nil, "removed")
+	}
+	c.w.net.links.Reconnect(id)
+	return nil
+}
+
+// changeMembership proposes one change at the leader, retrying while the
+// leader is unknown or busy with a previous change, until a leader has
+// committed a configuration satisfying done. proposed says whether a
+// leader ever took the change (if not, it cannot commit later).
+func (c *Cluster) changeMembership(t core.ConfChangeType, id int, done func(core.Configuration) bool) (proposed bool, err error) {
+	w := c.w
+	deadline := w.now + membershipTimeout
+	var lastErr error
+	for w.now < deadline && w.err == nil {
+		leader, _ := c.leader()
+		if leader == core.None {
+			c.sleep(pollEvery)
+			continue
+		}
+		l := w.servers[leader]
+		co := l.driver.Core()
+		if cfg := co.Config(); done(cfg) {
+			if co.Committed() >= co.ConfigIndex() {
+				return proposed, nil
+			}
+		} else if !(t == core.AddLearner && cfg.IsLearner(id)) { // a learner: promoted once caught up
+			var res node.ProposeResult
+			if err := c.inStep(l, func() { res = l.driver.ProposeConfChange(t, id) }); err != nil {
+				lastErr = err
+				continue
+			}
+			switch {
+			case res.Err == nil:
+				proposed = true
+				w.traceFault(nodeName(leader), nil, "membership: proposed %v %d", t, id)
+				if t == core.RemoveServer {
+					w.removals = append(w.removals, removal{id: id, index: res.Index})
+				}
+			case errors.Is(res.Err, core.ErrBadMember):
+				return proposed, res.Err
+			default:
+				lastErr = res.Err // not leader any more, a change pending: retry
+			}
+		}
+		c.sleep(pollEvery)
+	}
+	if w.err != nil {
+		return proposed, w.err
+	}
+	if lastErr == nil {
+		lastErr = cluster.ErrTimeout
+	}
+	return proposed, fmt.Errorf("%v %d not committed within %v: %w", t, id, membershipTimeout, lastErr)
+}
+
+// TransferLeadership makes target the leader (thesis §3.10).
+func (c *Cluster) TransferLeadership(target int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, err := c.server(target)
+	if err != nil {
+		return err
+	}
+	if !s.up {
+		return fmt.Errorf("%w: node %d cannot take over (restart it first)", cluster.ErrNodeCrashed, target)
+	}
+	leader, _, err := c.uniqueLeader(membershipTimeout)
+	if err != nil {
+		return err
+	}
+	if leader == target {
+		return fmt.Errorf("node %d is already the leader", target)
+	}
+	l := c.w.servers[leader]
+	var terr error
+	if err := c.inStep(l, func() { terr = l.driver.TransferLeadership(target) }); err != nil {
+		return err
+	}
+	if terr != nil {
+		return terr
+	}
+	wait := 2 * c.w.p.rpcTimeout()
+	if !c.wait(func() bool { l, _ := c.leader(); return l == target }, c.w.now+wait) {
+		l, _ := c.leader()
+		name := "none"
+		if l != core.None {
+			name = strconv.Itoa(l)
+		}
+		return c.failure(fmt.Errorf("transfer to %d did not complete within %v (leader is %s)", target, wait, name))
+	}
+	return nil
+}

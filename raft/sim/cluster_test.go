@@ -1,0 +1,260 @@
+package sim
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/fortytw2/leaktest"
+
+	"raft-consensus/raft/cluster"
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/kv"
+	"raft-consensus/raft/lincheck"
+	"raft-consensus/raft/trace"
+)
+
+func newTestCluster(t *testing.T, nodes int, seed int64, tr trace.Tracer) *Cluster {
+	t.Helper()
+	c, err := NewCluster(ClusterConfig{Nodes: nodes, Seed: seed, Tracer: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Shutdown)
+	return c
+}
+
+func mustLeader(t *testing.T, c *Cluster) int {
+	t.Helper()
+	l, _, err := c.CheckUniqueLeader(3 * time.Second)
+	if err != nil {
+		t.Fatalf("no leader: %v", err)
+	}
+	return l
+}
+
+// TestClusterStandsStill: time moves only when asked.
+func TestClusterStandsStill(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 3, 1, nil)
+	if c.Now() != 0 {
+		t.Fatalf("a new cluster is at %v, want 0", c.Now())
+	}
+	c.Status()
+	c.Logs()
+	if c.Now() != 0 {
+		t.Fatalf("looking moved time to %v", c.Now())
+	}
+	if l, _ := c.Leader(); l != core.None {
+		t.Fatalf("a leader at time 0: %d", l)
+	}
+	if err := c.Run(500 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if c.Now() != 500*time.Millisecond {
+		t.Fatalf("after run 500ms the time is %v", c.Now())
+	}
+	if l, _ := c.Leader(); l == core.None {
+		t.Fatal("no leader after 500 ms of virtual time")
+	}
+}
+
+// TestClusterCrashPartitionAndReads drives a cluster through a leader
+// crash and a partition with a minority leader; the linearizable read
+// never answers an old value, the stale read at the old leader does.
+func TestClusterCrashPartitionAndReads(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 5, 7, nil)
+	leader := mustLeader(t, c)
+	if _, err := c.Do(kv.OpSet, "x", "1", core.None); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CrashPeer(leader); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Do(kv.OpGet, "x", "", core.None)
+	if err != nil || res.Value != "1" {
+		t.Fatalf("get after the leader crashed: %+v, %v", res, err)
+	}
+	if err := c.RestartPeer(leader); err != nil {
+		t.Fatal(err)
+	}
+	old := mustLeader(t, c)
+	var rest []int
+	for _, id := range c.IDs() {
+		if id != old {
+			rest = append(rest, id)
+		}
+	}
+	if err := c.Partition([]int{old}, rest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(kv.OpSet, "x", "2", core.None); err != nil {
+		t.Fatalf("set in the majority: %v", err)
+	}
+	stale, err := c.ReadStale("x", old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stale.Value != "1" {
+		t.Fatalf("the cut-off old leader's state machine says %q, want the old value 1", stale.Value)
+	}
+	if _, err := c.Do(kv.OpGet, "x", "", old); err == nil {
+		t.Fatal("a linearizable read at the cut-off old leader answered")
+	}
+	c.Heal()
+	res, err = c.Do(kv.OpGet, "x", "", core.None)
+	if err != nil || res.Value != "2" {
+		t.Fatalf("get after heal: %+v, %v", res, err)
+	}
+	if r := lincheck.CheckLinearizable(c.History(), 10*time.Second); !r.Linearizable() {
+		t.Fatalf("history not linearizable: %v", r.Result)
+	}
+	if err := c.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClusterMembershipTransferSnapshot adds, removes, transfers and
+// snapshots.
+func TestClusterMembershipTransferSnapshot(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 3, 3, nil)
+	mustLeader(t, c)
+	for i := range 20 {
+		if _, err := c.Do(kv.OpSet, "k", string(rune('a'+i)), core.None); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.AddServer(3); err != nil {
+		t.Fatalf("add 3: %v", err)
+	}
+	if st := c.Status()[3]; st.Member != "voter" || st.Applied < 20 {
+		t.Fatalf("node 3 after add: %+v", st)
+	}
+	if err := c.AddServer(3); err == nil {
+		t.Fatal("adding a member again succeeded")
+	}
+	if err := c.TransferLeadership(3); err != nil {
+		t.Fatalf("transfer to 3: %v", err)
+	}
+	if l, _ := c.Leader(); l != 3 {
+		t.Fatalf("leader after transfer is %d", l)
+	}
+	idx, err := c.Snapshot(0)
+	if err != nil || idx < 20 {
+		t.Fatalf("snapshot: %d, %v", idx, err)
+	}
+	logs := c.Logs()
+	if logs[0].SnapshotIndex != idx {
+		t.Fatalf("node 0's log starts after %d, want the snapshot %d", logs[0].SnapshotIndex, idx)
+	}
+	if err := c.RemoveServer(0); err != nil {
+		t.Fatalf("remove 0: %v", err)
+	}
+	if ids := c.IDs(); len(ids) != 3 || ids[0] != 1 {
+		t.Fatalf("ids after remove: %v", ids)
+	}
+	if _, err := c.Do(kv.OpSet, "k", "z", core.None); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CrashPeer(0); !errors.Is(err, cluster.ErrNoSuchNode) {
+		t.Fatalf("crash of a removed node: %v", err)
+	}
+}
+
+// TestClusterIsDeterministic: the same seed and calls give the same trace.
+func TestClusterIsDeterministic(t *testing.T) {
+	defer leaktest.Check(t)()
+	run := func(seed int64) []byte {
+		var buf bytes.Buffer
+		var c *Cluster
+		tr := trace.Func(func(node string, e core.Event) {
+			at := "start" // NewCluster traces the first steps before it returns
+			if c != nil {
+				at = c.Clock().Format("15:04:05.000000")
+			}
+			buf.WriteString(at + " " + node + " " + e.Text() + "\n")
+		})
+		c = newTestCluster(t, 3, seed, tr)
+		l := mustLeader(t, c)
+		c.Do(kv.OpSet, "a", "1", core.None)
+		c.CrashPeer(l)
+		c.DropNext((l+1)%3, (l+2)%3)
+		c.Do(kv.OpSet, "a", "2", core.None)
+		c.Step(25)
+		c.Run(300 * time.Millisecond)
+		c.Shutdown()
+		return buf.Bytes()
+	}
+	a, b := run(11), run(11)
+	if !bytes.Equal(a, b) {
+		t.Fatalf("two runs of seed 11 differ (%d and %d bytes of trace)", len(a), len(b))
+	}
+	if len(a) < 1000 {
+		t.Fatalf("only %d bytes of trace", len(a))
+	}
+	if bytes.Equal(a, run(12)) {
+		t.Fatal("seeds 11 and 12 traced the same run")
+	}
+}
+
+// TestClusterStepTracesEvents: step returns at least n events, in time order.
+func TestClusterStepTracesEvents(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 3, 5, trace.Func(func(string, core.Event) {}))
+	evs, err := c.Step(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) < 10 {
+		t.Fatalf("step 10 returned %d events", len(evs))
+	}
+	for i := 1; i < len(evs); i++ {
+		if evs[i].Time.Before(evs[i-1].Time) {
+			t.Fatalf("events out of order: %v then %v", evs[i-1].Time, evs[i].Time)
+		}
+	}
+	// Everyone crashed: nothing happens; step gives up after stepLimit.
+	for _, id := range c.IDs() {
+		c.CrashPeer(id)
+	}
+	before := c.Now()
+	evs, _ = c.Step(5)
+	if len(evs) != 0 || c.Now()-before != stepLimit {
+		t.Fatalf("step in a dead cluster: %d events, %v passed", len(evs), c.Now()-before)
+	}
+}
+
+// TestClusterPlays: Play moves time on by itself; a call made meanwhile
+// waits for its answer; Pause stops the clock.
+func TestClusterPlays(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 3, 9, nil)
+	if err := c.Play(0, nil); err == nil {
+		t.Fatal("play at speed 0 accepted")
+	}
+	if err := c.Play(5, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Now() < 400*time.Millisecond {
+		if time.Now().After(deadline) {
+			t.Fatalf("playing at 5× for 10 s reached only %v", c.Now())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := c.Do(kv.OpSet, "p", "1", core.None); err != nil {
+		t.Fatalf("set while playing: %v", err)
+	}
+	c.Pause() // returns once the player has stopped
+	if playing, _ := c.Playing(); playing {
+		t.Fatal("still playing after Pause")
+	}
+	at := c.Now()
+	c.Status()
+	if c.Now() != at {
+		t.Fatalf("time moved while paused: %v → %v", at, c.Now())
+	}
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fortytw2/leaktest"
+)
+
+// newSimREPL returns a REPL in virtual time writing to a buffer.
+func newSimREPL(t *testing.T, seed int64) (*REPL, *bytes.Buffer) {
+	t.Helper()
+	var out bytes.Buffer
+	r := NewREPL(&out, Options{Sim: true, Seed: seed, Timeout: 3 * time.Second})
+	t.Cleanup(func() { r.Close() })
+	return r, &out
+}
+
+// simSession exercises every command that works in virtual time.
+const simSession = `create 5
+leader
+set x 1
+set y "two words"
+step 12
+timers
+log
+crash 0
+get x
+partition 0 1 | 2 3 4
+set x 2
+get x 1 stale
+get x
+heal
+run 700ms
+log 2
+drop next 1 2
+run 100ms
+network delay 5ms
+set z 3
+network reset
+add 5
+transfer 5
+remove 1
+snapshot 2
+restart 0
+run 1s
+status
+log
+check
+`
+
+// TestSimIsDeterministic: the same seed and commands print the same
+// bytes; another seed prints something else.
+func TestSimIsDeterministic(t *testing.T) {
+	defer leaktest.Check(t)()
+	run := func(seed int64) string {
+		r, out := newSimREPL(t, seed)
+		r.Serve(strings.NewReader(simSession))
+		r.Close()
+		return out.String()
+	}
+	a, b := run(42), run(42)
+	if a != b {
+		t.Fatalf("two runs of seed 42 differ:\n%s", firstDifferentLine(a, b))
+	}
+	for _, want := range []string{"leader: node", "ok: x = 1", "STALE READ at node 1 (", "): x = 1 — read without ReadIndex", "\nx = 2\n", "node 5 added (voter)",
+		"ok: leader is now node 5", "node 1 removed", "ok: node 2 snapshot through", ": linearizable"} {
+		if !strings.Contains(a, want) {
+			t.Errorf("the session does not say %q:\n%s", want, a)
+		}
+	}
+	if strings.Contains(a, "error: internal") {
+		t.Fatalf("an internal error:\n%s", a)
+	}
+	if c := run(43); c == a {
+		t.Fatal("seeds 42 and 43 printed the same session")
+	}
+}
+
+// TestSimStaleReadShowsWhyReadIndexMatters: a leader cut off from the
+// majority still answers the old value from its state machine; the
+// linearizable read of the new value goes through the majority's leader.
+func TestSimStaleReadShowsWhyReadIndexMatters(t *testing.T) {
+	defer leaktest.Check(t)()
+	r, out := newSimREPL(t, 3)
+	run1(r, out, "create 3")
+	leader := leaderOf(t, run1(r, out, "leader"))
+	run1(r, out, "set x old")
+	others := []string{}
+	for _, id := range []string{"0", "1", "2"} {
+		if id != leader {
+			others = append(others, id)
+		}
+	}
+	if got := run1(r, out, "partition "+leader+" | "+strings.Join(others, " ")); !strings.HasPrefix(got, "ok: partitioned") {
+		t.Fatalf("partition: %s", got)
+	}
+	if got := run1(r, out, "set x new"); !strings.HasPrefix(got, "ok: x = new") {
+		t.Fatalf("set in the majority: %s", got)
+	}
+	if got := run1(r, out, "get x "+leader+" stale"); !strings.Contains(got, "STALE READ") || !strings.Contains(got, "x = old") {
+		t.Fatalf("stale read at the old leader: %s", got)
+	}
+	if got := run1(r, out, "get x "+leader); !strings.HasPrefix(got, "error:") {
+		t.Fatalf("a linearizable read at the cut-off leader answered: %s", got)
+	}
+	if got := run1(r, out, "get x"); got != "x = new\n" {
+		t.Fatalf("linearizable read: %s", got)
+	}
+}
+
+func leaderOf(t *testing.T, line string) string {
+	t.Helper()
+	m := regexp.MustCompile(`leader: node (\d+)`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no leader in %q", line)
+	}
+	return m[1]
+}
+
+// TestSimSaveReplays: a session with play and pause, saved, replays to the
+// same state: play's time becomes "run" lines.
+func TestSimSaveReplays(t *testing.T) {
+	defer leaktest.Check(t)()
+	file := filepath.Join(t.TempDir(), "session.txt")
+	r, out := newSimREPL(t, 9)
+	for _, line := range []string{"create 3", "set a 1"} {
+		run1(r, out, line)
+	}
+	if got := run1(r, out, "play 20"); !strings.HasPrefix(got, "ok: playing") {
+		t.Fatalf("play: %s", got)
+	}
+	start := r.sessionNow()
+	waitFor(t, 10*time.Second, func() bool { return r.sessionNow() > start+300*time.Millisecond })
+	run1(r, out, "crash 1")
+	waitFor(t, 10*time.Second, func() bool { return r.sessionNow() > start+900*time.Millisecond })
+	run1(r, out, "set b 2")
+	run1(r, out, "pause")
+	run1(r, out, "run 250ms")
+	want := run1(r, out, "status") + run1(r, out, "log")
+	if got := run1(r, out, "save "+file); !strings.HasPrefix(got, "ok: saved") {
+		t.Fatalf("save: %s", got)
+	}
+	saved, _ := os.ReadFile(file)
+	if !regexp.MustCompile(`(?m)^seed 9\ncreate 3\nset a 1\nrun [0-9.]+m?s\ncrash 1\nrun `).Match(saved) {
+		t.Fatalf("saved session:\n%s", saved)
+	}
+	r.Close()
+
+	r2, out2 := newSimREPL(t, 1) // the file's seed line sets the seed
+	r2.Serve(strings.NewReader(string(saved)))
+	replay := out2.String()
+	if !strings.HasSuffix(replay, want) {
+		t.Fatalf("the replay ends with\n%s\nwant\n%s", lastLines(replay, 20), want)
+	}
+}
+
+// TestSimCommandsOnTheWallClock: the virtual-time commands say what they
+// need on the wall-clock REPL.
+func TestSimCommandsOnTheWallClock(t *testing.T) {
+	defer leaktest.Check(t)()
+	r, out := newTestREPL(t, time.Second)
+	defer r.Close()
+	run1(r, out, "create 1")
+	for _, line := range []string{"run 1s", "step", "play", "pause", "timers", "drop next 0 0", "save f", "seed 3"} {
+		if got := run1(r, out, line); !strings.Contains(got, "works in virtual time only") {
+			t.Errorf("%s: %q", line, got)
+		}
+	}
+}
+
+// TestSimBadInput: bad arguments of the virtual-time commands get one
+// error line and change nothing.
+func TestSimBadInput(t *testing.T) {
+	defer leaktest.Check(t)()
+	r, out := newSimREPL(t, 1)
+	run1(r, out, "create 3")
+	for line, want := range map[string]string{
+		"run 0s":                    "run takes a duration",
+		"run forever":               "run takes a duration",
+		"run 11m":                   "run takes a duration",
+		"step 0":                    "step takes a number",
+		"step 1001":                 "step takes a number",
+		"play 0":                    "play takes a speed",
+		"play fast":                 "play takes a speed",
+		"drop next 0 0":             "two different nodes",
+		"drop next 0 9":             "node 9 does not exist",
+		"drop some 0 1":             "usage: drop next",
+		"seed x":                    "a seed is a whole number",
+		"seed 4":                    "shut it down first",
+		"log 1..x":                  "not a range",
+		"log 5..3":                  "not a range",
+		"log 9":                     "node 9 does not exist",
+		"get x stale":               "a stale read names its node",
+		"get x 1 fresh":             "a stale read names its node",
+		"partition 0 1 | 1 2 | 2 0": "cuts no link",
+	} {
+		before := r.sessionNow()
+		got := run1(r, out, line)
+		if !strings.HasPrefix(got, "error: ") || strings.Count(got, "\n") != 1 || !strings.Contains(got, want) {
+			t.Errorf("%s: %q, want one error line with %q", line, got, want)
+		}
+		if r.sessionNow() != before {
+			t.Errorf("%s: time moved", line)
+		}
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func firstDifferentLine(a, b string) string {
+	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := range min(len(la), len(lb)) {
+		if la[i] != lb[i] {
+			return "line " + la[i] + "\nvs   " + lb[i]
+		}
+	}
+	return "one is a prefix of the other"
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(s, "\n")
+	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
