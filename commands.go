@@ -115,7 +115,7 @@ reset: both off; network alone shows the settings.`},
 			help: "timing diagram of the latest events",
 			more: `diagram [N]: a table of the last N trace events (40), one column per node,
 heartbeats hidden ("all" shows them). diagram html FILE: a swim-lane page of
-every event kept (the last 5000), to open in a browser.`},
+every event of the session (heartbeats: the latest 2000), to open in a browser.`},
 		{num: 21, names: []string{"check"}, args: "[file.html]", maxArgs: 1, needsCluster: true, run: cmdCheck,
 			help: "linearizability check of the client history",
 			more: `Checks every set/get/delete of this cluster with porcupine (a write whose

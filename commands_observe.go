@@ -39,13 +39,13 @@ func cmdDiagram(r *REPL, _ cluster.Cluster, args []string) error {
 			heartbeats = true
 		default:
 			v, err := strconv.Atoi(a)
-			if err != nil || v <= 0 || v > TraceRingSize {
-				return fmt.Errorf("%s is not a number of events (1–%d) — usage: %s", quoteIfNeeded(args[i]), TraceRingSize, commandByNum(20).usage())
+			if err != nil || v <= 0 || v > maxDiagramRows {
+				return fmt.Errorf("%s is not a number of events (1–%d) — usage: %s", quoteIfNeeded(args[i]), maxDiagramRows, commandByNum(20).usage())
 			}
 			n = v
 		}
 	}
-	events := r.Ring.Last(0)
+	events, note := r.Trace.Records()
 	if len(events) == 0 {
 		return fmt.Errorf("no trace events yet — create a cluster first (1 <nodes>)")
 	}
@@ -64,10 +64,20 @@ func cmdDiagram(r *REPL, _ cluster.Cluster, args []string) error {
 		if werr != nil {
 			return fmt.Errorf("writing %s: %v", htmlFile, werr)
 		}
-		r.printf("ok: wrote the timing diagram of the last %d events to %s (open it in a browser)", len(events), htmlFile)
+		msg := fmt.Sprintf("ok: wrote the timing diagram of the session's %d events to %s (open it in a browser)", len(events), htmlFile)
+		if note != "" {
+			msg += "; " + note
+		}
+		r.printf("%s", msg)
 		return nil
 	}
-	return diagram.WriteTable(r.out, run, diagram.TableOptions{Width: terminalWidth(), NoHeartbeats: !heartbeats})
+	if err := diagram.WriteTable(r.out, run, diagram.TableOptions{Width: terminalWidth(), NoHeartbeats: !heartbeats}); err != nil {
+		return err
+	}
+	if note != "" && heartbeats {
+		r.printf("(%s)", note)
+	}
+	return nil
 }
 
 // cmdCheck checks the client history of the running cluster with

@@ -20,9 +20,8 @@ import (
 	"raft-consensus/raft/trace"
 )
 
-// TraceRingSize is how many trace events the REPL keeps for the timing
-// diagram.
-const TraceRingSize = 5000
+// maxDiagramRows bounds "diagram N".
+const maxDiagramRows = 100_000
 
 // maxLineBytes bounds one input line; the rest of a longer line is skipped.
 const maxLineBytes = 64 << 10
@@ -58,9 +57,10 @@ type REPL struct {
 	out  io.Writer
 	opts Options
 
-	// Ring keeps the last TraceRingSize trace events of every cluster this
-	// REPL ran, for the timing diagram.
-	Ring   *trace.RingTracer
+	// Trace keeps what every cluster of the session did, for the timing
+	// diagram: every event but heartbeats (up to a million), and the
+	// latest heartbeats.
+	Trace  *trace.SessionTracer
 	tracer trace.Tracer
 
 	// newCluster creates the wall-clock simulator; tests replace it.
@@ -96,14 +96,14 @@ func NewREPL(out io.Writer, opts Options) *REPL {
 	if opts.Sim {
 		now = r.virtualNow
 	}
-	r.Ring = trace.NewRingTracer(TraceRingSize, now)
-	tracers := trace.MultiTracer{r.Ring}
+	r.Trace = trace.NewSessionTracer(trace.DefaultSessionEvents, trace.DefaultSessionHeartbeats, now)
+	tracers := trace.MultiTracer{r.Trace}
 	for _, mk := range opts.Tracers {
 		if t := mk(now); t != nil {
 			tracers = append(tracers, t)
 		}
 	}
-	r.tracer = r.Ring
+	r.tracer = r.Trace
 	if len(tracers) > 1 {
 		r.tracer = tracers
 	}

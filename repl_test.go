@@ -109,7 +109,7 @@ func TestBadInputWithoutCluster(t *testing.T) {
 		{"help 1 2", "error: usage: help [command]"},
 		{`set x "open`, `error: unterminated " quote — close it, e.g. set greeting "hello world"`},
 		{"diagram", `error: no trace events yet — create a cluster first (1 <nodes>)`},
-		{"diagram 0", `error: 0 is not a number of events (1–5000) — usage: diagram [N] [all] | html <file>`},
+		{"diagram 0", `error: 0 is not a number of events (1–100000) — usage: diagram [N] [all] | html <file>`},
 		{"diagram html", `error: usage: diagram [N] [all] | html <file>`},
 		{"check", `error: no cluster yet — create one with "1 <nodes>", e.g. "1 3"`},
 		{"snapshot 1", `error: no cluster yet — create one with "1 <nodes>", e.g. "1 3"`},
@@ -234,7 +234,7 @@ func TestSession(t *testing.T) {
 		step("snapshot 0", `^error: node 0: node 0 has applied nothing since its last snapshot$`),
 		step("check", `^history of \d+ operations: linearizable$`),
 		step("check "+filepath.Join(dir, "history.html"), `^history of \d+ operations: linearizable \(visualization in .*history.html\)$`),
-		step("diagram html "+filepath.Join(dir, "diagram.html"), `^ok: wrote the timing diagram of the last \d+ events to .*diagram.html \(open it in a browser\)$`),
+		step("diagram html "+filepath.Join(dir, "diagram.html"), `^ok: wrote the timing diagram of the session's \d+ events to .*diagram.html \(open it in a browser\)$`),
 		// Bad input of many kinds, with a cluster.
 		step("crash 7", `^error: node 7 does not exist \(nodes 0–2\)$`),
 		step("crash -1", `^error: -1 is not a node id — nodes are numbered \(nodes 0–2\)$`),

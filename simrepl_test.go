@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/fortytw2/leaktest"
+
+	"raft-consensus/raft/core"
 )
 
 // newSimREPL returns a REPL in virtual time writing to a buffer.
@@ -235,4 +237,42 @@ func firstDifferentLine(a, b string) string {
 func lastLines(s string, n int) string {
 	l := strings.Split(s, "\n")
 	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
+
+// TestDiagramKeepsTheSession: after a crash, an election and ten idle
+// minutes of heartbeats, the diagram still shows the election.
+func TestDiagramKeepsTheSession(t *testing.T) {
+	defer leaktest.Check(t)()
+	r, out := newSimREPL(t, 4)
+	run1(r, out, "create 3")
+	old := leaderOf(t, run1(r, out, "leader"))
+	run1(r, out, "crash "+old)
+	newLeader := leaderOf(t, run1(r, out, "leader"))
+	for range 10 {
+		run1(r, out, "run 1m")
+	}
+	recs, note := r.Trace.Records()
+	crashAt, electedAt := -1, -1
+	for i, rec := range recs {
+		switch {
+		case rec.Event.Kind == core.EventFault && rec.Node == old && strings.HasPrefix(rec.Event.Detail, "crash"):
+			crashAt = i
+		case rec.Event.Kind == core.EventLeader && rec.Node == newLeader && crashAt >= 0 && electedAt < 0:
+			electedAt = i
+		}
+	}
+	if crashAt < 0 || electedAt < 0 {
+		t.Fatalf("after ten idle minutes the session lost the crash (%d) or the election (%d); %d records kept, %s", crashAt, electedAt, len(recs), note)
+	}
+	if !strings.Contains(note, "heartbeats: the latest") {
+		t.Fatalf("no note on the heartbeats left out: %q", note)
+	}
+	file := filepath.Join(t.TempDir(), "d.html")
+	if got := run1(r, out, "diagram html "+file); !strings.Contains(got, "heartbeats: the latest 2000 of") {
+		t.Fatalf("diagram html: %s", got)
+	}
+	page, _ := os.ReadFile(file)
+	if !bytes.Contains(page, []byte("crash")) {
+		t.Fatal("the page does not show the crash")
+	}
 }

@@ -35,7 +35,6 @@ type Cluster struct {
 
 	client    kv.ClientState
 	clientNum int
-	nextOp    uint64 // ids of client operations, for their traces
 	closed    bool
 	now       atomic.Int64 // w.now, readable without mu (by tracers)
 

@@ -1,0 +1,121 @@
+package trace
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"raft-consensus/raft/core"
+)
+
+// SessionTracer keeps what a whole session did, for the timing diagram:
+// every event but heartbeats, up to a bound (the oldest go first, and are
+// counted), and the latest heartbeats only, so that hours of idle
+// heartbeats never push out the election after a crash.
+type SessionTracer struct {
+	mu        sync.Mutex
+	now       func() time.Time
+	max       int
+	events    []seqRecord
+	dropped   int
+	hb        []seqRecord // a ring of the latest heartbeats
+	hbNext    int
+	hbTotal   int
+	seq       uint64
+	lastEmpty map[[2]int]bool // (from, to) → the last AppendEntries between them was empty
+}
+
+type seqRecord struct {
+	seq uint64
+	Record
+}
+
+// Session bounds: events kept, and heartbeats kept.
+const (
+	DefaultSessionEvents     = 1_000_000
+	DefaultSessionHeartbeats = 2000
+)
+
+// NewSessionTracer keeps up to maxEvents events besides heartbeats, and
+// the latest maxHeartbeats heartbeats; now stamps them (nil: the wall clock).
+func NewSessionTracer(maxEvents, maxHeartbeats int, now func() time.Time) *SessionTracer {
+	if now == nil {
+		now = time.Now
+	}
+	return &SessionTracer{now: now, max: max(maxEvents, 1), hb: make([]seqRecord, 0, max(maxHeartbeats, 1)), lastEmpty: map[[2]int]bool{}}
+}
+
+// IsHeartbeat reports whether e is the sending or receiving of an empty
+// AppendEntries, or of a successful reply to one; lastEmpty remembers,
+// per (from, to), whether the last AppendEntries was empty.
+func IsHeartbeat(e core.Event, lastEmpty map[[2]int]bool) bool {
+	if (e.Kind != core.EventSend && e.Kind != core.EventRecv) || e.RPC == nil {
+		return false
+	}
+	r := e.RPC
+	switch r.Type {
+	case core.MsgAppendEntries:
+		empty := r.Entries == 0
+		lastEmpty[[2]int{r.From, r.To}] = empty
+		return empty
+	case core.MsgAppendEntriesReply:
+		return r.Success && lastEmpty[[2]int{r.To, r.From}]
+	}
+	return false
+}
+
+// Trace implements Tracer.
+func (s *SessionTracer) Trace(node string, e core.Event) {
+	ts := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	rec := seqRecord{s.seq, Record{ts, node, e}}
+	if IsHeartbeat(e, s.lastEmpty) {
+		s.hbTotal++
+		if len(s.hb) < cap(s.hb) {
+			s.hb = append(s.hb, rec)
+			return
+		}
+		s.hb[s.hbNext] = rec
+		s.hbNext = (s.hbNext + 1) % len(s.hb)
+		return
+	}
+	if len(s.events) >= s.max {
+		// Drop the oldest tenth at once, so that dropping costs little.
+		n := max(1, s.max/10)
+		s.dropped += n
+		s.events = append(s.events[:0], s.events[n:]...)
+	}
+	s.events = append(s.events, rec)
+}
+
+// Records returns what is kept, oldest first, and a note on what is not
+// ("" when nothing was left out).
+func (s *SessionTracer) Records() ([]Record, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	hb := append(append([]seqRecord(nil), s.hb[s.hbNext:]...), s.hb[:s.hbNext]...)
+	out := make([]Record, 0, len(s.events)+len(hb))
+	i, j := 0, 0
+	for i < len(s.events) || j < len(hb) {
+		if j >= len(hb) || (i < len(s.events) && s.events[i].seq < hb[j].seq) {
+			out = append(out, s.events[i].Record)
+			i++
+		} else {
+			out = append(out, hb[j].Record)
+			j++
+		}
+	}
+	var note string
+	if s.dropped > 0 {
+		note = fmt.Sprintf("the %d oldest events were dropped (at most %d are kept)", s.dropped, s.max)
+	}
+	if s.hbTotal > len(hb) {
+		if note != "" {
+			note += "; "
+		}
+		note += fmt.Sprintf("heartbeats: the latest %d of %d are shown", len(hb), s.hbTotal)
+	}
+	return out, note
+}
