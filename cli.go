@@ -50,6 +50,8 @@ Flags:
   -trace-format F json (default: JSON lines) or text (the lines of -debug)
   -script FILE    run the commands in FILE first, then read more from the
                   terminal (if stdin is not a terminal, exit after FILE)
+  -keep-going     in a script or a pipe, run every line even after one fails
+                  (by default the run stops there and exits with status 1)
   -h              show this help
 
 Examples:
@@ -70,6 +72,7 @@ type config struct {
 	sim     bool
 	seed    int64
 	seedSet bool
+	keep    bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -86,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.format, "trace-format", "json", "")
 	fs.BoolVar(&c.sim, "sim", false, "")
 	fs.Int64Var(&c.seed, "seed", 0, "")
+	fs.BoolVar(&c.keep, "keep-going", false, "")
 	fs.StringVar(&c.script, "script", "", "")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -106,6 +110,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-timeout must be positive, e.g. -timeout 3s")
 	case c.memory && c.dataDir != "":
 		return c, errors.New("-memory and -data-dir exclude each other")
+	}
+	if c.dataDir != "" {
+		if fi, err := os.Stat(c.dataDir); err == nil && !fi.IsDir() {
+			return c, fmt.Errorf("-data-dir %s is a file, not a directory", c.dataDir)
+		}
 	}
 	return c, nil
 }
@@ -180,19 +189,27 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	defer cleanup()
 
-	// Ctrl-C while a command runs (at the prompt the line editor reads it
-	// as a key) and SIGTERM: shut the cluster down and leave. A second
-	// Ctrl-C leaves at once, should the shutdown hang.
+	// Ctrl-C while a command runs cuts it short (at the prompt the line
+	// editor reads it as a key, and clears the line). Ctrl-C between
+	// commands of a pipe, SIGTERM and SIGHUP (the terminal closed) shut the
+	// cluster down and leave. A second signal during that shutdown leaves
+	// at once, should the shutdown hang.
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
-		select {
-		case <-sigs:
-		case <-done:
-			return
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == os.Interrupt && r.Interrupt() {
+					continue // the command says it was interrupted
+				}
+			case <-done:
+				return
+			}
+			break
 		}
 		fmt.Fprintln(stdout, "\ninterrupted: shutting down")
 		code := make(chan int, 1)
@@ -223,25 +240,33 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if c.nodes > 0 {
 		r.Exec("create " + strconv.Itoa(c.nodes))
 	}
-	defer r.shutdownCluster() // at EOF, Ctrl-D or Ctrl-C at the prompt
+	defer r.shutdownCluster() // at EOF, Ctrl-D or exit
+	stdinTerminal := isTerminal(stdin)
 	if script != nil {
-		if r.serveLines(newPlainReader(script, nil, ""), true) {
+		// A script that fails stops; with a terminal to follow, the user
+		// takes over there.
+		exited, failed := r.serveLines(newPlainReader(script, nil, ""), true, !c.keep)
+		switch {
+		case exited:
 			return 0
+		case failed && !stdinTerminal:
+			return 1
 		}
 	}
-	stdinTerminal := isTerminal(stdin)
 	switch {
 	case stdinTerminal && stdin == os.Stdin && stdout == os.Stdout && isTerminal(stdout) && liner.TerminalSupported():
 		termMu.Lock()
 		editor = newTerminal()
 		termMu.Unlock()
-		r.serveLines(editor, false)
+		r.serveLines(editor, false, false)
 	case stdinTerminal:
 		// No line editing: stdout is not the terminal, so the prompt goes
 		// to stderr to keep stdout free of it.
-		r.serveLines(newPlainReader(stdin, stderr, prompt), false)
+		r.serveLines(newPlainReader(stdin, stderr, prompt), false, false)
 	case script == nil:
-		r.serveLines(newPlainReader(stdin, nil, ""), false)
+		if _, failed := r.serveLines(newPlainReader(stdin, nil, ""), false, !c.keep); failed {
+			return 1
+		}
 	}
 	return 0
 }

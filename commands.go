@@ -86,8 +86,8 @@ ReadIndex: a lagging follower or a cut-off old leader answers an old value.`},
 			more: "A removed leader leads until its removal commits, then steps down."},
 		{num: 13, names: []string{"status"}, maxArgs: 0, needsCluster: true, run: cmdStatus,
 			help: "table of every node's state",
-			more: `log: entries held after the snapshot; snapshot: index of the last one;
-member: voter, learner, joining (not in the configuration yet) or unknown
+			more: `log: the indexes the log holds, after its snapshot (snap N: the snapshot
+covers 1..N); member: voter, learner, joining (not in the configuration yet) or unknown
 (no node up to say); state: up, crashed and/or disconnected. Below the
 table: the network settings and the partition in force.`},
 		{num: 14, names: []string{"partition"}, args: "<ids> | <ids>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdPartition,
@@ -222,7 +222,12 @@ func cmdCreate(r *REPL, _ cluster.Cluster, args []string) error {
 		shutdown(sim)
 		return errors.New("the REPL is shutting down")
 	}
-	r.printf("ok: cluster of %s created (nodes %s, %s)", plural(n, "node"), idRange(sim.IDs()), where)
+	verb, ids := "created", sim.IDs()
+	if rc, ok := sim.(interface{ Recovered() string }); ok && rc.Recovered() != "" {
+		// The data directory's cluster, whatever n said.
+		verb, where = "recovered", where+"; "+rc.Recovered()
+	}
+	r.printf("ok: cluster of %s %s (nodes %s, %s)", plural(len(ids), "node"), verb, idRange(ids), where)
 	return nil
 }
 
@@ -519,20 +524,20 @@ func cmdRemove(r *REPL, sim cluster.Cluster, args []string) error {
 
 func cmdStatus(r *REPL, sim cluster.Cluster, _ []string) error {
 	t := table.NewWriter()
-	t.SetStyle(table.StyleLight)
+	t.SetStyle(compactStyle())
 	var columns []table.ColumnConfig
-	for _, n := range []int{1, 3, 4, 5, 6, 7, 8} { // the numbers, "-" or not
+	for _, n := range []int{1, 3, 4, 5, 6} { // the numbers, "-" or not
 		columns = append(columns, table.ColumnConfig{Number: n, Align: text.AlignRight})
 	}
 	t.SetColumnConfigs(columns)
-	t.AppendHeader(table.Row{"node", "role", "term", "leader", "commit", "applied", "log", "snapshot", "member", "state"})
+	t.AppendHeader(table.Row{"node", "role", "term", "leader", "commit", "applied", "log", "member", "state"})
 	for _, st := range sim.Status() {
 		if !st.Alive {
 			state := "crashed"
 			if !st.Connected {
 				state = "crashed, disconnected"
 			}
-			t.AppendRow(table.Row{st.ID, "-", "-", "-", "-", "-", "-", "-", st.Member, state})
+			t.AppendRow(table.Row{st.ID, "-", "-", "-", "-", "-", "-", st.Member, state})
 			continue
 		}
 		state := "up"
@@ -543,9 +548,16 @@ func cmdStatus(r *REPL, sim cluster.Cluster, _ []string) error {
 		if st.Leader != core.None {
 			leader = strconv.Itoa(st.Leader)
 		}
-		t.AppendRow(table.Row{st.ID, st.Role.String(), st.Term, leader, st.Commit, st.Applied, st.LogLength, st.SnapshotIndex, st.Member, state})
+		log := "empty"
+		if st.LastIndex > st.SnapshotIndex {
+			log = fmt.Sprintf("%d..%d", st.SnapshotIndex+1, st.LastIndex)
+		}
+		if st.SnapshotIndex > 0 {
+			log = fmt.Sprintf("snap %d, %s", st.SnapshotIndex, log)
+		}
+		t.AppendRow(table.Row{st.ID, st.Role.String(), st.Term, leader, st.Commit, st.Applied, log, st.Member, state})
 	}
-	fmt.Fprintln(r.out, t.Render())
+	fmt.Fprintln(r.out, render(t))
 	drop, delay := sim.NetworkSettings()
 	line := "network: " + networkDesc(drop, delay)
 	if p := r.partitionDesc(); p != "" {
@@ -556,6 +568,23 @@ func cmdStatus(r *REPL, sim cluster.Cluster, _ []string) error {
 	}
 	r.printf("%s", line)
 	return nil
+}
+
+// compactStyle is a table without borders, to fit 80 columns.
+func compactStyle() table.Style {
+	st := table.StyleLight
+	st.Options = table.Options{SeparateHeader: true}
+	st.Box.PaddingLeft, st.Box.PaddingRight = "", "  "
+	return st
+}
+
+// render renders a table without the trailing blanks of its last column.
+func render(t table.Writer) string {
+	lines := strings.Split(t.Render(), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.Join(lines, "\n")
 }
 
 func linksDesc(links [][2]int) string {

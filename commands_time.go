@@ -157,7 +157,7 @@ func cmdTimers(r *REPL, c cluster.Cluster, _ []string) error {
 		return err
 	}
 	t := table.NewWriter()
-	t.SetStyle(table.StyleLight)
+	t.SetStyle(compactStyle())
 	t.SetColumnConfigs([]table.ColumnConfig{{Number: 1, Align: text.AlignRight}})
 	t.AppendHeader(table.Row{"node", "role", "election timer", "heartbeat"})
 	for _, tm := range v.Timers() {
@@ -175,7 +175,7 @@ func cmdTimers(r *REPL, c cluster.Cluster, _ []string) error {
 		}
 		t.AppendRow(table.Row{tm.ID, tm.Role.String(), election, heartbeat})
 	}
-	fmt.Fprintln(r.out, t.Render())
+	fmt.Fprintln(r.out, render(t))
 	r.printf("time %s; a tick is %v", formatAt(r.sessionNow()), 10*time.Millisecond)
 	return nil
 }

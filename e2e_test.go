@@ -85,7 +85,7 @@ func TestEndToEnd(t *testing.T) {
 			"1 1",
 			"get x", // the last line has no newline
 		}, "\n")
-		stdout, stderr, code := runBinary(t, bin, script, "-memory", "-timeout", "2s", "-trace", trace, "-debug")
+		stdout, stderr, code := runBinary(t, bin, script, "-memory", "-keep-going", "-timeout", "2s", "-trace", trace, "-debug")
 		if code != 0 {
 			t.Fatalf("exit code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 		}
@@ -181,6 +181,32 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("a failing line stops a pipe or a script", func(t *testing.T) {
+		stdout, _, code := runBinary(t, bin, "1 1\nset x 1\nfrobnicate\nget x\n", "-memory")
+		if code != 1 || !strings.Contains(stdout, "error: stopping at line 3, which failed (-keep-going runs every line)") || strings.Contains(stdout, "\nx = 1\n") {
+			t.Errorf("pipe: exit code %d:\n%s", code, stdout)
+		}
+		script := filepath.Join(t.TempDir(), "cmds.txt")
+		os.WriteFile(script, []byte("1 1\ncrash 5\nset x 1\n"), 0o644)
+		stdout, _, code = runBinary(t, bin, "", "-memory", "-script", script)
+		if code != 1 || !strings.Contains(stdout, "stopping at line 2") || strings.Contains(stdout, "ok: x = 1") {
+			t.Errorf("script: exit code %d:\n%s", code, stdout)
+		}
+		stdout, _, code = runBinary(t, bin, "", "-memory", "-keep-going", "-script", script)
+		if code != 0 || !strings.Contains(stdout, "ok: x = 1") {
+			t.Errorf("script with -keep-going: exit code %d:\n%s", code, stdout)
+		}
+	})
+
+	t.Run("a data dir that is a file", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "file")
+		os.WriteFile(file, []byte("x"), 0o644)
+		_, stderr, code := runBinary(t, bin, "", "-data-dir", file)
+		if code != 2 || !strings.Contains(stderr, "is a file, not a directory") {
+			t.Errorf("exit code %d, stderr %q", code, stderr)
+		}
+	})
+
 	t.Run("flags", func(t *testing.T) {
 		_, stderr, code := runBinary(t, bin, "", "-h")
 		if code != 0 {
@@ -206,7 +232,23 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("ctrl-c", func(t *testing.T) {
-		cmd := exec.Command(bin, "-memory", "-nodes", "3")
+		cmd := exec.Command(bin, "-memory", "-nodes", "3", "-timeout", "60s", "-keep-going", "-debug")
+		// -debug's trace lines on stderr say when the client's request is out.
+		requested := make(chan struct{})
+		stderrPipe, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			sc := bufio.NewScanner(stderrPipe)
+			once := false
+			for sc.Scan() {
+				if !once && strings.Contains(sc.Text(), "request set y=2") {
+					once = true
+					close(requested)
+				}
+			}
+		}()
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -242,6 +284,19 @@ func TestEndToEnd(t *testing.T) {
 		waitFor("ok: cluster of 3 nodes created")
 		io.WriteString(stdin, "set x 1\n")
 		waitFor("ok: x = 1")
+		// Ctrl-C during a command cuts that command short; the session goes on.
+		io.WriteString(stdin, "crash 0\ncrash 1\nset y 2\n")
+		waitFor("node 1 crashed")
+		// The set waits for a quorum that never comes (60 s).
+		<-requested
+		start := time.Now()
+		cmd.Process.Signal(syscall.SIGINT)
+		waitFor("error: interrupted: the outcome of the set is unknown")
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("the interrupted set took %v", d)
+		}
+		io.WriteString(stdin, "restart 0\nget x\n")
+		waitFor("x = 1")
 		cmd.Process.Signal(syscall.SIGINT)
 		waitFor("interrupted: shutting down")
 		for l := range lines {

@@ -78,6 +78,9 @@ type REPL struct {
 	tempRoot  string // the default storage's temporary directory, made at the first create
 	created   int    // clusters created so far, to name their temporary directories
 	partition string // the partition in force, as typed, for status
+
+	running  atomic.Bool  // a command runs (Interrupt has something to cut short)
+	failures atomic.Int64 // error lines printed so far
 }
 
 // NewREPL returns a REPL writing to out, with no cluster yet.
@@ -151,36 +154,54 @@ func (r *REPL) Close() error {
 // Serve runs every line of in until EOF or an exit command. It writes no
 // prompt. It reports whether an exit command ended it.
 func (r *REPL) Serve(in io.Reader) (exited bool) {
-	return r.serveLines(newPlainReader(in, nil, ""), false)
+	exited, _ = r.serveLines(newPlainReader(in, nil, ""), false, false)
+	return exited
 }
 
 // serveLines runs lines from lr until EOF, an error or an exit command;
-// with echo it shows each line after the prompt, as if typed.
-func (r *REPL) serveLines(lr lineReader, echo bool) (exited bool) {
-	for {
+// with echo it shows each line after the prompt, as if typed; with
+// stopOnError it stops after the first command that failed, and says so
+// (failed is then true). Ctrl-C at the prompt (errInterrupted) clears the
+// line, as in a shell.
+func (r *REPL) serveLines(lr lineReader, echo, stopOnError bool) (exited, failed bool) {
+	for n := 1; ; n++ {
 		line, err := lr.ReadLine()
 		if errors.Is(err, errLineTooLong) {
 			r.errorf("the line is too long (at most %d bytes) — it was skipped", maxLineBytes)
+			if stopOnError {
+				return false, r.stopped(n)
+			}
 			continue
 		}
+		if errors.Is(err, errInterrupted) {
+			continue // a fresh prompt
+		}
 		if err != nil && line == "" {
-			if errors.Is(err, errInterrupted) {
-				fmt.Fprintln(r.out, "interrupted")
-			} else if !errors.Is(err, io.EOF) {
+			if !errors.Is(err, io.EOF) {
 				r.errorf("reading input: %v", err)
 			}
-			return false
+			return false, false
 		}
 		if echo {
 			fmt.Fprintf(r.out, "%s%s\n", r.opts.Prompt, line)
 		}
+		before := r.failures.Load()
 		if r.Exec(line) {
-			return true
+			return true, false
+		}
+		if stopOnError && r.failures.Load() > before {
+			return false, r.stopped(n)
 		}
 		if err != nil {
-			return false // a last line without a newline, then EOF
+			return false, false // a last line without a newline, then EOF
 		}
 	}
+}
+
+// stopped says that a run stops at line n, which failed.
+func (r *REPL) stopped(n int) bool {
+	fmt.Fprintf(r.out, "error: stopping at line %d, which failed (-keep-going runs every line)\n", n)
+	return true
 }
 
 // Exec runs one input line and reports whether it asked to exit.
@@ -226,7 +247,9 @@ func (r *REPL) Exec(line string) (exit bool) {
 			return false
 		}
 	}
+	r.running.Store(true)
 	err = cmd.run(r, c, args)
+	r.running.Store(false)
 	switch {
 	case errors.Is(err, errExit):
 		return true
@@ -238,8 +261,21 @@ func (r *REPL) Exec(line string) (exit bool) {
 	return false
 }
 
+// Interrupt cuts the running command short (Ctrl-C), and reports whether
+// one was running.
+func (r *REPL) Interrupt() bool {
+	if !r.running.Load() {
+		return false
+	}
+	if c := r.Cluster(); c != nil {
+		c.Interrupt()
+	}
+	return true
+}
+
 // errorf prints one error line.
 func (r *REPL) errorf(format string, args ...any) {
+	r.failures.Add(1)
 	msg := fmt.Sprintf(format, args...)
 	fmt.Fprintln(r.out, "error: "+oneLine(msg))
 }
@@ -266,11 +302,7 @@ func (r *REPL) clusterConfig(nodes int) (raft.SimConfig, string, error) {
 		return cfg, "storage in memory", nil
 	case r.opts.DataDir != "":
 		cfg.DataDir = r.opts.DataDir
-		desc := "storage in " + r.opts.DataDir
-		if recovered := existingNodes(r.opts.DataDir, nodes); len(recovered) > 0 {
-			desc += ", recovering nodes " + idRange(recovered)
-		}
-		return cfg, desc, nil
+		return cfg, "storage in " + r.opts.DataDir, nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -285,19 +317,6 @@ func (r *REPL) clusterConfig(nodes int) (raft.SimConfig, string, error) {
 	r.created++
 	cfg.DataDir = filepath.Join(r.tempRoot, "cluster-"+strconv.Itoa(r.created))
 	return cfg, "storage in " + cfg.DataDir + ", removed at exit", nil
-}
-
-// existingNodes lists the ids below n whose storage directory exists and
-// is not empty under dir (the simulator's layout: dir/node-<id>).
-func existingNodes(dir string, n int) []int {
-	var ids []int
-	for id := range n {
-		entries, err := os.ReadDir(filepath.Join(dir, "node-"+strconv.Itoa(id)))
-		if err == nil && len(entries) > 0 {
-			ids = append(ids, id)
-		}
-	}
-	return ids
 }
 
 // setCluster installs a new cluster unless Close ran meanwhile.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fortytw2/leaktest"
 
@@ -74,6 +75,19 @@ func TestSimIsDeterministic(t *testing.T) {
 		"ok: leader is now node 5", "node 1 removed", "ok: node 2 snapshot through", ": linearizable"} {
 		if !strings.Contains(a, want) {
 			t.Errorf("the session does not say %q:\n%s", want, a)
+		}
+	}
+	// The tables fit an 80-column terminal.
+	inTable := false
+	for _, line := range strings.Split(a, "\n") {
+		if strings.HasPrefix(line, "NODE ") {
+			inTable = true
+		}
+		if inTable && utf8.RuneCountInString(line) > 80 {
+			t.Errorf("a table line is %d columns wide: %q", utf8.RuneCountInString(line), line)
+		}
+		if strings.HasPrefix(line, "network:") || strings.HasPrefix(line, "time ") {
+			inTable = false
 		}
 	}
 	if strings.Contains(a, "error: internal") {

@@ -1,7 +1,10 @@
 package raft
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -256,18 +259,33 @@ func TestRestartWithLongLog(t *testing.T) {
 	h.checkCommittedN(n+1, 3)
 }
 
-// TestDataDirOfAnotherCluster: recovering a data directory with a different
-// set of nodes is refused with a clear error, not a confused cluster.
+// TestDataDirOfAnotherCluster: a data directory that holds a cluster is
+// recovered as it was, whatever size was asked for, and says so; one whose
+// stored configuration names a node without storage is refused with a
+// clear error, not a confused cluster.
 func TestDataDirOfAnotherCluster(t *testing.T) {
 	defer leaktest.CheckTimeout(t, 10*time.Second)()
 	dir := t.TempDir()
 	h := newHarnessWith(t, SimConfig{Nodes: 3, DataDir: dir})
 	h.checkSingleLeader()
 	h.Shutdown()
-	if _, err := NewClusterSimulator(SimConfig{Nodes: 5, DataDir: dir}); err == nil {
-		t.Fatal("a 5-node cluster recovered the storage of a 3-node one")
+	five, err := NewClusterSimulator(SimConfig{Nodes: 5, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, note := five.IDs(), five.Recovered()
+	five.Shutdown()
+	if !slices.Equal(ids, []int{0, 1, 2}) || !strings.Contains(note, "recovered nodes 0–2 (stored configuration: voters=[0 1 2])") {
+		t.Fatalf("asked for 5 nodes on a 3-node data directory: nodes %v, %q", ids, note)
 	}
 	again := newHarnessWith(t, SimConfig{Nodes: 3, DataDir: dir})
-	defer again.Shutdown()
 	again.checkSingleLeader()
+	again.Shutdown()
+	if err := os.RemoveAll(filepath.Join(dir, "node-2")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewClusterSimulator(SimConfig{Nodes: 3, DataDir: dir})
+	if err == nil || !strings.Contains(err.Error(), "names node 2, whose storage is not there") {
+		t.Fatalf("a data directory without node 2's storage: %v", err)
+	}
 }

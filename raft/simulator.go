@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -90,6 +89,13 @@ type ClusterSimulator struct {
 	appliedMu  sync.Mutex
 	appliedAt  map[uint64]appliedEntry // the first command applied at each index, by anyone
 	violations []string
+	recovered  string // what was recovered from DataDir
+
+	// Interrupt cancels intr: the calls in progress took it; later calls
+	// take the next one.
+	intrMu     sync.Mutex
+	intr       context.Context
+	intrCancel context.CancelFunc
 }
 
 type simNode struct {
@@ -99,6 +105,9 @@ type simNode struct {
 	storage storage.Storage
 	addr    string
 	removed bool
+	// member: the server has been in a committed configuration (a server
+	// being added is not, until it is).
+	member  bool
 	applied []node.CommitEntry // this incarnation's, if RecordApplied
 }
 
@@ -140,12 +149,22 @@ func NewClusterSimulator(cfg SimConfig) (*ClusterSimulator, error) {
 		history:   &kv.History{},
 		appliedAt: map[uint64]appliedEntry{},
 	}
+	s.intr, s.intrCancel = context.WithCancel(context.Background())
 	members := make([]int, cfg.Nodes)
 	for i := range members {
 		members[i] = i
 	}
-	if err := checkDataDir(cfg.DataDir, members); err != nil {
-		return nil, err
+	boot := members
+	if cfg.DataDir != "" {
+		// A data directory that holds a cluster is recovered, whatever
+		// cfg.Nodes says: its stored configuration says who the members are.
+		rec, err := readDataDir(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		if len(rec.found) > 0 {
+			members, boot, s.recovered = rec.members, nil, rec.note(cfg.DataDir)
+		}
 	}
 	for _, id := range members {
 		st, err := s.openStorage(id, false)
@@ -153,10 +172,10 @@ func NewClusterSimulator(cfg SimConfig) (*ClusterSimulator, error) {
 			s.Shutdown()
 			return nil, err
 		}
-		s.nodes[id] = &simNode{id: id, storage: st, addr: "127.0.0.1:0"}
+		s.nodes[id] = &simNode{id: id, storage: st, addr: "127.0.0.1:0", member: true}
 	}
 	for _, id := range members {
-		if err := s.startNode(s.nodes[id], members); err != nil {
+		if err := s.startNode(s.nodes[id], boot); err != nil {
 			s.Shutdown()
 			return nil, err
 		}
@@ -194,40 +213,9 @@ func (s *ClusterSimulator) heartbeat() time.Duration {
 
 func (s *ClusterSimulator) sinceStart() time.Duration { return time.Since(s.start) }
 
-// checkDataDir refuses a data directory that holds the storage of a
-// different cluster: founding members bootstrap their configuration, so
-// recovered nodes must be exactly the founding ones.
-func checkDataDir(dir string, members []int) error {
-	if dir == "" {
-		return nil
-	}
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("data directory %s: %w", dir, err)
-	}
-	var found []int
-	for _, e := range entries {
-		idStr, ok := strings.CutPrefix(e.Name(), "node-")
-		if !ok || !e.IsDir() {
-			continue
-		}
-		id, err := strconv.Atoi(idStr)
-		if err != nil {
-			continue
-		}
-		if files, _ := os.ReadDir(filepath.Join(dir, e.Name())); len(files) > 0 {
-			found = append(found, id)
-		}
-	}
-	slices.Sort(found)
-	if len(found) > 0 && !slices.Equal(found, members) {
-		return fmt.Errorf("data directory %s holds the storage of nodes %v, not of nodes %v: create the cluster with the nodes it had, or use another directory", dir, found, members)
-	}
-	return nil
-}
+// Recovered says what the cluster recovered from its data directory ("" if
+// it started afresh).
+func (s *ClusterSimulator) Recovered() string { return s.recovered }
 
 func (s *ClusterSimulator) openStorage(id int, fresh bool) (storage.Storage, error) {
 	if s.cfg.DataDir == "" {
@@ -610,6 +598,7 @@ func (s *ClusterSimulator) knownConfigLocked() (core.Configuration, bool) {
 func (s *ClusterSimulator) Status() []NodeStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.followCommittedLocked()
 	cfg, haveCfg := s.knownConfigLocked()
 	var out []NodeStatus
 	for _, id := range s.memberIDsLocked() {
@@ -629,6 +618,52 @@ func (s *ClusterSimulator) Status() []NodeStatus {
 		out[i].Member = cluster.Member(cfg, haveCfg, out[i].ID)
 	}
 	return out
+}
+
+// followCommittedLocked makes the simulator's list of servers follow the
+// configuration a leader has committed, whatever the calls that changed it
+// saw: a removal that timed out and committed later removes the server
+// then; a server being added counts as a member once a committed
+// configuration holds it.
+func (s *ClusterSimulator) followCommittedLocked() {
+	// The leader of the highest term holds every committed entry (Leader
+	// Completeness, §5.4): its configuration, once committed, is the
+	// latest committed one. An older leader's may be out of date.
+	var best core.Summary
+	found := false
+	for _, n := range s.nodes {
+		if n.removed || n.server == nil {
+			continue
+		}
+		if sum := n.server.Node().Summary(); sum.Role == core.Leader && (!found || sum.Term > best.Term) {
+			best, found = sum, true
+		}
+	}
+	if !found || best.Commit < best.ConfigIndex {
+		return
+	}
+	cfg := best.Config
+	for id, n := range s.nodes {
+		switch {
+		case n.removed:
+		case cfg.IsMember(id):
+			n.member = true
+		case n.member:
+			s.removeLocked(n, "removed (the committed configuration does not hold it)")
+		}
+	}
+}
+
+// removeLocked stops a server that left the cluster and forgets it.
+func (s *ClusterSimulator) removeLocked(n *simNode, why string) {
+	if n.server != nil {
+		s.stopNodeLocked(n)
+	} else if n.storage != nil && s.cfg.DataDir != "" {
+		n.storage.Close()
+	}
+	n.removed = true
+	s.faults.Reconnect(n.id)
+	s.traceNode(n.id, core.Fault(nil, "%s", why))
 }
 
 // Leader returns the leader among running, connected servers with the
@@ -694,8 +729,37 @@ func (s *ClusterSimulator) CheckNoLeader(d time.Duration) error {
 
 const pollInterval = 5 * time.Millisecond
 
-// poll calls cond until it returns true or an error, or timeout passes.
+// Interrupt makes the calls in progress return cluster.ErrInterrupted.
+func (s *ClusterSimulator) Interrupt() {
+	s.intrMu.Lock()
+	defer s.intrMu.Unlock()
+	s.intrCancel()
+	s.intr, s.intrCancel = context.WithCancel(context.Background())
+}
+
+// callContext is what Interrupt cancels, for a call starting now.
+func (s *ClusterSimulator) callContext() context.Context {
+	s.intrMu.Lock()
+	defer s.intrMu.Unlock()
+	return s.intr
+}
+
+// pause waits a poll interval, or less if ctx is cancelled; false then.
+func pause(ctx context.Context) bool {
+	t := time.NewTimer(pollInterval)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// poll calls cond until it returns true or an error, or timeout passes,
+// or the call is interrupted.
 func (s *ClusterSimulator) poll(timeout time.Duration, cond func() (bool, error)) error {
+	ctx := s.callContext()
 	deadline := time.Now().Add(timeout)
 	for {
 		ok, err := cond()
@@ -705,7 +769,9 @@ func (s *ClusterSimulator) poll(timeout time.Duration, cond func() (bool, error)
 		if time.Now().After(deadline) {
 			return ErrTimeout
 		}
-		time.Sleep(pollInterval)
+		if !pause(ctx) {
+			return cluster.ErrInterrupted
+		}
 	}
 }
 
@@ -819,10 +885,26 @@ func (s *ClusterSimulator) Delete(key string) (bool, error) {
 
 // Do runs one operation, at server node (None: the leader, found by the client).
 func (s *ClusterSimulator) Do(op kv.Op, key, value string, node int) (kv.Result, error) {
+	ctx := s.callContext()
+	var res kv.Result
+	var err error
 	if node == core.None {
-		return s.client.Do(context.Background(), op, key, value)
+		res, err = s.client.Do(ctx, op, key, value)
+	} else {
+		res, err = s.client.On(ctx, node, op, key, value)
 	}
-	return s.client.On(context.Background(), node, op, key, value)
+	return res, interrupted(ctx, op, err)
+}
+
+// interrupted says that an operation was interrupted, if it was.
+func interrupted(ctx context.Context, op kv.Op, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	if op == kv.OpGet {
+		return cluster.ErrInterrupted
+	}
+	return fmt.Errorf("%w: the outcome of the %v is unknown: it may or may not have taken effect", cluster.ErrInterrupted, op)
 }
 
 // History returns the recorded client operations (none with NoHistory).

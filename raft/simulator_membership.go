@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"raft-consensus/raft/cluster"
 	"raft-consensus/raft/core"
 )
 
@@ -105,14 +106,7 @@ func (s *ClusterSimulator) RemoveServer(id int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n, ok := s.nodes[id]; ok && !n.removed {
-		if n.server != nil {
-			s.stopNodeLocked(n)
-		} else if n.storage != nil && s.cfg.DataDir != "" {
-			n.storage.Close()
-		}
-		n.removed = true
-		s.faults.Reconnect(id)
-		s.traceNode(id, core.Fault(nil, "removed"))
+		s.removeLocked(n, "removed")
 	}
 	return nil
 }
@@ -122,17 +116,21 @@ func (s *ClusterSimulator) RemoveServer(id int) error {
 // leader has committed a configuration satisfying done. proposed says
 // whether a leader ever took the change (if not, it cannot commit later).
 func (s *ClusterSimulator) changeMembership(t core.ConfChangeType, id int, done func(core.Configuration) bool) (proposed bool, err error) {
+	ctx := s.callContext()
 	deadline := time.Now().Add(s.membershipTimeout())
 	var lastErr error
 	for time.Now().Before(deadline) {
+		if ctx.Err() != nil {
+			return proposed, cluster.ErrInterrupted
+		}
 		leader, _ := s.Leader()
 		if leader == core.None {
-			time.Sleep(pollInterval)
+			pause(ctx)
 			continue
 		}
 		srv, err := s.Server(leader)
 		if err != nil {
-			time.Sleep(pollInterval)
+			pause(ctx)
 			continue
 		}
 		sum := srv.Node().Summary()
@@ -140,12 +138,12 @@ func (s *ClusterSimulator) changeMembership(t core.ConfChangeType, id int, done 
 			if sum.Commit >= sum.ConfigIndex {
 				return proposed, nil
 			}
-			time.Sleep(pollInterval)
+			pause(ctx)
 			continue
 		}
 		if proposed && t == core.AddLearner && sum.Config.IsLearner(id) {
 			// Added; the leader promotes the learner once it caught up.
-			time.Sleep(pollInterval)
+			pause(ctx)
 			continue
 		}
 		_, err = srv.Node().ProposeConfChange(t, id)
@@ -160,7 +158,7 @@ func (s *ClusterSimulator) changeMembership(t core.ConfChangeType, id int, done 
 		default:
 			lastErr = err // not leader any more, a change pending, no commit yet: retry
 		}
-		time.Sleep(pollInterval)
+		pause(ctx)
 	}
 	if lastErr == nil {
 		lastErr = ErrTimeout
@@ -192,7 +190,7 @@ func (s *ClusterSimulator) TransferLeadership(target int) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.membershipTimeout())
+	ctx, cancel := context.WithTimeout(s.callContext(), s.membershipTimeout())
 	defer cancel()
 	if err := srv.Node().TransferLeadership(ctx, target); err != nil {
 		return err

@@ -30,6 +30,9 @@ var (
 	ErrNoLeader     = errors.New("no leader")
 	ErrTwoLeaders   = errors.New("two leaders in one term")
 	ErrBadNodeCount = errors.New("bad number of nodes")
+	// ErrInterrupted: Interrupt cut the call short (a write's outcome is
+	// then unknown).
+	ErrInterrupted = errors.New("interrupted")
 )
 
 // Cluster is a cluster of KV servers that can be read, written, faulted and
@@ -79,6 +82,9 @@ type Cluster interface {
 	TransferLeadership(id int) error
 	// Snapshot makes a running server snapshot its state machine.
 	Snapshot(id int) (uint64, error)
+	// Interrupt makes the calls waiting now return ErrInterrupted soon
+	// (Ctrl-C in the REPL); calls made afterwards are not affected.
+	Interrupt()
 	Shutdown()
 }
 

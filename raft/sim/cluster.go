@@ -37,6 +37,8 @@ type Cluster struct {
 	clientNum int
 	closed    bool
 	now       atomic.Int64 // w.now, readable without mu (by tracers)
+	// interrupted cuts the waiting call short; each call clears it first.
+	interrupted atomic.Bool
 
 	// Stepping: the events traced while Step runs.
 	capturing bool
@@ -145,6 +147,9 @@ func (c *Cluster) advance(until time.Duration, stop func() bool) bool {
 		if stop != nil && stop() {
 			return true
 		}
+		if c.interrupted.Load() {
+			return false
+		}
 		if w.queue.Len() == 0 || w.queue[0].at > until {
 			break
 		}
@@ -157,7 +162,7 @@ func (c *Cluster) advance(until time.Duration, stop func() bool) bool {
 	if stop != nil && stop() {
 		return true
 	}
-	if w.err == nil && w.now < until {
+	if w.err == nil && w.now < until && !c.interrupted.Load() {
 		w.now = until
 		c.now.Store(int64(w.now))
 	}
@@ -179,7 +184,7 @@ func (c *Cluster) wait(cond func() bool, deadline time.Duration) bool {
 		if c.advance(min(c.w.now+slice, deadline), cond) {
 			return true
 		}
-		if c.w.now >= deadline || c.w.err != nil {
+		if c.w.now >= deadline || c.w.err != nil || c.interrupted.Load() {
 			return false
 		}
 		c.mu.Unlock()
@@ -192,6 +197,12 @@ func (c *Cluster) wait(cond func() bool, deadline time.Duration) bool {
 // sleep lets d of virtual time pass (a poll interval of a waiting call).
 func (c *Cluster) sleep(d time.Duration) { c.wait(func() bool { return false }, c.w.now+d) }
 
+// Interrupt makes the call waiting now return cluster.ErrInterrupted.
+func (c *Cluster) Interrupt() { c.interrupted.Store(true) }
+
+// begin starts a call that may wait (under mu): an old Interrupt is over.
+func (c *Cluster) begin() { c.interrupted.Store(false) }
+
 // Run lets d of virtual time pass.
 func (c *Cluster) Run(d time.Duration) error {
 	c.mu.Lock()
@@ -199,8 +210,9 @@ func (c *Cluster) Run(d time.Duration) error {
 	if c.closed {
 		return cluster.ErrClusterDown
 	}
+	c.begin()
 	c.sleep(d)
-	return c.w.err
+	return c.failure(nil)
 }
 
 // Step runs the world until n more events have been traced (ticks that
@@ -212,9 +224,10 @@ func (c *Cluster) Step(n int) ([]trace.Record, error) {
 	if c.closed {
 		return nil, cluster.ErrClusterDown
 	}
+	c.begin()
 	c.capturing, c.captured = true, nil
 	defer func() { c.capturing, c.captured = false, nil }()
-	for len(c.captured) < n && c.w.err == nil {
+	for len(c.captured) < n && c.w.err == nil && !c.interrupted.Load() {
 		before := c.w.now
 		if !c.advance(c.w.now+stepLimit, func() bool { return len(c.captured) >= n }) && c.w.now-before >= stepLimit {
 			break // quiet
@@ -222,7 +235,7 @@ func (c *Cluster) Step(n int) ([]trace.Record, error) {
 	}
 	// One event of the world may trace several: all of them are returned,
 	// so there may be a few more than n.
-	return c.captured, c.w.err
+	return c.captured, c.failure(nil)
 }
 
 // playSlice is how often the player moves time on, in wall-clock time.
@@ -461,6 +474,7 @@ func (c *Cluster) uniqueLeader(timeout time.Duration) (int, uint64, error) {
 	if c.closed {
 		return 0, 0, cluster.ErrClusterDown
 	}
+	c.begin()
 	var leader int
 	var term uint64
 	var err error
@@ -489,7 +503,7 @@ func (c *Cluster) uniqueLeader(timeout time.Duration) (int, uint64, error) {
 	}
 	deadline := c.w.now + timeout
 	for !found() {
-		if c.w.now >= deadline || c.w.err != nil {
+		if c.w.now >= deadline || c.w.err != nil || c.interrupted.Load() {
 			return 0, 0, c.failure(fmt.Errorf("%w: no single leader within %v", cluster.ErrNoLeader, timeout))
 		}
 		c.sleep(min(pollEvery, deadline-c.w.now))
@@ -497,10 +511,14 @@ func (c *Cluster) uniqueLeader(timeout time.Duration) (int, uint64, error) {
 	return leader, term, err
 }
 
-// failure is err, or the simulation's own failure if it found one.
+// failure is err, or the simulation's own failure if it found one, or
+// ErrInterrupted if the call was interrupted.
 func (c *Cluster) failure(err error) error {
 	if c.w.err != nil {
 		return c.w.err
+	}
+	if c.interrupted.Load() {
+		return cluster.ErrInterrupted
 	}
 	return err
 }
@@ -713,6 +731,7 @@ func (c *Cluster) Snapshot(id int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	c.begin()
 	job := s.host.SnapshotNow()
 	if job == nil {
 		return 0, errors.New("a snapshot is being written already")

@@ -45,6 +45,7 @@ func (c *Cluster) Do(op kv.Op, key, value string, node int) (kv.Result, error) {
 		}
 	}
 	w := c.w
+	c.begin()
 	o := &userOp{cmd: c.client.Command(op, key, value), call: w.now, only: node}
 	c.attemptOp(o)
 	if c.wait(func() bool { return o.done }, w.now+c.cfg.ClientTimeout) {
@@ -55,6 +56,12 @@ func (c *Cluster) Do(op kv.Op, key, value string, node int) (kv.Result, error) {
 		return kv.Result{}, w.err
 	}
 	w.history = append(w.history, kv.Operation{ClientID: o.cmd.ClientID, Input: o.cmd, Call: o.call, Unknown: true})
+	if c.interrupted.Load() {
+		if op == kv.OpGet {
+			return kv.Result{}, cluster.ErrInterrupted
+		}
+		return kv.Result{}, fmt.Errorf("%w: the outcome of the %v is unknown: it may or may not have taken effect", cluster.ErrInterrupted, op)
+	}
 	return kv.Result{}, &kv.OutcomeUnknownError{Op: op, Timeout: c.cfg.ClientTimeout, Last: o.lastErr}
 }
 
@@ -157,6 +164,7 @@ func (c *Cluster) AddServer(id int) error {
 		return fmt.Errorf("node id %d is out of range (0–999)", id)
 	}
 	w := c.w
+	c.begin()
 	isVoter := func(cfg core.Configuration) bool { return cfg.IsVoter(id) }
 	if s, ok := w.servers[id]; ok && !s.removed {
 		if cfg, known := c.knownConfig(); known && cfg.IsVoter(id) {
@@ -201,6 +209,7 @@ func (c *Cluster) RemoveServer(id int) error {
 	if err != nil {
 		return err
 	}
+	c.begin()
 	if _, err := c.changeMembership(core.RemoveServer, id, func(cfg core.Configuration) bool { return !cfg.IsMember(id) }); err != nil {
 		return err
 	}
@@ -225,7 +234,7 @@ func (c *Cluster) changeMembership(t core.ConfChangeType, id int, done func(core
 	w := c.w
 	deadline := w.now + membershipTimeout
 	var lastErr error
-	for w.now < deadline && w.err == nil {
+	for w.now < deadline && w.err == nil && !c.interrupted.Load() {
 		leader, _ := c.leader()
 		if leader == core.None {
 			c.sleep(pollEvery)
@@ -258,8 +267,8 @@ func (c *Cluster) changeMembership(t core.ConfChangeType, id int, done func(core
 		}
 		c.sleep(pollEvery)
 	}
-	if w.err != nil {
-		return proposed, w.err
+	if err := c.failure(nil); err != nil {
+		return proposed, err
 	}
 	if lastErr == nil {
 		lastErr = cluster.ErrTimeout
