@@ -198,7 +198,7 @@ var errExit = errors.New("exit")
 func cmdCreate(r *REPL, _ cluster.Cluster, args []string) error {
 	n, err := parseNodeID(args[0])
 	if err != nil || n < 1 || n > raft.MaxNodes {
-		return fmt.Errorf("the number of nodes must be 1 to %d, not %s — e.g. \"1 3\"", raft.MaxNodes, quoteIfNeeded(args[0]))
+		return fmt.Errorf("the number of nodes must be 1 to %d, not %s — e.g. \"1 3\"", raft.MaxNodes, echo(args[0]))
 	}
 	if sim := r.Cluster(); sim != nil {
 		return fmt.Errorf("a cluster of %s is already running — shut it down first with \"8\"", plural(len(sim.IDs()), "node"))
@@ -236,7 +236,7 @@ func node(sim cluster.Cluster, arg string) (int, error) {
 	ids := sim.IDs()
 	id, err := parseNodeID(arg)
 	if err != nil {
-		return 0, fmt.Errorf("%s is not a node id — nodes are numbered (nodes %s)", quoteIfNeeded(arg), idRange(ids))
+		return 0, fmt.Errorf("%s is not a node id — nodes are numbered (nodes %s)", echo(arg), idRange(ids))
 	}
 	if !slices.Contains(ids, id) {
 		return 0, fmt.Errorf("node %d does not exist (nodes %s)", id, idRange(ids))
@@ -475,13 +475,14 @@ func (r *REPL) shutdownCluster() {
 	}
 }
 
-// nodeList parses the ids of add and remove, all before doing anything.
-func nodeList(args []string) ([]int, error) {
+// nodeList parses the ids of add and remove (the command, for examples),
+// all before doing anything.
+func nodeList(cmd string, args []string) ([]int, error) {
 	var ids []int
 	for _, a := range args {
 		id, err := parseNodeID(a)
-		if err != nil {
-			return nil, fmt.Errorf("%s is not a node id — ids are numbers, e.g. \"11 3 4\"", quoteIfNeeded(a))
+		if err != nil || id >= 1000 {
+			return nil, fmt.Errorf("%s is not a node id — ids are numbers from 0 to 999, e.g. \"%s 3 4\"", echo(a), cmd)
 		}
 		if slices.Contains(ids, id) {
 			return nil, fmt.Errorf("node %d is listed twice", id)
@@ -492,7 +493,7 @@ func nodeList(args []string) ([]int, error) {
 }
 
 func cmdAdd(r *REPL, sim cluster.Cluster, args []string) error {
-	ids, err := nodeList(args)
+	ids, err := nodeList("add", args)
 	if err != nil {
 		return err
 	}
@@ -506,7 +507,7 @@ func cmdAdd(r *REPL, sim cluster.Cluster, args []string) error {
 }
 
 func cmdRemove(r *REPL, sim cluster.Cluster, args []string) error {
-	ids, err := nodeList(args)
+	ids, err := nodeList("remove", args)
 	if err != nil {
 		return err
 	}
@@ -675,6 +676,10 @@ func cmdPartition(r *REPL, sim cluster.Cluster, args []string) error {
 }
 
 func cmdHeal(r *REPL, sim cluster.Cluster, _ []string) error {
+	if r.partitionDesc() == "" && len(sim.CutLinks()) == 0 {
+		r.printf("ok: nothing to heal: no partition and no link cut one way (disconnected nodes come back with \"5 <node>\")")
+		return nil
+	}
 	sim.Heal()
 	r.setPartition("")
 	var cut []int
@@ -700,6 +705,9 @@ func cmdTransfer(r *REPL, sim cluster.Cluster, args []string) error {
 		return err
 	}
 	if err := sim.TransferLeadership(id); err != nil {
+		if errors.Is(err, raft.ErrNodeCrashed) {
+			return fmt.Errorf("node %d is crashed and cannot take over — restart it first (\"7 %d\")", id, id)
+		}
 		return err
 	}
 	_, term := sim.Leader()
@@ -741,7 +749,7 @@ func cmdNetwork(r *REPL, sim cluster.Cluster, args []string) error {
 	case "delay":
 		d, err := time.ParseDuration(args[1])
 		if err != nil || d < 0 || d > maxNetworkDelay {
-			return fmt.Errorf("delay must be a duration from 0 to %v, like 20ms, not %s", maxNetworkDelay, quoteIfNeeded(args[1]))
+			return fmt.Errorf("delay must be a duration from 0 to %v, like 20ms, not %s", maxNetworkDelay, echo(args[1]))
 		}
 		if err := sim.SetMaxDelay(d); err != nil {
 			return err
@@ -761,7 +769,7 @@ func parseRate(s string) (float64, error) {
 		p /= 100
 	}
 	if err != nil || math.IsNaN(p) || p < 0 || p > 1 {
-		return 0, fmt.Errorf("drop rate must be from 0 to 1 (or 0%% to 100%%), like 0.1, not %s", quoteIfNeeded(s))
+		return 0, fmt.Errorf("drop rate must be from 0 to 1 (or 0%% to 100%%), like 0.1, not %s", echo(s))
 	}
 	return p, nil
 }
@@ -773,7 +781,7 @@ func cmdHelp(r *REPL, _ cluster.Cluster, args []string) error {
 	}
 	c := lookupCommand(args[0])
 	if c == nil {
-		return fmt.Errorf("unknown command %s — type \"help\" for the menu", quoteIfNeeded(args[0]))
+		return fmt.Errorf("unknown command %s — type \"help\" for the menu", echo(args[0]))
 	}
 	r.printf("%d, %s", c.num, c.usage())
 	if c.run == nil {

@@ -26,7 +26,7 @@ type logRange struct{ lo, hi uint64 }
 
 // parseLogRange reads "10", "10..20" or "..20".
 func parseLogRange(s string) (logRange, error) {
-	bad := fmt.Errorf("%s is not a range of indexes — e.g. 10..20, or 10 for 10 onwards", quoteIfNeeded(s))
+	bad := fmt.Errorf("%s is not a range of indexes — e.g. 10..20, or 10 for 10 onwards", echo(s))
 	num := func(t string) (uint64, error) {
 		if t == "" {
 			return 0, nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -40,7 +41,7 @@ func cmdDiagram(r *REPL, _ cluster.Cluster, args []string) error {
 		default:
 			v, err := strconv.Atoi(a)
 			if err != nil || v <= 0 || v > maxDiagramRows {
-				return fmt.Errorf("%s is not a number of events (1–%d) — usage: %s", quoteIfNeeded(args[i]), maxDiagramRows, commandByNum(20).usage())
+				return fmt.Errorf("%s is not a number of events (1–%d) — usage: %s", echo(args[i]), maxDiagramRows, commandByNum(20).usage())
 			}
 			n = v
 		}
@@ -134,8 +135,11 @@ func cmdSnapshot(r *REPL, sim cluster.Cluster, args []string) error {
 	for _, id := range ids {
 		index, err := sim.Snapshot(id)
 		if err != nil {
+			if errors.Is(err, cluster.ErrNodeCrashed) {
+				return fmt.Errorf("node %d is crashed: it has no state machine to snapshot — restart it first (\"7 %d\")", id, id)
+			}
 			if len(args) == 1 {
-				return fmt.Errorf("node %d: %s", id, describe(err))
+				return fmt.Errorf("node %d: %s", id, strings.TrimPrefix(describe(err), fmt.Sprintf("node %d ", id)))
 			}
 			r.printf("node %d: no snapshot: %s", id, describe(err))
 			continue

@@ -44,7 +44,7 @@ func cmdRun(r *REPL, c cluster.Cluster, args []string) error {
 	}
 	d, err := time.ParseDuration(args[0])
 	if err != nil || d <= 0 || d > maxRun {
-		return fmt.Errorf("run takes a duration above 0 and at most %v, like 500ms or 2s, not %s", maxRun, quoteIfNeeded(args[0]))
+		return fmt.Errorf("run takes a duration above 0 and at most %v, like 500ms or 2s, not %s", maxRun, echo(args[0]))
 	}
 	if playing, _ := v.Playing(); playing {
 		return errors.New("the cluster is playing — pause it first (\"pause\")")
@@ -67,7 +67,7 @@ func cmdStep(r *REPL, c cluster.Cluster, args []string) error {
 	n := 1
 	if len(args) == 1 {
 		if n, err = strconv.Atoi(args[0]); err != nil || n < 1 || n > maxStep {
-			return fmt.Errorf("step takes a number of events from 1 to %d, not %s", maxStep, quoteIfNeeded(args[0]))
+			return fmt.Errorf("step takes a number of events from 1 to %d, not %s", maxStep, echo(args[0]))
 		}
 	}
 	if playing, _ := v.Playing(); playing {
@@ -119,7 +119,7 @@ func cmdPlay(r *REPL, c cluster.Cluster, args []string) error {
 	if len(args) == 1 {
 		s := strings.TrimSuffix(strings.ToLower(args[0]), "x")
 		if speed, err = strconv.ParseFloat(s, 64); err != nil || !(speed > 0 && speed <= 100) {
-			return fmt.Errorf("play takes a speed above 0 and at most 100 (1 is real time, 0.1 ten times slower), not %s", quoteIfNeeded(args[0]))
+			return fmt.Errorf("play takes a speed above 0 and at most 100 (1 is real time, 0.1 ten times slower), not %s", echo(args[0]))
 		}
 	}
 	base := time.Duration(r.vbase.Load())
@@ -221,7 +221,7 @@ func cmdSeed(r *REPL, _ cluster.Cluster, args []string) error {
 	}
 	s, err := strconv.ParseInt(args[0], 10, 64)
 	if err != nil {
-		return fmt.Errorf("a seed is a whole number, not %s", quoteIfNeeded(args[0]))
+		return fmt.Errorf("a seed is a whole number, not %s", echo(args[0]))
 	}
 	if c := r.Cluster(); c != nil {
 		return errors.New("a cluster is running on the current seed — shut it down first with \"8\", then set the seed")

@@ -14,7 +14,9 @@ import (
 // quotes" and 'single quotes' keep spaces inside one word (set greeting
 // "hello world"). Inside double quotes a backslash escapes " and \; single
 // quotes take everything literally. A blank line, or one whose first
-// non-blank character is #, is a comment: no words and no error.
+// non-blank character is #, is a comment: no words and no error; a # alone
+// as a word starts a comment that runs to the end of the line (set x 5 #
+// why), while # inside a word is kept (set x #5).
 func ParseCommand(line string) ([]string, error) {
 	return splitWords(line)
 }
@@ -39,6 +41,8 @@ func splitWords(line string) ([]string, error) {
 			}
 			i, inWord = end, true
 			continue
+		case r == '#' && !inWord && (i+1 == len(line) || unicode.IsSpace(rune(line[i+1]))):
+			return words, nil // a comment to the end of the line
 		case unicode.IsSpace(r):
 			if inWord {
 				words = append(words, cur.String())
@@ -92,6 +96,18 @@ func quoteIfNeeded(s string) string {
 		}
 	}
 	return s
+}
+
+// echoRunes bounds what an error message repeats of the user's input.
+const echoRunes = 40
+
+// echo shows a word the user typed in an error message: as quoteIfNeeded
+// does, cut short if it is long (a pasted page is not repeated back).
+func echo(s string) string {
+	if r := []rune(s); len(r) > echoRunes {
+		return quoteIfNeeded(string(r[:echoRunes])) + fmt.Sprintf("… (%d bytes in all)", len(s))
+	}
+	return quoteIfNeeded(s)
 }
 
 var errNotNumber = errors.New("not a number")

@@ -225,7 +225,7 @@ func (r *REPL) Exec(line string) (exit bool) {
 	name, args := words[0], words[1:]
 	cmd := lookupCommand(name)
 	if cmd == nil {
-		r.errorf("unknown command %s — type \"help\" for the menu", quoteIfNeeded(name))
+		r.errorf("unknown command %s — type \"help\" for the menu", echo(name))
 		return false
 	}
 	if cmd.run == nil {

@@ -55,6 +55,9 @@ func TestParseCommand(t *testing.T) {
 		{`set e ""`, []string{"set", "e", ""}, false},
 		{`set x a"b c"d`, []string{"set", "x", "ab cd"}, false},
 		{`set x #5`, []string{"set", "x", "#5"}, false},
+		{`set x 5 # why`, []string{"set", "x", "5"}, false},
+		{"set x 5\t#", []string{"set", "x", "5"}, false},
+		{`set x "a # b"`, []string{"set", "x", "a # b"}, false},
 		{`set x a\b`, []string{"set", "x", `a\b`}, false},
 		{"set x ünïcødé", []string{"set", "x", "ünïcødé"}, false},
 		{"set x \xff\xfe", []string{"set", "x", "\xff\xfe"}, false},
@@ -648,4 +651,26 @@ func mustAtoi(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestRoughEdgeMessages: the messages a new user found muddled.
+func TestRoughEdgeMessages(t *testing.T) {
+	defer leaktest.Check(t)()
+	r, out := newSimREPL(t, 3)
+	run1(r, out, "create 3")
+	leader := leaderOf(t, run1(r, out, "leader"))
+	run1(r, out, "crash "+leader)
+	for line, want := range map[string]string{
+		"heal":                     `ok: nothing to heal: no partition and no link cut one way (disconnected nodes come back with "5 <node>")`,
+		"snapshot " + leader:       `error: node ` + leader + ` is crashed: it has no state machine to snapshot — restart it first ("7 ` + leader + `")`,
+		"transfer " + leader:       `error: node ` + leader + ` is crashed and cannot take over — restart it first ("7 ` + leader + `")`,
+		"add 2147483648":           `error: 2147483648 is not a node id — ids are numbers from 0 to 999, e.g. "add 3 4"`,
+		"remove -1":                `error: -1 is not a node id — ids are numbers from 0 to 999, e.g. "remove 3 4"`,
+		"set x 5 # a comment":      `ok: x = 5 (leader `,
+		strings.Repeat("y", 10000): `error: unknown command yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy… (10000 bytes in all) — type "help" for the menu`,
+	} {
+		if got := run1(r, out, line); !strings.HasPrefix(got, want) {
+			t.Errorf("%.20s:\n got %q\nwant %q", line, got, want)
+		}
+	}
 }

@@ -3,6 +3,10 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -70,5 +74,20 @@ func TestRunShort(t *testing.T) {
 		if strings.Count(out.String(), "\n") != 1 {
 			t.Errorf("%s: want exactly one line, got %q", store, out.String())
 		}
+	}
+}
+
+// TestCompareSaysWhatIsMissing: without the baseline, compare.sh says what
+// it needs instead of failing with a raw shell error.
+func TestCompareSaysWhatIsMissing(t *testing.T) {
+	cmd := exec.Command("bash", "compare.sh", filepath.Join(t.TempDir(), "out.jsonl"), "1", "-clients 1")
+	cmd.Env = append(os.Environ(), "HASHICORP_BENCH="+filepath.Join(t.TempDir(), "nothing-here"))
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("exit %v:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "the hashicorp/raft baseline is not in") || strings.Contains(string(out), "No such file") {
+		t.Fatalf("compare.sh says:\n%s", out)
 	}
 }

@@ -14,9 +14,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
+if [ $# -lt 3 ]; then
+  echo "usage: bench/compare.sh RESULTS.jsonl RUNS 'FLAGS' ['FLAGS' ...]   e.g. bench/compare.sh out.jsonl 5 '-clients 16'" >&2
+  exit 2
+fi
 out=$1 runs=$2
+case $runs in '' | *[!0-9]*) echo "bench/compare.sh: RUNS must be a number, not '$runs'" >&2; exit 2 ;; esac
 shift 2
 hcdir=${HASHICORP_BENCH:-$repo/../shared/bench/hashicorp}
+if [ ! -f "$hcdir/main.go" ]; then
+  echo "bench/compare.sh: the hashicorp/raft baseline is not in $hcdir (it needs its main.go there):" >&2
+  echo "  put ../shared/bench/hashicorp beside the repository, or set HASHICORP_BENCH to its directory" >&2
+  exit 2
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

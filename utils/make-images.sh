@@ -23,7 +23,7 @@ RAFT_DEBUG=json go test -count=1 -v -run "^$test\$" ./raft/ >"$tmp/test.log" 2>&
 utils/screenshot.sh "$tmp/test.html" images/diagram-test.png 1600 650
 
 # A traced REPL session: crash, disconnect, partition, heal, transfer.
-"$tmp/repl" -trace "$tmp/repl.trace" <utils/testdata/session.txt >/dev/null
+"$tmp/repl" -keep-going -trace "$tmp/repl.trace" <utils/testdata/session.txt >/dev/null
 "$tmp/utils" -no-table -html "$tmp/repl.html" "$tmp/repl.trace"
 utils/screenshot.sh "$tmp/repl.html" images/diagram-repl.png 1600 800
 

@@ -74,20 +74,24 @@ var Model = porcupine.Model{
 	DescribeOperation: func(input, output any) string {
 		in := input.(kvModelInput)
 		out := output.(kvModelOutput)
-		res := "not found"
+		// A set and a delete answer with the value the key had before.
+		before := fmt.Sprintf("%s had no value before", in.Key)
 		switch {
 		case out.Unknown:
-			res = "?"
+			before = "outcome unknown (no answer: it may or may not have taken effect)"
 		case out.Found:
-			res = fmt.Sprintf("%q", out.Value)
+			before = fmt.Sprintf("%s was %q before", in.Key, out.Value)
 		}
 		switch in.Op {
 		case kv.OpSet:
-			return fmt.Sprintf("set(%s, %q) was %s", in.Key, in.Value, res)
+			return fmt.Sprintf("set(%s, %q): %s", in.Key, in.Value, before)
 		case kv.OpDelete:
-			return fmt.Sprintf("delete(%s) was %s", in.Key, res)
+			return fmt.Sprintf("delete(%s): %s", in.Key, before)
 		}
-		return fmt.Sprintf("get(%s) → %s", in.Key, res)
+		if out.Found {
+			return fmt.Sprintf("get(%s) → %q", in.Key, out.Value)
+		}
+		return fmt.Sprintf("get(%s) → no value", in.Key)
 	},
 	DescribeState: func(state any) string {
 		st := state.(kvModelState)
