@@ -676,12 +676,13 @@ func cmdPartition(r *REPL, sim cluster.Cluster, args []string) error {
 }
 
 func cmdHeal(r *REPL, sim cluster.Cluster, _ []string) error {
+	msg := "ok: partition healed"
 	if r.partitionDesc() == "" && len(sim.CutLinks()) == 0 {
-		r.printf("ok: nothing to heal: no partition and no link cut one way (disconnected nodes come back with \"5 <node>\")")
-		return nil
+		msg = "ok: nothing to heal: no partition and no link cut one way"
+	} else {
+		sim.Heal()
+		r.setPartition("")
 	}
-	sim.Heal()
-	r.setPartition("")
 	var cut []int
 	for _, st := range sim.Status() {
 		if !st.Connected {
@@ -690,11 +691,11 @@ func cmdHeal(r *REPL, sim cluster.Cluster, _ []string) error {
 	}
 	switch len(cut) {
 	case 0:
-		r.printf("ok: partition healed")
+		r.printf("%s", msg)
 	case 1:
-		r.printf("ok: partition healed; node %d is still disconnected (reconnect it with \"5 %d\")", cut[0], cut[0])
+		r.printf("%s; node %d is still disconnected (reconnect it with \"5 %d\")", msg, cut[0], cut[0])
 	default:
-		r.printf("ok: partition healed; nodes %s are still disconnected (reconnect them with \"5 <node>\")", joinInts(cut, ", "))
+		r.printf("%s; nodes %s are still disconnected (reconnect them with \"5 <node>\")", msg, joinInts(cut, ", "))
 	}
 	return nil
 }

@@ -139,7 +139,10 @@ func cmdSnapshot(r *REPL, sim cluster.Cluster, args []string) error {
 				return fmt.Errorf("node %d is crashed: it has no state machine to snapshot — restart it first (\"7 %d\")", id, id)
 			}
 			if len(args) == 1 {
-				return fmt.Errorf("node %d: %s", id, strings.TrimPrefix(describe(err), fmt.Sprintf("node %d ", id)))
+				if msg := describe(err); strings.HasPrefix(msg, fmt.Sprintf("node %d ", id)) {
+					return errors.New(msg)
+				}
+				return fmt.Errorf("node %d: %s", id, describe(err))
 			}
 			r.printf("node %d: no snapshot: %s", id, describe(err))
 			continue
