@@ -18,6 +18,7 @@ import (
 
 	"raft-consensus/raft"
 	"raft-consensus/raft/trace"
+	"raft-consensus/utils/web"
 )
 
 const prompt = "raft> "
@@ -50,6 +51,8 @@ Flags:
   -trace-format F json (default: JSON lines) or text (the lines of -debug)
   -script FILE    run the commands in FILE first, then read more from the
                   terminal (if stdin is not a terminal, exit after FILE)
+  -web ADDR       serve the live page at ADDR (loopback only, e.g.
+                  127.0.0.1:8080; the "web" command does it later)
   -keep-going     in a script or a pipe, run every line even after one fails
                   (by default the run stops there and exits with status 1)
   -h              show this help
@@ -73,6 +76,7 @@ type config struct {
 	seed    int64
 	seedSet bool
 	keep    bool
+	web     string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -90,6 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.sim, "sim", false, "")
 	fs.Int64Var(&c.seed, "seed", 0, "")
 	fs.BoolVar(&c.keep, "keep-going", false, "")
+	fs.StringVar(&c.web, "web", "", "")
 	fs.StringVar(&c.script, "script", "", "")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -100,6 +105,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-seed is the seed of virtual time: use it with -sim")
 	case c.sim && c.dataDir != "":
 		return c, errors.New("-sim keeps each node's storage on a simulated disk: -data-dir does not go with it")
+	case c.web != "" && web.CheckLoopback(c.web) != nil:
+		return c, fmt.Errorf("-web: %v", web.CheckLoopback(c.web))
 	case c.format != "json" && c.format != "text":
 		return c, fmt.Errorf("-trace-format must be json or text, not %q", c.format)
 	case fs.NArg() > 0:
@@ -239,6 +246,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	r.printMenu()
 	if c.nodes > 0 {
 		r.Exec("create " + strconv.Itoa(c.nodes))
+	}
+	if c.web != "" {
+		if url, err := r.startWeb(c.web); err != nil {
+			fmt.Fprintf(stderr, "error: -web: %v\n", err)
+			return 2
+		} else {
+			r.printf("ok: the live page is at %s", url)
+		}
 	}
 	defer r.shutdownCluster() // at EOF, Ctrl-D or exit
 	stdinTerminal := isTerminal(stdin)

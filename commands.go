@@ -165,6 +165,13 @@ them; go run . -sim -script FILE replays it, byte for byte.`},
 			help: "write the client history as JSON lines",
 			more: `One operation a line: op, key, value, client, call and return times, and the
 outcome (ok, or unknown for a write that got no answer).`},
+		{num: 35, names: []string{"web"}, args: "[addr]", maxArgs: 1, run: cmdWeb,
+			help: "serve the live page (default 127.0.0.1:8080)",
+			more: `A page for the browser: the nodes with role, term and election timer, the
+messages in flight (in virtual time), every log, the timeline; click a node
+to crash, restart, disconnect it; drag nodes into groups to partition; send
+writes; in virtual time, play, pause and step. Loopback only. Every action
+runs here as a command, echoed as a web> line.`},
 	}
 }
 

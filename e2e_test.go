@@ -212,12 +212,12 @@ func TestEndToEnd(t *testing.T) {
 		if code != 0 {
 			t.Errorf("-h: exit code %d", code)
 		}
-		for _, flag := range []string{"-nodes N", "-data-dir DIR", "-memory", "-timeout D", "-debug", "-trace FILE", "-script FILE", "-h"} {
+		for _, flag := range []string{"-nodes N", "-data-dir DIR", "-memory", "-sim", "-seed S", "-timeout D", "-debug", "-trace FILE", "-trace-format F", "-script FILE", "-web ADDR", "-keep-going", "-h"} {
 			if !strings.Contains(stderr, "  "+flag+" ") {
 				t.Errorf("-h does not explain %s:\n%s", flag, stderr)
 			}
 		}
-		for _, args := range [][]string{{"-nodes", "17"}, {"-timeout", "0"}, {"-memory", "-data-dir", "x"}, {"extra"}, {"-bogus"}, {"-script", "/nonexistent"}} {
+		for _, args := range [][]string{{"-nodes", "17"}, {"-timeout", "0"}, {"-memory", "-data-dir", "x"}, {"extra"}, {"-bogus"}, {"-script", "/nonexistent"}, {"-web", "0.0.0.0:8080"}, {"-seed", "3"}, {"-sim", "-data-dir", "x"}, {"-trace-format", "xml"}} {
 			if _, stderr, code := runBinary(t, bin, "", args...); code != 2 || !strings.Contains(stderr, "error") && !strings.Contains(stderr, "flag provided but not defined") {
 				t.Errorf("%q: exit code %d, stderr %q", args, code, stderr)
 			}

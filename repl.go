@@ -18,6 +18,7 @@ import (
 	"raft-consensus/raft/cluster"
 	"raft-consensus/raft/sim"
 	"raft-consensus/raft/trace"
+	"raft-consensus/utils/web"
 )
 
 // maxDiagramRows bounds "diagram N".
@@ -79,6 +80,9 @@ type REPL struct {
 	created   int    // clusters created so far, to name their temporary directories
 	partition string // the partition in force, as typed, for status
 
+	execMu   sync.Mutex   // one command at a time: the prompt's or the page's
+	web      *web.Server  // the live page, once "web" served it
+	started  time.Time    // the session's start, for the page's wall clock
 	running  atomic.Bool  // a command runs (Interrupt has something to cut short)
 	failures atomic.Int64 // error lines printed so far
 }
@@ -88,7 +92,7 @@ func NewREPL(out io.Writer, opts Options) *REPL {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 3 * time.Second
 	}
-	r := &REPL{out: &lockedWriter{w: out}, opts: opts, seed: opts.Seed, newCluster: func(cfg raft.SimConfig) (cluster.Cluster, error) {
+	r := &REPL{out: &lockedWriter{w: out}, opts: opts, started: time.Now(), seed: opts.Seed, newCluster: func(cfg raft.SimConfig) (cluster.Cluster, error) {
 		c, err := raft.NewClusterSimulator(cfg)
 		if err != nil {
 			return nil, err
@@ -141,9 +145,12 @@ func (r *REPL) Cluster() cluster.Cluster {
 // goroutine (a signal).
 func (r *REPL) Close() error {
 	r.mu.Lock()
-	c, root := r.sim, r.tempRoot
-	r.sim, r.tempRoot, r.closed = nil, "", true
+	c, root, page := r.sim, r.tempRoot, r.web
+	r.sim, r.tempRoot, r.closed, r.web = nil, "", true, nil
 	r.mu.Unlock()
+	if page != nil {
+		page.Close()
+	}
 	err := shutdown(c)
 	if root != "" {
 		os.RemoveAll(root)
@@ -206,6 +213,13 @@ func (r *REPL) stopped(n int) bool {
 
 // Exec runs one input line and reports whether it asked to exit.
 func (r *REPL) Exec(line string) (exit bool) {
+	r.execMu.Lock()
+	defer r.execMu.Unlock()
+	return r.exec(line)
+}
+
+// exec is Exec with execMu held.
+func (r *REPL) exec(line string) (exit bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			// A last resort: every input should be validated before it
@@ -413,12 +427,16 @@ func (p *plainReader) ReadLine() (string, error) {
 // lockedWriter serializes writes: in virtual time, the player prints the
 // events of a playing cluster while commands print their results.
 type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu   sync.Mutex
+	w    io.Writer
+	copy *strings.Builder // while the page's command runs: what it prints
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.copy != nil {
+		l.copy.Write(p)
+	}
 	return l.w.Write(p)
 }

@@ -290,3 +290,47 @@ func TestDiagramKeepsTheSession(t *testing.T) {
 		t.Fatal("the page does not show the crash")
 	}
 }
+
+// TestWebCommand: web serves on loopback only, once; the page's lines are
+// echoed with web> and answered; the page cannot end the session.
+func TestWebCommand(t *testing.T) {
+	defer leaktest.Check(t)()
+	r, out := newSimREPL(t, 2)
+	defer r.Close()
+	if got := run1(r, out, "web 0.0.0.0:8080"); !strings.Contains(got, "loopback only") {
+		t.Fatalf("web on 0.0.0.0: %q", got)
+	}
+	if got := run1(r, out, "web 127.0.0.1:0"); !strings.HasPrefix(got, "ok: the live page is at http://127.0.0.1:") {
+		t.Fatalf("web: %q", got)
+	}
+	if got := run1(r, out, "web 127.0.0.1:0"); !strings.Contains(got, "already served") {
+		t.Fatalf("web twice: %q", got)
+	}
+	b := webBackend{r}
+	if st := b.State(); st.Cluster || !st.Sim {
+		t.Fatalf("state before a cluster: %+v", st)
+	}
+	out.Reset()
+	if got := b.Exec("create 3"); !strings.HasPrefix(got, "ok: cluster of 3 nodes created") {
+		t.Fatalf("exec from the page: %q", got)
+	}
+	if !strings.HasPrefix(out.String(), "web> create 3\nok: cluster of 3 nodes created") {
+		t.Fatalf("the REPL shows %q", out.String())
+	}
+	b.Exec("set a 1")
+	st := b.State()
+	if !st.Cluster || len(st.Nodes) != 3 || st.Nodes[0].Timer == nil || len(st.Events) == 0 {
+		t.Fatalf("state: %+v", st)
+	}
+	for _, n := range st.Nodes {
+		if n.Alive && (len(n.Log) == 0 || n.Log[len(n.Log)-1].Label != "a=1") && n.LastIndex == 3 {
+			t.Fatalf("node %d's log on the page: %+v", n.ID, n.Log)
+		}
+	}
+	if got := b.Exec("exit"); !strings.Contains(got, "for the REPL's own prompt") {
+		t.Fatalf("exit from the page: %q", got)
+	}
+	if r.Cluster() == nil {
+		t.Fatal("the page's exit ended the session")
+	}
+}

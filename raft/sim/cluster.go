@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"container/heap"
 	"errors"
 	"fmt"
@@ -113,6 +114,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		}
 	})
 	c.w = newWorld(p, Options{TraceTo: func(func() time.Time) trace.Tracer { return tap }})
+	c.w.flights = map[uint64]*Flight{}
 	c.settle()
 	return c, nil
 }
@@ -416,6 +418,18 @@ func (c *Cluster) Logs() []cluster.NodeLog {
 		}
 		out = append(out, cluster.LogOf(id, s.driver.Core(), s.host.Applied()))
 	}
+	return out
+}
+
+// Flights lists the messages on the wire now, oldest first.
+func (c *Cluster) Flights() []Flight {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Flight, 0, len(c.w.flights))
+	for _, f := range c.w.flights {
+		out = append(out, *f)
+	}
+	slices.SortFunc(out, func(a, b Flight) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 

@@ -123,6 +123,9 @@ func (l *link) sendNext() {
 	}
 	if w.lost(from, to) {
 		w.stats.dropped++
+		if w.flights != nil { // only then: a draw would change the seeded runs
+			w.fly(m, w.delay(), true)
+		}
 		if !w.net.linked(from, to) && w.rng.Intn(3) == 0 {
 			w.after(w.delay(), finished) // refused at once
 			return
@@ -137,7 +140,10 @@ func (l *link) sendNext() {
 	}
 	for c := range copies {
 		first := c == 0
-		w.after(w.delay(), func() {
+		d := w.delay()
+		landed := w.fly(m, d, false)
+		w.after(d, func() {
+			landed()
 			t := w.servers[to]
 			if t == nil || !t.up || t.removed {
 				return // nobody there: the caller times out
@@ -163,9 +169,15 @@ func (l *link) sendNext() {
 func (w *world) reply(l *link, id uint64, inc int, r core.Message) {
 	if w.lost(r.From, r.To) {
 		w.stats.dropped++
+		if w.flights != nil {
+			w.fly(r, w.delay(), true)
+		}
 		return
 	}
-	w.after(w.delay(), func() {
+	d := w.delay()
+	landed := w.fly(r, d, false)
+	w.after(d, func() {
+		landed()
 		s := l.s
 		if l.inflight != id || s.inc != inc || !s.up {
 			return // the caller gave up, or is gone
@@ -174,4 +186,33 @@ func (w *world) reply(l *link, id uint64, inc int, r core.Message) {
 		s.input(func() { s.driver.Step(r, nil) })
 		l.sendNext()
 	})
+}
+
+// Flight is a message on the wire, for a display: sent at Sent, it arrives
+// (or, Lost, would have arrived) at Arrive, in virtual time.
+type Flight struct {
+	ID           uint64
+	From, To     int
+	Type         string
+	Entries      int
+	Sent, Arrive time.Duration
+	Lost         bool
+}
+
+// fly records a message that takes d to arrive (or is lost on the way)
+// when flights are tracked; it returns what to call when it lands. The
+// random delay is drawn by the caller, so tracking changes no run.
+func (w *world) fly(m core.Message, d time.Duration, lost bool) (landed func()) {
+	if w.flights == nil {
+		return func() {}
+	}
+	w.flight++
+	id := w.flight
+	w.flights[id] = &Flight{ID: id, From: m.From, To: m.To, Type: m.Type.String(), Entries: len(m.Entries),
+		Sent: w.now, Arrive: w.now + d, Lost: lost}
+	landed = func() { delete(w.flights, id) }
+	if lost {
+		w.after(d, landed) // gone from the display once it would have arrived
+	}
+	return landed
 }

@@ -190,6 +190,11 @@ type world struct {
 	nextID   int // next id for a server added by a membership change
 	removals []removal
 	healed   bool
+
+	// flights, when set, tracks the messages on the wire, for a display
+	// (the interactive Cluster sets it; the seeded runs do not).
+	flights map[uint64]*Flight
+	flight  uint64
 }
 
 type event struct {

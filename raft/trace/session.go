@@ -119,3 +119,20 @@ func (s *SessionTracer) Records() ([]Record, string) {
 	}
 	return out, note
 }
+
+// Latest returns the latest n events but heartbeats, oldest first, and a
+// note on what the session left out ("" if nothing).
+func (s *SessionTracer) Latest(n int) ([]Record, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	evs := s.events[max(0, len(s.events)-n):]
+	out := make([]Record, len(evs))
+	for i, e := range evs {
+		out[i] = e.Record
+	}
+	note := ""
+	if s.dropped > 0 {
+		note = fmt.Sprintf("the %d oldest events were dropped", s.dropped)
+	}
+	return out, note
+}

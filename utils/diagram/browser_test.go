@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/net/html"
+
+	"raft-consensus/utils/browsertest"
 )
 
 // The browser tests load pages in headless Chromium and read the DOM after
@@ -23,17 +25,7 @@ import (
 // so a missing browser is a failure, not a skip. CHROMIUM overrides the
 // binary.
 
-func chromium(t *testing.T) string {
-	t.Helper()
-	bin := os.Getenv("CHROMIUM")
-	if bin == "" {
-		bin = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("chromium not found at %s (apt-get install -y chromium, or set CHROMIUM): %v", bin, err)
-	}
-	return bin
-}
+func chromium(t *testing.T) string { return browsertest.Chromium(t) }
 
 // dumpDOM loads page (a file path, plus an optional #fragment) and returns
 // the DOM as the page's script left it.
