@@ -172,6 +172,13 @@ messages in flight (in virtual time), every log, the timeline; click a node
 to crash, restart, disconnect it; drag nodes into groups to partition; send
 writes; in virtual time, play, pause and step. Loopback only. Every action
 runs here as a command, echoed as a web> line.`},
+		{num: 36, names: []string{"tour"}, args: "[next|stop|restart]", maxArgs: 1, run: cmdTour,
+			help: "a guided tour of Raft, step by step",
+			more: `Election, replication, a leader crash, a partition with the leader in the
+minority, membership changes and a snapshot, on a cluster of its own (in
+virtual time with -sim), each step explained with the paper's section. Type
+any command between steps; "tour" goes on; "tour stop" leaves, "tour" comes
+back where it stopped.`},
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 
 const (
 	logCellWidth   = 8  // one entry: term and a short label
-	logLabelWidth  = 16 // "node 2 follower "
+	logLabelWidth  = 16 // at least: "node 2 follower "
 	logNodeEntries = 20 // entries one node shows by default
 )
 
@@ -194,10 +194,15 @@ func (r *REPL) printLogs(logs []cluster.NodeLog, status []cluster.NodeStatus, rn
 		r.printf("every log is empty (no leader has been elected yet?)")
 		return nil
 	}
-	cells := max(4, (terminalWidth()-logLabelWidth)/logCellWidth)
+	// The labels' column fits the longest ("node 12 pre-candidate ").
+	labelWidth := logLabelWidth
+	for _, l := range logs {
+		labelWidth = max(labelWidth, len(fmt.Sprintf("node %d %s ", l.ID, roleOf(statusOf(status, l.ID)))))
+	}
+	cells := max(4, (terminalWidth()-labelWidth)/logCellWidth)
 	lo, hi, why := logWindow(logs, rng, last, uint64(cells))
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-*s", logLabelWidth, "index")
+	fmt.Fprintf(&b, "%-*s", labelWidth, "index")
 	for i := lo; i <= hi; i++ {
 		fmt.Fprintf(&b, "%-*d", logCellWidth, i)
 	}
@@ -205,9 +210,9 @@ func (r *REPL) printLogs(logs []cluster.NodeLog, status []cluster.NodeStatus, rn
 	for _, l := range logs {
 		st := statusOf(status, l.ID)
 		b.Reset()
-		fmt.Fprintf(&b, "%-*s", logLabelWidth, fmt.Sprintf("node %d %s", l.ID, roleOf(st)))
+		fmt.Fprintf(&b, "%-*s", labelWidth, fmt.Sprintf("node %d %s", l.ID, roleOf(st)))
 		var marks strings.Builder
-		fmt.Fprintf(&marks, "%-*s", logLabelWidth, "")
+		fmt.Fprintf(&marks, "%-*s", labelWidth, "")
 		for i := lo; i <= hi; i++ {
 			cell := ""
 			switch {
@@ -258,13 +263,13 @@ func logWindow(logs []cluster.NodeLog, rng logRange, last, cells uint64) (lo, hi
 	case rng.lo != 0 && rng.hi != 0:
 		return rng.lo, min(rng.hi, rng.lo+cells-1), ""
 	case rng.lo != 0:
-		return rng.lo, rng.lo + cells - 1, ""
+		return rng.lo, max(rng.lo, min(last, rng.lo+cells-1)), ""
 	case rng.hi != 0:
 		return max(1, rng.hi+1-min(rng.hi, cells)), rng.hi, ""
 	}
 	if d := firstDifference(logs, last); d != 0 {
 		lo = max(1, d-min(d-1, 2))
-		return lo, lo + cells - 1, fmt.Sprintf(" (the logs first differ at index %d)", d)
+		return lo, min(last, lo+cells-1), fmt.Sprintf(" (the logs first differ at index %d)", d)
 	}
 	lo = max(1, last+1-min(last, cells))
 	return lo, last, ""

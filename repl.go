@@ -84,6 +84,8 @@ type REPL struct {
 	web      *web.Server  // the live page, once "web" served it
 	started  time.Time    // the session's start, for the page's wall clock
 	running  atomic.Bool  // a command runs (Interrupt has something to cut short)
+	depth    int          // commands run by a command (the tour's), under execMu
+	tour     *tourState   // the guided tour, while one is under way
 	failures atomic.Int64 // error lines printed so far
 }
 
@@ -250,7 +252,12 @@ func (r *REPL) exec(line string) (exit bool) {
 		r.errorf("usage: %s", cmd.usage())
 		return false
 	}
-	if r.opts.Sim && !notRecorded[cmd.names[0]] {
+	// A command run by another (the tour's) is neither recorded nor
+	// counted as running on its own: the outer one is.
+	outer := r.depth == 0
+	r.depth++
+	defer func() { r.depth-- }()
+	if outer && r.opts.Sim && !notRecorded[cmd.names[0]] {
 		r.session.before(r.sessionNow())
 		defer func() { r.session.after(line, r.sessionNow()) }()
 	}
@@ -261,9 +268,13 @@ func (r *REPL) exec(line string) (exit bool) {
 			return false
 		}
 	}
-	r.running.Store(true)
+	if outer {
+		r.running.Store(true)
+	}
 	err = cmd.run(r, c, args)
-	r.running.Store(false)
+	if outer {
+		r.running.Store(false)
+	}
 	switch {
 	case errors.Is(err, errExit):
 		return true
