@@ -82,4 +82,3 @@ func TestTourLeaveAndResume(t *testing.T) {
 		t.Fatalf("tour restart: %q", got)
 	}
 }
-
