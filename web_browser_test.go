@@ -116,7 +116,7 @@ func TestLivePageInChromium(t *testing.T) {
 
 	if file := os.Getenv("RAFT_PAGE_SCREENSHOT"); file != "" {
 		do("letting the page draw", chromedp.Sleep(500*time.Millisecond))
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(95))
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: a PNG
 		if err != nil {
 			t.Fatal(err)
 		}

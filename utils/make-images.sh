@@ -4,6 +4,7 @@
 #   images/diagram-test.png   HTML diagram of a traced test (TestTryCommitToDCLeader)
 #   images/diagram-repl.png   HTML diagram of a traced REPL session (utils/testdata/session.txt)
 #   images/table-example.png  the terminal table of the test's election and overwritten entry
+#   images/web-page.png       the live page in headless Chromium (TestLivePageInChromium)
 #
 # Needs headless chromium (see screenshot.sh). Run from anywhere.
 set -eu
@@ -41,3 +42,10 @@ rows=$(wc -l <"$tmp/table.txt")
 width=$(( (cols * 783 + 99) / 100 + 90 ))
 height=$(( (rows + 1) * 152 / 10 + 110 ))
 utils/screenshot.sh "$tmp/table.html" images/table-example.png "$width" "$height"
+
+# The live page (web), as headless Chromium shows it at the end of its test:
+# a leader crashed by a click, another elected, a write from the page in
+# every log.
+RAFT_PAGE_SCREENSHOT="$root/images/web-page.png" go test -tags browser -count=1 -run '^TestLivePageInChromium$' . >"$tmp/web.log" 2>&1 ||
+	{ cat "$tmp/web.log"; exit 1; }
+echo "wrote images/web-page.png"
