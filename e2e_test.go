@@ -231,6 +231,45 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("virtual time prints the same bytes twice", func(t *testing.T) {
+		script := filepath.Join(t.TempDir(), "s.txt")
+		// No play: it is paced by the wall clock (save turns it into run).
+		os.WriteFile(script, []byte("create 3\nset x 1\nstep 20\ncrash 0\nget x\nlog\nrun 200ms\nstatus\ntimers\ndiagram 30 all\n"), 0o644)
+		a, _, codeA := runBinary(t, bin, "", "-sim", "-seed", "11", "-script", script)
+		b, _, codeB := runBinary(t, bin, "", "-sim", "-seed", "11", "-script", script)
+		if codeA != 0 || codeB != 0 {
+			t.Fatalf("exit codes %d, %d:\n%s", codeA, codeB, a)
+		}
+		if a != b || !strings.Contains(a, "x = 1") {
+			t.Fatalf("two runs of the same seed and script differ:\n%s\n----\n%s", a, b)
+		}
+	})
+
+	t.Run("sighup cleans up the temporary storage", func(t *testing.T) {
+		tmp := t.TempDir()
+		cmd := exec.Command(bin, "-nodes", "3")
+		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+		stdin, _ := cmd.StdinPipe()
+		stdoutPipe, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer stdin.Close()
+		sc := bufio.NewScanner(stdoutPipe)
+		for sc.Scan() && !strings.HasPrefix(sc.Text(), "ok: cluster of 3 nodes created") {
+		}
+		if dirs, _ := filepath.Glob(filepath.Join(tmp, "raft-repl-*")); len(dirs) != 1 {
+			t.Fatalf("temporary storage %v, want one directory", dirs)
+		}
+		cmd.Process.Signal(syscall.SIGHUP)
+		for sc.Scan() {
+		}
+		cmd.Wait()
+		if dirs, _ := filepath.Glob(filepath.Join(tmp, "raft-repl-*")); len(dirs) != 0 {
+			t.Fatalf("after SIGHUP the temporary storage is still there: %v", dirs)
+		}
+	})
+
 	t.Run("ctrl-c", func(t *testing.T) {
 		cmd := exec.Command(bin, "-memory", "-nodes", "3", "-timeout", "60s", "-keep-going", "-debug")
 		// -debug's trace lines on stderr say when the client's request is out.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -139,12 +140,48 @@ func leaderOf(t *testing.T, line string) string {
 	return m[1]
 }
 
+// syncBuffer is a bytes.Buffer safe for the REPL's writers (the player
+// prints from its goroutine) and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// take returns what was written and forgets it.
+func (s *syncBuffer) take() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.b.String()
+	s.b.Reset()
+	return out
+}
+
 // TestSimSaveReplays: a session with play and pause, saved, replays to the
 // same state: play's time becomes "run" lines.
 func TestSimSaveReplays(t *testing.T) {
 	defer leaktest.Check(t)()
 	file := filepath.Join(t.TempDir(), "session.txt")
-	r, out := newSimREPL(t, 9)
+	var sout syncBuffer
+	r := NewREPL(&sout, Options{Sim: true, Seed: 9, Timeout: 3 * time.Second})
+	defer r.Close()
+	run1 := func(_ *REPL, _ *bytes.Buffer, line string) string {
+		sout.take()
+		r.Exec(line)
+		return sout.take()
+	}
+	var out *bytes.Buffer
 	for _, line := range []string{"create 3", "set a 1"} {
 		run1(r, out, line)
 	}

@@ -3,12 +3,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,24 +20,6 @@ import (
 // CI installs chromium and runs go test -tags browser; a missing browser
 // is a failure. CHROMIUM overrides the binary; RAFT_PAGE_SCREENSHOT, if
 // set, is where the page's screenshot goes (utils/make-images.sh).
-
-// syncBuffer is a bytes.Buffer safe for the REPL's writers and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestLivePageInChromium: the page loads and shows the cluster; crashing
 // the leader by a click leads to another leader shown on the page; a write
