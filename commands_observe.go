@@ -19,6 +19,10 @@ import (
 // The commands that look at what the cluster did: timing diagram,
 // linearizability check, snapshots.
 
+// idleSplit: "diagram html" starts a new part after this long with
+// nothing but heartbeats.
+const idleSplit = time.Second
+
 // defaultDiagramEvents is how many events "diagram" shows in the terminal.
 const defaultDiagramEvents = 40
 
@@ -58,7 +62,17 @@ func cmdDiagram(r *REPL, _ cluster.Cluster, args []string) error {
 		if err != nil {
 			return fmt.Errorf("cannot write the diagram: %v", err)
 		}
-		werr := diagram.WriteHTML(f, []*diagram.Run{run}, diagram.HTMLOptions{HideHeartbeats: !heartbeats})
+		// Each burst of activity gets a section of its own, drawn to the
+		// page's width, then the whole session: at one scale, the idle
+		// minutes of a typed session would squeeze a busy second into a
+		// few pixels.
+		runs := run.Episodes(idleSplit)
+		if len(runs) > 1 {
+			whole := *run
+			whole.Name = "REPL session, whole"
+			runs = append(runs, &whole)
+		}
+		werr := diagram.WriteHTML(f, runs, diagram.HTMLOptions{HideHeartbeats: !heartbeats})
 		if cerr := f.Close(); werr == nil {
 			werr = cerr
 		}
@@ -66,6 +80,9 @@ func cmdDiagram(r *REPL, _ cluster.Cluster, args []string) error {
 			return fmt.Errorf("writing %s: %v", htmlFile, werr)
 		}
 		msg := fmt.Sprintf("ok: wrote the timing diagram of the session's %d events to %s (open it in a browser)", len(events), htmlFile)
+		if len(runs) > 1 {
+			msg += fmt.Sprintf("; %d parts, one for each stretch of activity, then the whole session", len(runs)-1)
+		}
 		if note != "" {
 			msg += "; " + note
 		}

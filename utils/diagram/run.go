@@ -1,6 +1,7 @@
 package diagram
 
 import (
+	"fmt"
 	"sort"
 	"strconv"
 	"time"
@@ -212,4 +213,46 @@ func (r *Run) Duration() time.Duration {
 		return 0
 	}
 	return r.Events[len(r.Events)-1].At - r.Events[0].At
+}
+
+// Episodes splits the run where nothing but heartbeats happened for longer
+// than idle, so that each burst of activity gets the page's width at the
+// default zoom (a typed session is mostly idle). The heartbeats of the idle
+// stretches are left out. A run without such a stretch is one episode.
+func (r *Run) Episodes(idle time.Duration) []*Run {
+	var cuts []time.Duration // each episode's first event time
+	var last time.Duration
+	seen := false
+	for _, e := range r.Events {
+		if e.Heartbeat {
+			continue
+		}
+		if !seen || e.At-last > idle {
+			cuts = append(cuts, e.At)
+		}
+		last, seen = e.At, true
+	}
+	if len(cuts) <= 1 {
+		return []*Run{r}
+	}
+	var out []*Run
+	for i, from := range cuts {
+		// An episode ends at its last event before the next one starts.
+		to := last
+		if i+1 < len(cuts) {
+			to = cuts[i+1] - 1
+		}
+		ep := r.Window(from, to)
+		// Trim the idle tail: up to the episode's last event but heartbeats.
+		end := from
+		for _, e := range ep.Events {
+			if !e.Heartbeat {
+				end = e.At
+			}
+		}
+		ep = r.Window(from, end)
+		ep.Name = fmt.Sprintf("%s, part %d of %d: %s to %s", r.Name, i+1, len(cuts), FormatClock(from), FormatClock(end))
+		out = append(out, ep)
+	}
+	return out
 }

@@ -2,9 +2,11 @@ package diagram
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	"raft-consensus/raft/core"
 	"raft-consensus/raft/trace"
 )
 
@@ -125,5 +127,41 @@ func TestFormatClock(t *testing.T) {
 		if got := FormatClock(d); got != want {
 			t.Errorf("FormatClock(%v) = %s, want %s", d, got, want)
 		}
+	}
+}
+
+// TestEpisodesSplitAtIdleStretches: a burst, minutes of heartbeats only, and
+// another burst make two episodes, each with its own events and no idle
+// heartbeats; a run without idle stretches stays whole.
+func TestEpisodesSplitAtIdleStretches(t *testing.T) {
+	at := func(d time.Duration) time.Time { return time.Unix(0, 0).UTC().Add(d) }
+	hb := func(d time.Duration) []trace.Record {
+		return []trace.Record{
+			{Time: at(d), Node: "0", Event: core.Event{Kind: core.EventSend, Peer: 1, RPC: &core.RPC{Type: core.MsgAppendEntries, From: 0, To: 1, Term: 2}}},
+			{Time: at(d + time.Millisecond), Node: "1", Event: core.Event{Kind: core.EventRecv, Peer: 0, RPC: &core.RPC{Type: core.MsgAppendEntries, From: 0, To: 1, Term: 2}}},
+		}
+	}
+	recs := []trace.Record{
+		{Time: at(0), Node: "0", Event: core.Event{Kind: core.EventLeader, Peer: 0, Term: 2}},
+		{Time: at(50 * time.Millisecond), Node: "sim", Event: core.Fault(nil, "crash")},
+	}
+	for d := 100 * time.Millisecond; d < 3*time.Minute; d += 50 * time.Millisecond {
+		recs = append(recs, hb(d)...)
+	}
+	recs = append(recs, trace.Record{Time: at(3 * time.Minute), Node: "sim", Event: core.Fault(nil, "restart")},
+		trace.Record{Time: at(3*time.Minute + 20*time.Millisecond), Node: "1", Event: core.Event{Kind: core.EventLeader, Peer: 1, Term: 3}})
+	run, _ := FromRecords("s", recs)
+	eps := run.Episodes(time.Second)
+	if len(eps) != 2 {
+		t.Fatalf("%d episodes, want 2", len(eps))
+	}
+	if eps[0].Duration() > time.Second || eps[1].Duration() > time.Second {
+		t.Fatalf("episodes of %v and %v: the idle heartbeats were kept", eps[0].Duration(), eps[1].Duration())
+	}
+	if !strings.Contains(eps[1].Name, "part 2 of 2") || len(eps[1].Events) != 2 {
+		t.Fatalf("second episode %q with %d events", eps[1].Name, len(eps[1].Events))
+	}
+	if busy, _ := FromRecords("b", recs[:2]); len(busy.Episodes(time.Second)) != 1 {
+		t.Fatal("a run without idle stretches was split")
 	}
 }
