@@ -252,7 +252,8 @@ func (r *REPL) printLogs(logs []cluster.NodeLog, status []cluster.NodeStatus, rn
 			r.printf("%s", mk)
 		}
 	}
-	r.printf("indexes %d..%d of 1..%d%s; cells: term and entry (· no-op, cfg configuration, k=v set, -k delete, ~ in the snapshot); marks: S snapshot, C commit, A applied", lo, hi, last, why)
+	r.printf("indexes %d..%d of 1..%d%s; marks: S snapshot's end, C commit, A applied", lo, hi, last, why)
+	r.printf("cells: the entry's term, then · no-op, cfg configuration, k=v set, -k delete; ~ in the snapshot")
 	return nil
 }
 

@@ -203,11 +203,11 @@ func cmdSave(r *REPL, _ cluster.Cluster, args []string) error {
 	if !r.opts.Sim {
 		return errNotVirtual("save")
 	}
-	n, err := r.session.write(args[0], r.opts.Seed, r.sessionNow())
+	n, replay, err := r.session.write(args[0], r.opts.Seed, r.sessionNow())
 	if err != nil {
 		return fmt.Errorf("cannot save the session: %v", err)
 	}
-	r.printf("ok: saved the seed and %s to %s — replay with: go run . -sim -script %s", plural(n, "command"), args[0], args[0])
+	r.printf("ok: saved the seed and %s to %s — replay with: %s", plural(n, "command"), args[0], replay)
 	return nil
 }
 
@@ -216,7 +216,7 @@ func cmdSeed(r *REPL, _ cluster.Cluster, args []string) error {
 		return errNotVirtual("seed")
 	}
 	if len(args) == 0 {
-		r.printf("seed %d (the next cluster's)", r.seed)
+		r.printf("seed %d (the next cluster's)", r.seed.Load())
 		return nil
 	}
 	s, err := strconv.ParseInt(args[0], 10, 64)
@@ -226,7 +226,7 @@ func cmdSeed(r *REPL, _ cluster.Cluster, args []string) error {
 	if c := r.Cluster(); c != nil {
 		return errors.New("a cluster is running on the current seed — shut it down first with \"8\", then set the seed")
 	}
-	r.seed = s
+	r.seed.Store(s)
 	r.printf("ok: the next cluster runs from seed %d", s)
 	return nil
 }
@@ -236,7 +236,7 @@ func (r *REPL) sessionNow() time.Duration { return r.virtualNow().Sub(time.Unix(
 
 // createVirtual creates a cluster in virtual time from the REPL's seed.
 func (r *REPL) createVirtual(n int) error {
-	v, err := sim.NewCluster(sim.ClusterConfig{Nodes: n, Seed: r.seed, Memory: r.opts.Memory, ClientTimeout: r.opts.Timeout, Tracer: r.tracer})
+	v, err := sim.NewCluster(sim.ClusterConfig{Nodes: n, Seed: r.seed.Load(), Memory: r.opts.Memory, ClientTimeout: r.opts.Timeout, Tracer: r.tracer})
 	if err != nil {
 		return fmt.Errorf("creating the cluster: %v", err)
 	}
@@ -248,7 +248,7 @@ func (r *REPL) createVirtual(n int) error {
 	if r.opts.Memory {
 		where = "storage in memory"
 	}
-	r.printf("ok: cluster of %s created (nodes %s, virtual time from seed %d, %s)", plural(n, "node"), idRange(v.IDs()), r.seed, where)
+	r.printf("ok: cluster of %s created (nodes %s, virtual time from seed %d, %s)", plural(n, "node"), idRange(v.IDs()), r.seed.Load(), where)
 	r.printf("time stands still at %s until a command lets it pass: run, step, play, or one that waits (set, get, leader)", formatAt(r.sessionNow()))
 	return nil
 }

@@ -61,17 +61,41 @@ func (b webBackend) Exec(line string) string {
 	r := b.r
 	words, err := ParseCommand(line)
 	if err == nil && len(words) > 0 {
-		if c := lookupCommand(words[0]); c != nil && notFromThePage[c.names[0]] {
-			return fmt.Sprintf("error: %q is for the REPL's own prompt, not the page\n", c.names[0])
+		if c := lookupCommand(words[0]); c != nil {
+			name := c.names[0]
+			switch {
+			case notFromThePage[name]:
+				return fmt.Sprintf("error: %q is for the REPL's own prompt, not the page\n", name)
+			case writesFiles(name, words[1:]):
+				return fmt.Sprintf("error: %q writes a file: type it at the REPL's own prompt, not on the page\n", name)
+			}
 		}
 	}
 	r.execMu.Lock()
 	defer r.execMu.Unlock()
-	fmt.Fprintf(r.out, "web> %s\n", line)
+	fmt.Fprintf(r.out, "web> %s\n", oneLine(strings.Map(printable, line)))
 	lw := r.out.(*lockedWriter)
 	lw.capture(true)
 	r.exec(line)
 	return lw.capture(false)
+}
+
+// writesFiles: the command writes a file (the page must not: it is a
+// browser's to drive, not a shell's).
+func writesFiles(name string, args []string) bool {
+	switch name {
+	case "save", "history":
+		return true
+	case "check":
+		return len(args) > 0
+	case "diagram":
+		for _, a := range args {
+			if strings.EqualFold(a, "html") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // maxPageEntries is how many of each log's latest entries the page gets.
@@ -83,7 +107,7 @@ const maxPageEvents = 400
 // State is the cluster as the page shows it.
 func (b webBackend) State() web.State {
 	r := b.r
-	st := web.State{Sim: r.opts.Sim, Seed: r.seed, Time: r.sessionNow().Seconds(), Flights: []web.Flight{}, Events: []web.Event{}, Nodes: []web.Node{}}
+	st := web.State{Sim: r.opts.Sim, Seed: r.seed.Load(), Time: r.sessionNow().Seconds(), Flights: []web.Flight{}, Events: []web.Event{}, Nodes: []web.Node{}}
 	if !r.opts.Sim {
 		st.Time = time.Since(r.started).Seconds()
 	}
@@ -166,4 +190,12 @@ func (l *lockedWriter) capture(on bool) string {
 	}
 	l.copy = nil
 	return s
+}
+
+// printable keeps what the page sent from moving the terminal's cursor.
+func printable(r rune) rune {
+	if r < ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		return '?'
+	}
+	return r
 }

@@ -71,7 +71,7 @@ type REPL struct {
 	// the session's clock (each cluster starts at its own time 0).
 	vclock    atomic.Pointer[sim.Cluster]
 	vbase     atomic.Int64
-	seed      int64 // the seed of the next cluster
+	seed      atomic.Int64 // the seed of the next cluster
 	session   session
 	mu        sync.Mutex // guards sim, closed and tempRoot against Close from a signal
 	sim       cluster.Cluster
@@ -94,13 +94,14 @@ func NewREPL(out io.Writer, opts Options) *REPL {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 3 * time.Second
 	}
-	r := &REPL{out: &lockedWriter{w: out}, opts: opts, started: time.Now(), seed: opts.Seed, newCluster: func(cfg raft.SimConfig) (cluster.Cluster, error) {
+	r := &REPL{out: &lockedWriter{w: out}, opts: opts, started: time.Now(), newCluster: func(cfg raft.SimConfig) (cluster.Cluster, error) {
 		c, err := raft.NewClusterSimulator(cfg)
 		if err != nil {
 			return nil, err
 		}
 		return c, nil
 	}}
+	r.seed.Store(opts.Seed)
 	now := time.Now
 	if opts.Sim {
 		now = r.virtualNow
@@ -258,8 +259,21 @@ func (r *REPL) exec(line string) (exit bool) {
 	r.depth++
 	defer func() { r.depth-- }()
 	if outer && r.opts.Sim && !notRecorded[cmd.names[0]] {
-		r.session.before(r.sessionNow())
-		defer func() { r.session.after(line, r.sessionNow()) }()
+		// The player stands still meanwhile, so that the command's start
+		// and end are the instants the session's record says.
+		if v := r.Virtual(); v != nil {
+			_, release := v.Hold()
+			defer release()
+		}
+		start, failures := r.sessionNow(), r.failures.Load()
+		r.session.before(start)
+		defer func() {
+			end := r.sessionNow()
+			failed := r.failures.Load() > failures
+			// A command refused (it failed and no time passed) did nothing:
+			// a replay must not run it.
+			r.session.after(line, end, failed, failed && end == start)
+		}()
 	}
 	var c cluster.Cluster
 	if cmd.needsCluster {
@@ -365,6 +379,7 @@ func (r *REPL) takeCluster() cluster.Cluster {
 	c := r.sim
 	r.sim, r.partition = nil, ""
 	if v := r.vclock.Swap(nil); v != nil {
+		v.Pause()                   // its time stops here
 		r.vbase.Add(int64(v.Now())) // the next cluster's time follows on
 	}
 	return c

@@ -17,6 +17,7 @@ type session struct {
 	mu     sync.Mutex
 	lines  []string
 	lastAt time.Duration // session time at the end of the last command
+	failed int           // lines recorded although they failed (time passed)
 }
 
 // notRecorded are the commands a replay must not repeat.
@@ -27,31 +28,56 @@ func (s *session) before(at time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if at > s.lastAt {
-		s.lines = append(s.lines, "run "+(at-s.lastAt).String())
+		s.lines = append(s.lines, runLines(at-s.lastAt)...)
 	}
 }
 
-// after is called once the command ran, at session time at.
-func (s *session) after(line string, at time.Duration) {
+// runLines lets d pass in "run" lines no longer than a run may be.
+func runLines(d time.Duration) []string {
+	var out []string
+	for d > 0 {
+		step := min(d, maxRun)
+		out = append(out, "run "+step.String())
+		d -= step
+	}
+	return out
+}
+
+// after is called once the command ran, at session time at; failed says
+// it printed an error, skip that it did nothing (refused at once).
+func (s *session) after(line string, at time.Duration, failed, skip bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.lines = append(s.lines, strings.TrimSpace(line))
+	if !skip {
+		s.lines = append(s.lines, strings.TrimSpace(line))
+		if failed {
+			s.failed++
+		}
+	}
 	s.lastAt = at
 }
 
-// write saves the session as a script for "-sim -script FILE".
-func (s *session) write(path string, seed int64, now time.Duration) (int, error) {
+// write saves the session as a script for "-sim -script FILE", and says
+// how to replay it.
+func (s *session) write(path string, seed int64, now time.Duration) (lines int, replay string, err error) {
 	s.mu.Lock()
-	lines := append([]string(nil), s.lines...)
+	all := append([]string(nil), s.lines...)
 	if now > s.lastAt {
-		lines = append(lines, "run "+(now-s.lastAt).String())
+		all = append(all, runLines(now-s.lastAt)...)
 	}
+	failed := s.failed
 	s.mu.Unlock()
+	replay = "go run . -sim -script " + path
+	if failed > 0 {
+		// Lines that failed but took time (a write without a majority)
+		// are replayed too, and fail again: the replay must go on.
+		replay = "go run . -sim -keep-going -script " + path
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# A raft-consensus session in virtual time; replay it with\n#   go run . -sim -script %s\n", path)
+	fmt.Fprintf(&b, "# A raft-consensus session in virtual time; replay it with\n#   %s\n", replay)
 	fmt.Fprintf(&b, "seed %d\n", seed)
-	for _, l := range lines {
+	for _, l := range all {
 		b.WriteString(l + "\n")
 	}
-	return len(lines), os.WriteFile(path, []byte(b.String()), 0o644)
+	return len(all), replay, os.WriteFile(path, []byte(b.String()), 0o644)
 }

@@ -367,7 +367,67 @@ func TestWebCommand(t *testing.T) {
 	if got := b.Exec("exit"); !strings.Contains(got, "for the REPL's own prompt") {
 		t.Fatalf("exit from the page: %q", got)
 	}
+	for _, line := range []string{"save /tmp/x", "history /tmp/x", "check /tmp/x.html", "diagram html /tmp/x.html"} {
+		if got := b.Exec(line); !strings.Contains(got, "writes a file") {
+			t.Errorf("%s from the page: %q", line, got)
+		}
+	}
+	out.Reset()
+	b.Exec("get \x1b[2Jx")
+	if strings.Contains(out.String(), "\x1b") {
+		t.Errorf("the page's escape sequence reached the terminal: %q", out.String())
+	}
 	if r.Cluster() == nil {
 		t.Fatal("the page's exit ended the session")
+	}
+}
+
+// TestSimSaveReplaysPlayExactly: commands typed while the cluster plays,
+// refused ones among them, are saved so that the replay ends in the same
+// state, every time.
+func TestSimSaveReplaysPlayExactly(t *testing.T) {
+	defer leaktest.Check(t)()
+	for attempt := range 3 {
+		file := filepath.Join(t.TempDir(), "played.txt")
+		var sout syncBuffer
+		r := NewREPL(&sout, Options{Sim: true, Seed: int64(30 + attempt), Timeout: 3 * time.Second})
+		do := func(line string) string { sout.take(); r.Exec(line); return sout.take() }
+		do("create 3")
+		do("play 100")
+		for _, line := range []string{"crash 0", "set a 1", "run 5s", "step", "crash 7", "restart 0", "set b 2", "get a"} {
+			do(line)
+		}
+		waitFor(t, 20*time.Second, func() bool { return r.sessionNow() > 3*time.Second })
+		do("pause")
+		want := do("status") + do("log")
+		saved := do("save " + file)
+		r.Close()
+		if !strings.Contains(saved, "replay with: go run . -sim -script") {
+			t.Fatalf("save: %q", saved)
+		}
+		text, _ := os.ReadFile(file)
+		if strings.Contains(string(text), "run 5s") || strings.Contains(string(text), "\nstep\n") || strings.Contains(string(text), "crash 7") {
+			t.Fatalf("refused commands were saved:\n%s", text)
+		}
+		var rout syncBuffer
+		r2 := NewREPL(&rout, Options{Sim: true, Seed: 1, Timeout: 3 * time.Second})
+		exited, failed := r2.serveLines(newPlainReader(strings.NewReader(string(text)), nil, ""), false, true)
+		r2.Close()
+		if exited || failed {
+			t.Fatalf("the replay stopped:\n%s\n%s", text, lastLines(rout.String(), 10))
+		}
+		if got := rout.String(); !strings.HasSuffix(got, want) {
+			t.Fatalf("attempt %d: the replay ends with\n%s\nwant\n%s\nsaved:\n%s", attempt, lastLines(got, 14), want, text)
+		}
+	}
+}
+
+// TestSavedRunsAreReplayable: a long stretch of play becomes runs no
+// longer than a run may be.
+func TestSavedRunsAreReplayable(t *testing.T) {
+	got := runLines(maxRun*2 + 3*time.Second)
+	want := []string{"run " + maxRun.String(), "run " + maxRun.String(), "run 3s"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("runLines = %q, want %q", got, want)
 	}
 }

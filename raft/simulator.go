@@ -629,17 +629,23 @@ func (s *ClusterSimulator) followCommittedLocked() {
 	// The leader of the highest term holds every committed entry (Leader
 	// Completeness, §5.4): its configuration, once committed, is the
 	// latest committed one. An older leader's may be out of date.
+	// A deposed leader that has not heard of its successor yet may still
+	// lead a lower term: only a leader of the highest term any running
+	// server knows counts.
 	var best core.Summary
+	var maxTerm uint64
 	found := false
 	for _, n := range s.nodes {
 		if n.removed || n.server == nil {
 			continue
 		}
-		if sum := n.server.Node().Summary(); sum.Role == core.Leader && (!found || sum.Term > best.Term) {
+		sum := n.server.Node().Summary()
+		maxTerm = max(maxTerm, sum.Term)
+		if sum.Role == core.Leader && (!found || sum.Term > best.Term) {
 			best, found = sum, true
 		}
 	}
-	if !found || best.Commit < best.ConfigIndex {
+	if !found || best.Term < maxTerm || best.Commit < best.ConfigIndex {
 		return
 	}
 	cfg := best.Config

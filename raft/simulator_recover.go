@@ -15,9 +15,9 @@ import (
 )
 
 // recovery is what a data directory holds: the servers with storage, the
-// latest configuration any of them stored (the one Raft would use: the
-// last in the log, thesis §4.1), and so the servers to start and those to
-// leave out (removed from the configuration, or never added to it).
+// configuration of the most up-to-date log (a server uses the last one in
+// its log, thesis §4.1), and so the servers to start and those to leave
+// out (removed from the configuration, or never added to it).
 type recovery struct {
 	found   []int
 	config  core.Configuration
@@ -35,7 +35,10 @@ func readDataDir(dir string) (recovery, error) {
 	if err != nil {
 		return rec, fmt.Errorf("data directory %s: %w", dir, err)
 	}
-	var configAt uint64
+	// The configuration is the latest one in the most up-to-date log (by
+	// last term, then last index: §5.4.1's order), the log a new leader
+	// would have: a deposed leader's uncommitted change loses to it.
+	var best struct{ term, index uint64 }
 	haveConfig := false
 	for _, e := range entries {
 		idStr, ok := strings.CutPrefix(e.Name(), "node-")
@@ -57,16 +60,28 @@ func readDataDir(dir string) (recovery, error) {
 		if err != nil {
 			return rec, fmt.Errorf("node %d's storage in %s: %w", id, nodeDir, err)
 		}
-		if snap != nil && (!haveConfig || snap.LastIncludedIndex > configAt) {
-			rec.config, configAt, haveConfig = snap.Config, snap.LastIncludedIndex, true
+		var cfg core.Configuration
+		found := false
+		var lastTerm, lastIndex uint64
+		if snap != nil {
+			cfg, found = snap.Config, true
+			lastTerm, lastIndex = snap.LastIncludedTerm, snap.LastIncludedIndex
 		}
 		for _, ent := range ents {
-			if ent.Type != core.EntryConfig || (haveConfig && ent.Index <= configAt) {
+			lastTerm, lastIndex = ent.Term, ent.Index
+			if ent.Type != core.EntryConfig {
 				continue
 			}
-			if cfg, err := core.DecodeConfiguration(ent.Data); err == nil {
-				rec.config, configAt, haveConfig = cfg, ent.Index, true
+			if c, err := core.DecodeConfiguration(ent.Data); err == nil {
+				cfg, found = c, true
 			}
+		}
+		upToDate := lastTerm > best.term || (lastTerm == best.term && lastIndex > best.index)
+		if found && (!haveConfig || upToDate) {
+			rec.config, haveConfig = cfg, true
+		}
+		if upToDate {
+			best.term, best.index = lastTerm, lastIndex
 		}
 	}
 	slices.Sort(rec.found)

@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,8 +39,15 @@ type Cluster struct {
 	clientNum int
 	closed    bool
 	now       atomic.Int64 // w.now, readable without mu (by tracers)
-	// interrupted cuts the waiting call short; each call clears it first.
-	interrupted atomic.Bool
+	// Interrupt counts in intr; a call that waits notes the count when it
+	// starts (callGen) and stops waiting when it moves on. Calls made
+	// afterwards, and the player, are not affected.
+	intr      atomic.Uint64
+	callGen   uint64
+	callDepth int
+
+	// held keeps the player still while a command runs (Hold).
+	held bool
 
 	// Stepping: the events traced while Step runs.
 	capturing bool
@@ -149,7 +157,7 @@ func (c *Cluster) advance(until time.Duration, stop func() bool) bool {
 		if stop != nil && stop() {
 			return true
 		}
-		if c.interrupted.Load() {
+		if c.isInterrupted() {
 			return false
 		}
 		if w.queue.Len() == 0 || w.queue[0].at > until {
@@ -164,7 +172,7 @@ func (c *Cluster) advance(until time.Duration, stop func() bool) bool {
 	if stop != nil && stop() {
 		return true
 	}
-	if w.err == nil && w.now < until && !c.interrupted.Load() {
+	if w.err == nil && w.now < until && !c.isInterrupted() {
 		w.now = until
 		c.now.Store(int64(w.now))
 	}
@@ -183,10 +191,20 @@ func (c *Cluster) wait(cond func() bool, deadline time.Duration) bool {
 	defer func() { c.waiting = false }()
 	for c.playing {
 		slice := time.Duration(float64(playSlice) * c.speed)
-		if c.advance(min(c.w.now+slice, deadline), cond) {
+		// What happens meanwhile is shown as the player shows it.
+		c.capturing, c.captured = c.onPlay != nil, nil
+		done := c.advance(min(c.w.now+slice, deadline), cond)
+		events, onPlay := c.captured, c.onPlay
+		c.capturing, c.captured = false, nil
+		if onPlay != nil && len(events) > 0 {
+			c.mu.Unlock()
+			onPlay(events)
+			c.mu.Lock()
+		}
+		if done {
 			return true
 		}
-		if c.w.now >= deadline || c.w.err != nil || c.interrupted.Load() {
+		if c.w.now >= deadline || c.w.err != nil || c.isInterrupted() {
 			return false
 		}
 		c.mu.Unlock()
@@ -200,10 +218,41 @@ func (c *Cluster) wait(cond func() bool, deadline time.Duration) bool {
 func (c *Cluster) sleep(d time.Duration) { c.wait(func() bool { return false }, c.w.now+d) }
 
 // Interrupt makes the call waiting now return cluster.ErrInterrupted.
-func (c *Cluster) Interrupt() { c.interrupted.Store(true) }
+func (c *Cluster) Interrupt() { c.intr.Add(1) }
 
-// begin starts a call that may wait (under mu): an old Interrupt is over.
-func (c *Cluster) begin() { c.interrupted.Store(false) }
+// begin starts a call that may wait (under mu), and returns its end.
+func (c *Cluster) begin() (end func()) {
+	if c.callDepth == 0 {
+		c.callGen = c.intr.Load()
+	}
+	c.callDepth++
+	return func() { c.callDepth-- }
+}
+
+// isInterrupted: the call in progress was interrupted.
+func (c *Cluster) isInterrupted() bool { return c.callDepth > 0 && c.intr.Load() != c.callGen }
+
+// Hold keeps the player from moving time on until release is called, so
+// that a command's start and end are read at instants no event falls
+// between (the session's record of a played session); it returns the
+// time then.
+func (c *Cluster) Hold() (now time.Duration, release func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.held = true
+	return c.w.now, func() {
+		c.mu.Lock()
+		c.held = false
+		c.mu.Unlock()
+	}
+}
+
+// HeldNow is the time while held (the command's end).
+func (c *Cluster) HeldNow() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.w.now
+}
 
 // Run lets d of virtual time pass.
 func (c *Cluster) Run(d time.Duration) error {
@@ -212,7 +261,7 @@ func (c *Cluster) Run(d time.Duration) error {
 	if c.closed {
 		return cluster.ErrClusterDown
 	}
-	c.begin()
+	defer c.begin()()
 	c.sleep(d)
 	return c.failure(nil)
 }
@@ -226,10 +275,10 @@ func (c *Cluster) Step(n int) ([]trace.Record, error) {
 	if c.closed {
 		return nil, cluster.ErrClusterDown
 	}
-	c.begin()
+	defer c.begin()()
 	c.capturing, c.captured = true, nil
 	defer func() { c.capturing, c.captured = false, nil }()
-	for len(c.captured) < n && c.w.err == nil && !c.interrupted.Load() {
+	for len(c.captured) < n && c.w.err == nil && !c.isInterrupted() {
 		before := c.w.now
 		if !c.advance(c.w.now+stepLimit, func() bool { return len(c.captured) >= n }) && c.w.now-before >= stepLimit {
 			break // quiet
@@ -298,7 +347,7 @@ func (c *Cluster) player(stop, played chan struct{}) {
 		case <-t.C:
 		}
 		c.mu.Lock()
-		if !c.playing || c.waiting || c.w.err != nil {
+		if !c.playing || c.waiting || c.held || c.w.err != nil {
 			c.mu.Unlock()
 			continue
 		}
@@ -361,17 +410,18 @@ func (c *Cluster) IDs() []int {
 // first running server knows; false if none runs.
 func (c *Cluster) knownConfig() (core.Configuration, bool) {
 	var cfg core.Configuration
-	have := false
+	have, leading := false, uint64(0)
 	for _, id := range c.w.ids() {
 		s := c.w.servers[id]
 		if !s.up {
 			continue
 		}
 		co := s.driver.Core()
-		if co.Role() == core.Leader {
-			return co.Config(), true
-		}
-		if !have {
+		switch {
+		case co.Role() == core.Leader && co.Term() > leading:
+			// The leader of the highest term: a deposed one may lag.
+			cfg, have, leading = co.Config(), true, co.Term()
+		case !have:
 			cfg, have = co.Config(), true
 		}
 	}
@@ -488,7 +538,7 @@ func (c *Cluster) uniqueLeader(timeout time.Duration) (int, uint64, error) {
 	if c.closed {
 		return 0, 0, cluster.ErrClusterDown
 	}
-	c.begin()
+	defer c.begin()()
 	var leader int
 	var term uint64
 	var err error
@@ -501,8 +551,8 @@ func (c *Cluster) uniqueLeader(timeout time.Duration) (int, uint64, error) {
 				count++
 			}
 		}
-		for t, ids := range leaders {
-			if len(ids) > 1 {
+		for _, t := range slices.Sorted(maps.Keys(leaders)) { // in order: the message is the same every run
+			if ids := leaders[t]; len(ids) > 1 {
 				err = fmt.Errorf("%w: nodes %v lead term %d", cluster.ErrTwoLeaders, ids, t)
 				return true
 			}
@@ -517,7 +567,7 @@ func (c *Cluster) uniqueLeader(timeout time.Duration) (int, uint64, error) {
 	}
 	deadline := c.w.now + timeout
 	for !found() {
-		if c.w.now >= deadline || c.w.err != nil || c.interrupted.Load() {
+		if c.w.now >= deadline || c.w.err != nil || c.isInterrupted() {
 			return 0, 0, c.failure(fmt.Errorf("%w: no single leader within %v", cluster.ErrNoLeader, timeout))
 		}
 		c.sleep(min(pollEvery, deadline-c.w.now))
@@ -531,7 +581,7 @@ func (c *Cluster) failure(err error) error {
 	if c.w.err != nil {
 		return c.w.err
 	}
-	if c.interrupted.Load() {
+	if c.isInterrupted() {
 		return cluster.ErrInterrupted
 	}
 	return err
@@ -591,7 +641,7 @@ func (c *Cluster) RestartPeer(id int) error {
 	s.restart()
 	c.settle()
 	if !s.up {
-		return fmt.Errorf("node %d did not start: see the trace", id)
+		return fmt.Errorf("node %d did not start (its storage could not be read: see the trace); it is tried again in a moment", id)
 	}
 	return c.w.err
 }
@@ -745,7 +795,7 @@ func (c *Cluster) Snapshot(id int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	c.begin()
+	defer c.begin()()
 	job := s.host.SnapshotNow()
 	if job == nil {
 		return 0, errors.New("a snapshot is being written already")

@@ -45,7 +45,7 @@ func (c *Cluster) Do(op kv.Op, key, value string, node int) (kv.Result, error) {
 		}
 	}
 	w := c.w
-	c.begin()
+	defer c.begin()()
 	o := &userOp{cmd: c.client.Command(op, key, value), call: w.now, only: node}
 	c.attemptOp(o)
 	if c.wait(func() bool { return o.done }, w.now+c.cfg.ClientTimeout) {
@@ -55,8 +55,8 @@ func (c *Cluster) Do(op kv.Op, key, value string, node int) (kv.Result, error) {
 	if w.err != nil {
 		return kv.Result{}, w.err
 	}
-	w.history = append(w.history, kv.Operation{ClientID: o.cmd.ClientID, Input: o.cmd, Call: o.call, Unknown: true})
-	if c.interrupted.Load() {
+	c.recordUnknown(o)
+	if c.isInterrupted() {
 		if op == kv.OpGet {
 			return kv.Result{}, cluster.ErrInterrupted
 		}
@@ -101,6 +101,14 @@ func (c *Cluster) attemptOp(o *userOp) {
 	}
 }
 
+// recordUnknown records an operation whose outcome is unknown; a read that
+// never answered changed nothing and is left out, as kv.History does.
+func (c *Cluster) recordUnknown(o *userOp) {
+	if o.cmd.Op != kv.OpGet {
+		c.w.history = append(c.w.history, kv.Operation{ClientID: o.cmd.ClientID, Input: o.cmd, Call: o.call, Unknown: true})
+	}
+}
+
 // answered handles a server's answer to one attempt.
 func (c *Cluster) answered(o *userOp, token uint64, s *server, res any, err error) {
 	if o.token != token || o.done {
@@ -131,7 +139,7 @@ func (c *Cluster) opFailed(o *userOp, token uint64, err error) {
 		var nl *kv.NotLeaderError
 		if !errors.As(err, &nl) {
 			// Any failure but a refusal leaves a write's outcome unknown.
-			w.history = append(w.history, kv.Operation{ClientID: o.cmd.ClientID, Input: o.cmd, Call: o.call, Unknown: true})
+			c.recordUnknown(o)
 		}
 		o.done, o.err = true, err
 		return
@@ -164,7 +172,7 @@ func (c *Cluster) AddServer(id int) error {
 		return fmt.Errorf("node id %d is out of range (0–999)", id)
 	}
 	w := c.w
-	c.begin()
+	defer c.begin()()
 	isVoter := func(cfg core.Configuration) bool { return cfg.IsVoter(id) }
 	if s, ok := w.servers[id]; ok && !s.removed {
 		if cfg, known := c.knownConfig(); known && cfg.IsVoter(id) {
@@ -209,7 +217,7 @@ func (c *Cluster) RemoveServer(id int) error {
 	if err != nil {
 		return err
 	}
-	c.begin()
+	defer c.begin()()
 	if _, err := c.changeMembership(core.RemoveServer, id, func(cfg core.Configuration) bool { return !cfg.IsMember(id) }); err != nil {
 		return err
 	}
@@ -234,7 +242,7 @@ func (c *Cluster) changeMembership(t core.ConfChangeType, id int, done func(core
 	w := c.w
 	deadline := w.now + membershipTimeout
 	var lastErr error
-	for w.now < deadline && w.err == nil && !c.interrupted.Load() {
+	for w.now < deadline && w.err == nil && !c.isInterrupted() {
 		leader, _ := c.leader()
 		if leader == core.None {
 			c.sleep(pollEvery)

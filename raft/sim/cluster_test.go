@@ -258,3 +258,47 @@ func TestClusterPlays(t *testing.T) {
 		t.Fatalf("time moved while paused: %v → %v", at, c.Now())
 	}
 }
+
+// TestInterruptCutsOnlyTheWaitingCall: an interrupt ends the call waiting
+// now; it does not freeze the player, nor cut the calls after it short.
+func TestInterruptCutsOnlyTheWaitingCall(t *testing.T) {
+	defer leaktest.Check(t)()
+	c := newTestCluster(t, 3, 21, nil)
+	mustLeader(t, c)
+	c.Interrupt() // nothing waits: nothing to cut
+	if _, err := c.Do(kv.OpSet, "a", "1", core.None); err != nil {
+		t.Fatalf("a call after a stray interrupt: %v", err)
+	}
+	for _, id := range c.IDs()[:2] {
+		c.CrashPeer(id)
+	}
+	if err := c.Play(10, nil); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := c.Do(kv.OpSet, "b", "2", core.None); done <- err }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.Interrupt()
+		select {
+		case err := <-done:
+			if !errors.Is(err, cluster.ErrInterrupted) {
+				t.Fatalf("the interrupted set: %v", err)
+			}
+		case <-time.After(5 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("the set was never interrupted")
+			}
+			continue
+		}
+		break
+	}
+	at := c.Now()
+	for c.Now() < at+200*time.Millisecond {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the interrupt the player stands still at %v", c.Now())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.Pause()
+}

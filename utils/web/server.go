@@ -112,13 +112,19 @@ func CheckLoopback(addr string) error {
 	if err != nil {
 		return fmt.Errorf("%q is not host:port (e.g. 127.0.0.1:8080): %v", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if loopbackName(host) {
 		return nil
 	}
 	return fmt.Errorf("the page serves on loopback only (127.0.0.1, ::1 or localhost), not %q: it can crash nodes", host)
+}
+
+// loopbackName: localhost, or a loopback address.
+func loopbackName(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 // maxExecBytes bounds one command line posted by the page.
@@ -134,20 +140,37 @@ func Serve(addr string, b Backend) (*Server, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+	// Loopback is not enough: a site whose name the attacker points at
+	// 127.0.0.1 (DNS rebinding) would be same-origin. So the Host must be
+	// a loopback name, and an action's Origin this page's own.
+	guard := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			host, _, err := net.SplitHostPort(r.Host)
+			if err != nil {
+				host = r.Host
+			}
+			if !loopbackName(host) {
+				http.Error(w, "error: this page answers on its loopback address only", http.StatusForbidden)
+				return
+			}
+			h(w, r)
+		}
+	}
+	mux.HandleFunc("GET /{$}", guard(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
 		w.Write(page)
-	})
-	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("GET /state", guard(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		json.NewEncoder(w).Encode(b.State())
-	})
-	mux.HandleFunc("POST /exec", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("POST /exec", guard(func(w http.ResponseWriter, r *http.Request) {
 		// Only the page itself may act: a form on another site cannot set
-		// this header without a CORS preflight, which this server refuses.
-		if r.Header.Get("X-Raft-Page") != "1" {
+		// this header without a CORS preflight, which this server refuses;
+		// and the browser says where the request comes from.
+		if r.Header.Get("X-Raft-Page") != "1" || r.Header.Get("Origin") != "http://"+r.Host {
 			http.Error(w, "error: actions come from the page only", http.StatusForbidden)
 			return
 		}
@@ -163,7 +186,7 @@ func Serve(addr string, b Backend) (*Server, error) {
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, b.Exec(line))
-	})
+	}))
 	s := &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	go s.srv.Serve(ln)
 	return s, nil

@@ -62,6 +62,7 @@ func TestPageStateAndExec(t *testing.T) {
 		req, _ := http.NewRequest("POST", s.URL()+"exec", strings.NewReader(body))
 		if page {
 			req.Header.Set("X-Raft-Page", "1")
+			req.Header.Set("Origin", "http://"+s.Addr())
 		}
 		resp, err := client.Do(req)
 		if err != nil {
@@ -82,6 +83,20 @@ func TestPageStateAndExec(t *testing.T) {
 	}
 	if code, _ := post("crash 2", false); code != http.StatusForbidden {
 		t.Fatalf("exec without the page's header: %d", code)
+	}
+	// DNS rebinding: another name for 127.0.0.1, or another origin.
+	rebound, _ := http.NewRequest("POST", s.URL()+"exec", strings.NewReader("crash 0"))
+	rebound.Host = "evil.example:80"
+	rebound.Header.Set("X-Raft-Page", "1")
+	rebound.Header.Set("Origin", "http://evil.example:80")
+	if resp, err := client.Do(rebound); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a request for another host name: %v %v", resp, err)
+	}
+	foreign, _ := http.NewRequest("POST", s.URL()+"exec", strings.NewReader("crash 0"))
+	foreign.Header.Set("X-Raft-Page", "1")
+	foreign.Header.Set("Origin", "http://evil.example")
+	if resp, err := client.Do(foreign); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("an action from another origin: %v %v", resp, err)
 	}
 	if code, _ := post("set x 1\ncrash 0", true); code != http.StatusBadRequest {
 		t.Fatalf("two lines at once: %d", code)
