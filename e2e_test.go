@@ -245,6 +245,13 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("the tour from a pipe", func(t *testing.T) {
+		stdout, _, code := runBinary(t, bin, strings.Repeat("tour\n", 9), "-sim", "-seed", "3")
+		if code != 0 || strings.Count(stdout, "── Tour, step") != 9 || !strings.Contains(stdout, "the tour is over") {
+			t.Fatalf("exit code %d:\n%s", code, stdout)
+		}
+	})
+
 	t.Run("sighup cleans up the temporary storage", func(t *testing.T) {
 		tmp := t.TempDir()
 		cmd := exec.Command(bin, "-nodes", "3")

@@ -37,10 +37,24 @@ type tour struct {
 	s *tourState
 }
 
-// do runs a command line as the user would type it, and shows it.
-func (t *tour) do(line string) {
+// do runs a command line as the user would type it, and shows it; it
+// reports whether the command succeeded.
+func (t *tour) do(line string) bool {
 	fmt.Fprintf(t.r.out, "tour> %s\n", line)
+	before := t.r.errLines.Load()
 	t.r.exec(line)
+	return t.r.errLines.Load() == before
+}
+
+// must runs commands that the step needs to succeed, and stops at the
+// first that fails: the explanation would not be true.
+func (t *tour) must(lines ...string) error {
+	for _, line := range lines {
+		if !t.do(line) {
+			return fmt.Errorf("%q failed (is the cluster as the tour left it?)", line)
+		}
+	}
+	return nil
 }
 
 func (t *tour) cluster() cluster.Cluster { return t.s.cluster }
@@ -99,11 +113,14 @@ func (t *tour) settle() {
 
 var tourSteps = []tourStep{
 	{"Five servers, no leader yet", func(t *tour) (string, error) {
-		t.do("create 5")
+		if err := t.must("create 5"); err != nil {
+			return "", err
+		}
 		if t.r.Cluster() == nil {
 			return "", errors.New("the cluster was not created")
 		}
 		t.s.cluster = t.r.Cluster()
+		t.r.tourCluster = t.s.cluster
 		if t.r.opts.Sim {
 			t.do("timers")
 		}
@@ -128,8 +145,9 @@ as its own (§5.4.1). With the votes of a majority, 3 of 5, node %d leads term
 %d, and its heartbeats keep the others from standing.`, l, term, l, term), nil
 	}},
 	{"Replication and commit", func(t *tour) (string, error) {
-		t.do("set x 1")
-		t.do("log")
+		if err := t.must("set x 1", "log"); err != nil {
+			return "", err
+		}
 		return `The client sent "set x 1" to the leader. The leader appended it to its log
 and sent it to the followers in AppendEntries (§5.3). Once a majority had
 stored it, the leader committed it (C in the log view) and applied it to its
@@ -140,12 +158,16 @@ leader: it lets the leader commit an entry of its own term at once (§5.4.2,
 	}},
 	{"The leader crashes", func(t *tour) (string, error) {
 		old := t.s.first
-		t.do(fmt.Sprintf("crash %d", old))
+		if err := t.must(fmt.Sprintf("crash %d", old)); err != nil {
+			return "", err
+		}
 		l, err := t.leader()
 		if err != nil {
 			return "", err
 		}
-		t.do("get x")
+		if err := t.must("get x"); err != nil {
+			return "", err
+		}
 		return fmt.Sprintf(`The followers stopped hearing from node %d. After an election timeout one of
 them stood in a higher term and won: node %d leads now (§5.2). x is still 1:
 an entry committed in one term is in the log of every later leader (Leader
@@ -155,7 +177,9 @@ leader checked with a majority that it still leads before it answered
 (thesis §6.4).`, old, l), nil
 	}},
 	{"A partition with the leader in the minority", func(t *tour) (string, error) {
-		t.do(fmt.Sprintf("restart %d", t.s.first))
+		if err := t.must(fmt.Sprintf("restart %d", t.s.first)); err != nil {
+			return "", err
+		}
 		l, err := t.leader()
 		if err != nil {
 			return "", err
@@ -164,11 +188,15 @@ leader checked with a majority that it still leads before it answered
 		buddy := rest[0]
 		majority := rest[1:]
 		t.s.cutOff, t.s.buddy = l, buddy
-		t.do(fmt.Sprintf("partition %d %d | %s", l, buddy, joinInts(majority, " ")))
-		t.do(fmt.Sprintf("set z 9 %d", l))
-		t.do("set y 2")
-		t.do(fmt.Sprintf("get y %d stale", l))
-		t.do("log")
+		if err := t.must(fmt.Sprintf("partition %d %d | %s", l, buddy, joinInts(majority, " "))); err != nil {
+			return "", err
+		}
+		if t.do(fmt.Sprintf("set z 9 %d", l)) {
+			return "", fmt.Errorf("node %d committed a write without a majority", l)
+		}
+		if err := t.must("set y 2", fmt.Sprintf("get y %d stale", l), "log"); err != nil {
+			return "", err
+		}
 		return fmt.Sprintf(`Node %d still believed it led, but with only node %d beside it, it cannot
 reach a majority: it appended "set z 9" to its log, and can never commit it;
 the client got no answer, so the write's outcome was unknown to it. A leader
@@ -179,10 +207,13 @@ a stale read — which is why reads go through ReadIndex (thesis §6.4). In the
 log view the two sides' logs part after the last entry they share.`, l, buddy, l), nil
 	}},
 	{"The partition heals", func(t *tour) (string, error) {
-		t.do("heal")
+		if err := t.must("heal"); err != nil {
+			return "", err
+		}
 		t.settle()
-		t.do("get y")
-		t.do("log")
+		if err := t.must("get y", "log"); err != nil {
+			return "", err
+		}
 		return fmt.Sprintf(`Nodes %d and %d heard from a leader of a higher term and followed it. The leader's AppendEntries found where their logs parted, and they
 deleted their entries from there on, "set z 9" among them, and took the
 leader's (§5.3: a follower removes entries that conflict with the leader's).
@@ -190,26 +221,27 @@ Nothing acknowledged was lost: z = 9 never committed, and its client never
 heard that it had.`, t.s.cutOff, t.s.buddy), nil
 	}},
 	{"Changing the membership", func(t *tour) (string, error) {
-		t.do("add 5")
+		if err := t.must("add 5"); err != nil {
+			return "", err
+		}
 		l, _ := t.cluster().Leader()
 		gone := t.others(l, 5)[0]
-		t.do(fmt.Sprintf("remove %d", gone))
-		t.do("status")
+		if err := t.must(fmt.Sprintf("remove %d", gone), "status"); err != nil {
+			return "", err
+		}
 		return fmt.Sprintf(`"add 5" started an empty server, and the leader added it as a learner: it
 receives the log but does not count toward a majority until it has caught up;
-then the leader promoted it to voter (thesis §4.2.1). "remove %d" took the
-same road out. The leader changes one server at a time, so that every majority
+then the leader promoted it to voter (thesis §4.2.1). "remove %d" went the
+other way: the leader proposed a configuration without it, and once that
+was committed the server stopped. The leader changes one server at a time, so that every majority
 of the old configuration overlaps every majority of the new one, and two
 leaders can never be elected at once (thesis §4.1). A server uses a new
 configuration as soon as it is in its log, committed or not.`, gone), nil
 	}},
 	{"A snapshot, and a server that joins after it", func(t *tour) (string, error) {
-		for i, k := range []string{"a", "b", "c"} {
-			t.do(fmt.Sprintf("set %s %d", k, i+1))
+		if err := t.must("set a 1", "set b 2", "set c 3", "snapshot", "add 6", "log"); err != nil {
+			return "", err
 		}
-		t.do("snapshot")
-		t.do("add 6")
-		t.do("log")
 		installed := t.r.traced(core.EventSnapshotInstalled, "6")
 		how := `The leader's log no longer holds the entries it needs, so the leader
 sent it the snapshot instead, in InstallSnapshot chunks (§7); node 6 restored
@@ -223,7 +255,9 @@ log entries it covers (§7): the cells marked ~, and S where the snapshot
 ends. Then "add 6" started an empty server. ` + how, nil
 	}},
 	{"The end", func(t *tour) (string, error) {
-		t.do("check")
+		if err := t.must("check"); err != nil {
+			return "", err
+		}
 		return `You have seen an election (§5.2), replication and commit (§5.3), safety
 across a crash (§5.4), a leader cut off in the minority (thesis §6.2, §6.4),
 a log repaired after a partition (§5.3), membership changes (thesis §4) and a
@@ -247,8 +281,8 @@ func cmdTour(r *REPL, _ cluster.Cluster, args []string) error {
 		r.printf("ok: the tour stops before step %d of %d; \"tour\" goes on from there, \"tour restart\" starts it again", r.tour.next+1, len(tourSteps))
 		return nil
 	case "restart":
-		if r.tour != nil && r.Cluster() == r.tour.cluster {
-			r.shutdownCluster()
+		if c := r.Cluster(); c != nil && c == r.tourCluster {
+			r.shutdownCluster() // the tour's own, from this tour or the last
 		}
 		r.tour = nil
 	case "", "next":

@@ -81,4 +81,16 @@ func TestTourLeaveAndResume(t *testing.T) {
 	if got := run1(r, out, "tour restart"); !strings.Contains(got, "step 1 of") {
 		t.Fatalf("tour restart: %q", got)
 	}
+	// A step whose commands fail says so instead of explaining what did
+	// not happen.
+	run1(r, out, "tour")
+	for _, id := range []string{"0", "1", "2", "3", "4"} {
+		run1(r, out, "crash "+id)
+	}
+	if got := run1(r, out, "tour"); !strings.Contains(got, "error: the tour's step 3 went wrong") || strings.Contains(got, "The client sent") {
+		t.Fatalf("a step on a crashed cluster: %q", got)
+	}
+	if got := run1(r, out, "tour restart"); !strings.Contains(got, "step 1 of") {
+		t.Fatalf("tour restart over the tour's crashed cluster: %q", got)
+	}
 }
