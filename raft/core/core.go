@@ -426,7 +426,12 @@ func (c *Core) setRole(r Role) {
 	c.role = r
 }
 
-func (c *Core) becomeFollower(term uint64, leader int) {
+func (c *Core) becomeFollower(term uint64, leader int) { c.enterTerm(term, leader, Follower) }
+
+// enterTerm moves to term (if newer: the vote is cleared), under leader,
+// in role (a follower, or a candidate starting its election: one role
+// change, so that the trace never shows a step down that did not happen).
+func (c *Core) enterTerm(term uint64, leader int, role Role) {
 	if term > c.term {
 		if c.tracing() {
 			c.emit(Event{Kind: EventTerm, PrevTerm: c.term, Term: term, Peer: None})
@@ -435,7 +440,7 @@ func (c *Core) becomeFollower(term uint64, leader int) {
 		c.votedFor = None
 		c.dropStaleRequests()
 	}
-	c.setRole(Follower)
+	c.setRole(role)
 	c.setLeader(leader)
 	c.resetElectionTimer()
 	c.prs, c.peerIDs = nil, nil

@@ -17,8 +17,7 @@ func (c *Core) campaign(preVote, transfer bool) {
 		c.resetElectionTimer()
 		c.prs, c.peerIDs = nil, nil
 	} else {
-		c.becomeFollower(term, None) // clears vote and leader state
-		c.setRole(Candidate)
+		c.enterTerm(term, None, Candidate) // clears vote and leader state
 		c.votedFor = c.id
 	}
 	c.votes = map[int]bool{c.id: true}

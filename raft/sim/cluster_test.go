@@ -302,3 +302,32 @@ func TestInterruptCutsOnlyTheWaitingCall(t *testing.T) {
 	}
 	c.Pause()
 }
+
+// TestElectionTraceHasNoFalseStepDown: a pre-candidate that wins its
+// pre-vote becomes a candidate at once; the trace must not show it
+// stepping down to follower on the way (a student would read it so).
+func TestElectionTraceHasNoFalseStepDown(t *testing.T) {
+	defer leaktest.Check(t)()
+	var roles []core.Event
+	c := newTestCluster(t, 3, 13, trace.Func(func(_ string, e core.Event) {
+		if e.Kind == core.EventRole {
+			roles = append(roles, e)
+		}
+	}))
+	mustLeader(t, c)
+	sawCandidate := false
+	for _, e := range roles {
+		if e.PrevRole == core.PreCandidate && e.Role == core.Follower && !sawCandidate {
+			t.Errorf("a pre-candidate stepped down before any candidate: %s", e.Text())
+		}
+		if e.Role == core.Candidate {
+			sawCandidate = true
+			if e.PrevRole != core.PreCandidate {
+				t.Errorf("a candidate came from %v, not from its pre-vote: %s", e.PrevRole, e.Text())
+			}
+		}
+	}
+	if !sawCandidate {
+		t.Fatal("no candidate in the trace")
+	}
+}
