@@ -272,6 +272,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case stdinTerminal && stdin == os.Stdin && stdout == os.Stdout && isTerminal(stdout) && liner.TerminalSupported():
 		termMu.Lock()
 		editor = newTerminal()
+		editor.out = r.out.(*lockedWriter)
 		termMu.Unlock()
 		r.serveLines(editor, false, false)
 	case stdinTerminal:
@@ -294,6 +295,7 @@ func isTerminal(f any) bool {
 // terminal reads lines with editing and history (github.com/peterh/liner).
 type terminal struct {
 	state *liner.State
+	out   *lockedWriter // told when the prompt waits, to print above it
 }
 
 func newTerminal() *terminal {
@@ -305,6 +307,10 @@ func newTerminal() *terminal {
 }
 
 func (t *terminal) ReadLine() (string, error) {
+	if t.out != nil {
+		t.out.atPrompt(prompt)
+		defer t.out.atPrompt("")
+	}
 	line, err := t.state.Prompt(prompt)
 	switch {
 	case errors.Is(err, liner.ErrPromptAborted):

@@ -465,6 +465,11 @@ type lockedWriter struct {
 	mu   sync.Mutex
 	w    io.Writer
 	copy *strings.Builder // while the page's command runs: what it prints
+	// prompt, while set, is on the terminal waiting for the user: what is
+	// written meanwhile (the player's events, the page's commands) goes
+	// above it, and the prompt is drawn again below.
+	prompt string
+	inLine bool // a write left the line unfinished
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
@@ -473,5 +478,23 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	if l.copy != nil {
 		l.copy.Write(p)
 	}
-	return l.w.Write(p)
+	if l.prompt == "" || len(p) == 0 {
+		return l.w.Write(p)
+	}
+	if !l.inLine {
+		io.WriteString(l.w, "\r\x1b[K") // over the prompt and what is typed
+	}
+	n, err := l.w.Write(p)
+	l.inLine = p[len(p)-1] != '\n'
+	if !l.inLine {
+		io.WriteString(l.w, l.prompt) // the line editor redraws the rest at the next key
+	}
+	return n, err
+}
+
+// atPrompt says that the terminal shows the prompt (prompt != "") or not.
+func (l *lockedWriter) atPrompt(prompt string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.prompt, l.inLine = prompt, false
 }
