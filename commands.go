@@ -215,7 +215,7 @@ func cmdCreate(r *REPL, _ cluster.Cluster, args []string) error {
 		return fmt.Errorf("the number of nodes must be 1 to %d, not %s — e.g. \"1 3\"", raft.MaxNodes, echo(args[0]))
 	}
 	if sim := r.Cluster(); sim != nil {
-		return fmt.Errorf("a cluster of %s is already running — shut it down first with \"8\"", plural(len(sim.IDs()), "node"))
+		return fmt.Errorf("a cluster of %s is already running — shut it down first with \"shutdown\"", plural(len(sim.IDs()), "node"))
 	}
 	if r.opts.Sim {
 		return r.createVirtual(n)
@@ -380,7 +380,7 @@ func clientError(err error, at int) error {
 	case errors.As(err, &unknown):
 		return fmt.Errorf("%v — see \"status\": a majority must be running and connected", err)
 	case at != core.None && errors.Is(err, raft.ErrNodeCrashed):
-		return fmt.Errorf("node %d is crashed — restart it with \"7 %d\" or leave the node out", at, at)
+		return fmt.Errorf("node %d is crashed — restart it with \"restart %d\" or leave the node out", at, at)
 	}
 	return err
 }
@@ -707,9 +707,9 @@ func cmdHeal(r *REPL, sim cluster.Cluster, _ []string) error {
 	case 0:
 		r.printf("%s", msg)
 	case 1:
-		r.printf("%s; node %d is still disconnected (reconnect it with \"5 %d\")", msg, cut[0], cut[0])
+		r.printf("%s; node %d is still disconnected (reconnect it with \"reconnect %d\")", msg, cut[0], cut[0])
 	default:
-		r.printf("%s; nodes %s are still disconnected (reconnect them with \"5 <node>\")", msg, joinInts(cut, ", "))
+		r.printf("%s; nodes %s are still disconnected (reconnect them with \"reconnect <node>\")", msg, joinInts(cut, ", "))
 	}
 	return nil
 }
@@ -721,7 +721,7 @@ func cmdTransfer(r *REPL, sim cluster.Cluster, args []string) error {
 	}
 	if err := sim.TransferLeadership(id); err != nil {
 		if errors.Is(err, raft.ErrNodeCrashed) {
-			return fmt.Errorf("node %d is crashed and cannot take over — restart it first (\"7 %d\")", id, id)
+			return fmt.Errorf("node %d is crashed and cannot take over — restart it first (\"restart %d\")", id, id)
 		}
 		return err
 	}

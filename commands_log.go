@@ -342,7 +342,7 @@ func stripANSI(s string) string {
 // printNodeLog shows one node's entries, one a line.
 func (r *REPL) printNodeLog(l cluster.NodeLog, st cluster.NodeStatus, rng logRange) error {
 	if !l.Alive {
-		return fmt.Errorf("node %d is crashed: its log is on its disk — restart it (\"7 %d\") to see it", l.ID, l.ID)
+		return fmt.Errorf("node %d is crashed: its log is on its disk — restart it (\"restart %d\") to see it", l.ID, l.ID)
 	}
 	r.printf("node %d (%s, term %d): snapshot through %d (term %d); commit %d, applied %d, last %d", l.ID, roleOf(st), st.Term, l.SnapshotIndex, l.SnapshotTerm, l.Commit, l.Applied, l.LastIndex)
 	if l.LastIndex == l.SnapshotIndex {

@@ -153,7 +153,7 @@ func cmdSnapshot(r *REPL, sim cluster.Cluster, args []string) error {
 		index, err := sim.Snapshot(id)
 		if err != nil {
 			if errors.Is(err, cluster.ErrNodeCrashed) {
-				return fmt.Errorf("node %d is crashed: it has no state machine to snapshot — restart it first (\"7 %d\")", id, id)
+				return fmt.Errorf("node %d is crashed: it has no state machine to snapshot — restart it first (\"restart %d\")", id, id)
 			}
 			if len(args) == 1 {
 				if msg := describe(err); strings.HasPrefix(msg, fmt.Sprintf("node %d ", id)) {

@@ -224,7 +224,7 @@ func cmdSeed(r *REPL, _ cluster.Cluster, args []string) error {
 		return fmt.Errorf("a seed is a whole number, not %s", echo(args[0]))
 	}
 	if c := r.Cluster(); c != nil {
-		return errors.New("a cluster is running on the current seed — shut it down first with \"8\", then set the seed")
+		return errors.New("a cluster is running on the current seed — shut it down first with \"shutdown\", then set the seed")
 	}
 	r.seed.Store(s)
 	r.printf("ok: the next cluster runs from seed %d", s)

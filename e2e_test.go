@@ -95,7 +95,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("the menu is not printed once:\n%s", stdout)
 		}
 		want := []string{
-			`^error: no cluster yet — create one with "1 <nodes>", e.g. "1 3"$`,
+			`^error: no cluster yet — create one with "create <nodes>", e.g. "create 3" \(or "1 3"\)$`,
 			`^ok: cluster of 3 nodes created \(nodes 0–2, storage in memory\)$`,
 			`^ok: x = 5 \(leader [0-2]\)$`,
 			`^ok: greeting = "hello world" \(leader [0-2]\)$`,

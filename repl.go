@@ -282,7 +282,7 @@ func (r *REPL) exec(line string) (exit bool) {
 	var c cluster.Cluster
 	if cmd.needsCluster {
 		if c = r.Cluster(); c == nil {
-			r.errorf("no cluster yet — create one with \"1 <nodes>\", e.g. \"1 3\"")
+			r.errorf("no cluster yet — create one with \"create <nodes>\", e.g. \"create 3\" (or \"1 3\")")
 			return false
 		}
 	}

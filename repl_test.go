@@ -92,10 +92,10 @@ func TestBadInputWithoutCluster(t *testing.T) {
 		{"0", `error: unknown command 0 — type "help" for the menu`},
 		{"-1", `error: unknown command -1 — type "help" for the menu`},
 		{`"a b"`, `error: unknown command "a b" — type "help" for the menu`},
-		{"set x 5", `error: no cluster yet — create one with "1 <nodes>", e.g. "1 3"`},
-		{"2 x 5", `error: no cluster yet — create one with "1 <nodes>", e.g. "1 3"`},
-		{"status", `error: no cluster yet — create one with "1 <nodes>", e.g. "1 3"`},
-		{"8", `error: no cluster yet — create one with "1 <nodes>", e.g. "1 3"`},
+		{"set x 5", `error: no cluster yet — create one with "create <nodes>", e.g. "create 3" (or "1 3")`},
+		{"2 x 5", `error: no cluster yet — create one with "create <nodes>", e.g. "create 3" (or "1 3")`},
+		{"status", `error: no cluster yet — create one with "create <nodes>", e.g. "create 3" (or "1 3")`},
+		{"8", `error: no cluster yet — create one with "create <nodes>", e.g. "create 3" (or "1 3")`},
 		{"set", "error: usage: set <key> <value> [node]"},
 		{"set x", "error: usage: set <key> <value> [node]"},
 		{"set x 5 1 2", "error: usage: set <key> <value> [node]"},
@@ -114,8 +114,8 @@ func TestBadInputWithoutCluster(t *testing.T) {
 		{"diagram", `error: no trace events yet — create a cluster first (1 <nodes>)`},
 		{"diagram 0", `error: 0 is not a number of events (1–100000) — usage: diagram [N] [all] | html <file>`},
 		{"diagram html", `error: usage: diagram [N] [all] | html <file>`},
-		{"check", `error: no cluster yet — create one with "1 <nodes>", e.g. "1 3"`},
-		{"snapshot 1", `error: no cluster yet — create one with "1 <nodes>", e.g. "1 3"`},
+		{"check", `error: no cluster yet — create one with "create <nodes>", e.g. "create 3" (or "1 3")`},
+		{"snapshot 1", `error: no cluster yet — create one with "create <nodes>", e.g. "create 3" (or "1 3")`},
 		{"exit now", "error: usage: exit"},
 		{"\x00", `error: unknown command "\x00" — type "help" for the menu`},
 		{"foo\nbar", `error: unknown command foo — type "help" for the menu`},
@@ -205,7 +205,7 @@ func TestSession(t *testing.T) {
 	steps := []sessionStep{
 		step("# a session", nil...),
 		step("1 3", `^ok: cluster of 3 nodes created \(nodes 0–2, storage in memory\)$`),
-		step("1 3", `^error: a cluster of 3 nodes is already running — shut it down first with "8"$`),
+		step("1 3", `^error: a cluster of 3 nodes is already running — shut it down first with "shutdown"$`),
 		step("", nil...),
 		step("2 x 5", `^ok: x = 5 `+leader+`$`),
 		step(`set greeting "hello world"`, `^ok: greeting = "hello world" `+leader+`$`),
@@ -271,7 +271,7 @@ func TestSession(t *testing.T) {
 		step("12 9", `^error: node 9 does not exist \(nodes 0–2\)$`),
 		step("bogus", `^error: unknown command bogus — type "help" for the menu$`),
 		step("8", `^cluster shut down$`),
-		step("get x", `^error: no cluster yet — create one with "1 <nodes>", e.g. "1 3"$`),
+		step("get x", `^error: no cluster yet — create one with "create <nodes>", e.g. "create 3" \(or "1 3"\)$`),
 		step("create 1", `^ok: cluster of 1 node created \(nodes 0, storage in memory\)$`),
 		step("get x", `^x: not found$`),
 		step("set x 6", `^ok: x = 6 \(leader 0\)$`),
@@ -373,10 +373,10 @@ func TestNodeOperations(t *testing.T) {
 	mustExec(fmt.Sprintf("disconnect %d", l), fmt.Sprintf(`^node %d disconnected$`, l))
 	mustExec(fmt.Sprintf("disconnect %d", l), fmt.Sprintf(`^error: node %d is already disconnected$`, l))
 	mustExec("set x 3", `^ok: x = 3 \(leader [0-2]\)$`)
-	mustExec("heal", fmt.Sprintf(`^ok: nothing to heal: no partition and no link cut one way; node %d is still disconnected \(reconnect it with "5 %d"\)$`, l, l))
+	mustExec("heal", fmt.Sprintf(`^ok: nothing to heal: no partition and no link cut one way; node %d is still disconnected \(reconnect it with "reconnect %d"\)$`, l, l))
 	mustExec(fmt.Sprintf("reconnect %d", l), fmt.Sprintf(`^node %d reconnected$`, l))
 	mustExec("crash "+strconv.Itoa(f), `crashed$`)
-	mustExec("get x "+strconv.Itoa(f), fmt.Sprintf(`^error: node %d is crashed — restart it with "7 %d" or leave the node out$`, f, f))
+	mustExec("get x "+strconv.Itoa(f), fmt.Sprintf(`^error: node %d is crashed — restart it with "restart %d" or leave the node out$`, f, f))
 	mustExec("restart "+strconv.Itoa(f), `restarted$`)
 
 	// Partition the leader away from the majority: the majority elects a
@@ -662,8 +662,8 @@ func TestRoughEdgeMessages(t *testing.T) {
 	run1(r, out, "crash "+leader)
 	for line, want := range map[string]string{
 		"heal":                     `ok: nothing to heal: no partition and no link cut one way`,
-		"snapshot " + leader:       `error: node ` + leader + ` is crashed: it has no state machine to snapshot — restart it first ("7 ` + leader + `")`,
-		"transfer " + leader:       `error: node ` + leader + ` is crashed and cannot take over — restart it first ("7 ` + leader + `")`,
+		"snapshot " + leader:       `error: node ` + leader + ` is crashed: it has no state machine to snapshot — restart it first ("restart ` + leader + `")`,
+		"transfer " + leader:       `error: node ` + leader + ` is crashed and cannot take over — restart it first ("restart ` + leader + `")`,
 		"add 2147483648":           `error: 2147483648 is not a node id — ids are numbers from 0 to 999, e.g. "add 3 4"`,
 		"remove -1":                `error: -1 is not a node id — ids are numbers from 0 to 999, e.g. "remove 3 4"`,
 		"set x 5 # a comment":      `ok: x = 5 (leader `,

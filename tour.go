@@ -291,7 +291,7 @@ func cmdTour(r *REPL, _ cluster.Cluster, args []string) error {
 	}
 	if r.tour == nil {
 		if r.Cluster() != nil {
-			return errors.New("the tour starts a cluster of its own — shut this one down first (\"8\")")
+			return errors.New("the tour starts a cluster of its own — shut this one down first (\"shutdown\")")
 		}
 		r.tour = &tourState{}
 		r.printf("A tour of Raft in %d steps. After each step, \"tour\" goes on; type any command meanwhile; \"tour stop\" leaves (\"tour\" comes back).", len(tourSteps))
