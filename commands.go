@@ -87,9 +87,10 @@ ReadIndex: a lagging follower or a cut-off old leader answers an old value.`},
 		{num: 13, names: []string{"status"}, maxArgs: 0, needsCluster: true, run: cmdStatus,
 			help: "table of every node's state",
 			more: `log: the indexes the log holds, after its snapshot (snap N: the snapshot
-covers 1..N); member: voter, learner, joining (not in the configuration yet) or unknown
-(no node up to say); state: up, crashed and/or disconnected. Below the
-table: the network settings and the partition in force.`},
+covers 1..N); member: voter, learner, joining (not in the configuration
+yet), leaving (its removal not committed yet) or unknown (no node up to
+say); state: up, crashed and/or disconnected. Below the table: the network
+settings and the partition in force.`},
 		{num: 14, names: []string{"partition"}, args: "<ids> | <ids>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdPartition,
 			help: "split the nodes into isolated groups",
 			more: `Every node must be in a group, e.g. partition 0 1 | 2 3 4. Nodes talk when a
@@ -530,7 +531,11 @@ func cmdRemove(r *REPL, sim cluster.Cluster, args []string) error {
 			return err
 		}
 		if err := sim.RemoveServer(id); err != nil {
-			return fmt.Errorf("removing node %d: %s", id, describe(err))
+			hint := ""
+			if errors.Is(err, cluster.ErrTimeout) {
+				hint = fmt.Sprintf(" — it may still commit once a majority is up and connected (status shows node %d as leaving until then)", id)
+			}
+			return fmt.Errorf("removing node %d: %s%s", id, describe(err), hint)
 		}
 		r.printf("node %d removed", id)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -429,5 +430,35 @@ func TestSavedRunsAreReplayable(t *testing.T) {
 	want := []string{"run " + maxRun.String(), "run " + maxRun.String(), "run 3s"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("runLines = %q, want %q", got, want)
+	}
+}
+
+// TestLeavingNotJoining: a removal that could not commit (no majority)
+// shows the node as leaving, and the error says it may still commit.
+func TestLeavingNotJoining(t *testing.T) {
+	defer leaktest.Check(t)()
+	r, out := newSimREPL(t, 8)
+	run1(r, out, "create 3")
+	leader := leaderOf(t, run1(r, out, "leader"))
+	var others []string
+	for _, id := range []string{"0", "1", "2"} {
+		if id != leader {
+			others = append(others, id)
+		}
+	}
+	run1(r, out, "crash "+others[0])
+	run1(r, out, "crash "+others[1])
+	got := run1(r, out, "remove "+others[0])
+	if !strings.Contains(got, "it may still commit once a majority is up") {
+		t.Fatalf("remove without a majority: %q", got)
+	}
+	status := run1(r, out, "status")
+	if !regexp.MustCompile(`(?m)^ +` + others[0] + `  .*leaving +crashed$`).MatchString(status) {
+		t.Fatalf("status does not show node %s as leaving:\n%s", others[0], status)
+	}
+	run1(r, out, "restart "+others[1])
+	run1(r, out, "run 1s")
+	if ids := r.Cluster().IDs(); slices.Contains(ids, mustAtoi(t, others[0])) {
+		t.Fatalf("the removal committed once a majority was up, but node %s is still listed: %v", others[0], ids)
 	}
 }

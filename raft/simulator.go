@@ -615,7 +615,7 @@ func (s *ClusterSimulator) Status() []NodeStatus {
 		out = append(out, st)
 	}
 	for i := range out {
-		out[i].Member = cluster.Member(cfg, haveCfg, out[i].ID)
+		out[i].Member = cluster.Member(cfg, haveCfg, out[i].ID, s.nodes[out[i].ID].member)
 	}
 	return out
 }

@@ -93,8 +93,9 @@ type NodeStatus struct {
 	ID        int
 	Alive     bool // running (not crashed)
 	Connected bool // not disconnected (partitions aside)
-	// Member is voter, learner, joining (not in the configuration yet) or
-	// unknown (no server is up to say).
+	// Member is voter, learner, joining (not in the configuration yet),
+	// leaving (a removal not committed yet) or unknown (no server is up to
+	// say).
 	Member    string
 	Role      core.Role
 	Term      uint64
@@ -108,8 +109,9 @@ type NodeStatus struct {
 }
 
 // Member says what id is in cfg, for NodeStatus.Member: known is false
-// when no server is up to say.
-func Member(cfg core.Configuration, known bool, id int) string {
+// when no server is up to say; wasMember, that a committed configuration
+// held it (so that, out of cfg, it is leaving, not joining).
+func Member(cfg core.Configuration, known bool, id int, wasMember bool) string {
 	switch {
 	case !known:
 		return "unknown"
@@ -117,6 +119,8 @@ func Member(cfg core.Configuration, known bool, id int) string {
 		return "voter"
 	case cfg.IsLearner(id):
 		return "learner"
+	case wasMember:
+		return "leaving"
 	}
 	return "joining"
 }

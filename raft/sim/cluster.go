@@ -449,7 +449,8 @@ func (c *Cluster) status() []cluster.NodeStatus {
 			st.LogLength = sum.LastIndex - sum.SnapshotIndex
 			st.Applied = s.host.Applied()
 		}
-		st.Member = cluster.Member(cfg, haveCfg, id)
+		leaving := slices.ContainsFunc(c.w.removals, func(r removal) bool { return r.id == id })
+		st.Member = cluster.Member(cfg, haveCfg, id, leaving)
 		out = append(out, st)
 	}
 	return out
