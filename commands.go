@@ -77,7 +77,7 @@ ReadIndex: a lagging follower or a cut-off old leader answers an old value.`},
 			help: "wait for one leader and show it",
 			more: "Waits up to the client timeout until exactly one running, connected node leads."},
 		{num: 10, names: []string{"exit", "quit", "stop"}, maxArgs: 0, run: cmdExit,
-			help: "shut down and leave (also Ctrl-D, Ctrl-C)"},
+			help: "shut down and leave (also Ctrl-D)"},
 		{num: 11, names: []string{"add", "add-servers"}, args: "<id>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdAdd,
 			help: "add servers (learner, then voter)",
 			more: "One at a time, each new server joins as a learner, catches up, and is promoted\nto voter; the command returns once the promotion is committed."},
@@ -145,7 +145,8 @@ get, leader, add) let it pass until they are done.`},
 		{num: 27, names: []string{"step"}, args: "[N]", maxArgs: 1, needsCluster: true, run: cmdStep,
 			help: "run to the next N events and show each (-sim)",
 			more: `An event is what a node traced: a message sent or received, a timeout, a
-vote, a commit. Ticks that change nothing are not events.`},
+vote, a commit. Ticks that change nothing are not events. What one node does
+at one instant is shown together, so there may be a few more than N.`},
 		{num: 28, names: []string{"play"}, args: "[speed]", maxArgs: 1, needsCluster: true, run: cmdPlay,
 			help: "let virtual time flow, 1 = real time (-sim)",
 			more: `play 0.1 runs ten times slower than real time. Elections, leaders and faults
@@ -297,7 +298,7 @@ func cmdSet(r *REPL, sim cluster.Cluster, args []string) error {
 	if _, err := sim.Do(kv.OpSet, key, value, at); err != nil {
 		return clientError(err, at)
 	}
-	r.printf("ok: %s = %s%s", quoteIfNeeded(key), quoteIfNeeded(value), servedBy(sim, at))
+	r.printf("ok: %s = %s%s", echo(key), echo(value), servedBy(sim, at))
 	return nil
 }
 
@@ -362,10 +363,10 @@ func cmdDelete(r *REPL, sim cluster.Cluster, args []string) error {
 		return clientError(err, at)
 	}
 	if !res.Found {
-		r.printf("ok: %s was not set, nothing deleted%s", quoteIfNeeded(key), servedBy(sim, at))
+		r.printf("ok: %s was not set, nothing deleted%s", echo(key), servedBy(sim, at))
 		return nil
 	}
-	r.printf("ok: %s deleted%s", quoteIfNeeded(key), servedBy(sim, at))
+	r.printf("ok: %s deleted%s", echo(key), servedBy(sim, at))
 	return nil
 }
 

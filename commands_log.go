@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -190,9 +191,15 @@ func (r *REPL) printLogs(logs []cluster.NodeLog, status []cluster.NodeStatus, rn
 	for _, l := range logs {
 		last = max(last, l.LastIndex)
 	}
-	if last == 0 {
+	alive := slices.ContainsFunc(logs, func(l cluster.NodeLog) bool { return l.Alive })
+	switch {
+	case !alive:
+		return errors.New("every node is crashed: their logs are on their disks — restart one (\"restart 0\") to see its log")
+	case last == 0:
 		r.printf("every log is empty (no leader has been elected yet?)")
 		return nil
+	case rng.lo > last:
+		return fmt.Errorf("the logs end at index %d — e.g. \"log 1..%d\"", last, last)
 	}
 	// The labels' column fits the longest ("node 12 pre-candidate ").
 	labelWidth := logLabelWidth
@@ -344,11 +351,6 @@ func (r *REPL) printNodeLog(l cluster.NodeLog, st cluster.NodeStatus, rng logRan
 	if !l.Alive {
 		return fmt.Errorf("node %d is crashed: its log is on its disk — restart it (\"restart %d\") to see it", l.ID, l.ID)
 	}
-	r.printf("node %d (%s, term %d): snapshot through %d (term %d); commit %d, applied %d, last %d", l.ID, roleOf(st), st.Term, l.SnapshotIndex, l.SnapshotTerm, l.Commit, l.Applied, l.LastIndex)
-	if l.LastIndex == l.SnapshotIndex {
-		r.printf("  the log holds no entries after the snapshot")
-		return nil
-	}
 	lo, hi := l.SnapshotIndex+1, l.LastIndex
 	switch {
 	case rng.lo != 0 && rng.hi != 0:
@@ -362,9 +364,19 @@ func (r *REPL) printNodeLog(l cluster.NodeLog, st cluster.NodeStatus, rng logRan
 	default:
 		lo = max(lo, hi+1-min(hi, logNodeEntries))
 	}
+	snap := "no snapshot"
+	if l.SnapshotIndex > 0 {
+		snap = fmt.Sprintf("snapshot through %d (term %d)", l.SnapshotIndex, l.SnapshotTerm)
+	}
+	if l.LastIndex == l.SnapshotIndex {
+		r.printf("node %d (%s, term %d): %s; commit %d, applied %d", l.ID, roleOf(st), st.Term, snap, l.Commit, l.Applied)
+		r.printf("  the log holds no entries after the snapshot")
+		return nil
+	}
 	if lo > hi {
 		return fmt.Errorf("node %d holds indexes %d..%d, none of the range asked for", l.ID, l.SnapshotIndex+1, l.LastIndex)
 	}
+	r.printf("node %d (%s, term %d): %s; commit %d, applied %d, last %d", l.ID, roleOf(st), st.Term, snap, l.Commit, l.Applied, l.LastIndex)
 	width := len(strconv.FormatUint(hi, 10))
 	for i := lo; i <= hi; i++ {
 		e := entryAt(l, i)

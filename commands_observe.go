@@ -161,7 +161,11 @@ func cmdSnapshot(r *REPL, sim cluster.Cluster, args []string) error {
 				}
 				return fmt.Errorf("node %d: %s", id, describe(err))
 			}
-			r.printf("node %d: no snapshot: %s", id, describe(err))
+			msg := describe(err)
+			if !strings.HasPrefix(msg, fmt.Sprintf("node %d ", id)) {
+				msg = fmt.Sprintf("node %d: %s", id, msg)
+			}
+			r.printf("note: %s — no new snapshot", msg)
 			continue
 		}
 		r.printf("ok: node %d snapshot through index %d", id, index)

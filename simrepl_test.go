@@ -462,3 +462,31 @@ func TestLeavingNotJoining(t *testing.T) {
 		t.Fatalf("the removal committed once a majority was up, but node %s is still listed: %v", others[0], ids)
 	}
 }
+
+// TestLogViewEdgesAndSmallMessages: the log view's edges and the small
+// inconsistencies a new user met.
+func TestLogViewEdgesAndSmallMessages(t *testing.T) {
+	defer leaktest.Check(t)()
+	r, out := newSimREPL(t, 2)
+	run1(r, out, "create 3")
+	run1(r, out, "set a 1")
+	for _, step := range []struct{ line, want string }{
+		{"log 9..12", `error: the logs end at index 3 — e.g. "log 1..3"`},
+		{"log 0 9", "error: node 0 holds indexes 1..3, none of the range asked for"},
+		{"log 0", "node 0 (leader, term 2): no snapshot; commit 3, applied 3, last 3"},
+		{"cut 0 1", "ok: cut 0 → 1"},
+		{"cut 0 1", "error: the link 0 → 1 is already cut"},
+		{"snapshot 0", "ok: node 0 snapshot through index 3"},
+		{"snapshot 0", "error: node 0 has applied nothing since its last snapshot"},
+		{"snapshot", "note: node 0 has applied nothing since its last snapshot — no new snapshot"},
+		{"set " + strings.Repeat("k", 100) + " 1", "ok: kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk… (100 bytes in all) = 1"},
+		{"crash 0", "node 0 crashed"},
+		{"crash 1", "node 1 crashed"},
+		{"crash 2", "node 2 crashed"},
+		{"log", "error: every node is crashed: their logs are on their disks"},
+	} {
+		if got := run1(r, out, step.line); !strings.Contains(got, step.want) {
+			t.Errorf("%.30s:\n got %q\nwant %q", step.line, got, step.want)
+		}
+	}
+}

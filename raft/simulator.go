@@ -454,6 +454,9 @@ func (s *ClusterSimulator) CutLink(from, to int) error {
 	if from == to {
 		return fmt.Errorf("a link joins two different nodes, not %d and itself", from)
 	}
+	if slices.Contains(s.faults.CutLinks(), [2]int{from, to}) {
+		return fmt.Errorf("the link %d → %d is already cut", from, to)
+	}
 	s.faults.Cut(from, to)
 	s.traceSim(core.Fault(nil, "cut %d → %d", from, to))
 	return nil

@@ -356,6 +356,9 @@ func (e Event) Text() string {
 	case EventTimeoutNow:
 		return fmt.Sprintf("TimeoutNow from %s: campaigning at once", peerName(e.Peer))
 	case EventSnapshot:
+		if e.Index2 <= e.Index {
+			return fmt.Sprintf("snapshot through %d/%d (%d bytes); log now empty", e.Index, e.Term, e.Count)
+		}
 		return fmt.Sprintf("snapshot through %d/%d (%d bytes); log now %d..%d", e.Index, e.Term, e.Count, e.Index+1, e.Index2)
 	case EventSnapshotSend:
 		return fmt.Sprintf("%s needs entry %d, compacted: sending snapshot through %d", peerName(e.Peer), e.Index, e.Index2)

@@ -708,6 +708,9 @@ func (c *Cluster) CutLink(from, to int) error {
 	if err := c.link(from, to); err != nil {
 		return err
 	}
+	if slices.Contains(c.w.net.links.CutLinks(), [2]int{from, to}) {
+		return fmt.Errorf("the link %d → %d is already cut", from, to)
+	}
 	c.w.net.links.Cut(from, to)
 	c.w.traceFault(trace.SimNode, nil, "cut %d → %d", from, to)
 	return nil
@@ -806,6 +809,9 @@ func (c *Cluster) Snapshot(id int) (uint64, error) {
 	s.writeSnapshot(job, func(err error) { done, serr = true, err })
 	if !c.wait(func() bool { return done || !s.up }, c.w.now+membershipTimeout) || !done {
 		return 0, c.failure(fmt.Errorf("node %d: %w", id, errGone))
+	}
+	if errors.Is(serr, core.ErrSnapshotTooOld) {
+		serr = fmt.Errorf("node %d has applied nothing since its last snapshot", id)
 	}
 	return job.Index, c.failure(serr)
 }
