@@ -244,6 +244,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		r.printf("Raft cluster simulator.")
 	}
 	r.printMenu()
+	if c.sim {
+		// Again below the menu, which scrolls the first line away.
+		r.printf("Virtual time, seed %d: time stands still until a command lets it pass; \"tour\" takes the guided tour.", opts.Seed)
+	}
 	if c.nodes > 0 {
 		r.Exec("create " + strconv.Itoa(c.nodes))
 	}

@@ -46,7 +46,7 @@ func (r *REPL) startWeb(addr string) (string, error) {
 	}
 	srv, err := web.Serve(addr, webBackend{r})
 	if err != nil {
-		return "", fmt.Errorf("cannot serve the page: %v", err)
+		return "", fmt.Errorf("cannot serve the page: %v — give another address, e.g. \"web 127.0.0.1:8081\"", err)
 	}
 	r.web = srv
 	return srv.URL(), nil

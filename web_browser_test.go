@@ -91,6 +91,13 @@ func TestLivePageInChromium(t *testing.T) {
 	click("set", `#set`)
 	waitJS("the write in every node's log", `(() => { const rows = [...document.querySelectorAll('#logs .logrow')];
 		return rows.length === 3 && rows.every(r => r.querySelector('.entry[data-label="web=42"]:not(.uncommitted)')); })()`)
+	// Partition from the page: move node 0 to group B, then partition.
+	click("moving node 0 to group B", `#groups .chip[data-id="0"]`)
+	waitJS("node 0 in group B", `!!document.querySelector('#groups .group[data-group="1"] .chip[data-id="0"]')`)
+	click("partition", `#partition`)
+	waitJS("the partition shown", `document.getElementById("partdesc").textContent.includes("1 2 | 0")`)
+	click("heal", `#heal`)
+	waitJS("the heal shown", `document.getElementById("partdesc").textContent === ""`)
 	click("pause", `#pause`)
 	waitJS("the page paused", `document.getElementById("clock").textContent.includes("paused")`)
 
@@ -105,7 +112,8 @@ func TestLivePageInChromium(t *testing.T) {
 		}
 	}
 	repl := out.String()
-	for _, want := range []string{"web> play 1", "web> " + crash, "web> restart " + leader, "web> set web 42", "ok: web = 42", "web> pause"} {
+	for _, want := range []string{"web> play 1", "web> " + crash, "web> restart " + leader, "web> set web 42", "ok: web = 42",
+		"web> partition 1 2 | 0", "ok: partitioned 1 2 | 0", "web> heal", "web> pause"} {
 		if !strings.Contains(repl, want) {
 			t.Errorf("the REPL does not echo %q:\n%s", want, repl)
 		}
