@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -672,5 +673,35 @@ func TestRoughEdgeMessages(t *testing.T) {
 		if got := run1(r, out, line); !strings.HasPrefix(got, want) {
 			t.Errorf("%.20s:\n got %q\nwant %q", line, got, want)
 		}
+	}
+}
+
+// scriptedReader returns its lines, and errInterrupted (Ctrl-C at the
+// prompt) where a line is "^C".
+type scriptedReader struct{ lines []string }
+
+func (s *scriptedReader) ReadLine() (string, error) {
+	if len(s.lines) == 0 {
+		return "", io.EOF
+	}
+	l := s.lines[0]
+	s.lines = s.lines[1:]
+	if l == "^C" {
+		return "", errInterrupted
+	}
+	return l, nil
+}
+
+// TestCtrlCAtThePromptClearsTheLine: Ctrl-C at the prompt gives a fresh
+// prompt; the session and its cluster go on.
+func TestCtrlCAtThePromptClearsTheLine(t *testing.T) {
+	defer leaktest.Check(t)()
+	r, out := newSimREPL(t, 1)
+	exited, failed := r.serveLines(&scriptedReader{lines: []string{"create 1", "^C", "^C", "set x 1", "get x"}}, false, true)
+	if exited || failed {
+		t.Fatalf("exited %v, failed %v:\n%s", exited, failed, out.String())
+	}
+	if !strings.HasSuffix(out.String(), "ok: x = 1 (leader 0)\nx = 1\n") || r.Cluster() == nil {
+		t.Fatalf("after Ctrl-C at the prompt:\n%s", out.String())
 	}
 }

@@ -92,6 +92,9 @@ func TestSimIsDeterministic(t *testing.T) {
 			inTable = false
 		}
 	}
+	if strings.Contains(a, "map[") {
+		t.Errorf("a Go map in the output (partitions print as typed):\n%s", a)
+	}
 	if strings.Contains(a, "error: internal") {
 		t.Fatalf("an internal error:\n%s", a)
 	}
