@@ -618,6 +618,12 @@ func TestSimulatorFollowsTheCommittedConfiguration(t *testing.T) {
 	r, out := newTestREPL(t, time.Second)
 	defer r.Close()
 	run1(r, out, "create 3")
+	// A write first: a leader takes a membership change only once it has
+	// committed an entry of its term (its no-op), which "leader" alone
+	// does not wait for.
+	if got := run1(r, out, "set x 1"); !strings.HasPrefix(got, "ok:") {
+		t.Fatalf("set: %q", got)
+	}
 	leader := regexp.MustCompile(`leader: node (\d)`).FindStringSubmatch(run1(r, out, "leader"))
 	if leader == nil {
 		t.Fatal("no leader")
