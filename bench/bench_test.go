@@ -81,13 +81,19 @@ func TestRunShort(t *testing.T) {
 // it needs instead of failing with a raw shell error.
 func TestCompareSaysWhatIsMissing(t *testing.T) {
 	cmd := exec.Command("bash", "compare.sh", filepath.Join(t.TempDir(), "out.jsonl"), "1", "-clients 1")
-	cmd.Env = append(os.Environ(), "HASHICORP_BENCH="+filepath.Join(t.TempDir(), "nothing-here"))
+	nothing := filepath.Join(t.TempDir(), "nothing-here")
+	cmd.Env = append(os.Environ(), "HASHICORP_BENCH="+nothing, "DRAGONBOAT_BENCH="+nothing)
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
 		t.Fatalf("exit %v:\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "the hashicorp/raft baseline is not in") || strings.Contains(string(out), "No such file") {
+	for _, want := range []string{"the hashicorp baseline is not in", "the dragonboat baseline is not in", "no baseline to compare with"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("compare.sh does not say %q", want)
+		}
+	}
+	if strings.Contains(string(out), "No such file") {
 		t.Fatalf("compare.sh says:\n%s", out)
 	}
 }

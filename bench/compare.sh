@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# compare.sh runs the hashicorp/raft baseline and this project's bench on
-# the same workloads, alternating the two, and appends every JSON result
-# line (with the 1-minute load average added as "loadavg") to a file that
-# bench/plot turns into the table of medians and the throughput plot.
+# compare.sh runs the baselines (hashicorp/raft, dragonboat) and this
+# project's bench on the same workloads, alternating them run for run in one
+# sitting, and appends every JSON result line (with the 1-minute load
+# average added as "loadavg") to a file that bench/plot turns into the
+# table of medians and the throughput plot.
 #
 #   bench/compare.sh RESULTS.jsonl RUNS 'FLAGS' ['FLAGS' ...]
 #
-# Each FLAGS is one workload, passed to both programs, e.g. '-clients 16'
-# or '-clients 16 -store disk' (-store disk becomes -store bolt for the
-# baseline). RUNS is how many times each program runs each workload.
-# HASHICORP_BENCH is the baseline's directory (default:
-# ../shared/bench/hashicorp beside the repository).
+# Each FLAGS is one workload, passed to every program, e.g. '-clients 16'
+# or '-clients 16 -store disk' (-store disk becomes -store bolt for
+# hashicorp's). RUNS is how many times each program runs each workload.
+# HASHICORP_BENCH and DRAGONBOAT_BENCH are the baselines' directories
+# (default: ../shared/bench/hashicorp and ../shared/bench/dragonboat beside
+# the repository); a baseline that is not there is left out, and said so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -21,16 +23,28 @@ fi
 out=$1 runs=$2
 case $runs in '' | *[!0-9]*) echo "bench/compare.sh: RUNS must be a number, not '$runs'" >&2; exit 2 ;; esac
 shift 2
-hcdir=${HASHICORP_BENCH:-$repo/../shared/bench/hashicorp}
-if [ ! -f "$hcdir/main.go" ]; then
-  echo "bench/compare.sh: the hashicorp/raft baseline is not in $hcdir (it needs its main.go there):" >&2
-  echo "  put ../shared/bench/hashicorp beside the repository, or set HASHICORP_BENCH to its directory" >&2
-  exit 2
-fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-(cd "$hcdir" && go build -o "$tmp/hashicorp" .)
+# The baselines: each is a directory with its main.go, built here.
+baselines=()
+for b in hashicorp dragonboat; do
+  var=$(echo "$b" | tr a-z A-Z)_BENCH
+  dir=${!var:-$repo/../shared/bench/$b}
+  if [ ! -f "$dir/main.go" ]; then
+    echo "bench/compare.sh: the $b baseline is not in $dir (it needs its main.go there): left out;" >&2
+    echo "  put ../shared/bench/$b beside the repository, or set $var to its directory" >&2
+    continue
+  fi
+  echo "bench/compare.sh: building the $b baseline in $dir" >&2
+  (cd "$dir" && go build -o "$tmp/$b" .)
+  baselines+=("$b")
+done
+if [ ${#baselines[@]} -eq 0 ]; then
+  echo "bench/compare.sh: no baseline to compare with: see above" >&2
+  exit 2
+fi
+
 # This project's bench: through `go run . bench` once main.go wires it,
 # otherwise through a throwaway main that calls bench.Run.
 if grep -qs 'bench.Run' main.go; then
@@ -63,8 +77,12 @@ record() {
 
 for i in $(seq "$runs"); do
   for flags in "$@"; do
-    # shellcheck disable=SC2086
-    record "$tmp/hashicorp" ${flags//-store disk/-store bolt}
+    for b in "${baselines[@]}"; do
+      f=$flags
+      [ "$b" = hashicorp ] && f=${flags//-store disk/-store bolt}
+      # shellcheck disable=SC2086
+      record "$tmp/$b" $f
+    done
     # shellcheck disable=SC2086
     record "${rc[@]}" $flags
   done

@@ -1,7 +1,8 @@
-// Command plot reads the JSON result lines of bench/compare.sh (both
-// implementations' benchmark output), prints the table of medians per
-// workload with the ratios of raft-consensus to hashicorp/raft, and draws
-// throughput against clients for both (memory storage) as a PNG.
+// Command plot reads the JSON result lines of bench/compare.sh (the
+// benchmark output of raft-consensus and of its baselines, hashicorp/raft
+// and dragonboat), prints the table of medians per workload with the ratio
+// of raft-consensus to the best baseline, and draws throughput against
+// clients for each (memory storage) as a PNG.
 //
 // Throughput and latency come from the runs without failovers
 // (-failovers 0); the failover median pools the samples of the runs with
@@ -45,9 +46,14 @@ type result struct {
 }
 
 const (
-	hashicorp = "hashicorp"
-	ours      = "raft-consensus"
+	hashicorp  = "hashicorp"
+	dragonboat = "dragonboat"
+	ours       = "raft-consensus"
 )
+
+// impls are the implementations, in the order of the table: the
+// baselines, then this project.
+var impls = []string{hashicorp, dragonboat, ours}
 
 func main() {
 	out := flag.String("out", "images/bench-throughput.png", "PNG to write (empty: none)")
@@ -95,7 +101,7 @@ func readResults(name string) ([]result, error) {
 		if err := json.Unmarshal([]byte(text), &r); err != nil {
 			return nil, fmt.Errorf("%s:%d: %v", name, line, err)
 		}
-		if r.Impl != hashicorp && r.Impl != ours {
+		if !slices.Contains(impls, r.Impl) {
 			return nil, fmt.Errorf("%s:%d: unknown impl %q", name, line, r.Impl)
 		}
 		rs = append(rs, r)
@@ -161,8 +167,8 @@ func list(xs []float64, prec int) string {
 }
 
 // printTable writes, per workload, the medians of throughput, p50 and p99
-// of both implementations and the ratios, then the failover medians over
-// every crash sample of each implementation.
+// of each implementation and the ratio of ours to the best baseline, then
+// the failover medians over every crash sample of each implementation.
 func printTable(w io.Writer, rs []result) {
 	g := groupBy(rs)
 	keys := make([]workload, 0, len(g))
@@ -178,55 +184,90 @@ func printTable(w io.Writer, rs []result) {
 		}
 		return a.clients - b.clients
 	})
-	fmt.Fprintln(w, "| workload | runs (hc/rc) | hashicorp ops/s | raft-consensus ops/s | ratio | hashicorp p50 ms | raft-consensus p50 ms | hashicorp p99 ms | raft-consensus p99 ms | load avg |")
-	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+	present := presentImpls(rs)
+	ops := func(r result) float64 { return r.OpsPerSec }
+	p50 := func(r result) float64 { return r.P50Ms }
+	p99 := func(r result) float64 { return r.P99Ms }
+	load := func(r result) float64 { return r.LoadAvg }
+	header := "| workload | runs |"
+	for _, what := range []string{"ops/s", "p50 ms", "p99 ms"} {
+		for _, impl := range present {
+			header += " " + impl + " " + what + " |"
+		}
+	}
+	header += " ours / best baseline | load avg |"
+	fmt.Fprintln(w, header)
+	fmt.Fprintln(w, "| --- | --- |"+strings.Repeat(" ---: |", 3*len(present)+1)+" --- |")
 	for _, k := range keys {
-		hc, rc := g[k][hashicorp], g[k][ours]
-		ops := func(r result) float64 { return r.OpsPerSec }
-		p50 := func(r result) float64 { return r.P50Ms }
-		p99 := func(r result) float64 { return r.P99Ms }
-		load := func(r result) float64 { return r.LoadAvg }
-		all := append(slices.Clone(hc), rc...)
-		fmt.Fprintf(w, "| %v | %d/%d | %.0f | %.0f | %.2f× | %.3f | %.3f | %.3f | %.3f | %.1f–%.1f |\n",
-			k, len(hc), len(rc),
-			median(field(hc, ops)), median(field(rc, ops)), median(field(rc, ops))/median(field(hc, ops)),
-			median(field(hc, p50)), median(field(rc, p50)), median(field(hc, p99)), median(field(rc, p99)),
+		var runs []string
+		var all []result
+		for _, impl := range present {
+			runs = append(runs, strconv.Itoa(len(g[k][impl])))
+			all = append(all, g[k][impl]...)
+		}
+		row := fmt.Sprintf("| %v | %s |", k, strings.Join(runs, "/"))
+		for _, col := range []struct {
+			f    func(result) float64
+			prec int
+		}{{ops, 0}, {p50, 3}, {p99, 3}} {
+			for _, impl := range present {
+				row += " " + strconv.FormatFloat(median(field(g[k][impl], col.f)), 'f', col.prec, 64) + " |"
+			}
+		}
+		best := math.NaN()
+		for _, impl := range present {
+			if impl != ours {
+				if m := median(field(g[k][impl], ops)); !math.IsNaN(m) && (math.IsNaN(best) || m > best) {
+					best = m
+				}
+			}
+		}
+		row += fmt.Sprintf(" %.2f× | %.1f–%.1f |", median(field(g[k][ours], ops))/best,
 			slices.Min(field(all, load)), slices.Max(field(all, load)))
+		fmt.Fprintln(w, row)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Runs behind each median (ops/s):")
 	fmt.Fprintln(w)
 	for _, k := range keys {
-		for _, impl := range []string{hashicorp, ours} {
+		for _, impl := range present {
 			rs := g[k][impl]
 			if len(rs) == 0 {
 				continue
 			}
 			fmt.Fprintf(w, "- %v, %s: %s (p50 %s; p99 %s)\n", k, impl,
-				list(field(rs, func(r result) float64 { return r.OpsPerSec }), 0),
-				list(field(rs, func(r result) float64 { return r.P50Ms }), 3),
-				list(field(rs, func(r result) float64 { return r.P99Ms }), 3))
+				list(field(rs, ops), 0), list(field(rs, p50), 3), list(field(rs, p99), 3))
 		}
 	}
 	samples := map[string][]float64{}
 	for _, r := range rs {
-		samples[r.Impl] = append(samples[r.Impl], r.FailoverAllMs...)
+		if len(r.FailoverAllMs) > 0 {
+			samples[r.Impl] = append(samples[r.Impl], r.FailoverAllMs...)
+		}
 	}
-	if len(samples[hashicorp]) > 0 || len(samples[ours]) > 0 {
+	if len(samples) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| leader failover | crashes | median ms | min ms | max ms |")
 		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: |")
-		for _, impl := range []string{hashicorp, ours} {
+		for _, impl := range present {
 			s := samples[impl]
 			if len(s) == 0 {
 				continue
 			}
 			fmt.Fprintf(w, "| %s | %d | %.1f | %.1f | %.1f |\n", impl, len(s), median(s), slices.Min(s), slices.Max(s))
 		}
-		if len(samples[hashicorp]) > 0 && len(samples[ours]) > 0 {
-			fmt.Fprintf(w, "\nfailover ratio raft-consensus / hashicorp: %.2f×\n", median(samples[ours])/median(samples[hashicorp]))
+	}
+}
+
+// presentImpls are the implementations that have results, in table order.
+func presentImpls(rs []result) []string {
+	var out []string
+	for _, impl := range impls {
+		if slices.ContainsFunc(rs, func(r result) bool { return r.Impl == impl }) {
+			out = append(out, impl)
 		}
 	}
+	return out
 }
 
 // drawThroughput plots the median throughput of each implementation
@@ -275,6 +316,7 @@ func drawThroughput(rs []result, path string) error {
 		shape draw.GlyphDrawer
 	}{
 		{hashicorp, color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, draw.CircleGlyph{}},
+		{dragonboat, color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}, draw.TriangleGlyph{}},
 		{ours, color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, draw.BoxGlyph{}},
 	}
 	top := 0.0
