@@ -164,6 +164,11 @@ type Result struct {
 	CPUSeconds      float64   `json:"cpu_s"`
 	CPUPerOpUs      float64   `json:"cpu_us_per_op"`
 	GoMaxProcs      int       `json:"gomaxprocs"`
+	// MaxGapMs is the longest stretch of the measured phase in which no
+	// operation completed (1 ms resolution); LeaderChanges counts the
+	// leader changes seen during it. A stall shows in them, not in p99.
+	MaxGapMs      float64 `json:"max_gap_ms"`
+	LeaderChanges int     `json:"leader_changes"`
 }
 
 // The project's defaults, spelled out: the comparison depends on them.
@@ -232,6 +237,7 @@ func run(ctx context.Context, o options, stderr io.Writer) (*Result, error) {
 		res.CPUSeconds = math.Round(lr.cpu.Seconds()*1000) / 1000
 		res.CPUPerOpUs = math.Round(float64(lr.cpu)/float64(n)/10) / 100
 	}
+	res.MaxGapMs, res.LeaderChanges = float64(lr.maxGap/time.Millisecond), lr.leaderChanges
 
 	if o.failovers > 0 && o.nodes >= 3 {
 		var elects, totals []time.Duration
@@ -348,6 +354,10 @@ type loadResult struct {
 	lat  []time.Duration
 	errs int
 	cpu  time.Duration // process CPU time used during the measured phase
+	// maxGap is the longest time without a completed operation in the
+	// measured phase; leaderChanges, the leader changes seen in it.
+	maxGap        time.Duration
+	leaderChanges int
 }
 
 // runLoad has C goroutines write back to back on the leader, each a client
@@ -416,6 +426,37 @@ func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
 	cpuTimer := time.AfterFunc(o.warmup, func() { cpuStart.Store(int64(processCPU())) })
 	defer cpuTimer.Stop()
 
+	// Completions per millisecond of the measured phase: the longest run
+	// of empty buckets is the longest stall.
+	buckets := make([]atomic.Int32, int(o.duration/time.Millisecond)+1)
+	// Leader changes during the measured phase, polled every 5 ms.
+	var leaderChanges atomic.Int64
+	watchDone := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		last, lastTerm, seen := 0, uint64(0), false
+		for {
+			select {
+			case <-watchDone:
+				return
+			case now := <-t.C:
+				if now.Before(mStart) || now.After(mEnd) {
+					continue
+				}
+				id, term := c.sim.Leader()
+				if seen && (id != last || term != lastTerm) && id != -1 {
+					leaderChanges.Add(1)
+				}
+				if id != -1 {
+					last, lastTerm, seen = id, term, true
+				}
+			}
+		}
+	}()
+
 	type perClient struct {
 		lat  []time.Duration
 		errs int
@@ -458,12 +499,17 @@ func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
 				}
 				if !t1.Before(mStart) && !t1.After(mEnd) {
 					pc.lat = append(pc.lat, t1.Sub(t0))
+					if i := int(t1.Sub(mStart) / time.Millisecond); i < len(buckets) {
+						buckets[i].Add(1)
+					}
 				}
 				cmd = makeCmd(id, ci, cmd.Seq+1, o.size)
 			}
 		}()
 	}
 	wg.Wait()
+	close(watchDone)
+	<-watched
 	if err := stopProfile(); err != nil {
 		return loadResult{}, fmt.Errorf("profile: %w", err)
 	}
@@ -480,6 +526,16 @@ func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
 		out.lat = append(out.lat, pc.lat...)
 		out.errs += pc.errs
 	}
+	run := 0
+	for i := range buckets {
+		if buckets[i].Load() == 0 {
+			run++
+			out.maxGap = max(out.maxGap, time.Duration(run)*time.Millisecond)
+		} else {
+			run = 0
+		}
+	}
+	out.leaderChanges = int(leaderChanges.Load())
 	slices.Sort(out.lat)
 	return out, nil
 }

@@ -68,7 +68,8 @@ func TestRunShort(t *testing.T) {
 		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 			t.Fatalf("%s: %v in %q", store, err, out.String())
 		}
-		if res.Impl != "raft-consensus" || res.Store != store || res.Ops == 0 || res.FailoverMs == nil || len(res.FailoverAllMs) != 1 {
+		if res.Impl != "raft-consensus" || res.Store != store || res.Ops == 0 || res.FailoverMs == nil || len(res.FailoverAllMs) != 1 ||
+			res.MaxGapMs < 0 || res.MaxGapMs > 300 || !strings.Contains(out.String(), `"leader_changes":`) {
 			t.Errorf("%s: unexpected result %+v", store, res)
 		}
 		if strings.Count(out.String(), "\n") != 1 {
