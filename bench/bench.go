@@ -46,6 +46,9 @@ type options struct {
 	timeout   time.Duration
 	seed      int64
 	verbose   bool
+	// snapshotEvery, if set, makes each node snapshot every that many
+	// applied entries (off by default, as in the baselines' short runs).
+	snapshotEvery uint64
 
 	cpuProfile string
 	memProfile string
@@ -90,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 	fs.IntVar(&o.failovers, "failovers", 5, "number of leader-failover measurements (0 to skip); needs -nodes >= 3")
 	fs.DurationVar(&o.timeout, "apply-timeout", 10*time.Second, "how long a client write may outlive the measured phase (one deadline for the run, not a timer per write)")
 	fs.Int64Var(&o.seed, "seed", 0, "seed of the simulator (0: from the clock)")
+	fs.Uint64Var(&o.snapshotEvery, "snapshot-every", 0, "snapshot each node every N applied entries (0: never, as the baselines in a short run)")
 	fs.BoolVar(&o.verbose, "v", false, "progress on stderr")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the load phase to this file")
@@ -187,7 +191,7 @@ func run(ctx context.Context, o options, stderr io.Writer) (*Result, error) {
 	cfg := raft.SimConfig{
 		Nodes: o.nodes, Seed: o.seed,
 		ElectionTimeoutMin: electionMin, ElectionTimeoutMax: electionMax, HeartbeatInterval: heartbeat,
-		ClientTimeout: o.timeout,
+		ClientTimeout: o.timeout, SnapshotThreshold: o.snapshotEvery,
 	}
 	if o.store == "disk" {
 		dir, err := os.MkdirTemp("", "raft-bench-")
