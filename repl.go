@@ -266,7 +266,7 @@ func (r *REPL) exec(line string) (exit bool) {
 		// The player stands still meanwhile, so that the command's start
 		// and end are the instants the session's record says.
 		if v := r.Virtual(); v != nil {
-			_, release := v.Hold()
+			release := v.Hold()
 			defer release()
 		}
 		start, failures := r.sessionNow(), r.failures.Load()

@@ -581,20 +581,13 @@ type NodeStatus = cluster.NodeStatus
 // knownConfigLocked is the configuration a leader uses, or else the one the
 // first running server knows; false if no server runs.
 func (s *ClusterSimulator) knownConfigLocked() (core.Configuration, bool) {
-	var cfg core.Configuration
-	have := false
+	var sums []core.Summary
 	for _, id := range s.memberIDsLocked() {
 		if n := s.nodes[id]; n.server != nil {
-			sum := n.server.Node().Summary()
-			if sum.Role == core.Leader {
-				return sum.Config, true
-			}
-			if !have {
-				cfg, have = sum.Config, true
-			}
+			sums = append(sums, n.server.Node().Summary())
 		}
 	}
-	return cfg, have
+	return cluster.KnownConfig(sums)
 }
 
 // Status reports every server (removed ones excluded), by id.
@@ -606,16 +599,12 @@ func (s *ClusterSimulator) Status() []NodeStatus {
 	var out []NodeStatus
 	for _, id := range s.memberIDsLocked() {
 		n := s.nodes[id]
-		st := NodeStatus{ID: id, Connected: !s.faults.IsDisconnected(id), Leader: core.None}
+		var sum core.Summary
+		var applied uint64
 		if n.server != nil {
-			sum := n.server.Node().Summary()
-			st.Alive = true
-			st.Role, st.Term, st.Leader, st.Commit = sum.Role, sum.Term, sum.Leader, sum.Commit
-			st.LastIndex, st.SnapshotIndex = sum.LastIndex, sum.SnapshotIndex
-			st.LogLength = sum.LastIndex - sum.SnapshotIndex
-			st.Applied = n.server.Applied()
+			sum, applied = n.server.Node().Summary(), n.server.Applied()
 		}
-		out = append(out, st)
+		out = append(out, cluster.StatusOf(id, n.server != nil, !s.faults.IsDisconnected(id), sum, applied))
 	}
 	for i := range out {
 		out[i].Member = cluster.Member(cfg, haveCfg, out[i].ID, s.nodes[out[i].ID].member)
@@ -677,15 +666,7 @@ func (s *ClusterSimulator) removeLocked(n *simNode, why string) {
 
 // Leader returns the leader among running, connected servers with the
 // highest term, or None.
-func (s *ClusterSimulator) Leader() (int, uint64) {
-	leader, term := core.None, uint64(0)
-	for _, st := range s.Status() {
-		if st.Alive && st.Connected && st.Role == core.Leader && st.Term >= term {
-			leader, term = st.ID, st.Term
-		}
-	}
-	return leader, term
-}
+func (s *ClusterSimulator) Leader() (int, uint64) { return cluster.LeaderOf(s.Status()) }
 
 // CheckUniqueLeader waits up to timeout until exactly one running,
 // connected server leads, and returns it. Two leaders of one term is an
@@ -694,26 +675,10 @@ func (s *ClusterSimulator) CheckUniqueLeader(timeout time.Duration) (int, uint64
 	var leader int
 	var term uint64
 	err := s.poll(timeout, func() (bool, error) {
-		leaders := map[uint64][]int{}
-		count := 0
-		for _, st := range s.Status() {
-			if st.Alive && st.Connected && st.Role == core.Leader {
-				leaders[st.Term] = append(leaders[st.Term], st.ID)
-				count++
-			}
-		}
-		for t, ids := range leaders {
-			if len(ids) > 1 {
-				return false, fmt.Errorf("%w: nodes %v lead term %d", ErrTwoLeaders, ids, t)
-			}
-		}
-		if count == 1 {
-			for t, ids := range leaders {
-				leader, term = ids[0], t
-			}
-			return true, nil
-		}
-		return false, nil
+		var ok bool
+		var err error
+		leader, term, ok, err = cluster.UniqueLeader(s.Status())
+		return ok, err
 	})
 	if errors.Is(err, ErrTimeout) {
 		err = fmt.Errorf("%w: no single leader within %v", ErrNoLeader, timeout)

@@ -5,7 +5,6 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -234,24 +233,16 @@ func (c *Cluster) isInterrupted() bool { return c.callDepth > 0 && c.intr.Load()
 
 // Hold keeps the player from moving time on until release is called, so
 // that a command's start and end are read at instants no event falls
-// between (the session's record of a played session); it returns the
-// time then.
-func (c *Cluster) Hold() (now time.Duration, release func()) {
+// between (the session's record of a played session).
+func (c *Cluster) Hold() (release func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.held = true
-	return c.w.now, func() {
+	return func() {
 		c.mu.Lock()
 		c.held = false
 		c.mu.Unlock()
 	}
-}
-
-// HeldNow is the time while held (the command's end).
-func (c *Cluster) HeldNow() time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.w.now
 }
 
 // Run lets d of virtual time pass.
@@ -409,23 +400,13 @@ func (c *Cluster) IDs() []int {
 // knownConfig is the configuration a leader uses, or else the one the
 // first running server knows; false if none runs.
 func (c *Cluster) knownConfig() (core.Configuration, bool) {
-	var cfg core.Configuration
-	have, leading := false, uint64(0)
+	var sums []core.Summary
 	for _, id := range c.w.ids() {
-		s := c.w.servers[id]
-		if !s.up {
-			continue
-		}
-		co := s.driver.Core()
-		switch {
-		case co.Role() == core.Leader && co.Term() > leading:
-			// The leader of the highest term: a deposed one may lag.
-			cfg, have, leading = co.Config(), true, co.Term()
-		case !have:
-			cfg, have = co.Config(), true
+		if s := c.w.servers[id]; s.up {
+			sums = append(sums, s.driver.Summary())
 		}
 	}
-	return cfg, have
+	return cluster.KnownConfig(sums)
 }
 
 // Status reports every member.
@@ -440,15 +421,12 @@ func (c *Cluster) status() []cluster.NodeStatus {
 	var out []cluster.NodeStatus
 	for _, id := range c.w.ids() {
 		s := c.w.servers[id]
-		st := cluster.NodeStatus{ID: id, Connected: !c.w.net.links.IsDisconnected(id), Leader: core.None}
+		var sum core.Summary
+		var applied uint64
 		if s.up {
-			sum := s.driver.Summary()
-			st.Alive = true
-			st.Role, st.Term, st.Leader, st.Commit = sum.Role, sum.Term, sum.Leader, sum.Commit
-			st.LastIndex, st.SnapshotIndex = sum.LastIndex, sum.SnapshotIndex
-			st.LogLength = sum.LastIndex - sum.SnapshotIndex
-			st.Applied = s.host.Applied()
+			sum, applied = s.driver.Summary(), s.host.Applied()
 		}
+		st := cluster.StatusOf(id, s.up, !c.w.net.links.IsDisconnected(id), sum, applied)
 		leaving := slices.ContainsFunc(c.w.removals, func(r removal) bool { return r.id == id })
 		st.Member = cluster.Member(cfg, haveCfg, id, leaving)
 		out = append(out, st)
@@ -510,15 +488,7 @@ func (c *Cluster) Timers() []Timer {
 }
 
 // leader is the running, connected leader with the highest term.
-func (c *Cluster) leader() (int, uint64) {
-	leader, term := core.None, uint64(0)
-	for _, st := range c.status() {
-		if st.Alive && st.Connected && st.Role == core.Leader && st.Term >= term {
-			leader, term = st.ID, st.Term
-		}
-	}
-	return leader, term
-}
+func (c *Cluster) leader() (int, uint64) { return cluster.LeaderOf(c.status()) }
 
 // Leader returns the running, connected leader with the highest term.
 func (c *Cluster) Leader() (int, uint64) {
@@ -544,27 +514,9 @@ func (c *Cluster) uniqueLeader(timeout time.Duration) (int, uint64, error) {
 	var term uint64
 	var err error
 	found := func() bool {
-		leaders := map[uint64][]int{}
-		count := 0
-		for _, st := range c.status() {
-			if st.Alive && st.Connected && st.Role == core.Leader {
-				leaders[st.Term] = append(leaders[st.Term], st.ID)
-				count++
-			}
-		}
-		for _, t := range slices.Sorted(maps.Keys(leaders)) { // in order: the message is the same every run
-			if ids := leaders[t]; len(ids) > 1 {
-				err = fmt.Errorf("%w: nodes %v lead term %d", cluster.ErrTwoLeaders, ids, t)
-				return true
-			}
-		}
-		if count == 1 {
-			for t, ids := range leaders {
-				leader, term = ids[0], t
-			}
-			return true
-		}
-		return false
+		var ok bool
+		leader, term, ok, err = cluster.UniqueLeader(c.status())
+		return ok || err != nil
 	}
 	deadline := c.w.now + timeout
 	for !found() {
