@@ -2,7 +2,6 @@ package raft
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -83,9 +82,9 @@ func (s *ClusterSimulator) AddServer(id int) error {
 			s.traceNode(id, core.Fault(nil, "removed"))
 		}
 		s.mu.Unlock()
-		return fmt.Errorf("%w (node %d was not added)", err, id)
+		return cluster.AddFailed(err, id, false)
 	default:
-		return fmt.Errorf("%w; the change may still commit: node %d stays, joining (add %d again to wait for it, or remove %d)", err, id, id, id)
+		return cluster.AddFailed(err, id, true)
 	}
 }
 
@@ -133,37 +132,26 @@ func (s *ClusterSimulator) changeMembership(t core.ConfChangeType, id int, done 
 			pause(ctx)
 			continue
 		}
-		sum := srv.Node().Summary()
-		if done(sum.Config) {
-			if sum.Commit >= sum.ConfigIndex {
-				return proposed, nil
+		switch cluster.NextStep(t, id, srv.Node().Summary(), done) {
+		case cluster.Done:
+			return proposed, nil
+		case cluster.Propose:
+			_, err = srv.Node().ProposeConfChange(t, id)
+			switch {
+			case err == nil:
+				proposed = true
+				if s.cfg.Tracer != nil {
+					s.traceNode(leader, core.Info("membership: proposed %v %d", t, id))
+				}
+			case cluster.Refused(err):
+				return proposed, err
+			default:
+				lastErr = err // retry
 			}
-			pause(ctx)
-			continue
-		}
-		if proposed && t == core.AddLearner && sum.Config.IsLearner(id) {
-			// Added; the leader promotes the learner once it caught up.
-			pause(ctx)
-			continue
-		}
-		_, err = srv.Node().ProposeConfChange(t, id)
-		switch {
-		case err == nil:
-			proposed = true
-			if s.cfg.Tracer != nil {
-				s.traceNode(leader, core.Info("membership: proposed %v %d", t, id))
-			}
-		case errors.Is(err, core.ErrBadMember):
-			return proposed, err
-		default:
-			lastErr = err // not leader any more, a change pending, no commit yet: retry
 		}
 		pause(ctx)
 	}
-	if lastErr == nil {
-		lastErr = ErrTimeout
-	}
-	return proposed, fmt.Errorf("%v %d not committed within %v: %w", t, id, s.membershipTimeout(), lastErr)
+	return proposed, cluster.NotCommitted(t, id, s.membershipTimeout(), lastErr)
 }
 
 // TransferLeadership makes target the leader (thesis §3.10). If target has

@@ -202,9 +202,9 @@ func (c *Cluster) AddServer(id int) error {
 		s.removed = true
 		w.net.links.Reconnect(id)
 		w.traceFault(nodeName(id), nil, "removed")
-		return fmt.Errorf("%w (node %d was not added)", err, id)
+		return cluster.AddFailed(err, id, false)
 	default:
-		return fmt.Errorf("%w; the change may still commit: node %d stays, joining (add %d again to wait for it, or remove %d)", err, id, id, id)
+		return cluster.AddFailed(err, id, true)
 	}
 }
 
@@ -249,12 +249,10 @@ func (c *Cluster) changeMembership(t core.ConfChangeType, id int, done func(core
 			continue
 		}
 		l := w.servers[leader]
-		co := l.driver.Core()
-		if cfg := co.Config(); done(cfg) {
-			if co.Committed() >= co.ConfigIndex() {
-				return proposed, nil
-			}
-		} else if !(t == core.AddLearner && cfg.IsLearner(id)) { // a learner: promoted once caught up
+		switch cluster.NextStep(t, id, l.driver.Summary(), done) {
+		case cluster.Done:
+			return proposed, nil
+		case cluster.Propose:
 			var res node.ProposeResult
 			if err := c.inStep(l, func() { res = l.driver.ProposeConfChange(t, id) }); err != nil {
 				lastErr = err
@@ -267,10 +265,10 @@ func (c *Cluster) changeMembership(t core.ConfChangeType, id int, done func(core
 				if t == core.RemoveServer {
 					w.removals = append(w.removals, removal{id: id, index: res.Index})
 				}
-			case errors.Is(res.Err, core.ErrBadMember):
+			case cluster.Refused(res.Err):
 				return proposed, res.Err
 			default:
-				lastErr = res.Err // not leader any more, a change pending: retry
+				lastErr = res.Err // retry
 			}
 		}
 		c.sleep(pollEvery)
@@ -278,10 +276,7 @@ func (c *Cluster) changeMembership(t core.ConfChangeType, id int, done func(core
 	if err := c.failure(nil); err != nil {
 		return proposed, err
 	}
-	if lastErr == nil {
-		lastErr = cluster.ErrTimeout
-	}
-	return proposed, fmt.Errorf("%v %d not committed within %v: %w", t, id, membershipTimeout, lastErr)
+	return proposed, cluster.NotCommitted(t, id, membershipTimeout, lastErr)
 }
 
 // TransferLeadership makes target the leader (thesis §3.10).
