@@ -75,7 +75,7 @@ func cmdLog(r *REPL, c cluster.Cluster, args []string) error {
 			return err
 		}
 	}
-	logs, status := c.Logs(), c.Status()
+	logs, status := c.Logs(cluster.MaxLogEntries), c.Status()
 	if nodeArg == "" {
 		return r.printLogs(logs, status, rng)
 	}

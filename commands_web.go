@@ -131,7 +131,7 @@ func (b webBackend) State() web.State {
 		}
 	}
 	logs := map[int]cluster.NodeLog{}
-	for _, l := range c.Logs() {
+	for _, l := range c.Logs(maxPageEntries) {
 		logs[l.ID] = l
 	}
 	for _, s := range c.Status() {
@@ -141,8 +141,7 @@ func (b webBackend) State() web.State {
 			n.Timer = &web.Timer{Elapsed: t.ElectionElapsed, Timeout: t.ElectionTimeout, TickMS: float64(t.Tick) / float64(time.Millisecond)}
 		}
 		l := logs[s.ID]
-		ents := l.Entries[max(0, len(l.Entries)-maxPageEntries):]
-		for _, e := range ents {
+		for _, e := range l.Entries {
 			n.Log = append(n.Log, web.LogEntry{Index: e.Index, Term: e.Term, Type: entryKind(e), Label: entryLabel(e, 6)})
 		}
 		st.Nodes = append(st.Nodes, n)

@@ -90,7 +90,7 @@ func (t *tour) settle() {
 	t.do("leader")
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		logs := t.cluster().Logs()
+		logs := t.cluster().Logs(cluster.MaxLogEntries)
 		var last, commit uint64
 		agree := true
 		for _, l := range logs {

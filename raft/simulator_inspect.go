@@ -14,15 +14,16 @@ import (
 // answer within it is shown as not answering, not waited for.
 const inspectTimeout = time.Second
 
-// Logs reports every server's log, by id (a crashed server's as empty).
-func (s *ClusterSimulator) Logs() []cluster.NodeLog {
+// Logs reports every server's log, by id (a crashed server's as empty):
+// the latest limit entries of each.
+func (s *ClusterSimulator) Logs(limit int) []cluster.NodeLog {
 	var out []cluster.NodeLog
 	for _, id := range s.IDs() {
 		l := cluster.NodeLog{ID: id}
 		if srv, err := s.Server(id); err == nil {
 			applied := srv.Applied()
 			ctx, cancel := context.WithTimeout(context.Background(), inspectTimeout)
-			if srv.Node().Inspect(ctx, func(c *core.Core) { l = cluster.LogOf(id, c, applied) }) != nil {
+			if srv.Node().Inspect(ctx, func(c *core.Core) { l = cluster.LogOf(id, c, applied, limit) }) != nil {
 				l = cluster.NodeLog{ID: id} // stopped meanwhile: shown as down
 			}
 			cancel()

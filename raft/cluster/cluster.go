@@ -42,8 +42,9 @@ type Cluster interface {
 	IDs() []int
 	// Status reports every server, by id.
 	Status() []NodeStatus
-	// Logs reports every server's log, by id.
-	Logs() []NodeLog
+	// Logs reports every server's log, by id: the latest limit entries of
+	// each (at most MaxLogEntries).
+	Logs(limit int) []NodeLog
 	// Leader is the running, connected leader with the highest term, or
 	// core.None.
 	Leader() (int, uint64)
@@ -126,6 +127,7 @@ func Member(cfg core.Configuration, known bool, id int, wasMember bool) string {
 }
 
 // MaxLogEntries bounds the entries a NodeLog carries: the latest ones.
+// The page asks for far fewer, several times a second.
 const MaxLogEntries = 10000
 
 // NodeLog is one server's log, for display.
@@ -151,13 +153,15 @@ type StaleRead struct {
 	Term    uint64
 }
 
-// LogOf copies a core's log for display.
-func LogOf(id int, c *core.Core, applied uint64) NodeLog {
+// LogOf copies a core's log for display: its latest limit entries (at most
+// MaxLogEntries).
+func LogOf(id int, c *core.Core, applied uint64, limit int) NodeLog {
 	first, last := c.FirstIndex(), c.LastIndex()
 	snapTerm, _ := c.TermAt(first - 1)
+	n := uint64(min(max(limit, 0), MaxLogEntries))
 	lo := first
-	if last >= lo && last-lo+1 > MaxLogEntries {
-		lo = last - MaxLogEntries + 1
+	if last >= lo && last-lo+1 > n {
+		lo = last + 1 - n
 	}
 	var ents []core.Entry
 	if last >= lo {

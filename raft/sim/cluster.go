@@ -435,7 +435,7 @@ func (c *Cluster) status() []cluster.NodeStatus {
 }
 
 // Logs reports every member's log.
-func (c *Cluster) Logs() []cluster.NodeLog {
+func (c *Cluster) Logs(limit int) []cluster.NodeLog {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []cluster.NodeLog
@@ -445,7 +445,7 @@ func (c *Cluster) Logs() []cluster.NodeLog {
 			out = append(out, cluster.NodeLog{ID: id})
 			continue
 		}
-		out = append(out, cluster.LogOf(id, s.driver.Core(), s.host.Applied()))
+		out = append(out, cluster.LogOf(id, s.driver.Core(), s.host.Applied(), limit))
 	}
 	return out
 }

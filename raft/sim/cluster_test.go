@@ -42,7 +42,7 @@ func TestClusterStandsStill(t *testing.T) {
 		t.Fatalf("a new cluster is at %v, want 0", c.Now())
 	}
 	c.Status()
-	c.Logs()
+	c.Logs(cluster.MaxLogEntries)
 	if c.Now() != 0 {
 		t.Fatalf("looking moved time to %v", c.Now())
 	}
@@ -146,7 +146,7 @@ func TestClusterMembershipTransferSnapshot(t *testing.T) {
 	if err != nil || idx < 20 {
 		t.Fatalf("snapshot: %d, %v", idx, err)
 	}
-	logs := c.Logs()
+	logs := c.Logs(cluster.MaxLogEntries)
 	if logs[0].SnapshotIndex != idx {
 		t.Fatalf("node 0's log starts after %d, want the snapshot %d", logs[0].SnapshotIndex, idx)
 	}
