@@ -32,6 +32,7 @@ import (
 
 	"raft-consensus/raft"
 	"raft-consensus/raft/kv"
+	"raft-consensus/raft/node"
 )
 
 type options struct {
@@ -49,6 +50,11 @@ type options struct {
 	// snapshotEvery, if set, makes each node snapshot every that many
 	// applied entries (off by default, as in the baselines' short runs).
 	snapshotEvery uint64
+	// pipeline is the RPCs in flight per peer (0: the node's default);
+	// delay, a random delay below it on every message.
+	pipeline      int
+	pipelineAfter time.Duration
+	delay         time.Duration
 
 	cpuProfile string
 	memProfile string
@@ -94,6 +100,9 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 	fs.DurationVar(&o.timeout, "apply-timeout", 10*time.Second, "how long a client write may outlive the measured phase (one deadline for the run, not a timer per write)")
 	fs.Int64Var(&o.seed, "seed", 0, "seed of the simulator (0: from the clock)")
 	fs.Uint64Var(&o.snapshotEvery, "snapshot-every", 0, "snapshot each node every N applied entries (0: never, as the baselines in a short run)")
+	fs.IntVar(&o.pipeline, "pipeline", node.DefaultPipeline, "RPCs in flight per peer (1: wait for each reply before the next)")
+	fs.DurationVar(&o.pipelineAfter, "pipeline-after", node.DefaultPipelineAfter, "how long the latest RPC to a peer waits for its reply before another may follow it")
+	fs.DurationVar(&o.delay, "delay", 0, "delay every message by a random time below this (the REPL's network delay), to measure a slow link")
 	fs.BoolVar(&o.verbose, "v", false, "progress on stderr")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the load phase to this file")
@@ -136,6 +145,12 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 		return bad("-failovers must be >= 0")
 	case o.timeout <= 0:
 		return bad("-apply-timeout must be > 0")
+	case o.pipeline < 1:
+		return bad("-pipeline must be >= 1")
+	case o.pipelineAfter <= 0:
+		return bad("-pipeline-after must be > 0")
+	case o.delay < 0:
+		return bad("-delay must be >= 0")
 	}
 	return o, 0, true
 }
@@ -173,6 +188,14 @@ type Result struct {
 	// leader changes seen during it. A stall shows in them, not in p99.
 	MaxGapMs      float64 `json:"max_gap_ms"`
 	LeaderChanges int     `json:"leader_changes"`
+	// AllocsPerOp is the process's heap allocations over the measured
+	// phase per operation (servers and clients: all in this process).
+	AllocsPerOp float64 `json:"allocs_per_op"`
+	// Pipeline is the RPCs in flight per peer; NetDelayMs, the random delay
+	// below which every message was held (-delay).
+	Pipeline        int     `json:"pipeline"`
+	PipelineAfterUs float64 `json:"pipeline_after_us"`
+	NetDelayMs      float64 `json:"net_delay_ms"`
 }
 
 // The project's defaults, spelled out: the comparison depends on them.
@@ -191,7 +214,7 @@ func run(ctx context.Context, o options, stderr io.Writer) (*Result, error) {
 	cfg := raft.SimConfig{
 		Nodes: o.nodes, Seed: o.seed,
 		ElectionTimeoutMin: electionMin, ElectionTimeoutMax: electionMax, HeartbeatInterval: heartbeat,
-		ClientTimeout: o.timeout, SnapshotThreshold: o.snapshotEvery,
+		ClientTimeout: o.timeout, SnapshotThreshold: o.snapshotEvery, Pipeline: o.pipeline, PipelineAfter: o.pipelineAfter,
 	}
 	if o.store == "disk" {
 		dir, err := os.MkdirTemp("", "raft-bench-")
@@ -212,6 +235,9 @@ func run(ctx context.Context, o options, stderr io.Writer) (*Result, error) {
 		return nil, fmt.Errorf("initial election: %w", err)
 	}
 	logf("cluster up: %d nodes, healthy after %v", o.nodes, time.Since(t))
+	if err := sim.SetMaxDelay(o.delay); err != nil {
+		return nil, err
+	}
 
 	lr, err := c.runLoad(ctx)
 	if err != nil {
@@ -230,6 +256,7 @@ func run(ctx context.Context, o options, stderr io.Writer) (*Result, error) {
 		ElectionTimeout: fmt.Sprintf("%v-%v", electionMin, electionMax), Heartbeat: heartbeat.String(),
 		Fsync: o.store == "disk", GoMaxProcs: runtime.GOMAXPROCS(0),
 		FailoverAllMs: []float64{},
+		Pipeline:      o.pipeline, PipelineAfterUs: float64(o.pipelineAfter) / float64(time.Microsecond), NetDelayMs: float64(o.delay) / float64(time.Millisecond),
 	}
 	if n := len(lr.lat); n > 0 {
 		var sum time.Duration
@@ -240,6 +267,7 @@ func run(ctx context.Context, o options, stderr io.Writer) (*Result, error) {
 		res.MaxMs = ms(lr.lat[n-1])
 		res.CPUSeconds = math.Round(lr.cpu.Seconds()*1000) / 1000
 		res.CPUPerOpUs = math.Round(float64(lr.cpu)/float64(n)/10) / 100
+		res.AllocsPerOp = math.Round(float64(lr.allocs)/float64(n)*10) / 10
 	}
 	res.MaxGapMs, res.LeaderChanges = float64(lr.maxGap/time.Millisecond), lr.leaderChanges
 
@@ -358,6 +386,8 @@ type loadResult struct {
 	lat  []time.Duration
 	errs int
 	cpu  time.Duration // process CPU time used during the measured phase
+	// allocs counts the heap allocations of the measured phase.
+	allocs uint64
 	// maxGap is the longest time without a completed operation in the
 	// measured phase; leaderChanges, the leader changes seen in it.
 	maxGap        time.Duration
@@ -427,7 +457,11 @@ func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
 	// The process's CPU time over the measured phase: on a shared machine
 	// it tells the cost of an operation better than the throughput does.
 	var cpuStart, cpuEnd atomic.Int64 // end: read after the clients stopped
-	cpuTimer := time.AfterFunc(o.warmup, func() { cpuStart.Store(int64(processCPU())) })
+	var allocsStart atomic.Uint64
+	cpuTimer := time.AfterFunc(o.warmup, func() {
+		cpuStart.Store(int64(processCPU()))
+		allocsStart.Store(heapAllocs())
+	})
 	defer cpuTimer.Stop()
 
 	// Completions per millisecond of the measured phase: the longest run
@@ -525,6 +559,9 @@ func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
 	cpuEnd.Store(int64(processCPU()))
 	if cpuStart.Load() > 0 && cpuEnd.Load() > 0 {
 		out.cpu = time.Duration(cpuEnd.Load() - cpuStart.Load())
+	}
+	if a := allocsStart.Load(); a > 0 {
+		out.allocs = heapAllocs() - a
 	}
 	for _, pc := range res {
 		out.lat = append(out.lat, pc.lat...)

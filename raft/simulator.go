@@ -48,6 +48,11 @@ type SimConfig struct {
 	DisablePreVote     bool
 	DisableCheckQuorum bool
 	MaxInflight        int
+	// Pipeline is how many RPCs a server may have in flight to one peer
+	// (default node.DefaultPipeline; 1: one at a time), PipelineAfter how
+	// long the latest must wait for its reply before another follows it.
+	Pipeline      int
+	PipelineAfter time.Duration
 
 	// SnapshotThreshold makes each state machine snapshot every that many
 	// applied entries, SnapshotThresholdBytes every that many bytes of
@@ -250,7 +255,7 @@ func (s *ClusterSimulator) startNode(n *simNode, members []int) error {
 			ElectionTimeoutMin: s.cfg.ElectionTimeoutMin, ElectionTimeoutMax: s.cfg.ElectionTimeoutMax,
 			HeartbeatInterval: s.cfg.HeartbeatInterval, TickInterval: s.cfg.TickInterval,
 			DisablePreVote: s.cfg.DisablePreVote, DisableCheckQuorum: s.cfg.DisableCheckQuorum,
-			MaxInflight: s.cfg.MaxInflight, SnapshotChunkBytes: s.cfg.SnapshotChunkBytes,
+			MaxInflight: s.cfg.MaxInflight, Pipeline: s.cfg.Pipeline, PipelineAfter: s.cfg.PipelineAfter, SnapshotChunkBytes: s.cfg.SnapshotChunkBytes,
 			AsyncLeaderWrites: s.cfg.DataDir != "",
 			OnViolation:       s.recordViolation,
 			Seed:              s.cfg.Seed*31 + int64(n.id) + time.Now().UnixNano(),

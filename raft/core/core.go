@@ -107,6 +107,11 @@ type brokenRules struct {
 	voteForStaleLogs bool
 	// commitOldTerms commits entries of earlier terms by counting (§5.4.2).
 	commitOldTerms bool
+	// truncateStaleSuffix makes a follower cut its log after the last entry
+	// of every AppendEntries it accepts, as if the message were the whole
+	// truth: a stale message that arrives after a newer one (pipelining
+	// reorders them) then erases entries the follower already acknowledged.
+	truncateStaleSuffix bool
 }
 
 // InitialState is what a restarting server read back from its Storage.

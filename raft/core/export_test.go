@@ -11,3 +11,9 @@ func BreakElectionRestriction(cfg *CoreConfig) { cfg.broken.voteForStaleLogs = t
 // BreakCommitRule makes a leader commit entries of earlier terms by
 // counting replicas (no §5.4.2 rule).
 func BreakCommitRule(cfg *CoreConfig) { cfg.broken.commitOldTerms = true }
+
+// BreakStaleAppends makes a follower truncate its log after the last entry
+// of every AppendEntries it accepts (Figure 2 step 3 says: only on a
+// conflict), which loses acknowledged entries when appends arrive out of
+// order.
+func BreakStaleAppends(cfg *CoreConfig) { cfg.broken.truncateStaleSuffix = true }

@@ -125,6 +125,15 @@ func (l *raftLog) truncateAndAppend(ents []Entry) {
 	}
 }
 
+// truncateAfter drops the entries after index i (only the broken rule
+// truncateStaleSuffix does this: a correct follower truncates only to
+// replace a conflicting suffix).
+func (l *raftLog) truncateAfter(i uint64) {
+	l.entries = l.entries[: i-l.snapIndex : i-l.snapIndex]
+	l.stabled = min(l.stabled, i)
+	l.inProgress = min(l.inProgress, i)
+}
+
 // findConflict returns the index of the first entry of ents that is not in
 // the log with the same term (Figure 2, AppendEntries receiver step 3), or 0
 // if every entry is already present.

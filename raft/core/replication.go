@@ -177,6 +177,9 @@ func (c *Core) handleAppendEntries(m Message) *Message {
 
 	// Step 5: commitIndex = min(leaderCommit, index of last new entry).
 	lastNew := prev + uint64(len(ents))
+	if c.cfg.broken.truncateStaleSuffix && lastNew < c.log.lastIndex() && lastNew >= c.log.committed {
+		c.log.truncateAfter(lastNew)
+	}
 	if m.LeaderCommit > c.log.committed {
 		c.commitTo(min(m.LeaderCommit, lastNew))
 	}

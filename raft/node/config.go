@@ -35,6 +35,15 @@ type Config struct {
 	MaxBytesPerAppend   int
 	// MaxInflight caps unacknowledged AppendEntries per follower (default 8).
 	MaxInflight int
+	// Pipeline is how many RPCs may be in flight to one peer at a time
+	// (default DefaultPipeline); 1 waits for each reply before sending the
+	// next. It needs a transport.Pipeliner (the TCP transport is one).
+	// PipelineAfter is how long the latest RPC must have waited for its
+	// reply before another starts behind it (default
+	// DefaultPipelineAfter): replies that come faster leave one RPC in
+	// flight, which carries more per call.
+	Pipeline      int
+	PipelineAfter time.Duration
 	// SnapshotChunkBytes is the size of one InstallSnapshot chunk (64 KiB).
 	SnapshotChunkBytes int
 
@@ -69,6 +78,13 @@ type Config struct {
 	broken brokenDriver
 }
 
+// Pipelining defaults: RPCs in flight per peer, and how long the latest
+// waits for its reply before another may follow it.
+const (
+	DefaultPipeline      = 4
+	DefaultPipelineAfter = 500 * time.Microsecond
+)
+
 // WithDefaults returns c with every zero field set to its default, or why
 // c is invalid.
 func (c Config) WithDefaults() (Config, error) {
@@ -92,6 +108,12 @@ func (c Config) WithDefaults() (Config, error) {
 	if c.MaxBytesPerAppend == 0 {
 		c.MaxBytesPerAppend = core.DefaultMaxBytesPerAppend
 	}
+	if c.Pipeline == 0 {
+		c.Pipeline = DefaultPipeline
+	}
+	if c.PipelineAfter == 0 {
+		c.PipelineAfter = DefaultPipelineAfter
+	}
 	if c.MaxInflight == 0 {
 		c.MaxInflight = core.DefaultMaxInflight
 	}
@@ -110,6 +132,10 @@ func (c Config) WithDefaults() (Config, error) {
 	switch {
 	case c.ID < 0:
 		return c, fmt.Errorf("node id %d is negative", c.ID)
+	case c.Pipeline < 0:
+		return c, fmt.Errorf("pipeline depth %d is negative", c.Pipeline)
+	case c.PipelineAfter < 0:
+		return c, fmt.Errorf("pipeline wait %v is negative", c.PipelineAfter)
 	case c.TickInterval <= 0:
 		return c, fmt.Errorf("tick interval %v must be positive", c.TickInterval)
 	case c.ElectionTimeoutMax <= c.ElectionTimeoutMin:

@@ -309,23 +309,35 @@ func (n *RaftNode) Done() <-chan struct{} { return n.done }
 // persisted what the reply depends on (Figure 2: respond after updating
 // stable storage). It is the node's side of every transport.
 func (n *RaftNode) Handle(m core.Message) (core.Message, error) {
+	return n.Accept(m)()
+}
+
+// Accept queues an incoming request for the node and returns at once; wait
+// returns the reply as Handle does. Requests accepted one after the other
+// are stepped in that order: the TCP listener accepts a connection's
+// requests from the goroutine that reads them, so pipelined AppendEntries
+// reach the core in the order the leader sent them (transport.OrderedHandler).
+func (n *RaftNode) Accept(m core.Message) (wait func() (core.Message, error)) {
 	if !m.Type.IsRequest() || m.To != n.id {
-		return core.Message{}, fmt.Errorf("node %d: malformed %v request", n.id, m.Type)
+		err := fmt.Errorf("node %d: malformed %v request", n.id, m.Type)
+		return func() (core.Message, error) { return core.Message{}, err }
 	}
 	in := inbound{msg: m, reply: make(chan *core.Message, 1)}
 	select {
 	case n.recvc <- in:
 	case <-n.done:
-		return core.Message{}, ErrStopped
+		return func() (core.Message, error) { return core.Message{}, ErrStopped }
 	}
-	select {
-	case r := <-in.reply:
-		if r == nil {
-			return core.Message{}, ErrNoReply
+	return func() (core.Message, error) {
+		select {
+		case r := <-in.reply:
+			if r == nil {
+				return core.Message{}, ErrNoReply
+			}
+			return *r, nil
+		case <-n.done:
+			return core.Message{}, ErrStopped
 		}
-		return *r, nil
-	case <-n.done:
-		return core.Message{}, ErrStopped
 	}
 }
 
@@ -448,9 +460,11 @@ func (n *RaftNode) shutdown() {
 	}
 }
 
-// peerSender sends one peer its messages in order, one RPC at a time, and
-// feeds the replies back to the node. Keeping order per peer means a
-// heartbeat never overtakes the entries sent before it.
+// peerSender sends one peer its messages in order and feeds the replies
+// back to the node. With Config.Pipeline > 1 and a transport that
+// pipelines, up to that many RPCs are in flight at once, started in queue
+// order (so a heartbeat never overtakes the entries sent before it on the
+// wire); otherwise it waits for each reply before sending the next.
 type peerSender struct {
 	id    int
 	node  *RaftNode
@@ -458,9 +472,79 @@ type peerSender struct {
 	queue *PeerQueue
 }
 
+// callResult is the outcome of one pipelined RPC.
+type callResult struct {
+	reply core.Message
+	err   error
+}
+
 func (p *peerSender) run() {
 	n := p.node
 	defer n.peersWG.Done()
+	pipe, _ := n.transport.(transport.Pipeliner)
+	if pipe == nil || n.cfg.Pipeline <= 1 {
+		p.runOneAtATime()
+		return
+	}
+	depth := n.cfg.Pipeline
+	// Every RPC started delivers one result, and at most depth are in
+	// flight: a done callback never blocks.
+	results := make(chan callResult, depth)
+	inflight := 0
+	// An RPC starts behind others in flight only once the latest has
+	// waited PipelineAfter for its reply: on a fast link the reply comes
+	// first and the queue merges what waits into one RPC (fewer, larger
+	// RPCs cost less CPU); on a slow one the link fills.
+	var lastStart time.Time
+	gate := time.NewTimer(time.Hour)
+	gate.Stop()
+	armed := false
+	defer gate.Stop()
+	for {
+		for inflight < depth && p.queue.Len() > 0 {
+			if inflight > 0 {
+				if wait := n.cfg.PipelineAfter - time.Since(lastStart); wait > 0 {
+					if !armed {
+						gate.Reset(wait)
+						armed = true
+					}
+					break
+				}
+			}
+			m, ok := p.queue.Take()
+			if !ok {
+				break
+			}
+			inflight++
+			lastStart = time.Now()
+			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RPCTimeout)
+			pipe.Go(ctx, m, func(reply core.Message, err error) {
+				cancel()
+				results <- callResult{reply, err}
+			})
+		}
+		select {
+		case <-p.wake:
+		case <-gate.C:
+			armed = false
+		case r := <-results:
+			inflight--
+			if r.err != nil {
+				continue // lost: the protocol retries
+			}
+			select {
+			case n.respc <- r.reply:
+			case <-n.stopc:
+				return
+			}
+		case <-n.stopc:
+			return // the node's context ends the calls in flight
+		}
+	}
+}
+
+func (p *peerSender) runOneAtATime() {
+	n := p.node
 	for {
 		select {
 		case <-p.wake:

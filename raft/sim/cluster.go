@@ -13,6 +13,7 @@ import (
 	"raft-consensus/raft/cluster"
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/kv"
+	"raft-consensus/raft/node"
 	"raft-consensus/raft/trace"
 )
 
@@ -110,6 +111,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		// As the ClusterSimulator: the leader writes in parallel with
 		// replicating when the storage is a disk (thesis §10.2.1).
 		AsyncWrites: !cfg.Memory,
+		Pipeline:    node.DefaultPipeline,
 		Core:        cc,
 	}
 	tap := trace.Func(func(node string, e core.Event) {

@@ -74,21 +74,28 @@ func (w *world) lost(from, to int) bool {
 	return n.dropRate > 0 && w.rng.Float64() < n.dropRate
 }
 
-// link carries one server's requests to one peer, one RPC at a time, from
-// the driver's PeerQueue (which merges the AppendEntries queued behind an
-// RPC in flight), as RaftNode's peer sender does.
+// link carries one server's requests to one peer, up to Params.Pipeline
+// RPCs at a time, from the driver's PeerQueue (which merges the
+// AppendEntries queued behind the RPCs in flight), as RaftNode's peer
+// sender does. Each RPC draws its own delay, so pipelined requests may
+// arrive out of order: the follower must cope (Figure 2's receiver never
+// truncates on a stale message), and the run counts how often it happens.
 type link struct {
 	s        *server
 	to       int
 	queue    *node.PeerQueue
-	inflight uint64 // the RPC in flight, 0 if none
+	inflight map[uint64]struct{} // the RPCs in flight, by id
+	// delivered is the id of the latest RPC of this link stepped by the
+	// peer; one stepped after it arrived out of order.
+	delivered uint64
 }
 
 func (s *server) link(to int) *link {
 	l := s.links[to]
 	if l == nil {
 		cc := s.w.p.Core
-		l = &link{s: s, to: to, queue: node.NewPeerQueue(cc.MaxEntriesPerAppend, cc.MaxBytesPerAppend)}
+		l = &link{s: s, to: to, queue: node.NewPeerQueue(cc.MaxEntriesPerAppend, cc.MaxBytesPerAppend),
+			inflight: map[uint64]struct{}{}}
 		s.links[to] = l
 	}
 	return l
@@ -96,28 +103,35 @@ func (s *server) link(to int) *link {
 
 func (l *link) push(m core.Message) {
 	l.queue.Push(m)
-	if l.inflight == 0 {
-		l.sendNext()
+	l.sendMore()
+}
+
+// depth is how many RPCs the link may have in flight.
+func (l *link) depth() int { return max(1, l.s.w.p.Pipeline) }
+
+// sendMore sends queued messages while the pipeline has room.
+func (l *link) sendMore() {
+	for len(l.inflight) < l.depth() && l.sendNext() {
 	}
 }
 
-// sendNext sends the next queued message as an RPC.
-func (l *link) sendNext() {
+// sendNext sends the next queued message as an RPC; false if none waits.
+func (l *link) sendNext() bool {
 	m, ok := l.queue.Take()
 	if !ok {
-		return
+		return false
 	}
 	w := l.s.w
 	w.calls++
 	id := w.calls
-	l.inflight = id
+	l.inflight[id] = struct{}{}
 	w.stats.messages++
 	from, to, inc := m.From, m.To, l.s.inc
 	finished := func() {
-		if l.inflight == id {
-			l.inflight = 0
+		if _, waiting := l.inflight[id]; waiting {
+			delete(l.inflight, id)
 			if l.s.inc == inc {
-				l.sendNext()
+				l.sendMore()
 			}
 		}
 	}
@@ -128,10 +142,10 @@ func (l *link) sendNext() {
 		}
 		if !w.net.linked(from, to) && w.rng.Intn(3) == 0 {
 			w.after(w.delay(), finished) // refused at once
-			return
+			return true
 		}
 		w.after(w.p.rpcTimeout(), finished)
-		return
+		return true
 	}
 	copies := 1
 	if w.net.dupRate > 0 && w.rng.Float64() < w.net.dupRate {
@@ -148,6 +162,10 @@ func (l *link) sendNext() {
 			if t == nil || !t.up || t.removed {
 				return // nobody there: the caller times out
 			}
+			if id < l.delivered && m.Type == core.MsgAppendEntries {
+				w.stats.reordered++
+			}
+			l.delivered = max(l.delivered, id)
 			t.input(func() {
 				t.driver.Step(m, func(r *core.Message) {
 					if r != nil {
@@ -163,6 +181,7 @@ func (l *link) sendNext() {
 		})
 	}
 	w.after(w.p.rpcTimeout(), finished)
+	return true
 }
 
 // reply carries a reply back to the caller of RPC id.
@@ -179,12 +198,12 @@ func (w *world) reply(l *link, id uint64, inc int, r core.Message) {
 	w.after(d, func() {
 		landed()
 		s := l.s
-		if l.inflight != id || s.inc != inc || !s.up {
+		if _, waiting := l.inflight[id]; !waiting || s.inc != inc || !s.up {
 			return // the caller gave up, or is gone
 		}
-		l.inflight = 0
+		delete(l.inflight, id)
 		s.input(func() { s.driver.Step(r, nil) })
-		l.sendNext()
+		l.sendMore()
 	})
 }
 

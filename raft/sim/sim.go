@@ -101,6 +101,8 @@ type Options struct {
 	Host   func(*kv.HostConfig)
 	// Store, if set, makes every server's state machine.
 	Store func() kv.StateMachine
+	// Params, if set, changes the parameters drawn from the seed.
+	Params func(*Params)
 	// MaxEvents and MaxWall bound a run (defaults 3,000,000 events and
 	// 30 s of wall-clock time); past them it fails with its summary.
 	MaxEvents int
@@ -123,8 +125,12 @@ type Params struct {
 	SnapshotEvery uint64 // 0: no snapshots
 	Membership    bool
 	AsyncWrites   bool // the leader writes through a LogWriter (thesis §10.2.1)
-	Faults        FaultSet
-	Core          core.CoreConfig
+	// Pipeline is how many RPCs a server may have in flight to one peer
+	// (RaftNode's Config.Pipeline); each draws its own delay, so
+	// pipelined AppendEntries arrive out of order.
+	Pipeline int
+	Faults   FaultSet
+	Core     core.CoreConfig
 }
 
 // DrawParams derives a run's parameters from its seed.
@@ -155,6 +161,7 @@ func DrawParams(seed int64, faults FaultSet) Params {
 		MaxEntriesPerAppend: 1 + r.Intn(64), MaxBytesPerAppend: 1 << 20, MaxInflight: 1 + r.Intn(8),
 		SnapshotChunkBytes: 16 + r.Intn(256),
 	}
+	p.Pipeline = 1 + r.Intn(4)
 	return p
 }
 
@@ -165,7 +172,7 @@ func (p Params) rpcTimeout() time.Duration {
 }
 
 type stats struct {
-	events, steps, messages, dropped, duplicated, late, faults, ops, unknown, elections,
+	events, steps, messages, dropped, duplicated, late, reordered, faults, ops, unknown, elections,
 	snapshots, confChanges, crashes, stepCrashes, storageStops, refusedStarts int
 }
 
@@ -418,10 +425,10 @@ func (w *world) summary() string {
 	if w.p.Disk {
 		store = "disk"
 	}
-	return fmt.Sprintf("seed %d: %d nodes, %s, faults %v, %v virtual, %d events, %d server steps, %d messages (%d dropped, %d duplicated, %d late), "+
+	return fmt.Sprintf("seed %d: %d nodes, %s, faults %v, %v virtual, %d events, %d server steps, %d messages (%d dropped, %d duplicated, %d late, %d appends out of order), "+
 		"%d faults (%d crashes, %d inside a step, %d storage stops, %d refused starts), %d elections, %d snapshots, %d membership changes, "+
 		"%d ops (%d unknown), log hash %016x",
-		w.p.Seed, w.p.Nodes, store, w.p.Faults, w.now.Round(time.Millisecond), st.events, st.steps, st.messages, st.dropped, st.duplicated, st.late,
+		w.p.Seed, w.p.Nodes, store, w.p.Faults, w.now.Round(time.Millisecond), st.events, st.steps, st.messages, st.dropped, st.duplicated, st.late, st.reordered,
 		st.faults, st.crashes, st.stepCrashes, st.storageStops, st.refusedStarts, st.elections, st.snapshots, st.confChanges,
 		st.ops, st.unknown, h.Sum64())
 }
@@ -438,7 +445,10 @@ type Result struct {
 // Stats are a run's counts, for reports.
 type Stats struct {
 	Events, Ops, Faults int
-	Virtual             time.Duration
+	// Reordered counts AppendEntries a peer stepped after a later RPC of
+	// the same link (pipelining and duplicates cause it).
+	Reordered int
+	Virtual   time.Duration
 }
 
 // RunSeed runs one seed and returns its summary and the first failure.
@@ -448,6 +458,9 @@ func RunSeed(seed int64, opts Options) Result {
 		faults = *opts.Faults
 	}
 	p := DrawParams(seed, faults)
+	if opts.Params != nil {
+		opts.Params(&p)
+	}
 	w := newWorld(p, opts)
 	w.startWorkload()
 	err := w.run()
@@ -458,7 +471,7 @@ func RunSeed(seed int64, opts Options) Result {
 		err = fmt.Errorf("only %d client operations completed, want at least 200", w.stats.ops)
 	}
 	return Result{Seed: seed, Summary: w.summary(), Err: err, Params: p,
-		Stats: Stats{Events: w.stats.events, Ops: w.stats.ops, Faults: w.stats.faults, Virtual: w.now}}
+		Stats: Stats{Events: w.stats.events, Ops: w.stats.ops, Faults: w.stats.faults, Reordered: w.stats.reordered, Virtual: w.now}}
 }
 
 func nodeName(id int) string { return strconv.Itoa(id) }

@@ -60,6 +60,11 @@ type wireCodec struct {
 	wbuf []byte // the frame being written, reused
 
 	body []byte // the body of the frame just read, until its Read*Body
+
+	// Server side only: method is the method of the request just read, and
+	// accept hands a decoded request to the node (see Request).
+	method string
+	accept func(core.Message) func() (core.Message, error)
 }
 
 func newWireCodec(rwc io.ReadWriteCloser) *wireCodec {
@@ -68,7 +73,11 @@ func newWireCodec(rwc io.ReadWriteCloser) *wireCodec {
 
 // newClientCodec and newServerCodec are the codecs the TCP transport uses.
 func newClientCodec(rwc io.ReadWriteCloser) rpc.ClientCodec { return newWireCodec(rwc) }
-func newServerCodec(rwc io.ReadWriteCloser) rpc.ServerCodec { return newWireCodec(rwc) }
+func newServerCodec(rwc io.ReadWriteCloser, h Handler) rpc.ServerCodec {
+	c := newWireCodec(rwc)
+	c.accept = acceptor(h)
+	return c
+}
 
 // WriteRequest implements rpc.ClientCodec.
 func (c *wireCodec) WriteRequest(r *rpc.Request, body any) error {
@@ -177,6 +186,7 @@ func (c *wireCodec) ReadRequestHeader(r *rpc.Request) error {
 		return err
 	}
 	r.Seq, r.ServiceMethod = seq, method
+	c.method = method
 	return nil
 }
 
@@ -190,8 +200,24 @@ func (c *wireCodec) ReadResponseHeader(r *rpc.Response) error {
 	return nil
 }
 
-// ReadRequestBody implements rpc.ServerCodec.
-func (c *wireCodec) ReadRequestBody(body any) error { return c.readBody(body) }
+// ReadRequestBody implements rpc.ServerCodec. net/rpc calls it from the
+// goroutine that reads the connection, once per request in arrival order,
+// and only then starts a goroutine for the method: so this is where a
+// request is handed to the node, to keep pipelined requests in order.
+func (c *wireCodec) ReadRequestBody(body any) error {
+	req, ok := body.(*Request)
+	if !ok {
+		return c.readBody(body)
+	}
+	if err := c.readBody(&req.msg); err != nil {
+		return err
+	}
+	if want, ok := rpcMethod(req.msg.Type); !ok || want != c.method {
+		return fmt.Errorf("raft codec: a %v message sent to %s", req.msg.Type, c.method)
+	}
+	req.wait = c.accept(req.msg)
+	return nil
+}
 
 // ReadResponseBody implements rpc.ClientCodec.
 func (c *wireCodec) ReadResponseBody(body any) error { return c.readBody(body) }

@@ -174,9 +174,9 @@ func (f *NetworkFaults) linkedLocked(from, to int) bool {
 	return false
 }
 
-// deliver decides the fate of one message from → to: it returns an error if
-// the message is lost, after waiting out its delay.
-func (f *NetworkFaults) deliver(ctx context.Context, from, to int) error {
+// fate decides what happens to one message from → to: an error if it is
+// lost, else the delay it takes.
+func (f *NetworkFaults) fate(from, to int) (time.Duration, error) {
 	f.mu.Lock()
 	linked := f.linkedLocked(from, to)
 	dropped := f.dropRate > 0 && f.rand.Float64() < f.dropRate
@@ -187,31 +187,51 @@ func (f *NetworkFaults) deliver(ctx context.Context, from, to int) error {
 	f.mu.Unlock()
 	switch {
 	case !linked:
-		return fmt.Errorf("%w: link %d→%d is cut", ErrUnreachable, from, to)
+		return 0, fmt.Errorf("%w: link %d→%d is cut", ErrUnreachable, from, to)
 	case dropped:
-		return fmt.Errorf("%w: message %d→%d dropped", ErrUnreachable, from, to)
+		return 0, fmt.Errorf("%w: message %d→%d dropped", ErrUnreachable, from, to)
 	}
-	if delay > 0 {
-		timer := time.NewTimer(delay)
-		defer timer.Stop()
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	return delay, nil
+}
+
+// deliver decides the fate of one message from → to: it returns an error if
+// the message is lost, after waiting out its delay.
+func (f *NetworkFaults) deliver(ctx context.Context, from, to int) error {
+	delay, err := f.fate(from, to)
+	if err != nil {
+		return err
 	}
-	return nil
+	return sleep(ctx, delay)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // WithFaults returns a Transport that sends through inner, the request and
-// then the reply each subject to f.
+// then the reply each subject to f. It is a Pipeliner; when inner is one
+// too, the requests started toward a peer stay in order through their
+// delays, as on a TCP connection with latency.
 func WithFaults(inner Transport, f *NetworkFaults) Transport {
-	return &faultyTransport{inner: inner, faults: f}
+	return &faultyTransport{inner: inner, faults: f, lines: map[int]*delayLine{}}
 }
 
 type faultyTransport struct {
 	inner  Transport
 	faults *NetworkFaults
+
+	mu    sync.Mutex
+	lines map[int]*delayLine // by peer
 }
 
 // Call implements Transport.
@@ -227,6 +247,89 @@ func (t *faultyTransport) Call(ctx context.Context, m core.Message) (core.Messag
 		return core.Message{}, err
 	}
 	return reply, nil
+}
+
+// Go implements Pipeliner.
+func (t *faultyTransport) Go(ctx context.Context, m core.Message, done func(core.Message, error)) {
+	inner, ok := t.inner.(Pipeliner)
+	if !ok {
+		go func() { done(t.Call(ctx, m)) }()
+		return
+	}
+	delay, err := t.faults.fate(m.From, m.To)
+	if err != nil {
+		done(core.Message{}, err)
+		return
+	}
+	send := func() {
+		if err := ctx.Err(); err != nil {
+			done(core.Message{}, err)
+			return
+		}
+		inner.Go(ctx, m, func(reply core.Message, err error) {
+			if err == nil {
+				err = t.faults.deliver(ctx, m.To, m.From)
+			}
+			done(reply, err)
+		})
+	}
+	t.mu.Lock()
+	line := t.lines[m.To]
+	if line == nil {
+		line = &delayLine{}
+		t.lines[m.To] = line
+	}
+	t.mu.Unlock()
+	line.add(ctx, time.Now().Add(delay), send)
+}
+
+// delayLine holds the requests toward one peer during their delays and
+// sends them in the order they came, none before its time: the random
+// delays of the faults then reorder nothing, as on one TCP connection.
+type delayLine struct {
+	mu      sync.Mutex
+	queue   []delayed
+	running bool // a goroutine is sending the queue
+}
+
+type delayed struct {
+	ctx  context.Context
+	at   time.Time
+	send func()
+}
+
+// add queues send for at (it runs at once, on the caller's goroutine, when
+// it is due and nothing waits before it).
+func (l *delayLine) add(ctx context.Context, at time.Time, send func()) {
+	l.mu.Lock()
+	if !l.running && len(l.queue) == 0 && !time.Now().Before(at) {
+		l.mu.Unlock()
+		send()
+		return
+	}
+	l.queue = append(l.queue, delayed{ctx: ctx, at: at, send: send})
+	start := !l.running
+	l.running = true
+	l.mu.Unlock()
+	if start {
+		go l.run()
+	}
+}
+
+func (l *delayLine) run() {
+	for {
+		l.mu.Lock()
+		if len(l.queue) == 0 {
+			l.running = false
+			l.mu.Unlock()
+			return
+		}
+		next := l.queue[0]
+		l.queue = l.queue[1:]
+		l.mu.Unlock()
+		_ = sleep(next.ctx, time.Until(next.at)) // send reports a cancelled ctx
+		next.send()
+	}
 }
 
 // Close closes the transport inside, if it can be closed.

@@ -22,6 +22,20 @@ type Transport interface {
 	Call(ctx context.Context, m core.Message) (core.Message, error)
 }
 
+// Pipeliner is a Transport that can have several requests to one peer in
+// flight: Go sends m and returns without waiting for the reply, which done
+// receives exactly once, or the error that lost it; ctx bounds the call.
+// done must not block: it may run on the caller's goroutine, before Go
+// returns (a request lost at once), or on another. While a connection lasts, the requests one
+// goroutine starts toward one peer reach the peer's OrderedHandler in the
+// order of the calls (a TCP stream, read by one goroutine), so pipelined
+// AppendEntries seldom arrive out of order; they still may, across a
+// reconnection or through a faulty network, and the core copes with that.
+type Pipeliner interface {
+	Transport
+	Go(ctx context.Context, m core.Message, done func(core.Message, error))
+}
+
 // Errors of the transports.
 var (
 	// ErrUnreachable is returned when a message could not be delivered.
@@ -34,6 +48,35 @@ var (
 // the reply once it may be sent (after what it depends on is durable).
 type Handler interface {
 	Handle(m core.Message) (core.Message, error)
+}
+
+// OrderedHandler is a Handler that takes a request in two steps: Accept
+// queues m for the server in the order of the calls and returns at once,
+// and wait returns its reply. The listener accepts a connection's requests
+// from the one goroutine that reads them, so the server steps them in the
+// order they were sent (net/rpc runs each method on a goroutine of its
+// own, which would otherwise race them).
+type OrderedHandler interface {
+	Handler
+	Accept(m core.Message) (wait func() (core.Message, error))
+}
+
+// acceptor returns h's Accept, or for a plain Handler, one that handles
+// the request when its reply is waited for.
+func acceptor(h Handler) func(core.Message) func() (core.Message, error) {
+	if oh, ok := h.(OrderedHandler); ok {
+		return oh.Accept
+	}
+	return func(m core.Message) func() (core.Message, error) {
+		return func() (core.Message, error) { return h.Handle(m) }
+	}
+}
+
+// Request is a request as the listener's codec hands it to the service:
+// the message, already accepted by the handler.
+type Request struct {
+	msg  core.Message
+	wait func() (core.Message, error)
 }
 
 // TCPTransport calls peers' Servers with net/rpc over TCP on 127.0.0.1,
@@ -69,16 +112,40 @@ func (t *TCPTransport) SetAddr(id int, addr string) {
 
 // Call implements Transport.
 func (t *TCPTransport) Call(ctx context.Context, m core.Message) (core.Message, error) {
-	method, ok := rpcMethod(m.Type)
-	if !ok {
-		return core.Message{}, fmt.Errorf("message type %v is not a request", m.Type)
-	}
-	client, err := t.client(ctx, m.To)
+	client, call, err := t.start(ctx, m)
 	if err != nil {
 		return core.Message{}, err
 	}
-	var reply core.Message
-	call := client.Go(method, &m, &reply, make(chan *rpc.Call, 1))
+	return t.finish(ctx, m.To, client, call)
+}
+
+// Go implements Pipeliner: the request is written to the peer's
+// connection, behind the ones started before it, before Go returns.
+func (t *TCPTransport) Go(ctx context.Context, m core.Message, done func(core.Message, error)) {
+	client, call, err := t.start(ctx, m)
+	if err != nil {
+		done(core.Message{}, err)
+		return
+	}
+	go func() { done(t.finish(ctx, m.To, client, call)) }()
+}
+
+// start sends m on the peer's connection (net/rpc writes it before
+// returning).
+func (t *TCPTransport) start(ctx context.Context, m core.Message) (*rpc.Client, *rpc.Call, error) {
+	method, ok := rpcMethod(m.Type)
+	if !ok {
+		return nil, nil, fmt.Errorf("message type %v is not a request", m.Type)
+	}
+	client, err := t.client(ctx, m.To)
+	if err != nil {
+		return nil, nil, err
+	}
+	return client, client.Go(method, &m, new(core.Message), make(chan *rpc.Call, 1)), nil
+}
+
+// finish waits for the reply of a call start made.
+func (t *TCPTransport) finish(ctx context.Context, to int, client *rpc.Client, call *rpc.Call) (core.Message, error) {
 	select {
 	case <-call.Done:
 	case <-ctx.Done():
@@ -86,11 +153,11 @@ func (t *TCPTransport) Call(ctx context.Context, m core.Message) (core.Message, 
 	}
 	if call.Error != nil {
 		if _, isServerErr := call.Error.(rpc.ServerError); !isServerErr {
-			t.dropClient(m.To, client)
+			t.dropClient(to, client)
 		}
 		return core.Message{}, call.Error
 	}
-	return reply, nil
+	return *call.Reply.(*core.Message), nil
 }
 
 func (t *TCPTransport) client(ctx context.Context, to int) (*rpc.Client, error) {
@@ -174,17 +241,17 @@ func Listen(addr string, h Handler) (*Listener, error) {
 		return nil, err
 	}
 	srv := rpc.NewServer()
-	if err := srv.RegisterName("Raft", &rpcService{h: h}); err != nil {
+	if err := srv.RegisterName("Raft", &rpcService{}); err != nil {
 		l.Close()
 		return nil, err
 	}
 	s := &Listener{listener: l, conns: map[net.Conn]struct{}{}}
 	s.wg.Add(1)
-	go s.accept(srv)
+	go s.accept(srv, h)
 	return s, nil
 }
 
-func (s *Listener) accept(srv *rpc.Server) {
+func (s *Listener) accept(srv *rpc.Server, h Handler) {
 	defer s.wg.Done()
 	for {
 		conn, err := s.listener.Accept()
@@ -202,7 +269,7 @@ func (s *Listener) accept(srv *rpc.Server) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			srv.ServeCodec(newServerCodec(conn))
+			srv.ServeCodec(newServerCodec(conn, h))
 			s.mu.Lock()
 			delete(s.conns, conn)
 			s.mu.Unlock()
@@ -227,34 +294,35 @@ func (s *Listener) Close() {
 }
 
 // rpcService gives net/rpc the methods it dispatches to, one per request
-// type ("Raft.<Method>").
-type rpcService struct{ h Handler }
+// type ("Raft.<Method>"). The codec has already checked each request's
+// type against its method and handed it to the handler.
+type rpcService struct{}
 
 // RequestVote is the RequestVote RPC (Figure 2), PreVote included.
-func (s *rpcService) RequestVote(args, reply *core.Message) error {
-	return s.serve(core.MsgRequestVote, args, reply)
+func (s *rpcService) RequestVote(args *Request, reply *core.Message) error {
+	return s.serve(args, reply)
 }
 
 // AppendEntries is the AppendEntries RPC (Figure 2).
-func (s *rpcService) AppendEntries(args, reply *core.Message) error {
-	return s.serve(core.MsgAppendEntries, args, reply)
+func (s *rpcService) AppendEntries(args *Request, reply *core.Message) error {
+	return s.serve(args, reply)
 }
 
 // InstallSnapshot is the InstallSnapshot RPC (Figure 13).
-func (s *rpcService) InstallSnapshot(args, reply *core.Message) error {
-	return s.serve(core.MsgInstallSnapshot, args, reply)
+func (s *rpcService) InstallSnapshot(args *Request, reply *core.Message) error {
+	return s.serve(args, reply)
 }
 
 // TimeoutNow is the leadership-transfer RPC (thesis §3.10).
-func (s *rpcService) TimeoutNow(args, reply *core.Message) error {
-	return s.serve(core.MsgTimeoutNow, args, reply)
+func (s *rpcService) TimeoutNow(args *Request, reply *core.Message) error {
+	return s.serve(args, reply)
 }
 
-func (s *rpcService) serve(t core.MessageType, args, reply *core.Message) error {
-	if args == nil || args.Type != t {
-		return fmt.Errorf("malformed %v request", t)
+func (s *rpcService) serve(args *Request, reply *core.Message) error {
+	if args == nil || args.wait == nil {
+		return errors.New("malformed request")
 	}
-	r, err := s.h.Handle(*args)
+	r, err := args.wait()
 	if err != nil {
 		return err
 	}
