@@ -25,6 +25,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -50,11 +51,16 @@ type options struct {
 	// snapshotEvery, if set, makes each node snapshot every that many
 	// applied entries (off by default, as in the baselines' short runs).
 	snapshotEvery uint64
+	// snapshotRatio: see kv.HostConfig.SnapshotLogRatio.
+	snapshotRatio float64
 	// pipeline is the RPCs in flight per peer (0: the node's default);
 	// delay, a random delay below it on every message.
 	pipeline      int
 	pipelineAfter time.Duration
 	delay         time.Duration
+	// keys fills every state machine with that many keys before the run,
+	// for the GC pressure of a large state machine.
+	keys int
 
 	cpuProfile string
 	memProfile string
@@ -103,6 +109,8 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 	fs.IntVar(&o.pipeline, "pipeline", node.DefaultPipeline, "RPCs in flight per peer (1: wait for each reply before the next)")
 	fs.DurationVar(&o.pipelineAfter, "pipeline-after", node.DefaultPipelineAfter, "how long the latest RPC to a peer waits for its reply before another may follow it")
 	fs.DurationVar(&o.delay, "delay", 0, "delay every message by a random time below this (the REPL's network delay), to measure a slow link")
+	fs.Float64Var(&o.snapshotRatio, "snapshot-ratio", 0, "with -snapshot-every: also wait until the log since the last snapshot is this many times its size (thesis §5.1.3; 0: off)")
+	fs.IntVar(&o.keys, "keys", 0, "fill every node's state machine with this many keys of -size bytes before the run (a large state machine: GC and snapshot cost)")
 	fs.BoolVar(&o.verbose, "v", false, "progress on stderr")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the load phase to this file")
@@ -149,6 +157,10 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 		return bad("-pipeline must be >= 1")
 	case o.pipelineAfter <= 0:
 		return bad("-pipeline-after must be > 0")
+	case o.snapshotRatio < 0 || math.IsNaN(o.snapshotRatio) || math.IsInf(o.snapshotRatio, 0):
+		return bad("-snapshot-ratio must be a number >= 0")
+	case o.keys < 0:
+		return bad("-keys must be >= 0")
 	case o.delay < 0:
 		return bad("-delay must be >= 0")
 	}
@@ -196,6 +208,8 @@ type Result struct {
 	Pipeline        int     `json:"pipeline"`
 	PipelineAfterUs float64 `json:"pipeline_after_us"`
 	NetDelayMs      float64 `json:"net_delay_ms"`
+	// Keys is the number of keys each state machine held before the run.
+	Keys int `json:"keys"`
 }
 
 // The project's defaults, spelled out: the comparison depends on them.
@@ -214,7 +228,10 @@ func run(ctx context.Context, o options, stderr io.Writer) (*Result, error) {
 	cfg := raft.SimConfig{
 		Nodes: o.nodes, Seed: o.seed,
 		ElectionTimeoutMin: electionMin, ElectionTimeoutMax: electionMax, HeartbeatInterval: heartbeat,
-		ClientTimeout: o.timeout, SnapshotThreshold: o.snapshotEvery, Pipeline: o.pipeline, PipelineAfter: o.pipelineAfter,
+		ClientTimeout: o.timeout, SnapshotThreshold: o.snapshotEvery, SnapshotLogRatio: o.snapshotRatio, Pipeline: o.pipeline, PipelineAfter: o.pipelineAfter,
+	}
+	if o.keys > 0 {
+		cfg.StateMachine = func(int) kv.StateMachine { return prefilledStore(o.keys, o.size) }
 	}
 	if o.store == "disk" {
 		dir, err := os.MkdirTemp("", "raft-bench-")
@@ -243,7 +260,7 @@ func run(ctx context.Context, o options, stderr io.Writer) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	logf("load: %d ops, %d errors", len(lr.lat), lr.errs)
+	logf("load: %d ops, %d errors; longest gap %v, from %v into the measured phase", len(lr.lat), lr.errs, lr.maxGap, lr.maxGapAt)
 
 	res := &Result{
 		Impl: "raft-consensus", Nodes: o.nodes, Transport: o.transport, Store: o.store,
@@ -256,6 +273,7 @@ func run(ctx context.Context, o options, stderr io.Writer) (*Result, error) {
 		ElectionTimeout: fmt.Sprintf("%v-%v", electionMin, electionMax), Heartbeat: heartbeat.String(),
 		Fsync: o.store == "disk", GoMaxProcs: runtime.GOMAXPROCS(0),
 		FailoverAllMs: []float64{},
+		Keys:          o.keys,
 		Pipeline:      o.pipeline, PipelineAfterUs: float64(o.pipelineAfter) / float64(time.Microsecond), NetDelayMs: float64(o.delay) / float64(time.Millisecond),
 	}
 	if n := len(lr.lat); n > 0 {
@@ -380,6 +398,20 @@ func makeCmd(clientID uint64, ci int, seq uint64, size int) kv.Command {
 	return cmd
 }
 
+// prefilledStore is a Store holding n keys ("k0", "k1", …) whose commands
+// would be size bytes: the same on every node, as if restored from one
+// snapshot. The load's keys are others.
+func prefilledStore(n, size int) *kv.Store {
+	st := kv.NewStore()
+	for i := range n {
+		c := makeCmd(0, 0, 0, size)
+		c.Key = "k" + strconv.Itoa(i)
+		c.Value = strings.Clone(c.Value) // a string of its own, as a real store would hold
+		st.ApplyCommand(c)
+	}
+	return st
+}
+
 var values = string(slices.Repeat([]byte{'x'}, 1<<16))
 
 type loadResult struct {
@@ -391,6 +423,7 @@ type loadResult struct {
 	// maxGap is the longest time without a completed operation in the
 	// measured phase; leaderChanges, the leader changes seen in it.
 	maxGap        time.Duration
+	maxGapAt      time.Duration // its start, from the measured phase's
 	leaderChanges int
 }
 
@@ -571,7 +604,9 @@ func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
 	for i := range buckets {
 		if buckets[i].Load() == 0 {
 			run++
-			out.maxGap = max(out.maxGap, time.Duration(run)*time.Millisecond)
+			if gap := time.Duration(run) * time.Millisecond; gap > out.maxGap {
+				out.maxGap, out.maxGapAt = gap, time.Duration(i+1-run)*time.Millisecond
+			}
 		} else {
 			run = 0
 		}

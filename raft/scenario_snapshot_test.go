@@ -193,6 +193,41 @@ func TestSnapshotByBytes(t *testing.T) {
 	h.checkValue("k9", big)
 }
 
+// TestSnapshotLogRatio: with SnapshotLogRatio 1 a large state is written
+// out again only once the log since its last snapshot is as large as that
+// snapshot, however many entries pass the count threshold meanwhile
+// (thesis §5.1.3); then it is.
+func TestSnapshotLogRatio(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	big := strings.Repeat("s", 1000)
+	h := newHarnessWith(t, SimConfig{Nodes: 3, SnapshotThreshold: 5, SnapshotLogRatio: 1,
+		StateMachine: func(int) kv.StateMachine {
+			st := kv.NewStore() // about 100 KB of state on every node
+			for i := range 100 {
+				st.ApplyCommand(kv.Command{Op: kv.OpSet, Key: fmt.Sprint("state", i), Value: big})
+			}
+			return st
+		}})
+	defer h.Shutdown()
+	leader, _ := h.checkSingleLeader()
+	client := h.NewClient()
+	for i := range 5 {
+		h.must(client.Set(context.Background(), fmt.Sprint("k", i), "v"))
+	}
+	first := h.waitStatus(leader, "the first snapshot", func(st NodeStatus) bool { return st.SnapshotIndex > 0 }).SnapshotIndex
+	// 60 small writes: twelve times the count threshold, a few KB.
+	for i := range 60 {
+		h.must(client.Set(context.Background(), fmt.Sprint("k", i), "w"))
+	}
+	if st := h.waitStatus(leader, "the writes applied", func(st NodeStatus) bool { return st.Applied >= first+60 }); st.SnapshotIndex != first {
+		t.Fatalf("snapshot at %d after a few KB of log, want it held back at %d (the state is 100 KB)", st.SnapshotIndex, first)
+	}
+	// One write as large as the state: the next snapshot is due.
+	h.must(client.Set(context.Background(), "large", strings.Repeat("l", 110<<10)))
+	h.waitStatus(leader, "the snapshot after a log as large as the state", func(st NodeStatus) bool { return st.SnapshotIndex > first })
+	h.checkValue("large", strings.Repeat("l", 110<<10))
+}
+
 // slowSnapshots is a KV store whose snapshots take long to write out.
 type slowSnapshots struct {
 	*kv.Store

@@ -59,6 +59,9 @@ type SimConfig struct {
 	// applied commands (0: never).
 	SnapshotThreshold      uint64
 	SnapshotThresholdBytes uint64
+	// SnapshotLogRatio holds a snapshot back until the log since the last
+	// one is this many times its size (kv.HostConfig.SnapshotLogRatio).
+	SnapshotLogRatio float64
 	// SnapshotChunkBytes is the size of one InstallSnapshot chunk (64 KiB).
 	SnapshotChunkBytes int
 	// StateMachine, if set, makes each server's state machine (default: a
@@ -263,7 +266,8 @@ func (s *ClusterSimulator) startNode(n *simNode, members []int) error {
 		Addr:              n.addr,
 		Transport:         transport.WithFaults(tcp, s.faults),
 		SnapshotThreshold: s.cfg.SnapshotThreshold, SnapshotThresholdBytes: s.cfg.SnapshotThresholdBytes,
-		OnViolation: s.recordViolation,
+		SnapshotLogRatio: s.cfg.SnapshotLogRatio,
+		OnViolation:      s.recordViolation,
 	}
 	if s.cfg.StateMachine != nil {
 		cfg.StateMachine = s.cfg.StateMachine(n.id)

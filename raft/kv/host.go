@@ -35,6 +35,7 @@ type Host struct {
 
 	snapshotThreshold      uint64
 	snapshotThresholdBytes uint64
+	snapshotLogRatio       float64
 	onApply                func(node.CommitEntry)
 	onViolation            func(core.InvariantViolation)
 	onStorageFailure       func(error)
@@ -44,6 +45,7 @@ type Host struct {
 	applied      uint64
 	snapIndex    uint64 // index of the latest snapshot, taken or installed
 	snapBytes    uint64 // bytes of commands applied since then
+	snapSize     uint64 // bytes of that snapshot
 	snapshotting bool   // a snapshot is being written out
 	writes       map[uint64]*Write
 	reads        []*Read
@@ -57,6 +59,13 @@ type HostConfig struct {
 	// SnapshotThresholdBytes: ... or after this many bytes of applied
 	// commands since the last snapshot (0: no limit by size).
 	SnapshotThresholdBytes uint64
+	// SnapshotLogRatio, if set, holds a snapshot that a threshold calls
+	// for back until the commands applied since the last snapshot add up
+	// to this many times that snapshot's size: writing snapshots then
+	// costs at most 1/ratio of the bytes the log takes in, however large
+	// the state grows (thesis §5.1.3, "when to snapshot"). Without it a
+	// large state is written out whole every SnapshotThreshold entries.
+	SnapshotLogRatio float64
 	// OnApply, if set, sees every committed entry after it is applied.
 	OnApply func(node.CommitEntry)
 	// OnViolation, if set, is called when an invariant breaks (a snapshot
@@ -77,7 +86,8 @@ func NewHost(n Node, sm StateMachine, cfg HostConfig) *Host {
 	return &Host{
 		node: n, sm: sm, trace: trace.ForNode(cfg.Tracer, cfg.ID),
 		snapshotThreshold: cfg.SnapshotThreshold, snapshotThresholdBytes: cfg.SnapshotThresholdBytes,
-		onApply: cfg.OnApply, onViolation: cfg.OnViolation, onStorageFailure: cfg.OnStorageFailure, id: cfg.ID, writes: map[uint64]*Write{},
+		snapshotLogRatio: cfg.SnapshotLogRatio,
+		onApply:          cfg.OnApply, onViolation: cfg.OnViolation, onStorageFailure: cfg.OnStorageFailure, id: cfg.ID, writes: map[uint64]*Write{},
 	}
 }
 
@@ -213,6 +223,7 @@ func (h *Host) StateMachine() StateMachine { return h.sm }
 type SnapshotJob struct {
 	Index uint64
 	State StateSnapshot
+	size  uint64 // bytes Write wrote
 }
 
 // Apply applies a batch of committed entries and installed snapshots and
@@ -297,7 +308,7 @@ func (h *Host) restore(e *node.CommitEntry) {
 		return
 	}
 	h.applied = max(h.applied, e.Index)
-	h.snapIndex, h.snapBytes = e.Index, 0
+	h.snapIndex, h.snapBytes, h.snapSize = e.Index, 0, e.Snapshot.Meta.Size
 	// The snapshot jumped over the waiters' indexes: their sessions tell
 	// whether their writes took effect.
 	// In index order, so that a deterministic caller sees the same run twice.
@@ -352,10 +363,12 @@ func (h *Host) wakeReads() {
 }
 
 // snapshotDue reports whether the log since the last snapshot passed a
-// threshold, by entries or by bytes.
+// threshold, by entries or by bytes, and has grown past SnapshotLogRatio
+// times the last snapshot's size.
 func (h *Host) snapshotDue() bool {
-	return (h.snapshotThreshold > 0 && h.applied-h.snapIndex >= h.snapshotThreshold) ||
+	due := (h.snapshotThreshold > 0 && h.applied-h.snapIndex >= h.snapshotThreshold) ||
 		(h.snapshotThresholdBytes > 0 && h.snapBytes >= h.snapshotThresholdBytes)
+	return due && (h.snapshotLogRatio <= 0 || float64(h.snapBytes) >= h.snapshotLogRatio*float64(h.snapSize))
 }
 
 func (h *Host) captureSnapshot() *SnapshotJob {
@@ -382,12 +395,13 @@ func (h *Host) SnapshotNow() *SnapshotJob {
 func (h *Host) SnapshotDone(job *SnapshotJob, err error) {
 	h.snapshotting = false
 	if err == nil && job.Index > h.snapIndex {
-		h.snapIndex, h.snapBytes = job.Index, 0
+		h.snapIndex, h.snapBytes, h.snapSize = job.Index, 0, job.size
 	}
 }
 
 // Write writes the captured state to w (the state machine's WriteTo).
 func (j *SnapshotJob) Write(w io.Writer) error {
-	_, err := j.State.WriteTo(w)
+	n, err := j.State.WriteTo(w)
+	j.size = uint64(max(n, 0))
 	return err
 }

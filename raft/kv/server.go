@@ -77,10 +77,11 @@ type ServerConfig struct {
 	Transport transport.Transport
 	// StateMachine is what the server replicates (default: a KV Store).
 	StateMachine StateMachine
-	// SnapshotThreshold, SnapshotThresholdBytes, OnApply and OnViolation:
-	// see HostConfig.
+	// SnapshotThreshold, SnapshotThresholdBytes, SnapshotLogRatio, OnApply
+	// and OnViolation: see HostConfig.
 	SnapshotThreshold      uint64
 	SnapshotThresholdBytes uint64
+	SnapshotLogRatio       float64
 	OnApply                func(node.CommitEntry)
 	OnViolation            func(core.InvariantViolation)
 }
@@ -113,7 +114,8 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	}
 	s.host = NewHost(n, cfg.StateMachine, HostConfig{
 		SnapshotThreshold: cfg.SnapshotThreshold, SnapshotThresholdBytes: cfg.SnapshotThresholdBytes,
-		OnApply: cfg.OnApply, OnViolation: onViolation, Tracer: cfg.Node.Tracer, ID: cfg.Node.ID,
+		SnapshotLogRatio: cfg.SnapshotLogRatio,
+		OnApply:          cfg.OnApply, OnViolation: onViolation, Tracer: cfg.Node.Tracer, ID: cfg.Node.ID,
 		// Called on the apply goroutine, under mu: the node's shutdown
 		// never waits for mu (see inbox), so it can stop the node there.
 		OnStorageFailure: func(error) { n.Stop() },

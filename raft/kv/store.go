@@ -1,12 +1,16 @@
 package kv
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"runtime"
 	"slices"
+
+	"github.com/google/btree"
 
 	"raft-consensus/raft/node"
 )
@@ -122,12 +126,30 @@ func (r *byteReader) str() string {
 // Store is the deterministic KV state machine. It is not safe for
 // concurrent use: the Server serializes access.
 type Store struct {
-	data     map[string]string
+	// data is a B-tree with copy-on-write clones (google/btree, as etcd's
+	// index): Snapshot clones it in constant time, and the writes that
+	// follow copy only the nodes they touch. A map had to be copied whole
+	// on the apply path, which stalled every client for as long as a copy
+	// of a large state takes (thesis §5.2: copy-on-write snapshots).
+	data     *btree.BTreeG[kvPair]
 	sessions map[uint64]kvSession
-	// applyRetries applies every command, a client's retries included:
-	// a broken store for the mutation tests only.
-	applyRetries bool
+	// applyRetries applies every command, a client's retries included;
+	// sharedSnapshots hands out the live tree instead of a clone, so a
+	// snapshot being written out sees the writes applied after it was
+	// taken: broken stores for the mutation tests only.
+	applyRetries, sharedSnapshots bool
 }
+
+// kvPair is one key and its value, ordered by key.
+type kvPair struct{ key, value string }
+
+func pairLess(a, b kvPair) bool { return a.key < b.key }
+
+// storeDegree is the B-tree's degree: nodes of 31 to 63 pairs, a few
+// levels for millions of keys, and a copy of a few KiB per touched node.
+const storeDegree = 32
+
+func newData() *btree.BTreeG[kvPair] { return btree.NewG(storeDegree, pairLess) }
 
 type kvSession struct {
 	Seq    uint64
@@ -136,7 +158,7 @@ type kvSession struct {
 
 // NewStore returns an empty store.
 func NewStore() *Store {
-	return &Store{data: map[string]string{}, sessions: map[uint64]kvSession{}}
+	return &Store{data: newData(), sessions: map[uint64]kvSession{}}
 }
 
 // ApplyCommand applies one command, at most once per (client, sequence
@@ -149,16 +171,16 @@ func (s *Store) ApplyCommand(c Command) Result {
 		}
 	}
 	var res Result
+	var old kvPair
 	switch c.Op {
 	case OpSet:
-		res.Value, res.Found = s.data[c.Key]
-		s.data[c.Key] = c.Value
+		old, res.Found = s.data.ReplaceOrInsert(kvPair{c.Key, c.Value})
 	case OpDelete:
-		res.Value, res.Found = s.data[c.Key]
-		delete(s.data, c.Key)
+		old, res.Found = s.data.Delete(kvPair{key: c.Key})
 	case OpGet:
-		res.Value, res.Found = s.data[c.Key]
+		old, res.Found = s.data.Get(kvPair{key: c.Key})
 	}
+	res.Value = old.value
 	if c.ClientID != 0 {
 		s.sessions[c.ClientID] = kvSession{Seq: c.Seq, Result: res}
 	}
@@ -167,8 +189,8 @@ func (s *Store) ApplyCommand(c Command) Result {
 
 // Get reads a key (the caller has ensured linearizability).
 func (s *Store) Get(key string) (string, bool) {
-	v, ok := s.data[key]
-	return v, ok
+	p, ok := s.data.Get(kvPair{key: key})
+	return p.value, ok
 }
 
 // Session returns the last sequence number applied for a client and its
@@ -179,7 +201,7 @@ func (s *Store) Session(clientID uint64) (seq uint64, res Result) {
 }
 
 // Len is the number of keys.
-func (s *Store) Len() int { return len(s.data) }
+func (s *Store) Len() int { return s.data.Len() }
 
 // Apply implements StateMachine: a Result per KV command, nil for
 // payloads that are not KV commands (raw test commands).
@@ -199,8 +221,8 @@ func (s *Store) Read(query any) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("kv: a query is a key, not %T", query)
 	}
-	v, found := s.data[key]
-	return Result{Value: v, Found: found}, nil
+	p, found := s.data.Get(kvPair{key: key})
+	return Result{Value: p.value, Found: found}, nil
 }
 
 // Outcome implements Deduplicator: a write was applied if its client's
@@ -219,30 +241,48 @@ func (s *Store) Outcome(cmd []byte) (any, bool) {
 	return sess.Result, true
 }
 
-// Snapshot implements StateMachine: a copy of the data and the session
-// table (without the sessions, a retried request could apply twice after a
+// Snapshot implements StateMachine: a copy-on-write clone of the data (in
+// constant time) and a copy of the session table (one entry per client:
+// without the sessions, a retried request could apply twice after a
 // restart from the snapshot), encoded later by WriteTo.
 func (s *Store) Snapshot() (StateSnapshot, error) {
-	return storeSnapshot{data: maps.Clone(s.data), sessions: maps.Clone(s.sessions)}, nil
+	data := s.data
+	if !s.sharedSnapshots {
+		data = data.Clone()
+	}
+	return storeSnapshot{data: data, sessions: maps.Clone(s.sessions)}, nil
 }
 
 type storeSnapshot struct {
-	data     map[string]string
+	data     *btree.BTreeG[kvPair]
 	sessions map[uint64]kvSession
 }
 
-// WriteTo implements StateSnapshot.
+// WriteTo implements StateSnapshot: the pairs in key order, then the
+// sessions in client order, streamed (a large state is never held twice
+// in memory).
 func (s storeSnapshot) WriteTo(w io.Writer) (int64, error) {
-	n, err := w.Write(s.encode())
-	return int64(n), err
-}
-
-func (s storeSnapshot) encode() []byte {
+	cw := &countingWriter{w: w}
+	bw := bufio.NewWriterSize(cw, 64<<10)
 	var b []byte
-	b = binary.AppendUvarint(b, uint64(len(s.data)))
-	for _, k := range slices.Sorted(maps.Keys(s.data)) {
-		b = appendString(b, k)
-		b = appendString(b, s.data[k])
+	var err error
+	b = binary.AppendUvarint(b, uint64(s.data.Len()))
+	s.data.Ascend(func(p kvPair) bool {
+		b = appendString(b, p.key)
+		b = appendString(b, p.value)
+		if len(b) >= 32<<10 {
+			_, err = bw.Write(b)
+			b = b[:0]
+			// Writing out a large state takes seconds of CPU: let the
+			// node's goroutines run in between, or its heartbeats and
+			// replies wait behind the snapshot (runtime.Gosched only
+			// yields when others are ready to run).
+			runtime.Gosched()
+		}
+		return err == nil
+	})
+	if err != nil {
+		return cw.n, err
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.sessions)))
 	for _, id := range slices.Sorted(maps.Keys(s.sessions)) {
@@ -256,7 +296,23 @@ func (s storeSnapshot) encode() []byte {
 		}
 		b = append(b, found)
 	}
-	return b
+	if _, err := bw.Write(b); err != nil {
+		return cw.n, err
+	}
+	err = bw.Flush()
+	return cw.n, err
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func appendString(b []byte, s string) []byte {
@@ -279,10 +335,10 @@ func (s *Store) restore(b []byte) error {
 	if n > uint64(len(b)) {
 		return errors.New("kv snapshot: bad key count")
 	}
-	data := make(map[string]string, n)
+	data := newData()
 	for range n {
 		k := r.str()
-		data[k] = r.str()
+		data.ReplaceOrInsert(kvPair{k, r.str()})
 	}
 	m := r.uvarint()
 	if m > uint64(len(b)) {
