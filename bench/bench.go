@@ -212,6 +212,12 @@ type Result struct {
 	Keys int `json:"keys"`
 }
 
+// longGap is the shortest gap, in milliseconds, that -v lists one by one.
+const longGap = 100
+
+// processStart is about when the process started (package initialization).
+var processStart = time.Now()
+
 // The project's defaults, spelled out: the comparison depends on them.
 const (
 	electionMin = 150 * time.Millisecond
@@ -260,7 +266,11 @@ func run(ctx context.Context, o options, stderr io.Writer) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	logf("load: %d ops, %d errors; longest gap %v, from %v into the measured phase", len(lr.lat), lr.errs, lr.maxGap, lr.maxGapAt)
+	logf("load: %d ops, %d errors; longest gap %v, from %v into the measured phase (%v after the process started, the clock of GODEBUG=gctrace=1)",
+		len(lr.lat), lr.errs, lr.maxGap, lr.maxGapAt, (lr.phaseAt + lr.maxGapAt).Round(time.Millisecond))
+	for _, g := range lr.longGaps {
+		logf("gap of %v at %v of the process", g[1], (lr.phaseAt + g[0]).Round(time.Millisecond))
+	}
 
 	res := &Result{
 		Impl: "raft-consensus", Nodes: o.nodes, Transport: o.transport, Store: o.store,
@@ -422,8 +432,12 @@ type loadResult struct {
 	allocs uint64
 	// maxGap is the longest time without a completed operation in the
 	// measured phase; leaderChanges, the leader changes seen in it.
-	maxGap        time.Duration
-	maxGapAt      time.Duration // its start, from the measured phase's
+	maxGap   time.Duration
+	maxGapAt time.Duration // its start, from the measured phase's
+	phaseAt  time.Duration // the measured phase's start, from the process's
+	// longGaps are the gaps of at least longGap: start (from the measured
+	// phase's) and length.
+	longGaps      [][2]time.Duration
 	leaderChanges int
 }
 
@@ -441,6 +455,7 @@ func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
 	start := time.Now()
 	mStart := start.Add(o.warmup)
 	mEnd := mStart.Add(o.duration)
+	phaseAt := mStart.Sub(processStart)
 	if o.cpuProfile != "" || o.memProfile != "" {
 		var pf *os.File
 		profStarted := make(chan error, 1)
@@ -587,7 +602,7 @@ func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
 	if ctx.Err() != nil {
 		return loadResult{}, ctx.Err()
 	}
-	var out loadResult
+	out := loadResult{phaseAt: phaseAt}
 	// The clients stop at the end of the phase: read the end now.
 	cpuEnd.Store(int64(processCPU()))
 	if cpuStart.Load() > 0 && cpuEnd.Load() > 0 {
@@ -607,9 +622,12 @@ func (c *cluster) runLoad(ctx context.Context) (loadResult, error) {
 			if gap := time.Duration(run) * time.Millisecond; gap > out.maxGap {
 				out.maxGap, out.maxGapAt = gap, time.Duration(i+1-run)*time.Millisecond
 			}
-		} else {
-			run = 0
+			continue
 		}
+		if run >= longGap {
+			out.longGaps = append(out.longGaps, [2]time.Duration{time.Duration(i-run) * time.Millisecond, time.Duration(run) * time.Millisecond})
+		}
+		run = 0
 	}
 	out.leaderChanges = int(leaderChanges.Load())
 	slices.Sort(out.lat)

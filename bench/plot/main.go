@@ -30,6 +30,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // result is one line of either program's output (the common schema).
@@ -39,7 +40,9 @@ type result struct {
 	Clients       int       `json:"clients"`
 	OpsPerSec     float64   `json:"ops_per_sec"`
 	P50Ms         float64   `json:"p50_ms"`
+	P90Ms         float64   `json:"p90_ms"`
 	P99Ms         float64   `json:"p99_ms"`
+	Size          int       `json:"size"`
 	FailoverMs    *float64  `json:"failover_ms"`
 	FailoverAllMs []float64 `json:"failover_all_ms"`
 	LoadAvg       float64   `json:"loadavg"`
@@ -56,7 +59,8 @@ const (
 var impls = []string{hashicorp, dragonboat, ours}
 
 func main() {
-	out := flag.String("out", "images/bench-throughput.png", "PNG to write (empty: none)")
+	out := flag.String("out", "images/bench-throughput.png", "throughput PNG to write (empty: none)")
+	latOut := flag.String("latency-out", "", "latency PNG to write: p50, p90 and p99 of each implementation at 16 clients, memory and durable (empty: none)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: plot [-out file.png] results.jsonl...\n")
 		flag.PrintDefaults()
@@ -78,6 +82,12 @@ func main() {
 	printTable(os.Stdout, rs)
 	if *out != "" {
 		if err := drawThroughput(rs, *out); err != nil {
+			fmt.Fprintln(os.Stderr, "plot:", err)
+			os.Exit(1)
+		}
+	}
+	if *latOut != "" {
+		if err := drawLatency(rs, *latOut); err != nil {
 			fmt.Fprintln(os.Stderr, "plot:", err)
 			os.Exit(1)
 		}
@@ -109,18 +119,30 @@ func readResults(name string) ([]result, error) {
 	return rs, sc.Err()
 }
 
-// workload is a store and a client count; the baseline's bolt store is the
-// counterpart of our disk store.
+// workload is a store, a client count and a command size; the baseline's
+// bolt store is the counterpart of our disk store.
 type workload struct {
 	durable bool
 	clients int
+	size    int // bytes per command; 0 in older results: the default 64
 }
 
+// defaultSize is the bench's default command size.
+const defaultSize = 64
+
 func (w workload) String() string {
-	if w.durable {
-		return fmt.Sprintf("%d clients, fsync (bolt / disk)", w.clients)
+	clients := fmt.Sprintf("%d clients", w.clients)
+	if w.clients == 1 {
+		clients = "1 client"
 	}
-	return fmt.Sprintf("%d clients, memory", w.clients)
+	s := clients + ", memory"
+	if w.durable {
+		s = clients + ", fsync (bolt / disk)"
+	}
+	if w.size != defaultSize {
+		s += fmt.Sprintf(", %d-byte commands", w.size)
+	}
+	return s
 }
 
 func groupBy(rs []result) map[workload]map[string][]result {
@@ -129,7 +151,11 @@ func groupBy(rs []result) map[workload]map[string][]result {
 		if len(r.FailoverAllMs) > 0 {
 			continue // a failover run
 		}
-		w := workload{durable: r.Store != "mem", clients: r.Clients}
+		size := r.Size
+		if size == 0 {
+			size = defaultSize
+		}
+		w := workload{durable: r.Store != "mem", clients: r.Clients, size: size}
 		if g[w] == nil {
 			g[w] = map[string][]result{}
 		}
@@ -181,6 +207,15 @@ func printTable(w io.Writer, rs []result) {
 				return 1
 			}
 			return -1
+		}
+		if (a.size == defaultSize) != (b.size == defaultSize) {
+			if a.size == defaultSize {
+				return -1
+			}
+			return 1
+		}
+		if a.size != b.size {
+			return a.size - b.size
 		}
 		return a.clients - b.clients
 	})
@@ -287,7 +322,7 @@ func drawThroughput(rs []result, path string) error {
 
 	var clients []int
 	for k := range g {
-		if !k.durable && !slices.Contains(clients, k.clients) {
+		if !k.durable && k.size == defaultSize && !slices.Contains(clients, k.clients) {
 			clients = append(clients, k.clients)
 		}
 	}
@@ -324,7 +359,7 @@ func drawThroughput(rs []result, path string) error {
 		var pts plotter.XYs
 		var errs plotter.YErrors
 		for _, c := range clients {
-			runs := g[workload{clients: c}][st.impl]
+			runs := g[workload{clients: c, size: defaultSize}][st.impl]
 			if len(runs) == 0 {
 				continue
 			}
@@ -361,4 +396,83 @@ func drawThroughput(rs []result, path string) error {
 	// Room above the highest bar for the legend.
 	p.Y.Min, p.Y.Max = 0, top*1.15
 	return p.Save(9*vg.Inch, 5.5*vg.Inch, path)
+}
+
+// implStyles are the colours and glyphs of the implementations.
+var implStyles = map[string]color.Color{
+	hashicorp:  color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	dragonboat: color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	ours:       color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+}
+
+// drawLatency draws, for 16 clients, the median p50, p90 and p99 of each
+// implementation as grouped bars: memory on the left, durable on the right
+// (each on its own linear scale: they differ tenfold).
+func drawLatency(rs []result, path string) error {
+	g := groupBy(rs)
+	present := presentImpls(rs)
+	var panels [][]*plot.Plot
+	row := []*plot.Plot{}
+	drawn := false
+	for _, st := range []struct {
+		title string
+		w     workload
+	}{
+		{"memory storage", workload{clients: 16, size: defaultSize}},
+		{"durable (fsync): bolt, pebble, DiskStorage", workload{durable: true, clients: 16, size: defaultSize}},
+	} {
+		p := plot.New()
+		p.Title.Text = "16 clients, " + st.title
+		p.Title.TextStyle.Font.Size = vg.Points(10)
+		p.Y.Label.Text = "write latency, ms (median of runs)"
+		p.Legend.Top = true
+		p.Legend.Left = true
+		p.Add(plotter.NewGrid())
+		width := vg.Points(16)
+		top := 0.0
+		for i, impl := range present {
+			runs := g[st.w][impl]
+			if len(runs) == 0 {
+				continue
+			}
+			vals := plotter.Values{
+				median(field(runs, func(r result) float64 { return r.P50Ms })),
+				median(field(runs, func(r result) float64 { return r.P90Ms })),
+				median(field(runs, func(r result) float64 { return r.P99Ms })),
+			}
+			top = max(top, vals[2])
+			bars, err := plotter.NewBarChart(vals, width)
+			if err != nil {
+				return err
+			}
+			bars.Color = implStyles[impl]
+			bars.LineStyle.Width = 0
+			bars.Offset = vg.Length(i-1) * width
+			p.Add(bars)
+			p.Legend.Add(impl, bars)
+			drawn = true
+		}
+		p.NominalX("p50", "p90", "p99")
+		p.Y.Min, p.Y.Max = 0, top*1.3
+		row = append(row, p)
+	}
+	if !drawn {
+		return errors.New("no 16-client results to draw latency from")
+	}
+	panels = append(panels, row)
+	img := vgimg.New(11*vg.Inch, 4.5*vg.Inch)
+	dc := draw.New(img)
+	canvases := plot.Align(panels, draw.Tiles{Rows: 1, Cols: len(row), PadX: vg.Inch / 4, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 8}, dc)
+	for j, p := range row {
+		p.Draw(canvases[0][j])
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -1,8 +1,8 @@
 package storage
 
 import (
-	"bytes"
 	"fmt"
+	"io"
 	"sync"
 
 	"raft-consensus/raft/core"
@@ -136,8 +136,8 @@ func (s *MemoryStorage) InstallSnapshot(meta core.SnapshotMeta, w SnapshotWriter
 		return fmt.Errorf("%w: InstallSnapshot takes a closed writer of this storage's CreateSnapshot", ErrSnapshot)
 	}
 	mw.used = true
-	if uint64(len(mw.data)) != meta.Size {
-		return fmt.Errorf("%w: %d bytes written, the snapshot says %d", ErrSnapshot, len(mw.data), meta.Size)
+	if mw.size != meta.Size {
+		return fmt.Errorf("%w: %d bytes written, the snapshot says %d", ErrSnapshot, mw.size, meta.Size)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -163,7 +163,7 @@ func (s *MemoryStorage) InstallSnapshot(meta core.SnapshotMeta, w SnapshotWriter
 		s.chunks, s.head, s.count = nil, 0, 0
 	}
 	s.snapIndex, s.snapTerm = meta.LastIncludedIndex, meta.LastIncludedTerm
-	s.snapshot = &memSnapshot{meta: meta, data: mw.data}
+	s.snapshot = &memSnapshot{meta: meta, chunks: mw.chunks, size: mw.size}
 	return nil
 }
 
@@ -174,19 +174,27 @@ func (s *MemoryStorage) OpenSnapshot() (SnapshotReader, error) {
 	if s.snapshot == nil {
 		return nil, nil
 	}
-	return &memSnapshotReader{snap: s.snapshot, r: bytes.NewReader(s.snapshot.data)}, nil
+	return &memSnapshotReader{snap: s.snapshot}, nil
 }
 
-// memSnapshot is a stored snapshot: its data is never changed.
+// memSnapshot is a stored snapshot: its data, in chunks of
+// memSnapshotChunk bytes (the last one shorter), is never changed.
 type memSnapshot struct {
-	meta core.SnapshotMeta
-	data []byte
+	meta   core.SnapshotMeta
+	chunks [][]byte
+	size   uint64
 }
+
+// memSnapshotChunk is the size of a snapshot's chunks in memory: a large
+// state is written without a slice that grows by doubling (a copy of
+// everything written so far at each step, and twice the garbage).
+const memSnapshotChunk = 1 << 20
 
 type memSnapshotWriter struct {
 	owner        *MemoryStorage
 	index        uint64
-	data         []byte
+	chunks       [][]byte
+	size         uint64
 	closed, used bool
 }
 
@@ -194,22 +202,55 @@ func (w *memSnapshotWriter) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, fmt.Errorf("%w: write after Close", ErrSnapshot)
 	}
-	w.data = append(w.data, p...)
-	return len(p), nil
+	n := len(p)
+	for len(p) > 0 {
+		last := len(w.chunks) - 1
+		if last < 0 || len(w.chunks[last]) == memSnapshotChunk {
+			w.chunks = append(w.chunks, make([]byte, 0, min(memSnapshotChunk, max(len(p), 4096))))
+			last++
+		}
+		c := w.chunks[last]
+		if cap(c) < memSnapshotChunk && len(c)+len(p) > cap(c) {
+			// A small first chunk grows up to a whole one.
+			grown := make([]byte, len(c), min(memSnapshotChunk, max(2*cap(c), len(c)+len(p))))
+			copy(grown, c)
+			c = grown
+		}
+		k := min(len(p), memSnapshotChunk-len(c))
+		w.chunks[last] = append(c, p[:k]...)
+		p = p[k:]
+	}
+	w.size += uint64(n)
+	return n, nil
 }
 
-func (w *memSnapshotWriter) Size() uint64 { return uint64(len(w.data)) }
+func (w *memSnapshotWriter) Size() uint64 { return w.size }
 func (w *memSnapshotWriter) Close() error { w.closed = true; return nil }
-func (w *memSnapshotWriter) Abort()       { w.closed, w.used, w.data = true, true, nil }
+func (w *memSnapshotWriter) Abort()       { w.closed, w.used, w.chunks = true, true, nil }
 
 type memSnapshotReader struct {
 	snap *memSnapshot
-	r    *bytes.Reader
 }
 
-func (r *memSnapshotReader) ReadAt(p []byte, off int64) (int, error) { return r.r.ReadAt(p, off) }
-func (r *memSnapshotReader) Close() error                            { return nil }
-func (r *memSnapshotReader) Meta() core.SnapshotMeta                 { return r.snap.meta }
+// ReadAt implements io.ReaderAt over the chunks.
+func (r *memSnapshotReader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%w: negative offset %d", ErrSnapshot, off)
+	}
+	n := 0
+	for n < len(p) && uint64(off) < r.snap.size {
+		c := r.snap.chunks[off/memSnapshotChunk]
+		k := copy(p[n:], c[off%memSnapshotChunk:])
+		n += k
+		off += int64(k)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+func (r *memSnapshotReader) Close() error            { return nil }
+func (r *memSnapshotReader) Meta() core.SnapshotMeta { return r.snap.meta }
 
 // Close implements Storage; a MemoryStorage stays usable after it.
 func (s *MemoryStorage) Close() error { return nil }

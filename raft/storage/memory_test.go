@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"bytes"
+	"io"
 	"math/rand"
 	"reflect"
 	"testing"
@@ -69,6 +71,53 @@ func TestMemoryStorageChunks(t *testing.T) {
 		}
 		if !reflect.DeepEqual(st.ents, append([]core.Entry{}, model...)) {
 			t.Fatalf("step %d: stored entries differ from the model", step)
+		}
+	}
+}
+
+// TestMemorySnapshotChunks writes a snapshot of several chunks in writes
+// of odd sizes and reads it back whole and at offsets across chunk
+// boundaries.
+func TestMemorySnapshotChunks(t *testing.T) {
+	st := NewMemoryStorage()
+	if err := st.Save(&core.HardState{Term: 1}, []core.Entry{{Index: 1, Term: 1}, {Index: 2, Term: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 2*memSnapshotChunk+12345)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	w, err := WriteSnapshot(st, 2, func(out io.Writer) error {
+		for b := want; len(b) > 0; {
+			n := min(len(b), 1+len(b)%70001)
+			if _, err := out.Write(b[:n]); err != nil {
+				return err
+			}
+			b = b[n:]
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.InstallSnapshot(core.SnapshotMeta{LastIncludedIndex: 2, LastIncludedTerm: 1, Size: w.Size()}, w); err != nil {
+		t.Fatal(err)
+	}
+	r, err := st.OpenSnapshot()
+	if err != nil || r == nil {
+		t.Fatal(r, err)
+	}
+	defer r.Close()
+	got := make([]byte, len(want))
+	if n, err := r.ReadAt(got, 0); n != len(want) || (err != nil && err != io.EOF) || !bytes.Equal(got, want) {
+		t.Fatalf("whole read: %d bytes, %v, equal %v", n, err, bytes.Equal(got, want))
+	}
+	for _, off := range []int{0, memSnapshotChunk - 3, memSnapshotChunk, 2*memSnapshotChunk - 1, len(want) - 10} {
+		p := make([]byte, 100)
+		n, err := r.ReadAt(p, int64(off))
+		wantN := min(100, len(want)-off)
+		if n != wantN || !bytes.Equal(p[:n], want[off:off+n]) || (n < 100 && err != io.EOF) {
+			t.Fatalf("read at %d: %d bytes (want %d), %v", off, n, wantN, err)
 		}
 	}
 }
