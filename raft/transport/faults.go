@@ -325,6 +325,7 @@ func (l *delayLine) run() {
 			return
 		}
 		next := l.queue[0]
+		l.queue[0] = delayed{} // let go of the message once sent
 		l.queue = l.queue[1:]
 		l.mu.Unlock()
 		_ = sleep(next.ctx, time.Until(next.at)) // send reports a cancelled ctx

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/rpc"
 	"sync"
@@ -128,4 +129,50 @@ func TestListenerRefusesAMethodOfAnotherType(t *testing.T) {
 	if len(h.accepted) != 1 {
 		t.Fatalf("the handler accepted %d requests, want only the well-formed one", len(h.accepted))
 	}
+}
+
+// stuckHandler is a node whose loop has stalled: Accept blocks until
+// released, as RaftNode.Accept does on a full input queue.
+type stuckHandler struct{ release chan struct{} }
+
+func (h stuckHandler) Handle(m core.Message) (core.Message, error) { return h.Accept(m)() }
+
+func (h stuckHandler) Accept(core.Message) func() (core.Message, error) {
+	<-h.release
+	return func() (core.Message, error) { return core.Message{}, errors.New("stalled") }
+}
+
+// TestWriteToAStalledPeerIsBounded: a peer that stops reading (its node
+// stalled) fills the socket's buffers; the sender's writes must then end
+// at their context's deadline instead of blocking it for good, and every
+// call must report.
+func TestWriteToAStalledPeerIsBounded(t *testing.T) {
+	defer leaktest.Check(t)()
+	h := stuckHandler{release: make(chan struct{})}
+	l, err := Listen("127.0.0.1:0", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := NewTCPTransport(1)
+	tcp.SetAddr(2, l.Addr())
+	big := core.Message{Type: core.MsgAppendEntries, From: 1, To: 2, Term: 1,
+		Entries: []core.Entry{{Index: 1, Term: 1, Data: make([]byte, 1<<20)}}}
+	const calls = 12
+	results := make(chan error, calls)
+	start := time.Now()
+	for range calls {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		tcp.Go(ctx, big, func(_ core.Message, err error) { cancel(); results <- err })
+	}
+	for range calls {
+		if err := <-results; err == nil {
+			t.Fatal("a call to a stalled peer succeeded")
+		}
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("%d calls of 100 ms to a stalled peer took %v", calls, took)
+	}
+	close(h.release)
+	tcp.Close()
+	l.Close()
 }

@@ -88,13 +88,20 @@ type TCPTransport struct {
 
 	mu      sync.Mutex
 	addrs   map[int]string
-	clients map[int]*rpc.Client
+	clients map[int]*peerClient
 	closed  bool
+}
+
+// peerClient is the net/rpc client of one peer's connection, with the
+// connection itself, whose write deadline bounds each request's write.
+type peerClient struct {
+	*rpc.Client
+	conn net.Conn
 }
 
 // NewTCPTransport returns a transport for server id.
 func NewTCPTransport(id int) *TCPTransport {
-	return &TCPTransport{id: id, addrs: map[int]string{}, clients: map[int]*rpc.Client{}}
+	return &TCPTransport{id: id, addrs: map[int]string{}, clients: map[int]*peerClient{}}
 }
 
 // SetAddr tells the transport where server id listens.
@@ -131,8 +138,11 @@ func (t *TCPTransport) Go(ctx context.Context, m core.Message, done func(core.Me
 }
 
 // start sends m on the peer's connection (net/rpc writes it before
-// returning).
-func (t *TCPTransport) start(ctx context.Context, m core.Message) (*rpc.Client, *rpc.Call, error) {
+// returning). The write has ctx's deadline: a peer that stops reading (its
+// node stalled, its process stopped) fills the socket's buffers, and the
+// write must not then block the sender for good; a write cut short leaves
+// a broken frame behind, so the call fails and finish drops the client.
+func (t *TCPTransport) start(ctx context.Context, m core.Message) (*peerClient, *rpc.Call, error) {
 	method, ok := rpcMethod(m.Type)
 	if !ok {
 		return nil, nil, fmt.Errorf("message type %v is not a request", m.Type)
@@ -141,11 +151,16 @@ func (t *TCPTransport) start(ctx context.Context, m core.Message) (*rpc.Client, 
 	if err != nil {
 		return nil, nil, err
 	}
+	deadline, _ := ctx.Deadline() // none: the zero time
+	if err := client.conn.SetWriteDeadline(deadline); err != nil {
+		t.dropClient(m.To, client)
+		return nil, nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
+	}
 	return client, client.Go(method, &m, new(core.Message), make(chan *rpc.Call, 1)), nil
 }
 
 // finish waits for the reply of a call start made.
-func (t *TCPTransport) finish(ctx context.Context, to int, client *rpc.Client, call *rpc.Call) (core.Message, error) {
+func (t *TCPTransport) finish(ctx context.Context, to int, client *peerClient, call *rpc.Call) (core.Message, error) {
 	select {
 	case <-call.Done:
 	case <-ctx.Done():
@@ -160,7 +175,7 @@ func (t *TCPTransport) finish(ctx context.Context, to int, client *rpc.Client, c
 	return *call.Reply.(*core.Message), nil
 }
 
-func (t *TCPTransport) client(ctx context.Context, to int) (*rpc.Client, error) {
+func (t *TCPTransport) client(ctx context.Context, to int) (*peerClient, error) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -180,7 +195,7 @@ func (t *TCPTransport) client(ctx context.Context, to int) (*rpc.Client, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
-	c := rpc.NewClientWithCodec(newClientCodec(conn))
+	c := &peerClient{Client: rpc.NewClientWithCodec(newClientCodec(conn)), conn: conn}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -195,7 +210,7 @@ func (t *TCPTransport) client(ctx context.Context, to int) (*rpc.Client, error) 
 	return c, nil
 }
 
-func (t *TCPTransport) dropClient(to int, c *rpc.Client) {
+func (t *TCPTransport) dropClient(to int, c *peerClient) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.clients[to] == c {
