@@ -365,10 +365,25 @@ func (h *Host) wakeReads() {
 // snapshotDue reports whether the log since the last snapshot passed a
 // threshold, by entries or by bytes, and has grown past SnapshotLogRatio
 // times the last snapshot's size.
+//
+// Each server waits a little longer than the thresholds say, by a factor
+// of its own between 1 and 1.5 (from its id): the replicas of a log apply
+// the same entries at about the same moment, and without it they would all
+// write their snapshots at once, which on shared cores or a shared disk
+// stalls every one of them together.
 func (h *Host) snapshotDue() bool {
-	due := (h.snapshotThreshold > 0 && h.applied-h.snapIndex >= h.snapshotThreshold) ||
-		(h.snapshotThresholdBytes > 0 && h.snapBytes >= h.snapshotThresholdBytes)
-	return due && (h.snapshotLogRatio <= 0 || float64(h.snapBytes) >= h.snapshotLogRatio*float64(h.snapSize))
+	f := h.snapshotStagger()
+	due := (h.snapshotThreshold > 0 && float64(h.applied-h.snapIndex) >= f*float64(h.snapshotThreshold)) ||
+		(h.snapshotThresholdBytes > 0 && float64(h.snapBytes) >= f*float64(h.snapshotThresholdBytes))
+	return due && (h.snapshotLogRatio <= 0 || float64(h.snapBytes) >= f*h.snapshotLogRatio*float64(h.snapSize))
+}
+
+// snapshotStagger is the server's factor in [1, 1.5): the fractional part
+// of id times the golden ratio spreads any set of ids evenly.
+func (h *Host) snapshotStagger() float64 {
+	const golden = 0.6180339887498949
+	x := float64(max(h.id, 0)) * golden
+	return 1 + 0.5*(x-float64(int64(x)))
 }
 
 func (h *Host) captureSnapshot() *SnapshotJob {
