@@ -464,7 +464,8 @@ func (n *RaftNode) shutdown() {
 // back to the node. With Config.Pipeline > 1 and a transport that
 // pipelines, up to that many RPCs are in flight at once, started in queue
 // order (so a heartbeat never overtakes the entries sent before it on the
-// wire); otherwise it waits for each reply before sending the next.
+// wire); otherwise (oneAtATime) it waits for each reply before sending
+// the next.
 type peerSender struct {
 	id    int
 	node  *RaftNode
@@ -482,11 +483,10 @@ func (p *peerSender) run() {
 	n := p.node
 	defer n.peersWG.Done()
 	pipe, _ := n.transport.(transport.Pipeliner)
-	if pipe == nil || n.cfg.Pipeline <= 1 {
-		p.runOneAtATime()
-		return
-	}
 	depth := n.cfg.Pipeline
+	if pipe == nil || depth <= 1 {
+		pipe, depth = oneAtATime{n.transport}, 1
+	}
 	// Every RPC started delivers one result, and at most depth are in
 	// flight: a done callback never blocks.
 	results := make(chan callResult, depth)
@@ -543,35 +543,24 @@ func (p *peerSender) run() {
 	}
 }
 
-func (p *peerSender) runOneAtATime() {
-	n := p.node
-	for {
-		select {
-		case <-p.wake:
-		case <-n.stopc:
-			return
-		}
-		for {
-			m, ok := p.queue.Take()
-			if !ok {
-				break
-			}
-			if n.transport == nil {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.RPCTimeout)
-			reply, err := n.transport.Call(ctx, m)
-			cancel()
-			if err != nil {
-				continue // lost: the protocol retries
-			}
-			select {
-			case n.respc <- reply:
-			case <-n.stopc:
-				return
-			}
-		}
+// oneAtATime makes a Pipeliner of a plain Transport for depth 1: each Go
+// runs Call on a goroutine, so at most one request is in flight and order
+// holds. A node without a transport (a single server) sends nothing.
+type oneAtATime struct{ t transport.Transport }
+
+func (o oneAtATime) Call(ctx context.Context, m core.Message) (core.Message, error) {
+	if o.t == nil {
+		return core.Message{}, transport.ErrUnreachable
 	}
+	return o.t.Call(ctx, m)
+}
+
+func (o oneAtATime) Go(ctx context.Context, m core.Message, done func(core.Message, error)) {
+	if o.t == nil {
+		done(core.Message{}, transport.ErrUnreachable)
+		return
+	}
+	go func() { done(o.t.Call(ctx, m)) }()
 }
 
 // logWriter writes a leader's new entries to Storage on its own goroutine,
