@@ -60,7 +60,7 @@ func (c loopConn) Close() error                { return nil }
 // connected back to back in memory.
 func benchCodecs() (rpc.ClientCodec, rpc.ServerCodec) {
 	a, b := new(bytes.Buffer), new(bytes.Buffer)
-	return newClientCodec(loopConn{r: b, w: a}), newServerCodec(loopConn{r: a, w: b}, nil)
+	return newClientCodec(loopConn{r: b, w: a}), newServerCodec(loopConn{r: a, w: b}, nil, 1)
 }
 
 func benchEntries(prev, term uint64, n, size int) []core.Entry {

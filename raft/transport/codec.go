@@ -19,6 +19,7 @@ package transport
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,6 +66,9 @@ type wireCodec struct {
 	// accept hands a decoded request to the node (see Request).
 	method string
 	accept func(core.Message) func() (core.Message, error)
+	// peer is who the connection's hello said it came from: a node id, or
+	// Client, which may not send Raft requests.
+	peer int
 }
 
 func newWireCodec(rwc io.ReadWriteCloser) *wireCodec {
@@ -73,16 +77,20 @@ func newWireCodec(rwc io.ReadWriteCloser) *wireCodec {
 
 // newClientCodec and newServerCodec are the codecs the TCP transport uses.
 func newClientCodec(rwc io.ReadWriteCloser) rpc.ClientCodec { return newWireCodec(rwc) }
-func newServerCodec(rwc io.ReadWriteCloser, h Handler) rpc.ServerCodec {
+func newServerCodec(rwc io.ReadWriteCloser, h Handler, peer int) rpc.ServerCodec {
 	c := newWireCodec(rwc)
 	c.accept = acceptor(h)
+	c.peer = peer
 	return c
 }
 
 // WriteRequest implements rpc.ClientCodec.
 func (c *wireCodec) WriteRequest(r *rpc.Request, body any) error {
 	b := c.beginFrame(r.Seq, r.ServiceMethod)
-	b = appendBody(b, body)
+	b, err := appendBody(b, body)
+	if err != nil {
+		return err
+	}
 	return c.endFrame(b)
 }
 
@@ -94,7 +102,10 @@ func (c *wireCodec) WriteResponse(r *rpc.Response, body any) error {
 		// net/rpc sends a placeholder body with an error; nobody reads it.
 		body = nil
 	}
-	b = appendBody(b, body)
+	b, err := appendBody(b, body)
+	if err != nil {
+		return err
+	}
 	return c.endFrame(b)
 }
 
@@ -124,11 +135,24 @@ func (c *wireCodec) endFrame(b []byte) error {
 	return err
 }
 
-func appendBody(b []byte, body any) []byte {
-	if m, ok := body.(*core.Message); ok && m != nil {
-		return appendMessage(b, m)
+// appendBody encodes a request's or a reply's body: a Message in the
+// binary encoding below, anything else (the arguments and replies of the
+// client services, which are few and small) as JSON.
+func appendBody(b []byte, body any) ([]byte, error) {
+	switch m := body.(type) {
+	case *core.Message:
+		if m != nil {
+			return appendMessage(b, m), nil
+		}
+	case nil:
+	default:
+		j, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("raft codec: %v", err)
+		}
+		return append(b, j...), nil
 	}
-	return appendMessage(b, &core.Message{})
+	return appendMessage(b, &core.Message{}), nil
 }
 
 func methodCode(method string) byte {
@@ -209,11 +233,19 @@ func (c *wireCodec) ReadRequestBody(body any) error {
 	if !ok {
 		return c.readBody(body)
 	}
+	if c.peer == Client {
+		c.body = nil
+		return fmt.Errorf("raft codec: a client may not call %s", c.method)
+	}
 	if err := c.readBody(&req.msg); err != nil {
 		return err
 	}
 	if want, ok := rpcMethod(req.msg.Type); !ok || want != c.method {
 		return fmt.Errorf("raft codec: a %v message sent to %s", req.msg.Type, c.method)
+	}
+	if req.msg.From != c.peer {
+		// The hello named the sender: nobody speaks for another node.
+		return fmt.Errorf("raft codec: a message from node %d on node %d's connection", req.msg.From, c.peer)
 	}
 	req.wait = c.accept(req.msg)
 	return nil
@@ -230,7 +262,10 @@ func (c *wireCodec) readBody(body any) error {
 	}
 	m, ok := body.(*core.Message)
 	if !ok {
-		return fmt.Errorf("raft codec: cannot decode into %T", body)
+		if err := json.Unmarshal(b, body); err != nil {
+			return fmt.Errorf("raft codec: %v", err)
+		}
+		return nil
 	}
 	return decodeMessage(b, m)
 }

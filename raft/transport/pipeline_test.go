@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"errors"
-	"net"
 	"net/rpc"
 	"sync"
 	"testing"
@@ -20,6 +19,13 @@ import (
 type orderedRecorder struct {
 	mu       sync.Mutex
 	accepted []uint64 // PrevLogIndex of each request, in acceptance order
+	msgs     []core.Message
+}
+
+func (h *orderedRecorder) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.accepted)
 }
 
 func (h *orderedRecorder) Handle(m core.Message) (core.Message, error) { return h.Accept(m)() }
@@ -27,6 +33,7 @@ func (h *orderedRecorder) Handle(m core.Message) (core.Message, error) { return 
 func (h *orderedRecorder) Accept(m core.Message) func() (core.Message, error) {
 	h.mu.Lock()
 	h.accepted = append(h.accepted, m.PrevLogIndex)
+	h.msgs = append(h.msgs, m)
 	h.mu.Unlock()
 	return func() (core.Message, error) {
 		time.Sleep(time.Duration(m.PrevLogIndex%7) * 100 * time.Microsecond)
@@ -110,7 +117,7 @@ func TestListenerRefusesAMethodOfAnotherType(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	conn, err := net.Dial("tcp", l.Addr())
+	conn, err := dial(context.Background(), l.Addr(), Hello{From: 1, To: 2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,14 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/rpc"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,17 +83,32 @@ type Request struct {
 	wait func() (core.Message, error)
 }
 
-// TCPTransport calls peers' Servers with net/rpc over TCP on 127.0.0.1,
-// with the binary codec of codec.go instead of gob. One connection per peer
-// carries every call (net/rpc multiplexes them); a broken connection is
-// redialled on the next call.
+// TCPTransport calls peers' Servers with net/rpc over TCP, with the binary
+// codec of codec.go instead of gob. One connection per peer carries every
+// call (net/rpc multiplexes them); it opens with a hello (hello.go), and,
+// with TLS, inside a TLS session; a broken connection is redialled on the
+// next call.
 type TCPTransport struct {
-	id int
+	cfg TCPConfig
 
-	mu      sync.Mutex
-	addrs   map[int]string
-	clients map[int]*peerClient
-	closed  bool
+	mu       sync.Mutex
+	addrs    map[int]string
+	clients  map[int]*peerClient
+	refusals map[int]string // the last refusal logged, per peer
+	closed   bool
+}
+
+// TCPConfig configures a TCPTransport.
+type TCPConfig struct {
+	ID      int    // the node's id, said in every hello
+	Cluster string // the cluster id, said in every hello
+	// TLS, if set, holds the node's certificate and the cluster's CA: every
+	// connection is then mutual TLS, and the peer's certificate must be the
+	// node's it dialled (CertName).
+	TLS *tls.Config
+	// Logf, if set, is told when a peer refuses the connection (once per
+	// reason, not at every retry).
+	Logf func(format string, args ...any)
 }
 
 // peerClient is the net/rpc client of one peer's connection, with the
@@ -99,9 +118,13 @@ type peerClient struct {
 	conn net.Conn
 }
 
-// NewTCPTransport returns a transport for server id.
-func NewTCPTransport(id int) *TCPTransport {
-	return &TCPTransport{id: id, addrs: map[int]string{}, clients: map[int]*peerClient{}}
+// NewTCPTransport returns a transport for server id, in the cluster with
+// the empty id, without TLS: the in-process clusters'.
+func NewTCPTransport(id int) *TCPTransport { return NewTCPTransportWith(TCPConfig{ID: id}) }
+
+// NewTCPTransportWith returns a transport configured by cfg.
+func NewTCPTransportWith(cfg TCPConfig) *TCPTransport {
+	return &TCPTransport{cfg: cfg, addrs: map[int]string{}, clients: map[int]*peerClient{}, refusals: map[int]string{}}
 }
 
 // SetAddr tells the transport where server id listens.
@@ -115,6 +138,13 @@ func (t *TCPTransport) SetAddr(id int, addr string) {
 			delete(t.clients, id)
 		}
 	}
+}
+
+// Addrs returns the address book: where each peer listens.
+func (t *TCPTransport) Addrs() map[int]string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.addrs)
 }
 
 // Call implements Transport.
@@ -190,10 +220,12 @@ func (t *TCPTransport) client(ctx context.Context, to int) (*peerClient, error) 
 	if !ok {
 		return nil, fmt.Errorf("%w: no address for server %d", ErrUnreachable, to)
 	}
-	d := net.Dialer{Timeout: dialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := dial(ctx, addr, Hello{Cluster: t.cfg.Cluster, From: t.cfg.ID, To: to}, t.cfg.TLS)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
+		if errors.Is(err, ErrRefused) {
+			t.logRefusal(to, addr, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	c := &peerClient{Client: rpc.NewClientWithCodec(newClientCodec(conn)), conn: conn}
 	t.mu.Lock()
@@ -208,6 +240,17 @@ func (t *TCPTransport) client(ctx context.Context, to int) (*peerClient, error) 
 	}
 	t.clients[to] = c
 	return c, nil
+}
+
+// logRefusal logs a peer's refusal, unless it is the one logged last.
+func (t *TCPTransport) logRefusal(to int, addr string, err error) {
+	t.mu.Lock()
+	repeated := t.refusals[to] == err.Error()
+	t.refusals[to] = err.Error()
+	t.mu.Unlock()
+	if !repeated && t.cfg.Logf != nil {
+		t.cfg.Logf("node %d at %s: %v", to, addr, err)
+	}
 }
 
 func (t *TCPTransport) dropClient(to int, c *peerClient) {
@@ -231,9 +274,11 @@ func (t *TCPTransport) Close() error {
 	return nil
 }
 
-// Listener serves a Handler's RPCs over net/rpc on a TCP listener.
+// Listener serves a Handler's RPCs over net/rpc on a TCP listener, and
+// any further services its ListenConfig names.
 type Listener struct {
 	listener net.Listener
+	cfg      ListenConfig
 	wg       sync.WaitGroup
 
 	mu     sync.Mutex
@@ -241,17 +286,64 @@ type Listener struct {
 	closed bool
 }
 
-// Listen serves h on addr, which must be on 127.0.0.1 (":0" picks a port).
+// ListenConfig configures a Listener.
+type ListenConfig struct {
+	// Addr to listen on: on 127.0.0.1 unless AllowRemote (":0" picks a port).
+	Addr    string
+	Handler Handler // serves the Raft RPCs
+	// Cluster and ID are the node's identity: a hello must name this
+	// cluster, and this node or any (Client). Known says which node ids may
+	// send Raft requests (nil: any).
+	Cluster string
+	ID      int
+	Known   func(id int) bool
+	// Services are further net/rpc services, by name ("KV", "Admin"),
+	// which clients may call too; their arguments and replies travel as
+	// JSON (see appendBody).
+	Services map[string]any
+	// TLS, if set, makes every connection mutual TLS: its certificate is
+	// the node's, and ClientCAs verify the peers' (tls.RequireAndVerifyClientCert).
+	TLS *tls.Config
+	// AllowRemote allows an address beyond loopback, with TLS only.
+	AllowRemote bool
+	// Logf, if set, is told of every connection refused, and why.
+	Logf func(format string, args ...any)
+}
+
+// Listen serves h on addr, which must be on 127.0.0.1 (":0" picks a port),
+// in the cluster with the empty id, to any node: the in-process clusters'.
 func Listen(addr string, h Handler) (*Listener, error) {
+	return ListenWith(ListenConfig{Addr: addr, Handler: h, ID: Client})
+}
+
+// CheckListenAddr says whether addr may be listened on: loopback
+// (127.0.0.1) always, anything else only with allowRemote and TLS.
+func CheckListenAddr(addr string, allowRemote, withTLS bool) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen address %q: %v", addr, err)
+		return fmt.Errorf("listen address %q: %v", addr, err)
 	}
-	if host != "127.0.0.1" {
-		// Never on every interface: this is a simulator, not a service.
-		return nil, fmt.Errorf("listen address %q: only 127.0.0.1 is allowed", addr)
+	if host == "127.0.0.1" {
+		return nil
 	}
-	l, err := net.Listen("tcp", addr)
+	if !allowRemote {
+		return fmt.Errorf("listen address %q: only 127.0.0.1 is allowed unless remote listening is asked for explicitly", addr)
+	}
+	if !withTLS {
+		return fmt.Errorf("listen address %q: listening beyond loopback needs TLS (mutual, with the cluster's certificates)", addr)
+	}
+	return nil
+}
+
+// ListenWith serves what cfg says.
+func ListenWith(cfg ListenConfig) (*Listener, error) {
+	if err := CheckListenAddr(cfg.Addr, cfg.AllowRemote, cfg.TLS != nil); err != nil {
+		return nil, err
+	}
+	if len(cfg.Cluster) > MaxClusterID {
+		return nil, fmt.Errorf("cluster id of %d bytes (at most %d)", len(cfg.Cluster), MaxClusterID)
+	}
+	l, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, err
 	}
@@ -260,14 +352,25 @@ func Listen(addr string, h Handler) (*Listener, error) {
 		l.Close()
 		return nil, err
 	}
-	s := &Listener{listener: l, conns: map[net.Conn]struct{}{}}
+	for name, svc := range cfg.Services {
+		if name == "Raft" {
+			l.Close()
+			return nil, errors.New(`the service name "Raft" is taken`)
+		}
+		if err := srv.RegisterName(name, svc); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	s := &Listener{listener: l, cfg: cfg, conns: map[net.Conn]struct{}{}}
 	s.wg.Add(1)
-	go s.accept(srv, h)
+	go s.accept(srv)
 	return s, nil
 }
 
-func (s *Listener) accept(srv *rpc.Server, h Handler) {
+func (s *Listener) accept(srv *rpc.Server) {
 	defer s.wg.Done()
+	id := identity{cluster: s.cfg.Cluster, id: s.cfg.ID, known: s.cfg.Known}
 	for {
 		conn, err := s.listener.Accept()
 		if err != nil {
@@ -284,11 +387,42 @@ func (s *Listener) accept(srv *rpc.Server, h Handler) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			srv.ServeCodec(newServerCodec(conn, h))
+			s.serve(srv, id, conn)
 			s.mu.Lock()
 			delete(s.conns, conn)
 			s.mu.Unlock()
 		}()
+	}
+}
+
+// serve runs one connection: the TLS handshake if any, the hello, then
+// net/rpc until the connection ends.
+func (s *Listener) serve(srv *rpc.Server, id identity, raw net.Conn) {
+	conn := raw
+	if s.cfg.TLS != nil {
+		tc := tls.Server(raw, s.cfg.TLS)
+		ctx, cancel := context.WithTimeout(context.Background(), helloTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			s.refused(raw, err)
+			raw.Close()
+			return
+		}
+		conn = tc
+	}
+	h, err := id.hear(conn)
+	if err != nil {
+		s.refused(raw, err)
+		conn.Close()
+		return
+	}
+	srv.ServeCodec(newServerCodec(conn, s.cfg.Handler, h.From))
+}
+
+func (s *Listener) refused(conn net.Conn, err error) {
+	if s.cfg.Logf != nil {
+		s.cfg.Logf("refused a connection from %s: %v", conn.RemoteAddr(), err)
 	}
 }
 
@@ -347,3 +481,83 @@ func (s *rpcService) serve(args *Request, reply *core.Message) error {
 
 // dialTimeout bounds how long a Call may wait for a connection.
 const dialTimeout = time.Second
+
+// DialConfig says who a client is, for Dial.
+type DialConfig struct {
+	Cluster string
+	// To is the node the client means to reach, or Client for whichever
+	// listens at the address.
+	To int
+	// TLS, if set, holds the client's certificate and the cluster's CA.
+	TLS *tls.Config
+}
+
+// Dial opens a client's connection to a node: the hello says it is a
+// Client, so it may call the listener's Services but not the Raft RPCs.
+func Dial(ctx context.Context, addr string, cfg DialConfig) (*rpc.Client, error) {
+	conn, err := dial(ctx, addr, Hello{Cluster: cfg.Cluster, From: Client, To: cfg.To}, cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	return rpc.NewClientWithCodec(newClientCodec(conn)), nil
+}
+
+// dial connects to addr (in TLS if tlsCfg is set) and says hello.
+func dial(ctx context.Context, addr string, h Hello, tlsCfg *tls.Config) (net.Conn, error) {
+	d := net.Dialer{Timeout: dialTimeout}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	conn := raw
+	if tlsCfg != nil {
+		tc := tls.Client(raw, peerTLS(tlsCfg, h.To))
+		hctx, cancel := context.WithTimeout(ctx, helloTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %v", addr, err)
+		}
+		conn = tc
+	}
+	if err := sayHello(conn, h); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// peerTLS is the TLS configuration to dial node to: its certificate must
+// carry CertName(to). For Client (any node), any node's certificate signed
+// by the cluster's CA will do.
+func peerTLS(cfg *tls.Config, to int) *tls.Config {
+	c := cfg.Clone()
+	if to != Client {
+		c.ServerName = CertName(to)
+		return c
+	}
+	// The name is not known in advance: verify the chain here, then the name.
+	c.InsecureSkipVerify = true
+	roots := cfg.RootCAs
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("the node presented no certificate")
+		}
+		opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool()}
+		for _, ic := range cs.PeerCertificates[1:] {
+			opts.Intermediates.AddCert(ic)
+		}
+		leaf := cs.PeerCertificates[0]
+		if _, err := leaf.Verify(opts); err != nil {
+			return err
+		}
+		for _, name := range leaf.DNSNames {
+			if strings.HasPrefix(name, "node-") {
+				return nil
+			}
+		}
+		return errors.New("the certificate is not a node's")
+	}
+	return c
+}
