@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -17,6 +18,8 @@ import (
 	"golang.org/x/term"
 
 	"raft-consensus/raft"
+	"raft-consensus/raft/cluster"
+	"raft-consensus/raft/remote"
 	"raft-consensus/raft/trace"
 	"raft-consensus/utils/web"
 )
@@ -26,6 +29,10 @@ const prompt = "raft> "
 const usageText = `Usage: raft-consensus [flags]
        raft-consensus bench [flags]   (the benchmark; bench -h)
        raft-consensus sim [flags]     (the deterministic simulation; sim -h)
+       raft-consensus node [flags]    (one server as a process; node -h)
+       raft-consensus cluster up [flags] (node processes, with this REPL over them)
+       raft-consensus certs [flags]   (the certificates of mutual TLS; certs -h)
+       raft-consensus health [flags]  (a node's health check; health -h)
 
 Starts an interactive REPL over a simulated Raft cluster (servers on
 127.0.0.1). Commands are typed as a number or a word, one per line, from a
@@ -53,6 +60,10 @@ Flags:
                   terminal (if stdin is not a terminal, exit after FILE)
   -web ADDR       serve the live page at ADDR (loopback only, e.g.
                   127.0.0.1:8080; the "web" command does it later)
+  -connect ADDRS  drive a running cluster (nodes started with "node", or in
+                  containers) at HOST:PORT,HOST:PORT,… instead of creating one
+  -cluster-id ID  the id of the cluster -connect reaches (default raft-consensus)
+  -tls-dir DIR    the cluster's certificates, for -connect (see certs -h)
   -keep-going     in a script or a pipe, run every line even after one fails
                   (by default the run stops there and exits with status 1)
   -h              show this help
@@ -77,6 +88,14 @@ type config struct {
 	seedSet bool
 	keep    bool
 	web     string
+	// connect: the addresses of a running cluster's nodes (-connect), with
+	// its id and certificates.
+	connect   string
+	clusterID string
+	tlsDir    string
+	// initial, if set, makes the cluster the REPL starts with (cluster up's
+	// launcher, or -connect's connection), and says what it is.
+	initial func() (cluster.Cluster, string, error)
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -96,8 +115,31 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.keep, "keep-going", false, "")
 	fs.StringVar(&c.web, "web", "", "")
 	fs.StringVar(&c.script, "script", "", "")
+	fs.StringVar(&c.connect, "connect", "", "")
+	fs.StringVar(&c.clusterID, "cluster-id", defaultClusterID, "")
+	fs.StringVar(&c.tlsDir, "tls-dir", "", "")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if c.connect != "" {
+		switch {
+		case c.sim || c.dataDir != "" || c.memory || c.nodes > 0:
+			return c, errors.New("-connect drives a running cluster: -sim, -data-dir, -memory and -nodes do not go with it")
+		}
+		addrs := strings.Split(c.connect, ",")
+		for _, a := range addrs {
+			if _, _, err := net.SplitHostPort(strings.TrimSpace(a)); err != nil {
+				return c, fmt.Errorf("-connect: %q is not host:port", a)
+			}
+		}
+		c.initial = func() (cluster.Cluster, string, error) {
+			rc, err := remote.Connect(remote.ClusterConfig{Addrs: addrs, Cluster: c.clusterID, TLSDir: c.tlsDir, Timeout: c.timeout})
+			if err != nil {
+				return nil, "", fmt.Errorf("-connect: %w", err)
+			}
+			return rc, fmt.Sprintf("connected to a cluster of %d nodes (%s); crash, restart, pause and resume need the launcher (cluster up)",
+				len(rc.IDs()), idRange(rc.IDs())), nil
+		}
 	}
 	fs.Visit(func(f *flag.Flag) { c.seedSet = c.seedSet || f.Name == "seed" })
 	switch {
@@ -138,6 +180,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "error: %v — see -h\n", err)
 		return 2
 	}
+	return runREPL(c, stdin, stdout, stderr)
+}
+
+// runREPL runs the REPL that c configures.
+func runREPL(c config, stdin io.Reader, stdout, stderr io.Writer) int {
+	var err error
 
 	opts := Options{DataDir: c.dataDir, Memory: c.memory, Timeout: c.timeout, Prompt: prompt, Sim: c.sim, Seed: c.seed,
 		Color: isTerminal(stdout) && os.Getenv("NO_COLOR") == ""}
@@ -172,6 +220,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	r := NewREPL(stdout, opts)
+	var startNote string
+	if c.initial != nil {
+		start, note, err := c.initial()
+		if err != nil {
+			fmt.Fprintf(stderr, "error: %v\n", err)
+			return 2
+		}
+		r.setCluster(start)
+		startNote = note
+	}
 	var editor *terminal // set once line editing is on
 	var termMu sync.Mutex
 	closeTerminal := func() {
@@ -250,6 +308,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if c.nodes > 0 {
 		r.Exec("create " + strconv.Itoa(c.nodes))
+	}
+	if startNote != "" {
+		r.printf("ok: %s", startNote)
 	}
 	if c.web != "" {
 		if url, err := r.startWeb(c.web); err != nil {

@@ -151,8 +151,13 @@ at one instant is shown together, so there may be a few more than N.`},
 			help: "let virtual time flow, 1 = real time (-sim)",
 			more: `play 0.1 runs ten times slower than real time. Elections, leaders and faults
 are printed as they happen; every command works meanwhile; pause stops.`},
-		{num: 29, names: []string{"pause"}, maxArgs: 0, needsCluster: true, run: cmdPause,
-			help: "stop the virtual clock (-sim)"},
+		{num: 29, names: []string{"pause"}, args: "[node]", maxArgs: 1, needsCluster: true, run: cmdPause,
+			help: "stop the virtual clock (-sim), or a node's process (cluster up)",
+			more: `In virtual time, pause stops the clock that play started. With a node, under
+the launcher (cluster up), it stops that node's process (SIGSTOP) without
+killing it: it keeps its state and its connections, and answers nothing
+until "resume <node>" (SIGCONT). A leader paused past the election timeout
+wakes up deposed.`},
 		{num: 30, names: []string{"timers"}, maxArgs: 0, needsCluster: true, run: cmdTimers,
 			help: "each node's election and heartbeat timer (-sim)"},
 		{num: 31, names: []string{"drop"}, args: "next <from> <to>", minArgs: 3, maxArgs: 3, needsCluster: true, run: cmdDrop,
@@ -181,6 +186,8 @@ minority, membership changes and a snapshot, on a cluster of its own (in
 virtual time with -sim), each step explained with the paper's section. Type
 any command between steps; "tour" goes on; "tour stop" leaves, "tour" comes
 back where it stopped.`},
+		{num: 37, names: []string{"resume"}, args: "<node>", minArgs: 1, maxArgs: 1, needsCluster: true, run: cmdResume,
+			help: "continue a paused node's process (cluster up)"},
 	}
 }
 
@@ -551,14 +558,34 @@ func cmdStatus(r *REPL, sim cluster.Cluster, _ []string) error {
 		columns = append(columns, table.ColumnConfig{Number: n, Align: text.AlignRight})
 	}
 	t.SetColumnConfigs(columns)
-	t.AppendHeader(table.Row{"node", "role", "term", "leader", "commit", "applied", "log", "member", "state"})
-	for _, st := range sim.Status() {
+	status := sim.Status()
+	// Nodes that are processes of their own (the launcher's) show their pid.
+	pids := slices.ContainsFunc(status, func(st cluster.NodeStatus) bool { return st.Pid != 0 })
+	header := table.Row{"node", "role", "term", "leader", "commit", "applied", "log", "member", "state"}
+	if pids {
+		header = append(header, "pid")
+	}
+	t.AppendHeader(header)
+	row := func(st cluster.NodeStatus, cells ...any) table.Row {
+		if pids {
+			pid := "-"
+			if st.Pid != 0 {
+				pid = strconv.Itoa(st.Pid)
+			}
+			cells = append(cells, pid)
+		}
+		return cells
+	}
+	for _, st := range status {
 		if !st.Alive {
 			state := "crashed"
-			if !st.Connected {
-				state = "crashed, disconnected"
+			if st.Down != "" {
+				state = st.Down
 			}
-			t.AppendRow(table.Row{st.ID, "-", "-", "-", "-", "-", "-", st.Member, state})
+			if !st.Connected {
+				state += ", disconnected"
+			}
+			t.AppendRow(row(st, st.ID, "-", "-", "-", "-", "-", "-", st.Member, state))
 			continue
 		}
 		state := "up"
@@ -576,7 +603,7 @@ func cmdStatus(r *REPL, sim cluster.Cluster, _ []string) error {
 		if st.SnapshotIndex > 0 {
 			log = fmt.Sprintf("snap %d, %s", st.SnapshotIndex, log)
 		}
-		t.AppendRow(table.Row{st.ID, st.Role.String(), st.Term, leader, st.Commit, st.Applied, log, st.Member, state})
+		t.AppendRow(row(st, st.ID, st.Role.String(), st.Term, leader, st.Commit, st.Applied, log, st.Member, state))
 	}
 	fmt.Fprintln(r.out, render(t))
 	drop, delay := sim.NetworkSettings()

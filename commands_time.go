@@ -137,7 +137,10 @@ func cmdPlay(r *REPL, c cluster.Cluster, args []string) error {
 	return nil
 }
 
-func cmdPause(r *REPL, c cluster.Cluster, _ []string) error {
+func cmdPause(r *REPL, c cluster.Cluster, args []string) error {
+	if len(args) == 1 {
+		return pauseNode(r, c, args[0], true)
+	}
 	v, err := virtual(c, "pause")
 	if err != nil {
 		return err
@@ -251,4 +254,32 @@ func (r *REPL) createVirtual(n int) error {
 	r.printf("ok: cluster of %s created (nodes %s, virtual time from seed %d, %s)", plural(n, "node"), idRange(v.IDs()), r.seed.Load(), where)
 	r.printf("time stands still at %s until a command lets it pass: run, step, play, or one that waits (set, get, leader)", formatAt(r.sessionNow()))
 	return nil
+}
+
+// pauseNode stops (or continues) a node's process, under the launcher.
+func pauseNode(r *REPL, c cluster.Cluster, arg string, stop bool) error {
+	p, ok := c.(cluster.Pauser)
+	if !ok {
+		return errors.New("pause and resume stop and continue a node's process: they need the launcher (go run . cluster up)")
+	}
+	id, err := node(c, arg)
+	if err != nil {
+		return err
+	}
+	if stop {
+		if err := p.Pause(id); err != nil {
+			return err
+		}
+		r.printf("node %d paused (SIGSTOP): \"resume %d\" continues it", id, id)
+		return nil
+	}
+	if err := p.Resume(id); err != nil {
+		return err
+	}
+	r.printf("node %d resumed (SIGCONT)", id)
+	return nil
+}
+
+func cmdResume(r *REPL, c cluster.Cluster, args []string) error {
+	return pauseNode(r, c, args[0], false)
 }

@@ -15,6 +15,14 @@ func main() {
 			os.Exit(runBench(os.Args[2:]))
 		case "sim":
 			os.Exit(runSim(os.Args[2:], os.Stdout, os.Stderr))
+		case "node":
+			os.Exit(runNode(os.Args[2:], os.Stderr))
+		case "health":
+			os.Exit(runHealth(os.Args[2:], os.Stdout, os.Stderr))
+		case "certs":
+			os.Exit(runCerts(os.Args[2:], os.Stdout, os.Stderr))
+		case "cluster":
+			os.Exit(runClusterCmd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 		}
 	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))

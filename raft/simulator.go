@@ -394,6 +394,15 @@ func (s *ClusterSimulator) Server(id int) (*kv.Server, error) {
 	return n.server, nil
 }
 
+// Endpoint returns a running server, for clients.
+func (s *ClusterSimulator) Endpoint(id int) (kv.Endpoint, error) {
+	srv, err := s.Server(id)
+	if err != nil {
+		return nil, err // not a nil *Server in an interface
+	}
+	return srv, nil
+}
+
 // DisconnectPeer cuts every link between id and the others.
 func (s *ClusterSimulator) DisconnectPeer(id int) error {
 	s.mu.Lock()

@@ -107,6 +107,19 @@ type NodeStatus struct {
 	// LogLength is the number of entries held in the log (after the snapshot).
 	LogLength     uint64
 	SnapshotIndex uint64
+	// Pid is the node's process id when it runs as a process of its own
+	// that this program started (0 otherwise).
+	Pid int
+	// Down says why a node that is not Alive is down, when it is not
+	// "crashed": "paused", "not answering".
+	Down string
+}
+
+// Pauser is a Cluster whose nodes are processes that can be stopped and
+// continued (SIGSTOP, SIGCONT): the launcher's.
+type Pauser interface {
+	Pause(id int) error
+	Resume(id int) error
 }
 
 // Member says what id is in cfg, for NodeStatus.Member: known is false

@@ -16,8 +16,8 @@ import (
 type Cluster interface {
 	// IDs lists the servers' ids (crashed ones included, removed ones not).
 	IDs() []int
-	// Server returns a running server, or an error saying why there is none.
-	Server(id int) (*Server, error)
+	// Endpoint returns a running server, or an error saying why there is none.
+	Endpoint(id int) (Endpoint, error)
 }
 
 // ClientConfig configures a Client.
@@ -154,7 +154,7 @@ func (c *Client) do(ctx context.Context, op Op, key, value string, only int) (Re
 		}
 		ids := c.cluster.IDs()
 		target := c.state.Target(ids)
-		srv, err := c.cluster.Server(target)
+		srv, err := c.cluster.Endpoint(target)
 		if err == nil {
 			var res Result
 			if res, err = c.attempt(ctx, srv, cmd); err == nil {
@@ -175,7 +175,7 @@ func (c *Client) do(ctx context.Context, op Op, key, value string, only int) (Re
 // leader refuses it (and it had no effect); any other failure leaves a
 // write's outcome unknown.
 func (c *Client) doOn(ctx context.Context, node int, cmd Command, call, timeout time.Duration) (Result, error) {
-	srv, err := c.cluster.Server(node)
+	srv, err := c.cluster.Endpoint(node)
 	if err != nil {
 		return Result{}, err
 	}
@@ -200,7 +200,7 @@ func (c *Client) doOn(ctx context.Context, node int, cmd Command, call, timeout 
 }
 
 // attempt sends the command to one server with a bounded wait.
-func (c *Client) attempt(ctx context.Context, srv *Server, cmd Command) (Result, error) {
+func (c *Client) attempt(ctx context.Context, srv Endpoint, cmd Command) (Result, error) {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
 	defer cancel()
 	c.traceRequest(srv.ID(), cmd)

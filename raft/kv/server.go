@@ -72,6 +72,13 @@ type ServerConfig struct {
 	Node node.Config
 	// Addr to listen on, "127.0.0.1:0" for any port.
 	Addr string
+	// Listen configures the listener further: the cluster id and who may
+	// connect, TLS, remote listening, more services (Addr, Handler and ID
+	// are the Server's own; the KV Service is always served).
+	Listen transport.ListenConfig
+	// Services, if set, returns further services for the listener, given
+	// the server (an admin service, say).
+	Services func(*Server) map[string]any
 	// Transport to reach peers (the Server closes it at Stop if it is an
 	// io.Closer).
 	Transport transport.Transport
@@ -120,7 +127,15 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		// never waits for mu (see inbox), so it can stop the node there.
 		OnStorageFailure: func(error) { n.Stop() },
 	})
-	s.rpc, err = transport.Listen(cfg.Addr, n)
+	lc := cfg.Listen
+	lc.Addr, lc.Handler, lc.ID = cfg.Addr, n, cfg.Node.ID
+	lc.Services = map[string]any{ServiceName: &Service{server: s}}
+	if cfg.Services != nil {
+		for name, svc := range cfg.Services(s) {
+			lc.Services[name] = svc
+		}
+	}
+	s.rpc, err = transport.ListenWith(lc)
 	if err != nil {
 		n.Stop()
 		return nil, err

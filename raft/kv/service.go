@@ -1,0 +1,77 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Endpoint is one server as a client reaches it: a *Server in the same
+// process, or a server in another process, over the network (the remote
+// package's).
+type Endpoint interface {
+	ID() int
+	// Do runs a KV command at the server: a *NotLeaderError if it does not
+	// lead.
+	Do(ctx context.Context, cmd Command) (Result, error)
+}
+
+var _ Endpoint = (*Server)(nil)
+
+// ServiceName is the name of the KV service on a server's listener.
+const ServiceName = "KV"
+
+// MaxRequestTimeout bounds how long a server waits on one request from
+// the network, whatever the request asks.
+const MaxRequestTimeout = time.Minute
+
+// WireRequest is a KV request from a client over the network. The
+// client's deadline cannot travel with it, so it says how long it waits.
+type WireRequest struct {
+	Command   Command
+	TimeoutMs int64
+}
+
+// WireReply is the answer to a WireRequest: a result, a server that does
+// not lead (and who does, if it knows), or another error.
+type WireReply struct {
+	Result    Result
+	NotLeader bool
+	Leader    int
+	Error     string
+}
+
+// Service serves a Server's KV commands to clients over the network
+// (registered as ServiceName on its listener).
+type Service struct{ server *Server }
+
+// Do runs one command, as Server.Do.
+func (v *Service) Do(req *WireRequest, reply *WireReply) error {
+	timeout := min(time.Duration(req.TimeoutMs)*time.Millisecond, MaxRequestTimeout)
+	if timeout <= 0 {
+		timeout = MaxRequestTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	res, err := v.server.Do(ctx, req.Command)
+	*reply = WireReply{Result: res}
+	var nl *NotLeaderError
+	switch {
+	case errors.As(err, &nl):
+		reply.NotLeader, reply.Leader = true, nl.Leader
+	case err != nil:
+		reply.Error = err.Error()
+	}
+	return nil
+}
+
+// Err is the error a WireReply stands for (nil for a result).
+func (r *WireReply) Err() error {
+	switch {
+	case r.NotLeader:
+		return &NotLeaderError{Leader: r.Leader}
+	case r.Error != "":
+		return errors.New(r.Error)
+	}
+	return nil
+}

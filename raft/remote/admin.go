@@ -1,0 +1,217 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"raft-consensus/raft/cluster"
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/kv"
+)
+
+// AdminService is the name of the admin service on a node's listener.
+const AdminService = "Admin"
+
+// adminTimeout bounds what an admin call waits for at the node.
+const adminTimeout = 10 * time.Second
+
+// Admin is the service through which the REPL (and the launcher) looks
+// at a node and acts on it: its status and log, a stale read, membership
+// proposals, leadership transfer, snapshots, the address book and the
+// network faults its transport applies. It decides nothing: the calls map
+// onto the node's own operations, and Cluster strings them together.
+type Admin struct{ node *Node }
+
+// NodeInfo is what Admin.Info says about a node.
+type NodeInfo struct {
+	ID      int
+	Pid     int
+	Addr    string
+	Summary core.Summary
+	Applied uint64
+	Keys    int
+	// Peers is the node's address book.
+	Peers map[int]string
+	// Faults are the network faults its transport applies.
+	Faults Faults
+}
+
+// Faults is the network fault state a node's transport applies to the
+// messages it sends (and so to their replies): the same state on every
+// node makes a disconnect or a partition cut both ways.
+type Faults struct {
+	Disconnected []int    `json:",omitempty"`
+	Cut          [][2]int `json:",omitempty"` // one-way: from → to
+	Groups       [][]int  `json:",omitempty"` // a partition
+	DropRate     float64  `json:",omitempty"`
+	MaxDelay     time.Duration
+}
+
+// ConfChange is a membership change to propose.
+type ConfChange struct {
+	Type core.ConfChangeType
+	ID   int
+}
+
+// ProposeReply says how a proposal went: Refused for a change that can
+// never be made (cluster.Refused), else an error to retry on.
+type ProposeReply struct {
+	Index   uint64
+	Refused bool
+	Error   string
+}
+
+// Peer is an address book entry.
+type Peer struct {
+	ID   int
+	Addr string
+}
+
+// Info reports the node.
+func (a *Admin) Info(_ *struct{}, info *NodeInfo) error {
+	n := a.node
+	n.mu.Lock()
+	faults := n.faultState
+	n.mu.Unlock()
+	*info = NodeInfo{ID: n.cfg.ID, Pid: os.Getpid(), Addr: n.Addr(), Summary: n.server.Node().Summary(),
+		Applied: n.server.Applied(), Keys: n.server.KVLen(), Peers: n.Book(), Faults: faults}
+	return nil
+}
+
+// Log reports the latest limit entries of the node's log.
+func (a *Admin) Log(limit *int, l *cluster.NodeLog) error {
+	srv := a.node.server
+	applied := srv.Applied()
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	return srv.Node().Inspect(ctx, func(c *core.Core) { *l = cluster.LogOf(a.node.cfg.ID, c, applied, *limit) })
+}
+
+// ReadStale reads a key from the node's state machine as it stands.
+func (a *Admin) ReadStale(key *string, r *cluster.StaleRead) error {
+	srv := a.node.server
+	sum := srv.Node().Summary()
+	res, applied, err := srv.ReadLocal(*key)
+	if err != nil {
+		return err
+	}
+	v, ok := res.(kv.Result)
+	if !ok {
+		return fmt.Errorf("the state machine answered %T, not a value", res)
+	}
+	*r = cluster.StaleRead{Value: v.Value, Found: v.Found, Applied: applied, Role: sum.Role, Term: sum.Term}
+	return nil
+}
+
+// Propose proposes a membership change at the node (which must lead).
+func (a *Admin) Propose(c *ConfChange, r *ProposeReply) error {
+	switch c.Type {
+	case core.AddLearner, core.PromoteLearner, core.RemoveServer:
+	default:
+		return fmt.Errorf("unknown membership change %d", c.Type)
+	}
+	index, err := a.node.server.Node().ProposeConfChange(c.Type, c.ID)
+	*r = ProposeReply{Index: index}
+	if err != nil {
+		r.Refused, r.Error = cluster.Refused(err), err.Error()
+		a.node.cfg.Logf("membership: %v %d not proposed here: %v", c.Type, c.ID, err)
+	} else {
+		a.node.cfg.Logf("membership: proposed %v %d at index %d", c.Type, c.ID, index)
+	}
+	return nil
+}
+
+// Transfer hands the node's leadership to target (thesis §3.10).
+func (a *Admin) Transfer(target *int, _ *struct{}) error {
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	return a.node.server.Node().TransferLeadership(ctx, *target)
+}
+
+// Snapshot makes the node snapshot its state machine now.
+func (a *Admin) Snapshot(_ *struct{}, index *uint64) error {
+	i, err := a.node.server.SnapshotNow()
+	*index = i
+	if errors.Is(err, core.ErrSnapshotTooOld) {
+		return fmt.Errorf("node %d has applied nothing since its last snapshot", a.node.cfg.ID)
+	}
+	return err
+}
+
+// SetPeer adds a node to the address book, or moves it.
+func (a *Admin) SetPeer(p *Peer, _ *struct{}) error {
+	if p.ID < 0 || p.ID > MaxNodeID {
+		return fmt.Errorf("node id %d is out of range (0–%d)", p.ID, MaxNodeID)
+	}
+	if _, _, err := splitAddr(p.Addr); err != nil {
+		return err
+	}
+	if err := a.node.setPeer(p.ID, p.Addr); err != nil {
+		return err
+	}
+	a.node.cfg.Logf("address book: node %d at %s", p.ID, p.Addr)
+	return nil
+}
+
+// SetFaults replaces the network faults the node's transport applies.
+func (a *Admin) SetFaults(f *Faults, _ *struct{}) error {
+	n := a.node
+	if err := n.applyFaults(*f); err != nil {
+		return err
+	}
+	n.cfg.Logf("network faults now: %s", f)
+	return nil
+}
+
+// applyFaults sets the transport's fault model to f.
+func (n *Node) applyFaults(f Faults) error {
+	if f.DropRate < 0 || f.DropRate > 1 || f.MaxDelay < 0 || f.MaxDelay > time.Minute {
+		return fmt.Errorf("bad network settings: drop %v, delay %v", f.DropRate, f.MaxDelay)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m := n.faults
+	for _, id := range n.faultState.Disconnected {
+		m.Reconnect(id)
+	}
+	m.Heal()
+	for _, id := range f.Disconnected {
+		m.Disconnect(id)
+	}
+	for _, l := range f.Cut {
+		m.Cut(l[0], l[1])
+	}
+	if len(f.Groups) > 0 {
+		m.Partition(f.Groups...)
+	}
+	if err := m.SetDropRate(f.DropRate); err != nil {
+		return err
+	}
+	if err := m.SetMaxDelay(f.MaxDelay); err != nil {
+		return err
+	}
+	n.faultState = f
+	return nil
+}
+
+// String describes the faults in a few words.
+func (f *Faults) String() string {
+	if len(f.Disconnected)+len(f.Cut)+len(f.Groups) == 0 && f.DropRate == 0 && f.MaxDelay == 0 {
+		return "none"
+	}
+	s := ""
+	if len(f.Disconnected) > 0 {
+		s += fmt.Sprintf("disconnected %v; ", slices.Sorted(slices.Values(f.Disconnected)))
+	}
+	if len(f.Cut) > 0 {
+		s += fmt.Sprintf("cut links %v; ", f.Cut)
+	}
+	if len(f.Groups) > 0 {
+		s += fmt.Sprintf("partition %v; ", f.Groups)
+	}
+	return s + fmt.Sprintf("drop %.0f%%, delay up to %v", 100*f.DropRate, f.MaxDelay)
+}

@@ -1,0 +1,588 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand"
+	"slices"
+	"sync"
+	"time"
+
+	"raft-consensus/raft/cluster"
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/kv"
+	"raft-consensus/raft/transport"
+)
+
+// Processes is what a launcher does to the node processes it started:
+// Cluster calls it for the commands that need control of a process. With
+// none (the REPL connected to a cluster it did not start), those commands
+// say they need the launcher.
+type Processes interface {
+	// Start starts a new node that joins the cluster, and returns where it
+	// listens; book is the address book it starts with.
+	Start(id int, book map[int]string) (addr string, err error)
+	Kill(id int) error    // SIGKILL
+	Restart(id int) error // start again on its data dir
+	Pause(id int) error   // SIGSTOP
+	Resume(id int) error  // SIGCONT
+	Stop(id int) error    // SIGTERM, then wait (a removed node)
+	// Pid is the node's process id (0 if it runs not).
+	Pid(id int) int
+	Paused(id int) bool
+	// Close stops every process.
+	Close() error
+}
+
+// ErrNeedsLauncher is the error of a command that needs control of the
+// node processes.
+var ErrNeedsLauncher = errors.New("this needs control of the node processes: start the cluster with \"go run . cluster up\" (this REPL is only connected to it)")
+
+// Cluster is a cluster.Cluster whose servers run in other processes,
+// reached over the network through their KV and admin services.
+type Cluster struct {
+	dialer *Dialer
+	procs  Processes // nil: connected only
+	start  time.Time
+
+	mu      sync.Mutex
+	book    map[int]string // where each member listens
+	members []int          // the servers, as the latest leader's configuration says
+	// was: servers once in a committed configuration (to tell leaving
+	// from joining).
+	was     map[int]bool
+	faults  *transport.NetworkFaults // the fault model every node is given
+	client  *kv.Client
+	history *kv.History
+	closed  bool
+
+	intrMu     sync.Mutex
+	intr       context.Context
+	intrCancel context.CancelFunc
+
+	timeout time.Duration
+}
+
+var _ cluster.Cluster = (*Cluster)(nil)
+
+// ClusterConfig configures a Cluster.
+type ClusterConfig struct {
+	// Addrs are where some of the nodes listen: the others are found in
+	// their address books.
+	Addrs   []string
+	Cluster string // the cluster id
+	TLSDir  string
+	// Processes, if set, controls the node processes (a launcher's).
+	Processes Processes
+	// Timeout bounds a client operation, retries included (default 3 s).
+	Timeout time.Duration
+}
+
+// infoTimeout bounds a look at one node: one that does not answer within
+// it is shown as not answering.
+const infoTimeout = 500 * time.Millisecond
+
+// Connect reaches the nodes at cfg.Addrs and learns the cluster from them.
+func Connect(cfg ClusterConfig) (*Cluster, error) {
+	if len(cfg.Addrs) == 0 {
+		return nil, errors.New("no node addresses to connect to")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 3 * time.Second
+	}
+	d, err := NewDialer(cfg.Cluster, cfg.TLSDir)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{dialer: d, procs: cfg.Processes, start: time.Now(), book: map[int]string{}, was: map[int]bool{},
+		faults: transport.NewNetworkFaults(1), history: &kv.History{}, timeout: cfg.Timeout}
+	c.intr, c.intrCancel = context.WithCancel(context.Background())
+	var errs []error
+	for _, addr := range cfg.Addrs {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		var info NodeInfo
+		err := d.Call(ctx, addr, AdminService+".Info", &struct{}{}, &info)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		maps.Copy(c.book, info.Peers)
+		c.book[info.ID] = addr
+		c.learn(info.Summary)
+	}
+	if len(c.book) == 0 {
+		d.Close()
+		return nil, fmt.Errorf("no node answered: %w", errors.Join(errs...))
+	}
+	if c.members == nil {
+		c.members = slices.Sorted(maps.Keys(c.book))
+	}
+	c.client = kv.NewClient(c, kv.ClientConfig{ID: uint64(rand.Int63()) | 1, Num: 1, Timeout: cfg.Timeout,
+		AttemptTimeout: 600 * time.Millisecond, History: c.history, Since: func() time.Duration { return time.Since(c.start) }})
+	return c, nil
+}
+
+// learn takes the membership from a summary, if it is a leader's.
+func (c *Cluster) learn(sum core.Summary) {
+	if sum.Role != core.Leader {
+		return
+	}
+	c.members = slices.Sorted(slices.Values(append(slices.Clone(sum.Config.Voters), sum.Config.Learners...)))
+	if sum.Commit >= sum.ConfigIndex {
+		for _, id := range c.members {
+			c.was[id] = true
+		}
+	}
+}
+
+// IDs implements cluster.Cluster.
+func (c *Cluster) IDs() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.members)
+}
+
+func (c *Cluster) addr(id int) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return "", cluster.ErrClusterDown
+	}
+	if !slices.Contains(c.members, id) {
+		return "", cluster.NoSuchNode(id, c.members)
+	}
+	addr, ok := c.book[id]
+	if !ok {
+		return "", fmt.Errorf("%w: node %d has no known address", cluster.ErrNoSuchNode, id)
+	}
+	return addr, nil
+}
+
+// Endpoint implements kv.Cluster, for the client.
+func (c *Cluster) Endpoint(id int) (kv.Endpoint, error) {
+	addr, err := c.addr(id)
+	if err != nil {
+		return nil, err
+	}
+	return &Endpoint{id: id, addr: addr, dialer: c.dialer}, nil
+}
+
+// admin calls a node's admin service.
+func (c *Cluster) admin(ctx context.Context, id int, method string, args, reply any) error {
+	addr, err := c.addr(id)
+	if err != nil {
+		return err
+	}
+	if err := c.dialer.Call(ctx, addr, AdminService+"."+method, args, reply); err != nil {
+		return fmt.Errorf("node %d: %w", id, err)
+	}
+	return nil
+}
+
+// infos asks every member for its Info, in parallel; nil for those that
+// did not answer in time.
+func (c *Cluster) infos() map[int]*NodeInfo {
+	ids := c.IDs()
+	out := make(map[int]*NodeInfo, len(ids))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), infoTimeout)
+			defer cancel()
+			var info NodeInfo
+			if c.admin(ctx, id, "Info", &struct{}{}, &info) != nil {
+				return
+			}
+			mu.Lock()
+			out[id] = &info
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// Status implements cluster.Cluster: a node that does not answer is
+// shown as down.
+func (c *Cluster) Status() []cluster.NodeStatus {
+	infos := c.infos()
+	c.mu.Lock()
+	var best *NodeInfo
+	for _, info := range infos {
+		if info.Summary.Role == core.Leader && (best == nil || info.Summary.Term > best.Summary.Term) {
+			best = info
+		}
+	}
+	for _, info := range infos {
+		for id, addr := range info.Peers {
+			if _, ok := c.book[id]; !ok {
+				c.book[id] = addr
+			}
+		}
+	}
+	if best != nil {
+		c.learn(best.Summary)
+	}
+	ids := slices.Clone(c.members)
+	c.mu.Unlock()
+	var out []cluster.NodeStatus
+	for _, id := range ids {
+		info := infos[id]
+		var sum core.Summary
+		var applied uint64
+		if info != nil {
+			sum, applied = info.Summary, info.Applied
+		}
+		st := cluster.StatusOf(id, info != nil, !c.faults.IsDisconnected(id), sum, applied)
+		switch {
+		case c.procs != nil:
+			st.Pid = c.procs.Pid(id)
+			if st.Pid != 0 && c.procs.Paused(id) {
+				st.Down = "paused"
+			} else if st.Pid != 0 && info == nil {
+				st.Down = "not answering"
+			}
+		case info == nil:
+			st.Down = "not answering"
+		}
+		if best != nil {
+			c.mu.Lock()
+			st.Member = cluster.Member(best.Summary.Config, true, id, c.was[id])
+			c.mu.Unlock()
+		} else {
+			st.Member = cluster.Member(core.Configuration{}, false, id, false)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// Pids returns the process id of each node the launcher runs.
+func (c *Cluster) Pids() map[int]int {
+	if c.procs == nil {
+		return nil
+	}
+	out := map[int]int{}
+	for _, id := range c.IDs() {
+		out[id] = c.procs.Pid(id)
+	}
+	return out
+}
+
+// Logs implements cluster.Cluster.
+func (c *Cluster) Logs(limit int) []cluster.NodeLog {
+	var out []cluster.NodeLog
+	for _, id := range c.IDs() {
+		l := cluster.NodeLog{ID: id}
+		ctx, cancel := context.WithTimeout(context.Background(), infoTimeout)
+		if c.admin(ctx, id, "Log", &limit, &l) != nil {
+			l = cluster.NodeLog{ID: id}
+		}
+		cancel()
+		out = append(out, l)
+	}
+	return out
+}
+
+// Leader implements cluster.Cluster.
+func (c *Cluster) Leader() (int, uint64) { return cluster.LeaderOf(c.Status()) }
+
+// CheckUniqueLeader implements cluster.Cluster.
+func (c *Cluster) CheckUniqueLeader(timeout time.Duration) (int, uint64, error) {
+	var leader int
+	var term uint64
+	err := c.poll(timeout, func() (bool, error) {
+		var ok bool
+		var err error
+		leader, term, ok, err = cluster.UniqueLeader(c.Status())
+		return ok, err
+	})
+	if errors.Is(err, cluster.ErrTimeout) {
+		err = fmt.Errorf("%w: no single leader within %v", cluster.ErrNoLeader, timeout)
+	}
+	return leader, term, err
+}
+
+// Do implements cluster.Cluster.
+func (c *Cluster) Do(op kv.Op, key, value string, node int) (kv.Result, error) {
+	ctx := c.callContext()
+	var res kv.Result
+	var err error
+	if node == core.None {
+		res, err = c.client.Do(ctx, op, key, value)
+	} else {
+		res, err = c.client.On(ctx, node, op, key, value)
+	}
+	if err != nil && ctx.Err() != nil {
+		if op == kv.OpGet {
+			return res, cluster.ErrInterrupted
+		}
+		return res, fmt.Errorf("%w: the outcome of the %v is unknown: it may or may not have taken effect", cluster.ErrInterrupted, op)
+	}
+	return res, err
+}
+
+// ReadStale implements cluster.Cluster.
+func (c *Cluster) ReadStale(key string, node int) (cluster.StaleRead, error) {
+	ctx, cancel := context.WithTimeout(c.callContext(), infoTimeout)
+	defer cancel()
+	var r cluster.StaleRead
+	err := c.admin(ctx, node, "ReadStale", &key, &r)
+	return r, err
+}
+
+// History implements cluster.Cluster: this client's operations.
+func (c *Cluster) History() []kv.Operation { return c.history.Operations() }
+
+// CrashPeer implements cluster.Cluster: SIGKILL.
+func (c *Cluster) CrashPeer(id int) error {
+	if err := c.needProcs(id); err != nil {
+		return err
+	}
+	if addr, err := c.addr(id); err == nil {
+		defer c.dialer.Forget(addr)
+	}
+	return c.procs.Kill(id)
+}
+
+// RestartPeer implements cluster.Cluster: the process starts again on its
+// data dir, and is given the network faults in force.
+func (c *Cluster) RestartPeer(id int) error {
+	if err := c.needProcs(id); err != nil {
+		return err
+	}
+	if err := c.procs.Restart(id); err != nil {
+		return err
+	}
+	return c.pushFaultsTo(id)
+}
+
+// Pause stops a node's process (SIGSTOP) without killing it.
+func (c *Cluster) Pause(id int) error {
+	if err := c.needProcs(id); err != nil {
+		return err
+	}
+	return c.procs.Pause(id)
+}
+
+// Resume continues a paused node (SIGCONT).
+func (c *Cluster) Resume(id int) error {
+	if err := c.needProcs(id); err != nil {
+		return err
+	}
+	return c.procs.Resume(id)
+}
+
+func (c *Cluster) needProcs(id int) error {
+	if _, err := c.addr(id); err != nil {
+		return err
+	}
+	if c.procs == nil {
+		return ErrNeedsLauncher
+	}
+	return nil
+}
+
+// The network faults: the model here is the truth, and every node is
+// given all of it (its transport applies it to what it sends).
+
+// DisconnectPeer implements cluster.Cluster.
+func (c *Cluster) DisconnectPeer(id int) error {
+	if _, err := c.addr(id); err != nil {
+		return err
+	}
+	if c.faults.IsDisconnected(id) {
+		return fmt.Errorf("node %d is already disconnected", id)
+	}
+	c.faults.Disconnect(id)
+	return c.pushFaults()
+}
+
+// ReconnectPeer implements cluster.Cluster.
+func (c *Cluster) ReconnectPeer(id int) error {
+	if _, err := c.addr(id); err != nil {
+		return err
+	}
+	if !c.faults.IsDisconnected(id) {
+		return fmt.Errorf("node %d is not disconnected", id)
+	}
+	c.faults.Reconnect(id)
+	return c.pushFaults()
+}
+
+// Partition implements cluster.Cluster.
+func (c *Cluster) Partition(groups ...[]int) error {
+	if _, err := cluster.CheckPartition(groups, c.IDs()); err != nil {
+		return err
+	}
+	c.faults.Partition(groups...)
+	return c.pushFaults()
+}
+
+// Heal implements cluster.Cluster.
+func (c *Cluster) Heal() {
+	c.faults.Heal()
+	c.pushFaults()
+}
+
+// CutLink implements cluster.Cluster.
+func (c *Cluster) CutLink(from, to int) error {
+	for _, id := range []int{from, to} {
+		if _, err := c.addr(id); err != nil {
+			return err
+		}
+	}
+	if from == to {
+		return fmt.Errorf("a link joins two different nodes, not %d and itself", from)
+	}
+	if slices.Contains(c.faults.CutLinks(), [2]int{from, to}) {
+		return fmt.Errorf("the link %d → %d is already cut", from, to)
+	}
+	c.faults.Cut(from, to)
+	return c.pushFaults()
+}
+
+// RestoreLink implements cluster.Cluster.
+func (c *Cluster) RestoreLink(from, to int) error {
+	if !slices.Contains(c.faults.CutLinks(), [2]int{from, to}) {
+		return fmt.Errorf("the link %d → %d is not cut", from, to)
+	}
+	c.faults.Uncut(from, to)
+	return c.pushFaults()
+}
+
+// CutLinks implements cluster.Cluster.
+func (c *Cluster) CutLinks() [][2]int { return c.faults.CutLinks() }
+
+// SetDropRate implements cluster.Cluster.
+func (c *Cluster) SetDropRate(p float64) error {
+	if err := c.faults.SetDropRate(p); err != nil {
+		return err
+	}
+	return c.pushFaults()
+}
+
+// SetMaxDelay implements cluster.Cluster.
+func (c *Cluster) SetMaxDelay(d time.Duration) error {
+	if err := c.faults.SetMaxDelay(d); err != nil {
+		return err
+	}
+	return c.pushFaults()
+}
+
+// NetworkSettings implements cluster.Cluster.
+func (c *Cluster) NetworkSettings() (float64, time.Duration) { return c.faults.Settings() }
+
+// faultState is the model, as a node is given it.
+func (c *Cluster) faultState() Faults {
+	drop, delay := c.faults.Settings()
+	f := Faults{Cut: c.faults.CutLinks(), Groups: c.faults.Groups(), DropRate: drop, MaxDelay: delay}
+	c.mu.Lock()
+	ids := slices.Sorted(maps.Keys(c.book))
+	c.mu.Unlock()
+	for _, id := range ids {
+		if c.faults.IsDisconnected(id) {
+			f.Disconnected = append(f.Disconnected, id)
+		}
+	}
+	return f
+}
+
+// pushFaults gives every member the fault model. A node that does not
+// answer is told when it restarts; one that answers with an error makes
+// the call fail.
+func (c *Cluster) pushFaults() error {
+	var errs []error
+	for _, id := range c.IDs() {
+		if err := c.pushFaultsTo(id); err != nil && !c.down(id) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// down says whether node id's process is known not to run (crashed or
+// paused, with a launcher).
+func (c *Cluster) down(id int) bool {
+	return c.procs != nil && (c.procs.Pid(id) == 0 || c.procs.Paused(id))
+}
+
+func (c *Cluster) pushFaultsTo(id int) error {
+	f := c.faultState()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return c.admin(ctx, id, "SetFaults", &f, &struct{}{})
+}
+
+// Snapshot implements cluster.Cluster.
+func (c *Cluster) Snapshot(id int) (uint64, error) {
+	ctx, cancel := context.WithTimeout(c.callContext(), adminTimeout)
+	defer cancel()
+	var index uint64
+	err := c.admin(ctx, id, "Snapshot", &struct{}{}, &index)
+	return index, err
+}
+
+// Interrupt implements cluster.Cluster.
+func (c *Cluster) Interrupt() {
+	c.intrMu.Lock()
+	defer c.intrMu.Unlock()
+	c.intrCancel()
+	c.intr, c.intrCancel = context.WithCancel(context.Background())
+}
+
+func (c *Cluster) callContext() context.Context {
+	c.intrMu.Lock()
+	defer c.intrMu.Unlock()
+	return c.intr
+}
+
+// Shutdown implements cluster.Cluster: the processes the launcher started
+// stop; a cluster only connected to is left running.
+func (c *Cluster) Shutdown() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.dialer.Close()
+	if c.procs != nil {
+		c.procs.Close()
+	}
+}
+
+// Launched says whether the cluster's processes are this one's children.
+func (c *Cluster) Launched() bool { return c.procs != nil }
+
+const pollInterval = 20 * time.Millisecond
+
+func (c *Cluster) poll(timeout time.Duration, cond func() (bool, error)) error {
+	ctx := c.callContext()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return cluster.ErrTimeout
+		}
+		t := time.NewTimer(pollInterval)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return cluster.ErrInterrupted
+		}
+	}
+}
+
+func timeUntilMs(t time.Time) int64 { return time.Until(t).Milliseconds() }

@@ -1,0 +1,289 @@
+// Package remote runs a cluster's servers as processes of their own, on
+// one host or many: Node is one server in a process (go run . node), with
+// its data dir, its address book and an admin service; Cluster drives such
+// servers over the network for the REPL (go run . -connect), and, through
+// a Launcher, as local processes it can kill, pause and restart.
+package remote
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/kv"
+	"raft-consensus/raft/node"
+	"raft-consensus/raft/storage"
+	"raft-consensus/raft/transport"
+)
+
+// NodeConfig configures a Node.
+type NodeConfig struct {
+	ID      int
+	Cluster string // the cluster id (in every hello, and in the data dir)
+	// Listen is the address to listen on (Peers[ID] if empty).
+	Listen string
+	// Peers is the address book: where every member listens, this node
+	// included. It founds the cluster (the voters of the first
+	// configuration) unless Join is set.
+	Peers   map[int]string
+	DataDir string
+	// Join: the node joins a running cluster (add it from the REPL); it
+	// does not found one.
+	Join bool
+	// TLSDir holds the cluster's certificates (go run . certs): every
+	// connection is then mutual TLS. AllowRemote allows listening beyond
+	// loopback, which needs TLSDir.
+	TLSDir      string
+	AllowRemote bool
+
+	ElectionTimeoutMin, ElectionTimeoutMax time.Duration
+	HeartbeatInterval, TickInterval        time.Duration
+	SnapshotThreshold                      uint64
+	// Logf receives the node's log lines (refused connections, faults
+	// applied, membership learned).
+	Logf func(format string, args ...any)
+}
+
+// Node is one server running in this process, reachable by its peers and
+// by clients at its address.
+type Node struct {
+	cfg     NodeConfig
+	server  *kv.Server
+	storage *storage.DiskStorage
+	tcp     *transport.TCPTransport
+	faults  *transport.NetworkFaults
+	release func()
+	started time.Time
+	stop    chan struct{} // closed by Stop
+	wg      sync.WaitGroup
+
+	mu   sync.Mutex
+	book map[int]string // the address book, as saved in the data dir
+	// faultState is the fault state last set through the admin service.
+	faultState Faults
+}
+
+// StartNode checks cfg and the data dir, recovers the node's storage and
+// starts serving.
+func StartNode(cfg NodeConfig) (*Node, error) {
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	if err := checkConfig(&cfg); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %v", err)
+	}
+	release, err := lockDir(cfg.DataDir, lockFile)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	n := &Node{cfg: cfg, release: release, started: time.Now(), stop: make(chan struct{}),
+		faults: transport.NewNetworkFaults(time.Now().UnixNano())}
+	if err := n.start(); err != nil {
+		n.close()
+		return nil, err
+	}
+	if cfg.Join {
+		n.wg.Add(1)
+		go n.announce()
+	}
+	return n, nil
+}
+
+// checkConfig checks what a misconfiguration would get wrong.
+func checkConfig(cfg *NodeConfig) error {
+	switch {
+	case cfg.DataDir == "":
+		return errors.New("a data dir is required (-data-dir): a node keeps its log on disk")
+	case cfg.ID < 0 || cfg.ID > MaxNodeID:
+		return fmt.Errorf("node id %d is out of range (0–%d)", cfg.ID, MaxNodeID)
+	case len(cfg.Cluster) > transport.MaxClusterID:
+		return fmt.Errorf("the cluster id is longer than %d bytes", transport.MaxClusterID)
+	case cfg.Peers[cfg.ID] == "" && cfg.Listen == "":
+		return fmt.Errorf("node %d is not in the peers (%s): add %d=host:port", cfg.ID, FormatPeers(cfg.Peers), cfg.ID)
+	}
+	if _, ok := cfg.Peers[cfg.ID]; !ok && !cfg.Join {
+		return fmt.Errorf("node %d is not in the peers (%s), which found the cluster: add %d=host:port, or use -join", cfg.ID, FormatPeers(cfg.Peers), cfg.ID)
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = cfg.Peers[cfg.ID]
+	}
+	if fi, err := os.Stat(cfg.DataDir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("data dir %s is a file, not a directory", cfg.DataDir)
+	}
+	return transport.CheckListenAddr(cfg.Listen, cfg.AllowRemote, cfg.TLSDir != "")
+}
+
+func (n *Node) start() error {
+	cfg := n.cfg
+	id, err := checkIdentity(cfg.DataDir, identity{Cluster: cfg.Cluster, Node: cfg.ID, Joined: cfg.Join})
+	if err != nil {
+		return err
+	}
+	saved, err := readPeers(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	// What the flags say wins; what the node learned later (peers added
+	// through the admin service) stays.
+	n.book = saved
+	if n.book == nil {
+		n.book = map[int]string{}
+	}
+	maps.Copy(n.book, cfg.Peers)
+	if err := writeJSON(filepath.Join(cfg.DataDir, peersFile), n.book); err != nil {
+		return err
+	}
+	var tlsCfg *tls.Config
+	if cfg.TLSDir != "" {
+		if tlsCfg, err = transport.LoadTLS(cfg.TLSDir, transport.CertName(cfg.ID)); err != nil {
+			return err
+		}
+	}
+	n.storage, err = storage.OpenDiskStorage(filepath.Join(cfg.DataDir, raftDir), storage.DiskOptions{})
+	if err != nil {
+		return err
+	}
+	n.tcp = transport.NewTCPTransportWith(transport.TCPConfig{ID: cfg.ID, Cluster: cfg.Cluster, TLS: tlsCfg, Logf: cfg.Logf})
+	for pid, addr := range n.book {
+		if pid != cfg.ID {
+			n.tcp.SetAddr(pid, addr)
+		}
+	}
+	var members []int
+	if !id.Joined {
+		members = slices.Sorted(maps.Keys(cfg.Peers))
+	}
+	n.server, err = kv.StartServer(kv.ServerConfig{
+		Node: node.Config{
+			ID: cfg.ID, Members: members, Storage: n.storage,
+			ElectionTimeoutMin: cfg.ElectionTimeoutMin, ElectionTimeoutMax: cfg.ElectionTimeoutMax,
+			HeartbeatInterval: cfg.HeartbeatInterval, TickInterval: cfg.TickInterval,
+			AsyncLeaderWrites: true,
+			Seed:              time.Now().UnixNano() + int64(cfg.ID),
+		},
+		Addr:      cfg.Listen,
+		Transport: transport.WithFaults(n.tcp, n.faults),
+		Listen: transport.ListenConfig{
+			Cluster: cfg.Cluster, Known: n.known, TLS: tlsCfg, AllowRemote: cfg.AllowRemote, Logf: cfg.Logf,
+		},
+		Services:          func(*kv.Server) map[string]any { return map[string]any{AdminService: &Admin{node: n}} },
+		SnapshotThreshold: cfg.SnapshotThreshold,
+		OnViolation: func(v core.InvariantViolation) {
+			cfg.Logf("SAFETY VIOLATION, stopping: %v", v)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	return nil
+}
+
+// announce tells the peers where this node listens, until each has
+// heard it: a node joining a running cluster is in nobody's address book
+// yet, and its messages would be refused. (With a launcher, the REPL tells
+// them too.)
+func (n *Node) announce() {
+	defer n.wg.Done()
+	d, err := NewDialer(n.cfg.Cluster, n.cfg.TLSDir)
+	if err != nil {
+		n.cfg.Logf("cannot announce this node to its peers: %v", err)
+		return
+	}
+	defer d.Close()
+	pending := maps.Clone(n.cfg.Peers)
+	delete(pending, n.cfg.ID)
+	self := Peer{ID: n.cfg.ID, Addr: n.cfg.Listen}
+	if addr, ok := n.cfg.Peers[n.cfg.ID]; ok {
+		self.Addr = addr // as the peers reach it (the listen address may be 0.0.0.0)
+	}
+	for len(pending) > 0 {
+		for id, addr := range pending {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			err := d.Call(ctx, addr, AdminService+".SetPeer", &self, &struct{}{})
+			cancel()
+			if err == nil {
+				n.cfg.Logf("told node %d at %s where this node listens", id, addr)
+				delete(pending, id)
+			}
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// known says whether a node id is in the address book: only those may
+// send Raft requests.
+func (n *Node) known(id int) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.book[id]
+	return ok
+}
+
+// setPeer adds a node to the address book (or moves it), in the data dir
+// first.
+func (n *Node) setPeer(id int, addr string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	book := maps.Clone(n.book)
+	book[id] = addr
+	if err := writeJSON(filepath.Join(n.cfg.DataDir, peersFile), book); err != nil {
+		return err
+	}
+	n.book = book
+	if id != n.cfg.ID {
+		n.tcp.SetAddr(id, addr)
+	}
+	return nil
+}
+
+// Book returns the address book.
+func (n *Node) Book() map[int]string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return maps.Clone(n.book)
+}
+
+// Addr is where the node listens.
+func (n *Node) Addr() string { return n.server.Addr() }
+
+// Server is the node's KV server.
+func (n *Node) Server() *kv.Server { return n.server }
+
+// Done is closed when the node has stopped (a storage failure, a safety
+// violation).
+func (n *Node) Done() <-chan struct{} { return n.server.Node().Done() }
+
+// Stop stops the node: what it acknowledged is on disk already (every
+// write is fsync'd before it is acknowledged); the storage is closed.
+func (n *Node) Stop() { n.close() }
+
+func (n *Node) close() {
+	close(n.stop)
+	n.wg.Wait()
+	if n.server != nil {
+		n.server.Stop() // closes the transport too
+	} else if n.tcp != nil {
+		n.tcp.Close()
+	}
+	if n.storage != nil {
+		n.storage.Close()
+	}
+	if n.release != nil {
+		n.release()
+	}
+}
