@@ -55,6 +55,7 @@ type Cluster struct {
 	was     map[int]bool
 	faults  *transport.NetworkFaults // the fault model every node is given
 	client  *kv.Client
+	clients int // made so far, to number them
 	history *kv.History
 	closed  bool
 
@@ -120,9 +121,19 @@ func Connect(cfg ClusterConfig) (*Cluster, error) {
 	if c.members == nil {
 		c.members = slices.Sorted(maps.Keys(c.book))
 	}
-	c.client = kv.NewClient(c, kv.ClientConfig{ID: uint64(rand.Int63()) | 1, Num: 1, Timeout: cfg.Timeout,
-		AttemptTimeout: 600 * time.Millisecond, History: c.history, Since: func() time.Duration { return time.Since(c.start) }})
+	c.client = c.NewClient()
 	return c, nil
+}
+
+// NewClient returns another client of the cluster, with a fresh client id,
+// whose operations go into the same history.
+func (c *Cluster) NewClient() *kv.Client {
+	c.mu.Lock()
+	c.clients++
+	num := c.clients
+	c.mu.Unlock()
+	return kv.NewClient(c, kv.ClientConfig{ID: uint64(rand.Int63()) | 1, Num: num, Timeout: c.timeout,
+		AttemptTimeout: 600 * time.Millisecond, History: c.history, Since: func() time.Duration { return time.Since(c.start) }})
 }
 
 // learn takes the membership from a summary, if it is a leader's.

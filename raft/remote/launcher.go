@@ -41,6 +41,8 @@ type LauncherConfig struct {
 	// "Binary node …"; NodeArgs are more flags for every node.
 	Binary   string
 	NodeArgs []string
+	// Env is added to the nodes' environment.
+	Env []string
 	// StartTimeout bounds the wait for a started node to answer (10 s).
 	StartTimeout time.Duration
 }
@@ -189,6 +191,7 @@ func (l *Launcher) startLocked(id int, join bool) error {
 	}
 	cmd := exec.Command(l.cfg.Binary, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), l.cfg.Env...)
 	// The nodes die with the launcher, however it ends.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,175 @@
+package remote
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fortytw2/leaktest"
+
+	"raft-consensus/raft/core"
+)
+
+func freeAddrs(t *testing.T, n int) map[int]string {
+	t.Helper()
+	book := map[int]string{}
+	for id := range n {
+		addr, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		book[id] = addr
+	}
+	return book
+}
+
+// TestNodeMisconfiguration: each misconfiguration is refused with a
+// message that names it, and starts nothing.
+func TestNodeMisconfiguration(t *testing.T) {
+	defer leaktest.Check(t)()
+	book := freeAddrs(t, 3)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a-file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	// A data dir of node 0 of cluster "a", and one of node 1 of it.
+	n0, err := StartNode(NodeConfig{ID: 0, Cluster: "a", Peers: book, DataDir: filepath.Join(dir, "n0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n0.Stop()
+	for _, c := range []struct {
+		name string
+		cfg  NodeConfig
+		want string
+	}{
+		{"no data dir", NodeConfig{ID: 0, Peers: book}, "a data dir is required"},
+		{"own id not in the peers", NodeConfig{ID: 5, Peers: book, DataDir: filepath.Join(dir, "x")}, "node 5 is not in the peers"},
+		{"a data dir that is a file", NodeConfig{ID: 0, Peers: book, DataDir: file}, "is a file"},
+		{"another cluster's data dir", NodeConfig{ID: 0, Cluster: "b", Peers: book, DataDir: filepath.Join(dir, "n0")}, `belongs to cluster "a", not "b"`},
+		{"another node's data dir", NodeConfig{ID: 1, Cluster: "a", Peers: book, DataDir: filepath.Join(dir, "n0")}, "belongs to node 0, not node 1"},
+		{"an address in use", NodeConfig{ID: 0, Cluster: "a", Peers: map[int]string{0: busy.Addr().String()}, DataDir: filepath.Join(dir, "busy")}, "address already in use"},
+		{"beyond loopback without TLS", NodeConfig{ID: 0, Listen: "0.0.0.0:0", AllowRemote: true, Peers: book, DataDir: filepath.Join(dir, "y")}, "needs TLS"},
+		{"beyond loopback without the flag", NodeConfig{ID: 0, Listen: "0.0.0.0:0", Peers: book, DataDir: filepath.Join(dir, "y")}, "only 127.0.0.1"},
+	} {
+		n, err := StartNode(c.cfg)
+		if err == nil {
+			n.Stop()
+			t.Errorf("%s: started", c.name)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want it to say %q", c.name, err, c.want)
+		}
+	}
+	for _, bad := range []string{"", "0=a", "0=127.0.0.1:1,0=127.0.0.1:2", "x=127.0.0.1:1", "1000=127.0.0.1:1"} {
+		if _, err := ParsePeers(bad); err == nil {
+			t.Errorf("ParsePeers(%q) accepted it", bad)
+		}
+	}
+}
+
+// TestOneProcessPerDataDir: a second node on a data dir in use is refused.
+func TestOneProcessPerDataDir(t *testing.T) {
+	defer leaktest.Check(t)()
+	book := freeAddrs(t, 1)
+	dir := t.TempDir()
+	n, err := StartNode(NodeConfig{ID: 0, Peers: book, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	if m, err := StartNode(NodeConfig{ID: 0, Peers: freeAddrs(t, 1), DataDir: dir}); err == nil {
+		m.Stop()
+		t.Fatal("a second node started on the same data dir")
+	} else if !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestJoinAndAddWithoutALauncher: nodes started on their own (as "go run
+// . node" does), a client connected to them, and a fourth node started
+// with Join: it tells the others where it listens, and "add" makes it a
+// voter that holds the data.
+func TestJoinAndAddWithoutALauncher(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	book := freeAddrs(t, 4)
+	founders := map[int]string{0: book[0], 1: book[1], 2: book[2]}
+	dir := t.TempDir()
+	var nodes []*Node
+	defer func() {
+		for _, n := range nodes {
+			n.Stop()
+		}
+	}()
+	for id := range 3 {
+		n, err := StartNode(NodeConfig{ID: id, Cluster: "j", Peers: founders, DataDir: filepath.Join(dir, "n", string(rune('0'+id)))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	c, err := Connect(ClusterConfig{Addrs: []string{book[1]}, Cluster: "j"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Shutdown()
+	if got := c.IDs(); len(got) != 3 {
+		t.Fatalf("connected to one node, the cluster has %v", got)
+	}
+	if _, _, err := c.CheckUniqueLeader(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CrashPeer(0); err != ErrNeedsLauncher {
+		t.Fatalf("crash without a launcher: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.client.Set(ctx, "x", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddServer(3); err == nil || !strings.Contains(err.Error(), "start it first") {
+		t.Fatalf("adding a node not started: %v", err)
+	}
+	joinPeers := map[int]string{0: book[0], 1: book[1], 2: book[2], 3: book[3]}
+	n3, err := StartNode(NodeConfig{ID: 3, Cluster: "j", Peers: joinPeers, Join: true, DataDir: filepath.Join(dir, "n3")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes = append(nodes, n3)
+	deadline := time.Now().Add(10 * time.Second)
+	for !nodes[0].known(3) || !nodes[1].known(3) || !nodes[2].known(3) {
+		if time.Now().After(deadline) {
+			t.Fatal("the joining node did not announce itself to every founder")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.AddServer(3); err != nil {
+		t.Fatal(err)
+	}
+	var st *NodeInfo
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		st = c.infos()[3]
+		if st != nil && st.Summary.Config.IsVoter(3) && st.Keys == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node 3 did not become a voter holding the key: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st.Summary.Role == core.Leader {
+		t.Log("node 3 leads")
+	}
+}
