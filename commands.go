@@ -443,11 +443,21 @@ func cmdRestart(r *REPL, sim cluster.Cluster, args []string) error {
 }
 
 func cmdShutdown(r *REPL, _ cluster.Cluster, _ []string) error {
-	if err := shutdown(r.takeCluster()); err != nil {
+	c := r.takeCluster()
+	if err := shutdown(c); err != nil {
 		return err
 	}
-	r.printf("cluster shut down")
+	r.printf("%s", shutDownWords(c))
 	return nil
+}
+
+// shutDownWords says what a shutdown did: a cluster this REPL is only
+// connected to (-connect) runs on.
+func shutDownWords(c cluster.Cluster) string {
+	if l, ok := c.(interface{ Launched() bool }); ok && !l.Launched() {
+		return "disconnected from the cluster (its nodes run on)"
+	}
+	return "cluster shut down"
 }
 
 // shutdownGrace bounds a cluster shutdown: a node that does not stop must
@@ -494,7 +504,7 @@ func (r *REPL) shutdownCluster() {
 	if err := shutdown(sim); err != nil {
 		r.errorf("%v", err)
 	} else if sim != nil {
-		r.printf("cluster shut down")
+		r.printf("%s", shutDownWords(sim))
 	}
 }
 

@@ -95,7 +95,13 @@ type workload struct {
 	once  sync.Once
 }
 
-func startWorkload(c *launched, clients int) *workload {
+// clusterUnderTest is what the workload needs of a cluster.
+type clusterUnderTest interface {
+	NewClient() *kv.Client
+	logs() string
+}
+
+func startWorkload(c clusterUnderTest, clients int) *workload {
 	w := &workload{acked: map[string]string{}, stop: make(chan struct{})}
 	for n := range clients {
 		client := c.NewClient()
@@ -150,7 +156,7 @@ func (w *workload) completed() int {
 }
 
 // waitProgress waits until n more operations have been answered.
-func (w *workload) waitProgress(t *testing.T, c *launched, n int, what string) {
+func (w *workload) waitProgress(t *testing.T, c clusterUnderTest, n int, what string) {
 	t.Helper()
 	start := w.completed()
 	deadline := time.Now().Add(30 * time.Second)
@@ -163,7 +169,7 @@ func (w *workload) waitProgress(t *testing.T, c *launched, n int, what string) {
 }
 
 // checkAcked reads every acknowledged write back through the leader.
-func checkAcked(t *testing.T, c *launched, w *workload) {
+func checkAcked(t *testing.T, c clusterUnderTest, w *workload) {
 	t.Helper()
 	client := c.NewClient()
 	w.mu.Lock()

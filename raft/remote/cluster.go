@@ -101,18 +101,24 @@ func Connect(cfg ClusterConfig) (*Cluster, error) {
 		faults: transport.NewNetworkFaults(1), history: &kv.History{}, timeout: cfg.Timeout}
 	c.intr, c.intrCancel = context.WithCancel(context.Background())
 	var errs []error
+	learned := map[int]string{} // from the address books: the addresses given come first
 	for _, addr := range cfg.Addrs {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		var info NodeInfo
 		err := d.Call(ctx, addr, AdminService+".Info", &struct{}{}, &info)
 		cancel()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			errs = append(errs, err) // it names the address
 			continue
 		}
-		maps.Copy(c.book, info.Peers)
+		maps.Copy(learned, info.Peers)
 		c.book[info.ID] = addr
 		c.learn(info.Summary)
+	}
+	for id, addr := range learned {
+		if _, ok := c.book[id]; !ok {
+			c.book[id] = addr
+		}
 	}
 	if len(c.book) == 0 {
 		d.Close()

@@ -523,6 +523,9 @@ func dial(ctx context.Context, addr string, h Hello, tlsCfg *tls.Config) (net.Co
 	}
 	if err := sayHello(conn, h); err != nil {
 		conn.Close()
+		if tlsCfg == nil && !errors.Is(err, ErrRefused) {
+			err = fmt.Errorf("%w (a node that listens beyond loopback speaks TLS only: give its certificates)", err)
+		}
 		return nil, err
 	}
 	return conn, nil
