@@ -64,6 +64,10 @@ type options struct {
 
 	cpuProfile string
 	memProfile string
+	// processes: run the nodes as processes of their own (binary is this
+	// program, run as "binary node …").
+	processes bool
+	binary    string
 }
 
 // Run runs the benchmark with command-line arguments args (without the
@@ -77,7 +81,11 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := run(ctx, o, stderr)
+	runner := run
+	if o.processes {
+		runner = runProcesses
+	}
+	res, err := runner(ctx, o, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
@@ -112,6 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 	fs.Float64Var(&o.snapshotRatio, "snapshot-ratio", 0, "with -snapshot-every: also wait until the log since the last snapshot is this many times its size (thesis §5.1.3; 0: off)")
 	fs.IntVar(&o.keys, "keys", 0, "fill every node's state machine with this many keys of -size bytes before the run (a large state machine: GC and snapshot cost)")
 	fs.BoolVar(&o.verbose, "v", false, "progress on stderr")
+	fs.BoolVar(&o.processes, "processes", false, "run each node as a process of its own (durable storage) and send every write over the network, as a client of another process would")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the load phase to this file")
 	fs.Usage = func() {
@@ -163,6 +172,8 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 		return bad("-keys must be >= 0")
 	case o.delay < 0:
 		return bad("-delay must be >= 0")
+	case o.processes && (o.keys > 0 || o.delay > 0 || o.cpuProfile != "" || o.memProfile != ""):
+		return bad("-processes does not go with -keys, -delay or the profiles")
 	}
 	return o, 0, true
 }
