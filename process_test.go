@@ -317,3 +317,29 @@ func TestClusterUpREPL(t *testing.T) {
 		t.Fatalf("a second launcher: %v", err)
 	}
 }
+
+// TestNodeStopsCleanlyOnSIGTERM: a node stopped with SIGTERM says so and
+// exits; started again on its data dir, it has what it acknowledged.
+func TestNodeStopsCleanlyOnSIGTERM(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	c := launch(t, 1)
+	defer c.Shutdown()
+	c.waitLeader(t)
+	client := c.NewClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	must(t, client.Set(ctx, "x", "kept"))
+	must(t, c.launcher.Stop(0))
+	log, err := os.ReadFile(c.dir + "/node-0.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "terminated: stopping") || !strings.Contains(string(log), " stopped\n") {
+		t.Fatalf("the node's log does not show a clean stop:\n%s", log)
+	}
+	must(t, c.RestartPeer(0))
+	c.waitLeader(t)
+	if v, found, err := client.Get(ctx, "x"); err != nil || !found || v != "kept" {
+		t.Fatalf("after the restart x = %q, %v, %v", v, found, err)
+	}
+}

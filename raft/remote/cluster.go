@@ -38,7 +38,8 @@ type Processes interface {
 
 // ErrNeedsLauncher is the error of a command that needs control of the
 // node processes.
-var ErrNeedsLauncher = errors.New("this needs control of the node processes: start the cluster with \"go run . cluster up\" (this REPL is only connected to it)")
+var ErrNeedsLauncher = errors.New("this needs control of the node processes, and this REPL is only connected to the cluster: " +
+	"start it with \"go run . cluster up\" for that, or act on the processes yourself (kill -9, kill -STOP, docker kill, docker pause)")
 
 // Cluster is a cluster.Cluster whose servers run in other processes,
 // reached over the network through their KV and admin services.

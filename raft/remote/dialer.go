@@ -42,54 +42,61 @@ func NewDialer(clusterID, tlsDir string) (*Dialer, error) {
 var ErrDialerClosed = errors.New("closed")
 
 // Call calls method at the node listening at addr, and waits at most until
-// ctx is done.
+// ctx is done. A connection found broken (the node restarted since) is
+// dialled again once.
 func (d *Dialer) Call(ctx context.Context, addr, method string, args, reply any) error {
-	c, err := d.conn(ctx, addr)
-	if err != nil {
-		return err
-	}
-	call := c.Go(method, args, reply, make(chan *rpc.Call, 1))
-	select {
-	case <-call.Done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if call.Error != nil {
-		if _, ok := call.Error.(rpc.ServerError); !ok {
-			d.drop(addr, c) // the connection broke: dial again next time
+	for attempt := 0; ; attempt++ {
+		c, cached, err := d.conn(ctx, addr)
+		if err != nil {
+			return err
 		}
-		return call.Error
+		call := c.Go(method, args, reply, make(chan *rpc.Call, 1))
+		select {
+		case <-call.Done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if call.Error == nil {
+			return nil
+		}
+		if _, ok := call.Error.(rpc.ServerError); ok {
+			return call.Error
+		}
+		d.drop(addr, c) // the connection broke: dial again
+		if !cached || attempt > 0 || !errors.Is(call.Error, rpc.ErrShutdown) {
+			return call.Error
+		}
 	}
-	return nil
 }
 
-func (d *Dialer) conn(ctx context.Context, addr string) (*rpc.Client, error) {
+// conn returns the connection to addr; cached says it was open already.
+func (d *Dialer) conn(ctx context.Context, addr string) (c *rpc.Client, cached bool, err error) {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
-		return nil, ErrDialerClosed
+		return nil, false, ErrDialerClosed
 	}
 	if c := d.conns[addr]; c != nil {
 		d.mu.Unlock()
-		return c, nil
+		return c, true, nil
 	}
 	d.mu.Unlock()
-	c, err := transport.Dial(ctx, addr, transport.DialConfig{Cluster: d.cluster, To: transport.Client, TLS: d.tls})
+	c, err = transport.Dial(ctx, addr, transport.DialConfig{Cluster: d.cluster, To: transport.Client, TLS: d.tls})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", addr, err)
+		return nil, false, fmt.Errorf("%s: %w", addr, err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		c.Close()
-		return nil, ErrDialerClosed
+		return nil, false, ErrDialerClosed
 	}
 	if old := d.conns[addr]; old != nil {
 		c.Close()
-		return old, nil
+		return old, true, nil
 	}
 	d.conns[addr] = c
-	return c, nil
+	return c, false, nil
 }
 
 func (d *Dialer) drop(addr string, c *rpc.Client) {
