@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,6 +51,8 @@ Flags:
                       maximum is twice it)
   -heartbeat D        the heartbeat interval (default 50ms)
   -snapshot-every N   snapshot after every N applied entries (default 10000)
+  -cpuprofile FILE    write a CPU profile of the node's whole run to FILE
+                      ({id} in FILE stands for the node id)
   -h                  show this help
 `
 
@@ -71,6 +74,7 @@ func runNode(args []string, stderr io.Writer) int {
 	election := fs.Duration("election-timeout", 150*time.Millisecond, "")
 	heartbeat := fs.Duration("heartbeat", 50*time.Millisecond, "")
 	snapEvery := fs.Uint64("snapshot-every", 10000, "")
+	cpuProfile := fs.String("cpuprofile", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -104,6 +108,20 @@ func runNode(args []string, stderr io.Writer) int {
 	book, err := remote.ParsePeers(*peers)
 	if err != nil {
 		return fail("-peers: %v", err)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(strings.ReplaceAll(*cpuProfile, "{id}", strconv.Itoa(*id)))
+		if err != nil {
+			return fail("-cpuprofile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fail("-cpuprofile: %v", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	logger := log.New(stderr, fmt.Sprintf("node %d: ", *id), log.LstdFlags|log.Lmicroseconds)
 	n, err := remote.StartNode(remote.NodeConfig{

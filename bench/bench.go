@@ -68,6 +68,9 @@ type options struct {
 	// program, run as "binary node …").
 	processes bool
 	binary    string
+	// nodeProfiles: with processes, each node writes a CPU profile of its
+	// run into this directory (node-<id>.pprof).
+	nodeProfiles string
 }
 
 // Run runs the benchmark with command-line arguments args (without the
@@ -120,6 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 	fs.Float64Var(&o.snapshotRatio, "snapshot-ratio", 0, "with -snapshot-every: also wait until the log since the last snapshot is this many times its size (thesis §5.1.3; 0: off)")
 	fs.IntVar(&o.keys, "keys", 0, "fill every node's state machine with this many keys of -size bytes before the run (a large state machine: GC and snapshot cost)")
 	fs.BoolVar(&o.verbose, "v", false, "progress on stderr")
+	fs.StringVar(&o.nodeProfiles, "node-cpuprofiles", "", "with -processes: each node writes a CPU profile of its run to DIR/node-<id>.pprof")
 	fs.BoolVar(&o.processes, "processes", false, "run each node as a process of its own (durable storage) and send every write over the network, as a client of another process would")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the load phase to this file")

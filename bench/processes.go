@@ -13,10 +13,12 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"raft-consensus/raft/remote"
@@ -33,9 +35,12 @@ func runProcesses(ctx context.Context, o options, stderr io.Writer) (*Result, er
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	l, err := remote.Launch(remote.LauncherConfig{Dir: dir, Nodes: o.nodes, Cluster: "bench", Binary: o.binary,
-		NodeArgs: []string{"-election-timeout", electionMin.String(), "-heartbeat", heartbeat.String(),
-			"-snapshot-every", strconv.FormatUint(o.snapshotEvery, 10)}})
+	nodeArgs := []string{"-election-timeout", electionMin.String(), "-heartbeat", heartbeat.String(),
+		"-snapshot-every", strconv.FormatUint(o.snapshotEvery, 10)}
+	if o.nodeProfiles != "" {
+		nodeArgs = append(nodeArgs, "-cpuprofile", filepath.Join(o.nodeProfiles, "node-{id}.pprof"))
+	}
+	l, err := remote.Launch(remote.LauncherConfig{Dir: dir, Nodes: o.nodes, Cluster: "bench", Binary: o.binary, NodeArgs: nodeArgs})
 	if err != nil {
 		return nil, err
 	}
@@ -57,6 +62,29 @@ func runProcesses(ctx context.Context, o options, stderr io.Writer) (*Result, er
 	var mu sync.Mutex
 	var lat []time.Duration
 	errs := 0
+	// The CPU of every process (the nodes' and this one, the clients')
+	// over the measured phase.
+	pids := c.Pids()
+	cpuNow := func() time.Duration {
+		total := processCPU()
+		for _, pid := range pids {
+			total += pidCPU(pid)
+		}
+		return total
+	}
+	var cpuStart atomic.Int64
+	var splitStart []time.Duration // this process's, then each node's
+	split := func() []time.Duration {
+		out := []time.Duration{processCPU()}
+		for id := range o.nodes {
+			out = append(out, pidCPU(pids[id]))
+		}
+		return out
+	}
+	cpuTimer := time.AfterFunc(o.warmup, func() {
+		splitStart = split()
+		cpuStart.Store(int64(cpuNow()))
+	})
 	var wg sync.WaitGroup
 	for ci := range o.clients {
 		client := c.NewClient()
@@ -97,6 +125,11 @@ func runProcesses(ctx context.Context, o options, stderr io.Writer) (*Result, er
 		}()
 	}
 	wg.Wait()
+	cpuTimer.Stop()
+	cpu := cpuNow() - time.Duration(cpuStart.Load())
+	if end := split(); cpuStart.Load() > 0 {
+		logf("CPU in the measured phase: the clients' process %v, nodes %v → %v (10 ms ticks)", end[0]-splitStart[0], splitStart[1:], end[1:])
+	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -118,6 +151,10 @@ func runProcesses(ctx context.Context, o options, stderr io.Writer) (*Result, er
 			sum += d
 		}
 		res.MeanMs = ms(sum / time.Duration(n))
+		if cpuStart.Load() > 0 {
+			res.CPUSeconds = math.Round(cpu.Seconds()*1000) / 1000
+			res.CPUPerOpUs = math.Round(float64(cpu)/float64(n)/10) / 100
+		}
 	}
 	run, maxRun := 0, 0
 	for _, b := range buckets {
