@@ -15,6 +15,7 @@ import (
 	"raft-consensus/raft/kv"
 	"raft-consensus/raft/node"
 	"raft-consensus/raft/storage"
+	"raft-consensus/raft/transport"
 )
 
 // waitFor polls cond until it holds or timeout passes.
@@ -239,5 +240,46 @@ func TestUnrestorableSnapshotIsAViolation(t *testing.T) {
 	var v core.InvariantViolation
 	if _, err := srv.Read(ctx, "k"); !errors.As(err, &v) {
 		t.Fatalf("read after the violation: %v, want the violation", err)
+	}
+}
+
+// TestServiceRefusesBadCommands: a command from the network that no
+// client of ours sends is refused with a reason, and never reaches the log.
+func TestServiceRefusesBadCommands(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	srv := startOne(t, storage.NewMemoryStorage(), nil)
+	defer srv.Stop()
+	waitLeader(t, srv)
+	client, err := transport.Dial(context.Background(), srv.Addr(), transport.DialConfig{To: transport.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	do := func(c kv.Command) kv.WireReply {
+		var reply kv.WireReply
+		if err := client.Call(kv.ServiceName+".Do", &kv.WireRequest{Command: c, TimeoutMs: 5000}, &reply); err != nil {
+			t.Fatal(err)
+		}
+		return reply
+	}
+	last := srv.Node().Summary().LastIndex
+	for _, c := range []kv.Command{
+		{Op: kv.Op(9), ClientID: 1, Seq: 1, Key: "k"},
+		{Op: kv.OpSet, ClientID: 1, Seq: 1},
+		{Op: kv.OpSet, ClientID: 0, Seq: 1, Key: "k"},
+		{Op: kv.OpSet, ClientID: 1, Seq: 1, Key: "k", Value: strings.Repeat("x", kv.MaxValueBytes+1)},
+	} {
+		if r := do(c); !strings.HasPrefix(r.Error, "bad request") {
+			t.Errorf("op %d key %q: %+v", c.Op, c.Key, r)
+		}
+	}
+	if got := srv.Node().Summary().LastIndex; got != last {
+		t.Fatalf("the log grew from %d to %d", last, got)
+	}
+	if r := do(kv.Command{Op: kv.OpSet, ClientID: 1, Seq: 1, Key: "k", Value: "v"}); r.Err() != nil {
+		t.Fatalf("a good command: %v", r.Err())
+	}
+	if r := do(kv.Command{Op: kv.OpGet, Key: "k"}); r.Err() != nil || r.Result.Value != "v" {
+		t.Fatalf("reading it back: %+v", r)
 	}
 }

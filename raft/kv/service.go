@@ -3,6 +3,7 @@ package kv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -45,8 +46,36 @@ type WireReply struct {
 // (registered as ServiceName on its listener).
 type Service struct{ server *Server }
 
+// Bounds of a command from the network.
+const (
+	MaxKeyBytes   = 64 << 10
+	MaxValueBytes = 1 << 20
+)
+
+// checkCommand refuses what no well-behaved client sends: it would be
+// written to every log for nothing, or make the state machine guess.
+func checkCommand(c Command) error {
+	switch {
+	case c.Op != OpSet && c.Op != OpDelete && c.Op != OpGet:
+		return fmt.Errorf("bad request: unknown operation %d", c.Op)
+	case c.Key == "":
+		return errors.New("bad request: an empty key")
+	case len(c.Key) > MaxKeyBytes:
+		return fmt.Errorf("bad request: a key of %d bytes (at most %d)", len(c.Key), MaxKeyBytes)
+	case len(c.Value) > MaxValueBytes:
+		return fmt.Errorf("bad request: a value of %d bytes (at most %d)", len(c.Value), MaxValueBytes)
+	case c.Op != OpGet && (c.ClientID == 0 || c.Seq == 0):
+		return errors.New("bad request: a write needs a client id and a sequence number (exactly-once)")
+	}
+	return nil
+}
+
 // Do runs one command, as Server.Do.
 func (v *Service) Do(req *WireRequest, reply *WireReply) error {
+	if err := checkCommand(req.Command); err != nil {
+		*reply = WireReply{Error: err.Error()}
+		return nil
+	}
 	timeout := min(time.Duration(req.TimeoutMs)*time.Millisecond, MaxRequestTimeout)
 	if timeout <= 0 {
 		timeout = MaxRequestTimeout
