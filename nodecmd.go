@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,6 +46,9 @@ Flags:
                       "raft-consensus"): a node of another cluster is refused
   -join               join a running cluster instead of founding one (then
                       "add N" in the REPL); -peers names the running nodes
+  -founders IDS       the ids of -peers that found the cluster (default: all);
+                      a node not among them joins: one -peers can then list
+                      nodes to be added later (a StatefulSet scaled up)
   -tls-dir DIR        mutual TLS with the certificates in DIR (go run . certs)
   -allow-remote       allow listening beyond 127.0.0.1 (needs -tls-dir)
   -election-timeout D the minimum election timeout (default 150ms; the
@@ -69,6 +73,7 @@ func runNode(args []string, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "", "")
 	clusterID := fs.String("cluster-id", defaultClusterID, "")
 	join := fs.Bool("join", false, "")
+	founders := fs.String("founders", "", "")
 	tlsDir := fs.String("tls-dir", "", "")
 	allowRemote := fs.Bool("allow-remote", false, "")
 	election := fs.Duration("election-timeout", 150*time.Millisecond, "")
@@ -109,6 +114,12 @@ func runNode(args []string, stderr io.Writer) int {
 	if err != nil {
 		return fail("-peers: %v", err)
 	}
+	var founderIDs []int
+	if *founders != "" {
+		if founderIDs, err = parseIDs(*founders); err != nil {
+			return fail("-founders: %v", err)
+		}
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(strings.ReplaceAll(*cpuProfile, "{id}", strconv.Itoa(*id)))
 		if err != nil {
@@ -125,7 +136,7 @@ func runNode(args []string, stderr io.Writer) int {
 	}
 	logger := log.New(stderr, fmt.Sprintf("node %d: ", *id), log.LstdFlags|log.Lmicroseconds)
 	n, err := remote.StartNode(remote.NodeConfig{
-		ID: *id, Cluster: *clusterID, Listen: *listen, Peers: book, DataDir: *dataDir, Join: *join,
+		ID: *id, Cluster: *clusterID, Listen: *listen, Peers: book, DataDir: *dataDir, Join: *join, Founders: founderIDs,
 		TLSDir: *tlsDir, AllowRemote: *allowRemote,
 		ElectionTimeoutMin: *election, ElectionTimeoutMax: 2 * *election, HeartbeatInterval: *heartbeat,
 		SnapshotThreshold: *snapEvery, Logf: logger.Printf,
@@ -284,11 +295,23 @@ func parseIDList(s string) ([]int, error) {
 		}
 		return ids, nil
 	}
+	ids, err := parseIDs(s)
+	if err != nil {
+		return nil, fmt.Errorf("-nodes: %v", err)
+	}
+	return ids, nil
+}
+
+// parseIDs parses a list of node ids: "0,2,5".
+func parseIDs(s string) ([]int, error) {
 	var ids []int
 	for _, part := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(part))
 		if err != nil || n < 0 || n > remote.MaxNodeID {
-			return nil, fmt.Errorf("-nodes: %q is not a node id (0–%d)", part, remote.MaxNodeID)
+			return nil, fmt.Errorf("%q is not a node id (0–%d)", part, remote.MaxNodeID)
+		}
+		if slices.Contains(ids, n) {
+			return nil, fmt.Errorf("node id %d is listed twice", n)
 		}
 		ids = append(ids, n)
 	}

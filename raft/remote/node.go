@@ -38,6 +38,11 @@ type NodeConfig struct {
 	// Join: the node joins a running cluster (add it from the REPL); it
 	// does not found one.
 	Join bool
+	// Founders, if set, are the ids of Peers that found the cluster (the
+	// voters of its first configuration); a node not among them joins. So
+	// one address book can list nodes to be added later: a StatefulSet
+	// scaled up gives each new pod the same flags.
+	Founders []int
 	// TLSDir holds the cluster's certificates (go run . certs): every
 	// connection is then mutual TLS. AllowRemote allows listening beyond
 	// loopback, which needs TLSDir.
@@ -112,6 +117,14 @@ func checkConfig(cfg *NodeConfig) error {
 	case cfg.Peers[cfg.ID] == "" && cfg.Listen == "":
 		return fmt.Errorf("node %d is not in the peers (%s): add %d=host:port", cfg.ID, FormatPeers(cfg.Peers), cfg.ID)
 	}
+	for _, f := range cfg.Founders {
+		if _, ok := cfg.Peers[f]; !ok {
+			return fmt.Errorf("founder %d is not in the peers (%s)", f, FormatPeers(cfg.Peers))
+		}
+	}
+	if len(cfg.Founders) > 0 && !slices.Contains(cfg.Founders, cfg.ID) {
+		cfg.Join = true
+	}
 	if _, ok := cfg.Peers[cfg.ID]; !ok && !cfg.Join {
 		return fmt.Errorf("node %d is not in the peers (%s), which found the cluster: add %d=host:port, or use -join", cfg.ID, FormatPeers(cfg.Peers), cfg.ID)
 	}
@@ -161,7 +174,11 @@ func (n *Node) start() error {
 		}
 	}
 	var members []int
-	if !id.Joined {
+	switch {
+	case id.Joined:
+	case len(cfg.Founders) > 0:
+		members = slices.Sorted(slices.Values(cfg.Founders))
+	default:
 		members = slices.Sorted(maps.Keys(cfg.Peers))
 	}
 	n.server, err = kv.StartServer(kv.ServerConfig{

@@ -173,3 +173,49 @@ func TestJoinAndAddWithoutALauncher(t *testing.T) {
 		t.Log("node 3 leads")
 	}
 }
+
+// TestFoundersAndLaterNodes: with Founders, the address book lists a node
+// to be added later; started with the same flags, it joins instead of
+// founding a cluster of its own, and is added.
+func TestFoundersAndLaterNodes(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	book := freeAddrs(t, 3)
+	founders := []int{0, 1}
+	dir := t.TempDir()
+	var nodes []*Node
+	defer func() {
+		for _, n := range nodes {
+			n.Stop()
+		}
+	}()
+	for id := range 3 {
+		n, err := StartNode(NodeConfig{ID: id, Cluster: "f", Peers: book, Founders: founders, DataDir: filepath.Join(dir, string(rune('a'+id)))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+	}
+	c, err := Connect(ClusterConfig{Addrs: []string{book[0], book[1], book[2]}, Cluster: "f"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Shutdown()
+	if _, _, err := c.CheckUniqueLeader(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.IDs(); len(got) != 2 {
+		t.Fatalf("the founders are %v, want 0 and 1", got)
+	}
+	if sum := nodes[2].Server().Node().Summary(); len(sum.Config.Voters) != 0 {
+		t.Fatalf("node 2, not a founder, founded a configuration: %+v", sum.Config)
+	}
+	if err := c.AddServer(2); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.IDs(); len(got) != 3 {
+		t.Fatalf("after add 2 the cluster is %v", got)
+	}
+	if _, err := StartNode(NodeConfig{ID: 0, Peers: book, Founders: []int{7}, DataDir: filepath.Join(dir, "x")}); err == nil || !strings.Contains(err.Error(), "founder 7 is not in the peers") {
+		t.Fatalf("a founder outside the peers: %v", err)
+	}
+}
