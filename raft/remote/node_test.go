@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -106,19 +107,8 @@ func TestJoinAndAddWithoutALauncher(t *testing.T) {
 	book := freeAddrs(t, 4)
 	founders := map[int]string{0: book[0], 1: book[1], 2: book[2]}
 	dir := t.TempDir()
-	var nodes []*Node
-	defer func() {
-		for _, n := range nodes {
-			n.Stop()
-		}
-	}()
-	for id := range 3 {
-		n, err := StartNode(NodeConfig{ID: id, Cluster: "j", Peers: founders, DataDir: filepath.Join(dir, "n", string(rune('0'+id)))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, n)
-	}
+	nodes := startNodes(t, 3, NodeConfig{Cluster: "j", Peers: founders}, dir)
+	defer stopNodes(nodes)
 	c, err := Connect(ClusterConfig{Addrs: []string{book[1]}, Cluster: "j"})
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +136,7 @@ func TestJoinAndAddWithoutALauncher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes = append(nodes, n3)
+	defer n3.Stop()
 	deadline := time.Now().Add(10 * time.Second)
 	for !nodes[0].known(3) || !nodes[1].known(3) || !nodes[2].known(3) {
 		if time.Now().After(deadline) {
@@ -182,19 +172,8 @@ func TestFoundersAndLaterNodes(t *testing.T) {
 	book := freeAddrs(t, 3)
 	founders := []int{0, 1}
 	dir := t.TempDir()
-	var nodes []*Node
-	defer func() {
-		for _, n := range nodes {
-			n.Stop()
-		}
-	}()
-	for id := range 3 {
-		n, err := StartNode(NodeConfig{ID: id, Cluster: "f", Peers: book, Founders: founders, DataDir: filepath.Join(dir, string(rune('a'+id)))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes = append(nodes, n)
-	}
+	nodes := startNodes(t, 3, NodeConfig{Cluster: "f", Peers: book, Founders: founders}, dir)
+	defer stopNodes(nodes)
 	c, err := Connect(ClusterConfig{Addrs: []string{book[0], book[1], book[2]}, Cluster: "f"})
 	if err != nil {
 		t.Fatal(err)
@@ -217,5 +196,29 @@ func TestFoundersAndLaterNodes(t *testing.T) {
 	}
 	if _, err := StartNode(NodeConfig{ID: 0, Peers: book, Founders: []int{7}, DataDir: filepath.Join(dir, "x")}); err == nil || !strings.Contains(err.Error(), "founder 7 is not in the peers") {
 		t.Fatalf("a founder outside the peers: %v", err)
+	}
+}
+
+// startNodes starts nodes 0..n-1 configured as cfg, each with a data dir
+// in dir; the caller stops them (stopNodes, deferred after leaktest's
+// check, so that it runs first).
+func startNodes(t *testing.T, n int, cfg NodeConfig, dir string) []*Node {
+	t.Helper()
+	var nodes []*Node
+	for id := range n {
+		c := cfg
+		c.ID, c.DataDir = id, filepath.Join(dir, fmt.Sprintf("node-%d", id))
+		node, err := StartNode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, node)
+	}
+	return nodes
+}
+
+func stopNodes(nodes []*Node) {
+	for _, n := range nodes {
+		n.Stop()
 	}
 }
