@@ -24,12 +24,19 @@ const adminTimeout = 10 * time.Second
 // proposals, leadership transfer, snapshots, the address book and the
 // network faults its transport applies. It decides nothing: the calls map
 // onto the node's own operations, and Cluster strings them together.
-type Admin struct{ node *Node }
+type Admin struct {
+	node *Node
+	// server is the node's: the service gets it from the listener's start,
+	// before Node.server is set, and may be called that early.
+	server *kv.Server
+}
 
 // NodeInfo is what Admin.Info says about a node.
 type NodeInfo struct {
-	ID      int
-	Pid     int
+	ID  int
+	Pid int
+	// Addr is the address the node was told to listen on (the listener
+	// may not be known yet while the node starts).
 	Addr    string
 	Summary core.Summary
 	Applied uint64
@@ -77,14 +84,15 @@ func (a *Admin) Info(_ *struct{}, info *NodeInfo) error {
 	n.mu.Lock()
 	faults := n.faultState
 	n.mu.Unlock()
-	*info = NodeInfo{ID: n.cfg.ID, Pid: os.Getpid(), Addr: n.Addr(), Summary: n.server.Node().Summary(),
-		Applied: n.server.Applied(), Keys: n.server.KVLen(), Peers: n.Book(), Faults: faults}
+	srv := a.server
+	*info = NodeInfo{ID: n.cfg.ID, Pid: os.Getpid(), Addr: n.cfg.Listen, Summary: srv.Node().Summary(),
+		Applied: srv.Applied(), Keys: srv.KVLen(), Peers: n.Book(), Faults: faults}
 	return nil
 }
 
 // Log reports the latest limit entries of the node's log.
 func (a *Admin) Log(limit *int, l *cluster.NodeLog) error {
-	srv := a.node.server
+	srv := a.server
 	applied := srv.Applied()
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
@@ -93,7 +101,7 @@ func (a *Admin) Log(limit *int, l *cluster.NodeLog) error {
 
 // ReadStale reads a key from the node's state machine as it stands.
 func (a *Admin) ReadStale(key *string, r *cluster.StaleRead) error {
-	srv := a.node.server
+	srv := a.server
 	sum := srv.Node().Summary()
 	res, applied, err := srv.ReadLocal(*key)
 	if err != nil {
@@ -114,7 +122,7 @@ func (a *Admin) Propose(c *ConfChange, r *ProposeReply) error {
 	default:
 		return fmt.Errorf("unknown membership change %d", c.Type)
 	}
-	index, err := a.node.server.Node().ProposeConfChange(c.Type, c.ID)
+	index, err := a.server.Node().ProposeConfChange(c.Type, c.ID)
 	*r = ProposeReply{Index: index}
 	if err != nil {
 		r.Refused, r.Error = cluster.Refused(err), err.Error()
@@ -129,12 +137,12 @@ func (a *Admin) Propose(c *ConfChange, r *ProposeReply) error {
 func (a *Admin) Transfer(target *int, _ *struct{}) error {
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	return a.node.server.Node().TransferLeadership(ctx, *target)
+	return a.server.Node().TransferLeadership(ctx, *target)
 }
 
 // Snapshot makes the node snapshot its state machine now.
 func (a *Admin) Snapshot(_ *struct{}, index *uint64) error {
-	i, err := a.node.server.SnapshotNow()
+	i, err := a.server.SnapshotNow()
 	*index = i
 	if errors.Is(err, core.ErrSnapshotTooOld) {
 		return fmt.Errorf("node %d has applied nothing since its last snapshot", a.node.cfg.ID)

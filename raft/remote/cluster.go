@@ -80,6 +80,9 @@ type ClusterConfig struct {
 	Processes Processes
 	// Timeout bounds a client operation, retries included (default 3 s).
 	Timeout time.Duration
+	// ConnectTimeout is how long Connect waits for a first node to answer
+	// (default 5 s): nodes started a moment before may not listen yet.
+	ConnectTimeout time.Duration
 }
 
 // infoTimeout bounds a look at one node: one that does not answer within
@@ -94,6 +97,9 @@ func Connect(cfg ClusterConfig) (*Cluster, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 3 * time.Second
 	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 5 * time.Second
+	}
 	d, err := NewDialer(cfg.Cluster, cfg.TLSDir)
 	if err != nil {
 		return nil, err
@@ -103,18 +109,30 @@ func Connect(cfg ClusterConfig) (*Cluster, error) {
 	c.intr, c.intrCancel = context.WithCancel(context.Background())
 	var errs []error
 	learned := map[int]string{} // from the address books: the addresses given come first
-	for _, addr := range cfg.Addrs {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		var info NodeInfo
-		err := d.Call(ctx, addr, AdminService+".Info", &struct{}{}, &info)
-		cancel()
-		if err != nil {
-			errs = append(errs, err) // it names the address
-			continue
+	// Nodes started a moment ago may not listen yet: until one answers,
+	// try again for a while, unless a node refused us (that will not change).
+	deadline := time.Now().Add(cfg.ConnectTimeout)
+	for attempt := 0; len(c.book) == 0; attempt++ {
+		if attempt > 0 {
+			if time.Now().After(deadline) || slices.ContainsFunc(errs, func(err error) bool { return errors.Is(err, transport.ErrRefused) }) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+			errs = nil
 		}
-		maps.Copy(learned, info.Peers)
-		c.book[info.ID] = addr
-		c.learn(info.Summary)
+		for _, addr := range cfg.Addrs {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			var info NodeInfo
+			err := d.Call(ctx, addr, AdminService+".Info", &struct{}{}, &info)
+			cancel()
+			if err != nil {
+				errs = append(errs, err) // it names the address
+				continue
+			}
+			maps.Copy(learned, info.Peers)
+			c.book[info.ID] = addr
+			c.learn(info.Summary)
+		}
 	}
 	for id, addr := range learned {
 		if _, ok := c.book[id]; !ok {

@@ -194,7 +194,9 @@ func (n *Node) start() error {
 		Listen: transport.ListenConfig{
 			Cluster: cfg.Cluster, Known: n.known, TLS: tlsCfg, AllowRemote: cfg.AllowRemote, Logf: cfg.Logf,
 		},
-		Services:          func(*kv.Server) map[string]any { return map[string]any{AdminService: &Admin{node: n}} },
+		Services: func(srv *kv.Server) map[string]any {
+			return map[string]any{AdminService: &Admin{node: n, server: srv}}
+		},
 		SnapshotThreshold: cfg.SnapshotThreshold,
 		OnViolation: func(v core.InvariantViolation) {
 			cfg.Logf("SAFETY VIOLATION, stopping: %v", v)

@@ -222,3 +222,38 @@ func stopNodes(nodes []*Node) {
 		n.Stop()
 	}
 }
+
+// TestConnectWaitsForANodeStarting: a node that starts a moment after the
+// client still answers its Connect; a node of another cluster is refused
+// at once, not waited for.
+func TestConnectWaitsForANodeStarting(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	book := freeAddrs(t, 1)
+	dir := t.TempDir()
+	started := make(chan *Node, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond) // the node comes up after the client tries
+		n, err := StartNode(NodeConfig{ID: 0, Cluster: "w", Peers: book, DataDir: dir})
+		if err != nil {
+			t.Error(err)
+		}
+		started <- n
+	}()
+	c, err := Connect(ClusterConfig{Addrs: []string{book[0]}, Cluster: "w"})
+	n := <-started
+	if n == nil {
+		t.FailNow()
+	}
+	defer n.Stop()
+	if err != nil {
+		t.Fatalf("connecting to a node starting: %v", err)
+	}
+	c.Shutdown()
+	t0 := time.Now()
+	if _, err := Connect(ClusterConfig{Addrs: []string{book[0]}, Cluster: "other"}); err == nil || !strings.Contains(err.Error(), "is not this node's cluster") {
+		t.Fatalf("another cluster: %v", err)
+	}
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Fatalf("a refusal was waited on for %v", d)
+	}
+}
