@@ -176,8 +176,8 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 		return bad("-keys must be >= 0")
 	case o.delay < 0:
 		return bad("-delay must be >= 0")
-	case o.processes && (o.keys > 0 || o.delay > 0 || o.cpuProfile != "" || o.memProfile != ""):
-		return bad("-processes does not go with -keys, -delay or the profiles")
+	case o.processes && (o.keys > 0 || o.delay > 0 || o.memProfile != ""):
+		return bad("-processes does not go with -keys, -delay or -memprofile")
 	}
 	return o, 0, true
 }

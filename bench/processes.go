@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -85,6 +86,18 @@ func runProcesses(ctx context.Context, o options, stderr io.Writer) (*Result, er
 		splitStart = split()
 		cpuStart.Store(int64(cpuNow()))
 	})
+	if o.cpuProfile != "" {
+		// The clients' process: the nodes' are -node-cpuprofiles.
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var wg sync.WaitGroup
 	for ci := range o.clients {
 		client := c.NewClient()
