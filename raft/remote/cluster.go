@@ -132,6 +132,11 @@ func Connect(cfg ClusterConfig) (*Cluster, error) {
 			maps.Copy(learned, info.Peers)
 			c.book[info.ID] = addr
 			c.learn(info.Summary)
+			if len(c.book) == 1 {
+				// Faults an earlier REPL set are still in force: they are
+				// the model's to begin with, so that heal undoes them.
+				c.adoptFaults(info.Faults)
+			}
 		}
 	}
 	for id, addr := range learned {
@@ -514,6 +519,21 @@ func (c *Cluster) SetMaxDelay(d time.Duration) error {
 
 // NetworkSettings implements cluster.Cluster.
 func (c *Cluster) NetworkSettings() (float64, time.Duration) { return c.faults.Settings() }
+
+// adoptFaults makes f the fault model.
+func (c *Cluster) adoptFaults(f Faults) {
+	for _, id := range f.Disconnected {
+		c.faults.Disconnect(id)
+	}
+	for _, l := range f.Cut {
+		c.faults.Cut(l[0], l[1])
+	}
+	if len(f.Groups) > 0 {
+		c.faults.Partition(f.Groups...)
+	}
+	c.faults.SetDropRate(f.DropRate)
+	c.faults.SetMaxDelay(f.MaxDelay)
+}
 
 // faultState is the model, as a node is given it.
 func (c *Cluster) faultState() Faults {

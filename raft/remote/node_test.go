@@ -257,3 +257,41 @@ func TestConnectWaitsForANodeStarting(t *testing.T) {
 		t.Fatalf("a refusal was waited on for %v", d)
 	}
 }
+
+// TestFaultsOutliveTheREPL: faults set by one connection are in force in
+// the nodes after it leaves; the next connection sees them and heals them.
+func TestFaultsOutliveTheREPL(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	book := freeAddrs(t, 3)
+	nodes := startNodes(t, 3, NodeConfig{Cluster: "h", Peers: book}, t.TempDir())
+	defer stopNodes(nodes)
+	addrs := []string{book[0], book[1], book[2]}
+	c, err := Connect(ClusterConfig{Addrs: addrs, Cluster: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Partition([]int{0}, []int{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetMaxDelay(5 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	c.Shutdown()
+	c2, err := Connect(ClusterConfig{Addrs: addrs, Cluster: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Shutdown()
+	if _, delay := c2.NetworkSettings(); delay != 5*time.Millisecond {
+		t.Fatalf("the second connection sees a delay of %v", delay)
+	}
+	if nodes[1].faults.Linked(0, 1) {
+		t.Fatal("the partition was not in force in node 1")
+	}
+	c2.Heal()
+	for _, n := range nodes {
+		if !n.faults.Linked(0, 1) || !n.faults.Linked(1, 0) {
+			t.Fatal("heal from the second connection left the partition in a node")
+		}
+	}
+}
