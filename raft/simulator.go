@@ -410,10 +410,9 @@ func (s *ClusterSimulator) DisconnectPeer(id int) error {
 	if _, err := s.nodeLocked(id); err != nil {
 		return err
 	}
-	if s.faults.IsDisconnected(id) {
-		return fmt.Errorf("node %d is already disconnected", id)
+	if err := s.faults.DisconnectChecked(id); err != nil {
+		return err
 	}
-	s.faults.Disconnect(id)
 	s.traceNode(id, core.Fault(nil, "disconnect"))
 	return nil
 }
@@ -425,10 +424,9 @@ func (s *ClusterSimulator) ReconnectPeer(id int) error {
 	if _, err := s.nodeLocked(id); err != nil {
 		return err
 	}
-	if !s.faults.IsDisconnected(id) {
-		return fmt.Errorf("node %d is not disconnected", id)
+	if err := s.faults.ReconnectChecked(id); err != nil {
+		return err
 	}
-	s.faults.Reconnect(id)
 	s.traceNode(id, core.Fault(nil, "reconnect"))
 	return nil
 }
@@ -469,13 +467,9 @@ func (s *ClusterSimulator) CutLink(from, to int) error {
 			return err
 		}
 	}
-	if from == to {
-		return fmt.Errorf("a link joins two different nodes, not %d and itself", from)
+	if err := s.faults.CutChecked(from, to); err != nil {
+		return err
 	}
-	if slices.Contains(s.faults.CutLinks(), [2]int{from, to}) {
-		return fmt.Errorf("the link %d → %d is already cut", from, to)
-	}
-	s.faults.Cut(from, to)
 	s.traceSim(core.Fault(nil, "cut %d → %d", from, to))
 	return nil
 }
@@ -484,14 +478,11 @@ func (s *ClusterSimulator) CutLink(from, to int) error {
 func (s *ClusterSimulator) RestoreLink(from, to int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, l := range s.faults.CutLinks() {
-		if l == [2]int{from, to} {
-			s.faults.Uncut(from, to)
-			s.traceSim(core.Fault(nil, "restore %d → %d", from, to))
-			return nil
-		}
+	if err := s.faults.UncutChecked(from, to); err != nil {
+		return err
 	}
-	return fmt.Errorf("the link %d → %d is not cut", from, to)
+	s.traceSim(core.Fault(nil, "restore %d → %d", from, to))
+	return nil
 }
 
 // CutLinks lists the links cut one way, in order.

@@ -438,10 +438,9 @@ func (c *Cluster) DisconnectPeer(id int) error {
 	if _, err := c.addr(id); err != nil {
 		return err
 	}
-	if c.faults.IsDisconnected(id) {
-		return fmt.Errorf("node %d is already disconnected", id)
+	if err := c.faults.DisconnectChecked(id); err != nil {
+		return err
 	}
-	c.faults.Disconnect(id)
 	return c.pushFaults()
 }
 
@@ -450,10 +449,9 @@ func (c *Cluster) ReconnectPeer(id int) error {
 	if _, err := c.addr(id); err != nil {
 		return err
 	}
-	if !c.faults.IsDisconnected(id) {
-		return fmt.Errorf("node %d is not disconnected", id)
+	if err := c.faults.ReconnectChecked(id); err != nil {
+		return err
 	}
-	c.faults.Reconnect(id)
 	return c.pushFaults()
 }
 
@@ -479,22 +477,17 @@ func (c *Cluster) CutLink(from, to int) error {
 			return err
 		}
 	}
-	if from == to {
-		return fmt.Errorf("a link joins two different nodes, not %d and itself", from)
+	if err := c.faults.CutChecked(from, to); err != nil {
+		return err
 	}
-	if slices.Contains(c.faults.CutLinks(), [2]int{from, to}) {
-		return fmt.Errorf("the link %d → %d is already cut", from, to)
-	}
-	c.faults.Cut(from, to)
 	return c.pushFaults()
 }
 
 // RestoreLink implements cluster.Cluster.
 func (c *Cluster) RestoreLink(from, to int) error {
-	if !slices.Contains(c.faults.CutLinks(), [2]int{from, to}) {
-		return fmt.Errorf("the link %d → %d is not cut", from, to)
+	if err := c.faults.UncutChecked(from, to); err != nil {
+		return err
 	}
-	c.faults.Uncut(from, to)
 	return c.pushFaults()
 }
 

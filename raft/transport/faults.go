@@ -72,6 +72,58 @@ func (f *NetworkFaults) Uncut(from, to int) {
 	delete(f.cut, [2]int{from, to})
 }
 
+// The checked forms of the four above, as a person asks for them: each
+// refuses what would change nothing, with the reason. Every cluster's
+// fault commands use them.
+
+// DisconnectChecked disconnects id, unless it is disconnected already.
+func (f *NetworkFaults) DisconnectChecked(id int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.disconnected[id] {
+		return fmt.Errorf("node %d is already disconnected", id)
+	}
+	f.disconnected[id] = true
+	return nil
+}
+
+// ReconnectChecked reconnects id, if it was disconnected.
+func (f *NetworkFaults) ReconnectChecked(id int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.disconnected[id] {
+		return fmt.Errorf("node %d is not disconnected", id)
+	}
+	delete(f.disconnected, id)
+	return nil
+}
+
+// CutChecked cuts from → to, refusing a link of a node to itself and one
+// cut already.
+func (f *NetworkFaults) CutChecked(from, to int) error {
+	if from == to {
+		return fmt.Errorf("a link joins two different nodes, not %d and itself", from)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cut[[2]int{from, to}] {
+		return fmt.Errorf("the link %d → %d is already cut", from, to)
+	}
+	f.cut[[2]int{from, to}] = true
+	return nil
+}
+
+// UncutChecked restores from → to, if it was cut.
+func (f *NetworkFaults) UncutChecked(from, to int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.cut[[2]int{from, to}] {
+		return fmt.Errorf("the link %d → %d is not cut", from, to)
+	}
+	delete(f.cut, [2]int{from, to})
+	return nil
+}
+
 // CutLinks lists the links cut one way, in order.
 func (f *NetworkFaults) CutLinks() [][2]int {
 	f.mu.Lock()
