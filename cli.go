@@ -296,9 +296,12 @@ func runREPL(c config, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}()
 
-	if c.sim {
+	switch {
+	case c.sim:
 		r.printf("Raft cluster simulator, in virtual time (seed %d).", opts.Seed)
-	} else {
+	case c.initial != nil:
+		r.printf("Raft cluster REPL, over servers that run as processes of their own.")
+	default:
 		r.printf("Raft cluster simulator.")
 	}
 	r.printMenu()

@@ -141,6 +141,9 @@ func cmdPause(r *REPL, c cluster.Cluster, args []string) error {
 	if len(args) == 1 {
 		return pauseNode(r, c, args[0], true)
 	}
+	if _, ok := c.(cluster.Pauser); ok {
+		return usageError("usage: pause <node> — it stops that node's process (SIGSTOP); pause alone stops the clock of virtual time (-sim)")
+	}
 	v, err := virtual(c, "pause")
 	if err != nil {
 		return err

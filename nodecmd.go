@@ -31,7 +31,7 @@ const nodeUsage = `Usage: raft-consensus node -id N -peers ID=HOST:PORT,… -dat
 
 Runs one server of a cluster in this process: it listens for its peers and
 for clients (go run . -connect HOST:PORT) on one port, keeps its log in
-DIR, logs to stderr, and stops cleanly on SIGTERM or SIGINT.
+DIR, logs to stderr, and stops cleanly on SIGTERM, SIGINT or SIGHUP.
 
 Flags:
   -id N               this node's id (0–999)
@@ -46,6 +46,7 @@ Flags:
                       "raft-consensus"): a node of another cluster is refused
   -join               join a running cluster instead of founding one (then
                       "add N" in the REPL); -peers names the running nodes
+                      and this one
   -founders IDS       the ids of -peers that found the cluster (default: all);
                       a node not among them joins: one -peers can then list
                       nodes to be added later (a StatefulSet scaled up)

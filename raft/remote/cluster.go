@@ -574,7 +574,13 @@ func (c *Cluster) Snapshot(id int) (uint64, error) {
 	ctx, cancel := context.WithTimeout(c.callContext(), adminTimeout)
 	defer cancel()
 	var index uint64
-	err := c.admin(ctx, id, "Snapshot", &struct{}{}, &index)
+	addr, err := c.addr(id)
+	if err != nil {
+		return 0, err
+	}
+	// Not admin's error: the caller names the node, and so does the
+	// node's own refusal ("node 2 has applied nothing since …").
+	err = c.dialer.Call(ctx, addr, AdminService+".Snapshot", &struct{}{}, &index)
 	return index, err
 }
 

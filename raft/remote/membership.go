@@ -37,7 +37,7 @@ func (c *Cluster) AddServer(id int) error {
 	if !known || c.procs != nil && c.procs.Pid(id) == 0 {
 		if c.procs == nil {
 			return fmt.Errorf("no node %d has told the cluster where it listens: start it first with "+
-				"\"go run . node -id %d -join -listen HOST:PORT -peers %s -data-dir DIR\", then add it", id, id, FormatPeers(book))
+				"\"go run . node -id %d -join -peers %s,%d=HOST:PORT -data-dir DIR\", then add it", id, id, FormatPeers(book), id)
 		}
 		var err error
 		if addr, err = c.procs.Start(id, book); err != nil {

@@ -94,8 +94,16 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, release: release, started: time.Now(), stop: make(chan struct{}),
 		faults: transport.NewNetworkFaults(time.Now().UnixNano())}
+	fresh := !exists(filepath.Join(cfg.DataDir, identityFile))
 	if err := n.start(); err != nil {
 		n.close()
+		if fresh {
+			// A first start that failed leaves the data dir as it found it,
+			// so that a corrected command line may use it.
+			for _, name := range []string{identityFile, peersFile, raftDir} {
+				os.RemoveAll(filepath.Join(cfg.DataDir, name))
+			}
+		}
 		return nil, err
 	}
 	if cfg.Join {
@@ -134,7 +142,10 @@ func checkConfig(cfg *NodeConfig) error {
 	if fi, err := os.Stat(cfg.DataDir); err == nil && !fi.IsDir() {
 		return fmt.Errorf("data dir %s is a file, not a directory", cfg.DataDir)
 	}
-	return transport.CheckListenAddr(cfg.Listen, cfg.AllowRemote, cfg.TLSDir != "")
+	if err := transport.CheckListenAddr(cfg.Listen, cfg.AllowRemote, cfg.TLSDir != ""); err != nil {
+		return fmt.Errorf("%w (-allow-remote with -tls-dir listens beyond 127.0.0.1)", err)
+	}
+	return nil
 }
 
 func (n *Node) start() error {
@@ -242,6 +253,11 @@ func (n *Node) announce() {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // known says whether a node id is in the address book: only those may

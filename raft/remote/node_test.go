@@ -73,6 +73,9 @@ func TestNodeMisconfiguration(t *testing.T) {
 			t.Errorf("%s: %v, want it to say %q", c.name, err, c.want)
 		}
 	}
+	if _, err := os.Stat(filepath.Join(dir, "busy", identityFile)); err == nil {
+		t.Error("a first start that failed (the address in use) left an identity in its data dir")
+	}
 	for _, bad := range []string{"", "0=a", "0=127.0.0.1:1,0=127.0.0.1:2", "x=127.0.0.1:1", "1000=127.0.0.1:1"} {
 		if _, err := ParsePeers(bad); err == nil {
 			t.Errorf("ParsePeers(%q) accepted it", bad)

@@ -524,7 +524,7 @@ func dial(ctx context.Context, addr string, h Hello, tlsCfg *tls.Config) (net.Co
 	if err := sayHello(conn, h); err != nil {
 		conn.Close()
 		if tlsCfg == nil && !errors.Is(err, ErrRefused) {
-			err = fmt.Errorf("%w (a node that listens beyond loopback speaks TLS only: give its certificates)", err)
+			err = fmt.Errorf("%w (a node that listens beyond loopback speaks TLS only: give the cluster's certificates, -tls-dir)", err)
 		}
 		return nil, err
 	}
