@@ -99,11 +99,8 @@ type ClusterSimulator struct {
 	violations []string
 	recovered  string // what was recovered from DataDir
 
-	// Interrupt cancels intr: the calls in progress took it; later calls
-	// take the next one.
-	intrMu     sync.Mutex
-	intr       context.Context
-	intrCancel context.CancelFunc
+	// interrupts: what Interrupt cancels.
+	interrupts cluster.Interrupts
 }
 
 type simNode struct {
@@ -157,7 +154,6 @@ func NewClusterSimulator(cfg SimConfig) (*ClusterSimulator, error) {
 		history:   &kv.History{},
 		appliedAt: map[uint64]appliedEntry{},
 	}
-	s.intr, s.intrCancel = context.WithCancel(context.Background())
 	members := make([]int, cfg.Nodes)
 	for i := range members {
 		members[i] = i
@@ -681,18 +677,7 @@ func (s *ClusterSimulator) Leader() (int, uint64) { return cluster.LeaderOf(s.St
 // connected server leads, and returns it. Two leaders of one term is an
 // immediate error.
 func (s *ClusterSimulator) CheckUniqueLeader(timeout time.Duration) (int, uint64, error) {
-	var leader int
-	var term uint64
-	err := s.poll(timeout, func() (bool, error) {
-		var ok bool
-		var err error
-		leader, term, ok, err = cluster.UniqueLeader(s.Status())
-		return ok, err
-	})
-	if errors.Is(err, ErrTimeout) {
-		err = fmt.Errorf("%w: no single leader within %v", ErrNoLeader, timeout)
-	}
-	return leader, term, err
+	return cluster.WaitUniqueLeader(s.callContext(), timeout, pollInterval, s.Status)
 }
 
 // CheckNoLeader watches for d and fails if any running, connected server
@@ -713,49 +698,18 @@ func (s *ClusterSimulator) CheckNoLeader(d time.Duration) error {
 const pollInterval = 5 * time.Millisecond
 
 // Interrupt makes the calls in progress return cluster.ErrInterrupted.
-func (s *ClusterSimulator) Interrupt() {
-	s.intrMu.Lock()
-	defer s.intrMu.Unlock()
-	s.intrCancel()
-	s.intr, s.intrCancel = context.WithCancel(context.Background())
-}
+func (s *ClusterSimulator) Interrupt() { s.interrupts.Interrupt() }
 
 // callContext is what Interrupt cancels, for a call starting now.
-func (s *ClusterSimulator) callContext() context.Context {
-	s.intrMu.Lock()
-	defer s.intrMu.Unlock()
-	return s.intr
-}
+func (s *ClusterSimulator) callContext() context.Context { return s.interrupts.Context() }
 
 // pause waits a poll interval, or less if ctx is cancelled; false then.
-func pause(ctx context.Context) bool {
-	t := time.NewTimer(pollInterval)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+func pause(ctx context.Context) bool { return cluster.Sleep(ctx, pollInterval) }
 
 // poll calls cond until it returns true or an error, or timeout passes,
 // or the call is interrupted.
 func (s *ClusterSimulator) poll(timeout time.Duration, cond func() (bool, error)) error {
-	ctx := s.callContext()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := cond()
-		if err != nil || ok {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return ErrTimeout
-		}
-		if !pause(ctx) {
-			return cluster.ErrInterrupted
-		}
-	}
+	return cluster.Poll(s.callContext(), timeout, pollInterval, cond)
 }
 
 // Applied returns the normal entries server id applied in its current
@@ -876,18 +830,7 @@ func (s *ClusterSimulator) Do(op kv.Op, key, value string, node int) (kv.Result,
 	} else {
 		res, err = s.client.On(ctx, node, op, key, value)
 	}
-	return res, interrupted(ctx, op, err)
-}
-
-// interrupted says that an operation was interrupted, if it was.
-func interrupted(ctx context.Context, op kv.Op, err error) error {
-	if err == nil || ctx.Err() == nil {
-		return err
-	}
-	if op == kv.OpGet {
-		return cluster.ErrInterrupted
-	}
-	return fmt.Errorf("%w: the outcome of the %v is unknown: it may or may not have taken effect", cluster.ErrInterrupted, op)
+	return res, cluster.Interrupted(ctx, op, err)
 }
 
 // History returns the recorded client operations (none with NoHistory).

@@ -60,9 +60,7 @@ type Cluster struct {
 	history *kv.History
 	closed  bool
 
-	intrMu     sync.Mutex
-	intr       context.Context
-	intrCancel context.CancelFunc
+	interrupts cluster.Interrupts // what Interrupt cancels
 
 	timeout time.Duration
 }
@@ -106,7 +104,6 @@ func Connect(cfg ClusterConfig) (*Cluster, error) {
 	}
 	c := &Cluster{dialer: d, procs: cfg.Processes, start: time.Now(), book: map[int]string{}, was: map[int]bool{},
 		faults: transport.NewNetworkFaults(1), history: &kv.History{}, timeout: cfg.Timeout}
-	c.intr, c.intrCancel = context.WithCancel(context.Background())
 	var errs []error
 	learned := map[int]string{} // from the address books: the addresses given come first
 	// Nodes started a moment ago may not listen yet: until one answers,
@@ -336,18 +333,7 @@ func (c *Cluster) Leader() (int, uint64) { return cluster.LeaderOf(c.Status()) }
 
 // CheckUniqueLeader implements cluster.Cluster.
 func (c *Cluster) CheckUniqueLeader(timeout time.Duration) (int, uint64, error) {
-	var leader int
-	var term uint64
-	err := c.poll(timeout, func() (bool, error) {
-		var ok bool
-		var err error
-		leader, term, ok, err = cluster.UniqueLeader(c.Status())
-		return ok, err
-	})
-	if errors.Is(err, cluster.ErrTimeout) {
-		err = fmt.Errorf("%w: no single leader within %v", cluster.ErrNoLeader, timeout)
-	}
-	return leader, term, err
+	return cluster.WaitUniqueLeader(c.callContext(), timeout, pollInterval, c.Status)
 }
 
 // Do implements cluster.Cluster.
@@ -360,13 +346,7 @@ func (c *Cluster) Do(op kv.Op, key, value string, node int) (kv.Result, error) {
 	} else {
 		res, err = c.client.On(ctx, node, op, key, value)
 	}
-	if err != nil && ctx.Err() != nil {
-		if op == kv.OpGet {
-			return res, cluster.ErrInterrupted
-		}
-		return res, fmt.Errorf("%w: the outcome of the %v is unknown: it may or may not have taken effect", cluster.ErrInterrupted, op)
-	}
-	return res, err
+	return res, cluster.Interrupted(ctx, op, err)
 }
 
 // ReadStale implements cluster.Cluster.
@@ -585,18 +565,9 @@ func (c *Cluster) Snapshot(id int) (uint64, error) {
 }
 
 // Interrupt implements cluster.Cluster.
-func (c *Cluster) Interrupt() {
-	c.intrMu.Lock()
-	defer c.intrMu.Unlock()
-	c.intrCancel()
-	c.intr, c.intrCancel = context.WithCancel(context.Background())
-}
+func (c *Cluster) Interrupt() { c.interrupts.Interrupt() }
 
-func (c *Cluster) callContext() context.Context {
-	c.intrMu.Lock()
-	defer c.intrMu.Unlock()
-	return c.intr
-}
+func (c *Cluster) callContext() context.Context { return c.interrupts.Context() }
 
 // Shutdown implements cluster.Cluster: the processes the launcher started
 // stop; a cluster only connected to is left running.
@@ -620,24 +591,7 @@ func (c *Cluster) Launched() bool { return c.procs != nil }
 const pollInterval = 20 * time.Millisecond
 
 func (c *Cluster) poll(timeout time.Duration, cond func() (bool, error)) error {
-	ctx := c.callContext()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := cond()
-		if err != nil || ok {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return cluster.ErrTimeout
-		}
-		t := time.NewTimer(pollInterval)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return cluster.ErrInterrupted
-		}
-	}
+	return cluster.Poll(c.callContext(), timeout, pollInterval, cond)
 }
 
 func timeUntilMs(t time.Time) int64 { return time.Until(t).Milliseconds() }

@@ -175,14 +175,10 @@ func (c *Cluster) leaderSummary() (int, core.Summary, bool) {
 }
 
 func (c *Cluster) sleep(ctx context.Context) error {
-	t := time.NewTimer(pollInterval)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
+	if !cluster.Sleep(ctx, pollInterval) {
 		return ctx.Err()
 	}
+	return nil
 }
 
 // TransferLeadership implements cluster.Cluster (thesis §3.10).
