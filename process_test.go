@@ -210,10 +210,8 @@ func checkHistory(t *testing.T, history []kv.Operation) {
 // minority; each fault is followed by progress.
 func TestProcessesUnderFaults(t *testing.T) {
 	defer leaktest.CheckTimeout(t, 10*time.Second)()
-	c := launch(t, 3)
+	c, w := launchUnderLoad(t)
 	defer c.Shutdown()
-	c.waitLeader(t)
-	w := startWorkload(c, 4)
 	defer w.finish()
 	w.waitProgress(t, c, 50, "before the faults")
 
@@ -255,10 +253,8 @@ func TestProcessesUnderFaults(t *testing.T) {
 // with the nodes' durable storage: nothing acknowledged is lost.
 func TestKillEveryNodeRounds(t *testing.T) {
 	defer leaktest.CheckTimeout(t, 10*time.Second)()
-	c := launch(t, 3)
+	c, w := launchUnderLoad(t)
 	defer c.Shutdown()
-	c.waitLeader(t)
-	w := startWorkload(c, 4)
 	defer w.finish()
 	const rounds = 20
 	for round := range rounds {
@@ -277,6 +273,15 @@ func TestKillEveryNodeRounds(t *testing.T) {
 	c.waitLeader(t)
 	checkAcked(t, c, w)
 	checkHistory(t, c.History())
+}
+
+// launchUnderLoad launches 3 node processes and starts 4 clients on them
+// once a leader is elected.
+func launchUnderLoad(t *testing.T) (*launched, *workload) {
+	t.Helper()
+	c := launch(t, 3)
+	c.waitLeader(t)
+	return c, startWorkload(c, 4)
 }
 
 func must(t *testing.T, err error) {

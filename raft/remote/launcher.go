@@ -336,38 +336,33 @@ func (l *Launcher) Restart(id int) error {
 }
 
 // Pause implements Processes.
-func (l *Launcher) Pause(id int) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	p, err := l.running(id)
-	if err != nil {
-		return err
-	}
-	if p.paused {
-		return fmt.Errorf("node %d is already paused", id)
-	}
-	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		return err
-	}
-	p.paused = true
-	return nil
-}
+func (l *Launcher) Pause(id int) error { return l.setPaused(id, true) }
 
 // Resume implements Processes.
-func (l *Launcher) Resume(id int) error {
+func (l *Launcher) Resume(id int) error { return l.setPaused(id, false) }
+
+// setPaused stops (SIGSTOP) or continues (SIGCONT) node id's process.
+func (l *Launcher) setPaused(id int, pause bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	p, err := l.running(id)
 	if err != nil {
 		return err
 	}
-	if !p.paused {
+	switch {
+	case pause && p.paused:
+		return fmt.Errorf("node %d is already paused", id)
+	case !pause && !p.paused:
 		return fmt.Errorf("node %d is not paused", id)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	sig := syscall.SIGCONT
+	if pause {
+		sig = syscall.SIGSTOP
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
 		return err
 	}
-	p.paused = false
+	p.paused = pause
 	return nil
 }
 
