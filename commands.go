@@ -188,6 +188,15 @@ any command between steps; "tour" goes on; "tour stop" leaves, "tour" comes
 back where it stopped.`},
 		{num: 37, names: []string{"resume"}, args: "<node>", minArgs: 1, maxArgs: 1, needsCluster: true, run: cmdResume,
 			help: "continue a paused node's process (cluster up)"},
+		{num: 38, names: []string{"change"}, args: "+<id>... -<id>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdChange,
+			help: "add and remove servers in one step (joint consensus)",
+			more: `+3 starts server 3 empty and adds it as a voter; -0 removes server 0. All of
+them change in one step: when more than one voter changes, through the
+joint configuration C_old,new of the Raft paper (§6), where every election
+and commit needs a majority of the old voters and one of the new; the
+leader then leaves it by itself. "change +3 -0" replaces server 0 by 3.
+The command returns once the final configuration is committed; the
+removed servers stop then. One voter in or out needs no joint step.`},
 	}
 }
 
@@ -558,6 +567,44 @@ func cmdRemove(r *REPL, sim cluster.Cluster, args []string) error {
 		r.printf("node %d removed", id)
 	}
 	return nil
+}
+
+func cmdChange(r *REPL, sim cluster.Cluster, args []string) error {
+	adds, removes, err := parseMemberChanges(args)
+	if err != nil {
+		return err
+	}
+	voters := 0 // the voters that change: more than one makes the step joint
+	for _, st := range sim.Status() {
+		if st.Member == "voter" && slices.Contains(removes, st.ID) {
+			voters++
+		}
+	}
+	voters += len(adds)
+	if err := sim.ChangeMembers(adds, removes); err != nil {
+		return fmt.Errorf("changing the members: %s", describe(err))
+	}
+	how := "in one step (one voter changed: no joint configuration needed)"
+	if voters > 1 {
+		how = "through a joint configuration, now left"
+	}
+	var parts []string
+	if len(adds) > 0 {
+		parts = append(parts, fmt.Sprintf("added %s (voters)", idList(adds)))
+	}
+	if len(removes) > 0 {
+		parts = append(parts, fmt.Sprintf("removed %s", idList(removes)))
+	}
+	r.printf("members changed %s: %s", how, strings.Join(parts, ", "))
+	return nil
+}
+
+func idList(ids []int) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.Itoa(id)
+	}
+	return strings.Join(parts, " ")
 }
 
 func cmdStatus(r *REPL, sim cluster.Cluster, _ []string) error {

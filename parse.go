@@ -125,3 +125,28 @@ func parseNodeID(s string) (int, error) {
 	}
 	return strconv.Atoi(s)
 }
+
+// parseMemberChanges reads the change command's arguments: +3 adds server
+// 3, -0 removes server 0.
+func parseMemberChanges(args []string) (adds, removes []int, err error) {
+	seen := map[int]bool{}
+	for _, a := range args {
+		if len(a) < 2 || a[0] != '+' && a[0] != '-' {
+			return nil, nil, fmt.Errorf("%s is not a change — write +ID to add a server and -ID to remove one, e.g. \"change +3 -0\"", echo(a))
+		}
+		id, err := parseNodeID(a[1:])
+		if err != nil || id >= 1000 {
+			return nil, nil, fmt.Errorf("%s is not a node id — ids are numbers from 0 to 999, e.g. \"change +3 -0\"", echo(a[1:]))
+		}
+		if seen[id] {
+			return nil, nil, fmt.Errorf("node %d is named twice", id)
+		}
+		seen[id] = true
+		if a[0] == '+' {
+			adds = append(adds, id)
+		} else {
+			removes = append(removes, id)
+		}
+	}
+	return adds, removes, nil
+}

@@ -298,13 +298,14 @@ func TestClusterUpREPL(t *testing.T) {
 	defer leaktest.CheckTimeout(t, 10*time.Second)()
 	t.Setenv(nodeEnv, "1") // the launcher runs this binary as "node"
 	dir := t.TempDir()
-	script := "set x 5\nget x\ncrash 0\nstatus\nrestart 0\npause 1\nstatus\nresume 1\nget x\n"
+	script := "set x 5\nget x\ncrash 0\nstatus\nrestart 0\npause 1\nstatus\nresume 1\nget x\nchange +3 +4 -0 -1\nget x\n"
 	var out, errOut strings.Builder
 	code := runClusterCmd([]string{"up", "-n", "3", "-dir", dir}, strings.NewReader(script), &out, &errOut)
 	if code != 0 {
 		t.Fatalf("status %d\n%s\n%s", code, out.String(), errOut.String())
 	}
-	for _, want := range []string{"started 3 node processes", "ok: x = 5", "node 0 crashed", "PID", "paused", "node 1 resumed", "x = 5"} {
+	for _, want := range []string{"started 3 node processes", "ok: x = 5", "node 0 crashed", "PID", "paused", "node 1 resumed", "x = 5",
+		"members changed through a joint configuration, now left: added 3 4 (voters), removed 0 1"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the output lacks %q:\n%s", want, out.String())
 		}

@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -154,22 +155,60 @@ func TestMembershipChangesUnderLoad(t *testing.T) {
 		h.must(change())
 	}
 	load.waitWrites(20)
-	acked := load.stop()
+	h.checkNothingLost(load.stop(), "5 membership changes")
+}
+
+// checkNothingLost reads back every acknowledged write and checks the
+// history for linearizability.
+func (h *harness) checkNothingLost(acked [][]string, after string) {
+	h.t.Helper()
 	total := 0
 	client := h.NewClient()
 	for c := range acked {
 		for _, key := range acked[c] {
 			if _, found, err := client.Get(context.Background(), key); err != nil || !found {
-				t.Fatalf("acknowledged write %s lost (found=%v, err=%v)", key, found, err)
+				h.t.Fatalf("acknowledged write %s lost (found=%v, err=%v)", key, found, err)
 			}
 			total++
 		}
 	}
-	t.Logf("%d acknowledged writes, all present after 5 membership changes", total)
-	res := lincheck.CheckLinearizable(h.History(), 30*time.Second)
-	if !res.Linearizable() {
-		t.Fatalf("history not linearizable: %v", res.Result)
+	h.t.Logf("%d acknowledged writes, all present after %s", total, after)
+	if res := lincheck.CheckLinearizable(h.History(), 30*time.Second); !res.Linearizable() {
+		h.t.Fatalf("history not linearizable: %v", res.Result)
 	}
+}
+
+// TestJointChangesUnderLoad replaces a majority of the voters, the leader
+// among them, in one step and then again, through joint configurations
+// (Raft paper §6), while clients write: nothing acknowledged is lost and
+// the history stays linearizable.
+func TestJointChangesUnderLoad(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	h := newHarness(t, 3)
+	defer h.Shutdown()
+	leader, _ := h.checkSingleLeader()
+	load := h.startWriters(4, func(c, i int) (string, string) { return fmt.Sprintf("c%d-%d", c, i), "v" })
+	var rest []int
+	for _, id := range h.IDs() {
+		if id != leader {
+			rest = append(rest, id)
+		}
+	}
+	load.waitWrites(20)
+	h.must(h.ChangeMembers([]int{3, 4}, []int{leader, rest[0]}))
+	if ids := h.IDs(); !slices.Equal(ids, []int{rest[1], 3, 4}) {
+		t.Fatalf("ids after the first change: %v, want %v", ids, []int{rest[1], 3, 4})
+	}
+	load.waitWrites(20)
+	h.must(h.ChangeMembers([]int{5, 6}, []int{3}))
+	load.waitWrites(20)
+	acked := load.stop()
+	for _, st := range h.Status() {
+		if st.Member != "voter" {
+			t.Fatalf("node %d is %s after the changes", st.ID, st.Member)
+		}
+	}
+	h.checkNothingLost(acked, "two joint changes")
 }
 
 // TestPartitionedNodeRejoinDoesNotRaiseTerm: with PreVote, a server cut

@@ -37,30 +37,20 @@ func (s *ClusterSimulator) AddServer(id int) error {
 			return fmt.Errorf("node %d is already a member", id)
 		}
 		// Started by an add that did not finish: wait for it again.
-		_, err := s.changeMembership(core.AddLearner, id, func(cfg core.Configuration) bool { return cfg.IsVoter(id) })
+		_, err := s.changeMembership(cluster.AddChange(id))
 		return err
 	}
 	if len(s.memberIDsLocked()) >= MaxNodes {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: the cluster already has %d nodes (at most %d)", ErrBadNodeCount, MaxNodes, MaxNodes)
 	}
-	st, err := s.openStorage(id, true)
-	if err != nil {
+	if err := s.startNewLocked(id); err != nil {
 		s.mu.Unlock()
 		return err
 	}
-	n := &simNode{id: id, storage: st, addr: "127.0.0.1:0"}
-	s.nodes[id] = n
-	if err := s.startNode(n, nil); err != nil {
-		delete(s.nodes, id)
-		st.Close()
-		s.mu.Unlock()
-		return err
-	}
-	s.traceNode(id, core.Fault(nil, "added"))
 	s.mu.Unlock()
 
-	proposed, err := s.changeMembership(core.AddLearner, id, func(cfg core.Configuration) bool { return cfg.IsVoter(id) })
+	proposed, err := s.changeMembership(cluster.AddChange(id))
 	switch {
 	case err == nil:
 		return nil
@@ -68,24 +58,106 @@ func (s *ClusterSimulator) AddServer(id int) error {
 		// No leader took the change: it can never commit, so the new
 		// server goes, as if never added.
 		s.mu.Lock()
-		if n, ok := s.nodes[id]; ok && !n.removed {
-			if n.server != nil {
-				s.stopNodeLocked(n)
-			} else if n.storage != nil && s.cfg.DataDir != "" {
-				n.storage.Close()
-			}
-			if s.cfg.DataDir != "" {
-				os.RemoveAll(s.nodeDir(id)) // a later run must not recover it
-			}
-			delete(s.nodes, id)
-			s.faults.Reconnect(id)
-			s.traceNode(id, core.Fault(nil, "removed"))
-		}
+		s.takeAwayLocked(id)
 		s.mu.Unlock()
 		return cluster.AddFailed(err, id, false)
 	default:
 		return cluster.AddFailed(err, id, true)
 	}
+}
+
+// startNewLocked starts a new, empty server id, not yet a member.
+func (s *ClusterSimulator) startNewLocked(id int) error {
+	st, err := s.openStorage(id, true)
+	if err != nil {
+		return err
+	}
+	n := &simNode{id: id, storage: st, addr: "127.0.0.1:0"}
+	s.nodes[id] = n
+	if err := s.startNode(n, nil); err != nil {
+		delete(s.nodes, id)
+		st.Close()
+		return err
+	}
+	s.traceNode(id, core.Fault(nil, "added"))
+	return nil
+}
+
+// takeAwayLocked undoes startNewLocked for a server whose change no leader
+// took: the change can never commit, so the server goes as if never added.
+func (s *ClusterSimulator) takeAwayLocked(id int) {
+	n, ok := s.nodes[id]
+	if !ok || n.removed {
+		return
+	}
+	if n.server != nil {
+		s.stopNodeLocked(n)
+	} else if n.storage != nil && s.cfg.DataDir != "" {
+		n.storage.Close()
+	}
+	if s.cfg.DataDir != "" {
+		os.RemoveAll(s.nodeDir(id)) // a later run must not recover it
+	}
+	delete(s.nodes, id)
+	s.faults.Reconnect(id)
+	s.traceNode(id, core.Fault(nil, "removed"))
+}
+
+// ChangeMembers adds and removes several servers in one step, through a
+// joint configuration when more than one voter changes (Raft paper §6).
+// The added servers start empty and join as voters at once; the removed
+// ones stop once the final configuration is committed.
+func (s *ClusterSimulator) ChangeMembers(adds, removes []int) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClusterDown
+	}
+	cfg, known := s.knownConfigLocked()
+	err := cluster.CheckMembersChange(cfg, adds, removes, 999)
+	if err == nil && !known {
+		err = fmt.Errorf("%w: no running server knows the configuration", ErrNoLeader)
+	}
+	for _, id := range adds {
+		if n, ok := s.nodes[id]; err == nil && ok && !n.removed {
+			err = fmt.Errorf("node %d is already in the cluster, joining: add %d waits for it, remove %d takes it away", id, id, id)
+		}
+	}
+	var started []int
+	for _, id := range adds {
+		if err != nil {
+			break
+		}
+		if err = s.startNewLocked(id); err == nil {
+			started = append(started, id)
+		}
+	}
+	if err != nil {
+		for _, id := range started {
+			s.takeAwayLocked(id)
+		}
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Unlock()
+
+	proposed, err := s.changeMembership(cluster.MembersChange(adds, removes))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if !proposed {
+			for _, id := range adds {
+				s.takeAwayLocked(id)
+			}
+		}
+		return cluster.ChangeFailed(err, adds, proposed)
+	}
+	for _, id := range removes {
+		if n, ok := s.nodes[id]; ok && !n.removed {
+			s.removeLocked(n, "removed")
+		}
+	}
+	return nil
 }
 
 // RemoveServer removes a server from the cluster and shuts it down once the
@@ -98,7 +170,7 @@ func (s *ClusterSimulator) RemoveServer(id int) error {
 		return err
 	}
 	s.mu.Unlock()
-	_, err := s.changeMembership(core.RemoveServer, id, func(cfg core.Configuration) bool { return !cfg.IsMember(id) })
+	_, err := s.changeMembership(cluster.RemoveChange(id))
 	if err != nil {
 		return err
 	}
@@ -110,11 +182,11 @@ func (s *ClusterSimulator) RemoveServer(id int) error {
 	return nil
 }
 
-// changeMembership proposes one change at the leader, retrying while the
+// changeMembership proposes a change at the leader, retrying while the
 // leader is unknown or busy with a previous change, and waits until a
-// leader has committed a configuration satisfying done. proposed says
-// whether a leader ever took the change (if not, it cannot commit later).
-func (s *ClusterSimulator) changeMembership(t core.ConfChangeType, id int, done func(core.Configuration) bool) (proposed bool, err error) {
+// leader has committed the configuration it wants. proposed says whether a
+// leader ever took the change (if not, it cannot commit later).
+func (s *ClusterSimulator) changeMembership(ch cluster.Change) (proposed bool, err error) {
 	ctx := s.callContext()
 	deadline := time.Now().Add(s.membershipTimeout())
 	var lastErr error
@@ -132,16 +204,16 @@ func (s *ClusterSimulator) changeMembership(t core.ConfChangeType, id int, done 
 			pause(ctx)
 			continue
 		}
-		switch cluster.NextStep(t, id, srv.Node().Summary(), done) {
+		switch cluster.NextStep(ch, srv.Node().Summary()) {
 		case cluster.Done:
 			return proposed, nil
 		case cluster.Propose:
-			_, err = srv.Node().ProposeConfChange(t, id)
+			_, err = srv.Node().ProposeConfChanges(ch.Changes)
 			switch {
 			case err == nil:
 				proposed = true
 				if s.cfg.Tracer != nil {
-					s.traceNode(leader, core.Info("membership: proposed %v %d", t, id))
+					s.traceNode(leader, core.Info("membership: proposed %v", ch))
 				}
 			case cluster.Refused(err):
 				return proposed, err
@@ -151,7 +223,7 @@ func (s *ClusterSimulator) changeMembership(t core.ConfChangeType, id int, done 
 		}
 		pause(ctx)
 	}
-	return proposed, cluster.NotCommitted(t, id, s.membershipTimeout(), lastErr)
+	return proposed, cluster.NotCommitted(ch, s.membershipTimeout(), lastErr)
 }
 
 // TransferLeadership makes target the leader (thesis §3.10). If target has

@@ -3,6 +3,8 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"raft-consensus/raft/core"
@@ -22,19 +24,129 @@ const (
 	Done
 )
 
-// NextStep decides a change's next step from the leader's summary: done
-// says whether a configuration is the one wanted. Both clusters' change
-// loops follow it.
-func NextStep(t core.ConfChangeType, id int, leader core.Summary, done func(core.Configuration) bool) Step {
+// Change is a membership change that the clusters' change loops drive to
+// commitment: the changes the leader proposes, and what the committed
+// configuration must then be.
+type Change struct {
+	Changes []core.ConfChange
+	// Done says whether a configuration is the one wanted.
+	Done func(core.Configuration) bool
+}
+
+// AddChange adds server id: as a learner, which the leader promotes once
+// it has caught up (thesis §4.2.1).
+func AddChange(id int) Change {
+	return Change{
+		Changes: []core.ConfChange{{Type: core.AddLearner, ID: id}},
+		Done:    func(cfg core.Configuration) bool { return cfg.IsVoter(id) },
+	}
+}
+
+// RemoveChange removes server id.
+func RemoveChange(id int) Change {
+	return Change{
+		Changes: []core.ConfChange{{Type: core.RemoveServer, ID: id}},
+		Done:    func(cfg core.Configuration) bool { return !cfg.IsMember(id) },
+	}
+}
+
+// MembersChange adds the servers adds as voters and removes the servers
+// removes, in one step: through a joint configuration when more than one
+// voter changes (Raft paper §6). It is done once the configuration without
+// the outgoing voters is committed.
+func MembersChange(adds, removes []int) Change {
+	var changes []core.ConfChange
+	for _, id := range adds {
+		changes = append(changes, core.ConfChange{Type: core.AddVoter, ID: id})
+	}
+	for _, id := range removes {
+		changes = append(changes, core.ConfChange{Type: core.RemoveServer, ID: id})
+	}
+	adds, removes = slices.Clone(adds), slices.Clone(removes)
+	return Change{Changes: changes, Done: func(cfg core.Configuration) bool {
+		if cfg.IsJoint() {
+			return false
+		}
+		for _, id := range adds {
+			if !cfg.IsVoter(id) {
+				return false
+			}
+		}
+		for _, id := range removes {
+			if cfg.IsMember(id) {
+				return false
+			}
+		}
+		return true
+	}}
+}
+
+func (ch Change) String() string {
+	parts := make([]string, len(ch.Changes))
+	for i, c := range ch.Changes {
+		parts[i] = c.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// NextStep decides a change's next step from the leader's summary. Every
+// cluster's change loop follows it.
+func NextStep(ch Change, leader core.Summary) Step {
 	switch {
-	case done(leader.Config) && leader.Commit >= leader.ConfigIndex:
+	case ch.Done(leader.Config) && leader.Commit >= leader.ConfigIndex:
 		return Done
-	case done(leader.Config):
+	case ch.Done(leader.Config):
 		return Wait
-	case t == core.AddLearner && leader.Config.IsLearner(id):
+	case leader.Config.IsJoint():
+		return Wait // the leader leaves it by itself; then the change is done, or can be proposed
+	case len(ch.Changes) == 1 && ch.Changes[0].Type == core.AddLearner && leader.Config.IsLearner(ch.Changes[0].ID):
 		return Wait // added (by this call or an earlier one); promoted once caught up
 	}
 	return Propose
+}
+
+// CheckMembersChange says what is wrong with a change of several members
+// (the REPL's change command) against the configuration cfg, before any
+// server is started for it: every id in range and named once, the added
+// not members, the removed members, at least one voter left, at most
+// MaxNodes servers.
+func CheckMembersChange(cfg core.Configuration, adds, removes []int, maxID int) error {
+	if len(adds)+len(removes) == 0 {
+		return errors.New("no change given: name servers to add (+3) or remove (-0)")
+	}
+	named := map[int]bool{}
+	for _, id := range append(slices.Clone(adds), removes...) {
+		switch {
+		case id < 0 || id > maxID:
+			return fmt.Errorf("node id %d is out of range (0–%d)", id, maxID)
+		case named[id]:
+			return fmt.Errorf("node %d is named twice", id)
+		}
+		named[id] = true
+	}
+	for _, id := range adds {
+		if cfg.IsMember(id) {
+			return fmt.Errorf("node %d is already a member", id)
+		}
+	}
+	voters := 0
+	for _, id := range cfg.AllVoters() {
+		if !slices.Contains(removes, id) {
+			voters++
+		}
+	}
+	for _, id := range removes {
+		if !cfg.IsMember(id) {
+			return fmt.Errorf("%w: node %d is not a member", ErrNoSuchNode, id)
+		}
+	}
+	if voters+len(adds) == 0 {
+		return errors.New("no voter would remain")
+	}
+	if n := len(cfg.Members()) + len(adds); n > MaxNodes {
+		return fmt.Errorf("%w: the cluster would have %d nodes during the change (at most %d)", ErrBadNodeCount, n, MaxNodes)
+	}
+	return nil
 }
 
 // AddFailed says why adding server id failed, and what became of it:
@@ -48,13 +160,25 @@ func AddFailed(err error, id int, proposed bool) error {
 	return fmt.Errorf("%w; the change may still commit: node %d stays, joining (add %d again to wait for it, or remove %d)", err, id, id, id)
 }
 
+// ChangeFailed says why a change of several members failed, and what
+// became of the servers it started, as AddFailed does for one.
+func ChangeFailed(err error, adds []int, proposed bool) error {
+	switch {
+	case len(adds) == 0:
+		return err
+	case !proposed:
+		return fmt.Errorf("%w (nodes %v were not added)", err, adds)
+	}
+	return fmt.Errorf("%w; the change may still commit: nodes %v stay, joining (status shows how it ends)", err, adds)
+}
+
 // NotCommitted is the error of a change that did not commit in time; last
 // is the last refusal seen, if any.
-func NotCommitted(t core.ConfChangeType, id int, timeout time.Duration, last error) error {
+func NotCommitted(ch Change, timeout time.Duration, last error) error {
 	if last == nil {
 		last = ErrTimeout
 	}
-	return fmt.Errorf("%v %d not committed within %v: %w", t, id, timeout, last)
+	return fmt.Errorf("%v not committed within %v: %w", ch, timeout, last)
 }
 
 // Refused reports whether a proposal's error ends the change (the server

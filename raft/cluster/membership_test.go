@@ -1,36 +1,74 @@
 package cluster
 
 import (
+	"strings"
 	"testing"
 
 	"raft-consensus/raft/core"
 )
 
 func TestNextStep(t *testing.T) {
-	isVoter3 := func(c core.Configuration) bool { return c.IsVoter(3) }
-	gone3 := func(c core.Configuration) bool { return !c.IsMember(3) }
+	add3, remove3 := AddChange(3), RemoveChange(3)
+	replace := MembersChange([]int{3, 4}, []int{0, 1})
 	cfg := func(voters []int, learners ...int) core.Configuration {
 		return core.Configuration{Voters: voters, Learners: learners}
 	}
+	joint := core.Configuration{Voters: []int{2, 3, 4}, Outgoing: []int{0, 1, 2}}
 	for _, tt := range []struct {
 		name string
-		t    core.ConfChangeType
+		ch   Change
 		sum  core.Summary
-		done func(core.Configuration) bool
 		want Step
 	}{
-		{"add: not there yet", core.AddLearner, core.Summary{Config: cfg([]int{0, 1, 2}), Commit: 5, ConfigIndex: 1}, isVoter3, Propose},
+		{"add: not there yet", add3, core.Summary{Config: cfg([]int{0, 1, 2}), Commit: 5, ConfigIndex: 1}, Propose},
 		// Resuming an add whose learner is already in: wait for the
 		// promotion, never propose it again (that is refused).
-		{"add: a learner catching up", core.AddLearner, core.Summary{Config: cfg([]int{0, 1, 2}, 3), Commit: 5, ConfigIndex: 4}, isVoter3, Wait},
-		{"add: promoted, not committed", core.AddLearner, core.Summary{Config: cfg([]int{0, 1, 2, 3}), Commit: 5, ConfigIndex: 6}, isVoter3, Wait},
-		{"add: committed", core.AddLearner, core.Summary{Config: cfg([]int{0, 1, 2, 3}), Commit: 6, ConfigIndex: 6}, isVoter3, Done},
-		{"remove: still a member", core.RemoveServer, core.Summary{Config: cfg([]int{0, 1, 2, 3}), Commit: 6, ConfigIndex: 6}, gone3, Propose},
-		{"remove: proposed", core.RemoveServer, core.Summary{Config: cfg([]int{0, 1, 2}), Commit: 6, ConfigIndex: 7}, gone3, Wait},
-		{"remove: committed", core.RemoveServer, core.Summary{Config: cfg([]int{0, 1, 2}), Commit: 7, ConfigIndex: 7}, gone3, Done},
+		{"add: a learner catching up", add3, core.Summary{Config: cfg([]int{0, 1, 2}, 3), Commit: 5, ConfigIndex: 4}, Wait},
+		{"add: promoted, not committed", add3, core.Summary{Config: cfg([]int{0, 1, 2, 3}), Commit: 5, ConfigIndex: 6}, Wait},
+		{"add: committed", add3, core.Summary{Config: cfg([]int{0, 1, 2, 3}), Commit: 6, ConfigIndex: 6}, Done},
+		{"remove: still a member", remove3, core.Summary{Config: cfg([]int{0, 1, 2, 3}), Commit: 6, ConfigIndex: 6}, Propose},
+		{"remove: proposed", remove3, core.Summary{Config: cfg([]int{0, 1, 2}), Commit: 6, ConfigIndex: 7}, Wait},
+		{"remove: committed", remove3, core.Summary{Config: cfg([]int{0, 1, 2}), Commit: 7, ConfigIndex: 7}, Done},
+		{"replace: not there yet", replace, core.Summary{Config: cfg([]int{0, 1, 2}), Commit: 5, ConfigIndex: 1}, Propose},
+		// The joint configuration, committed or not, is left by the leader.
+		{"replace: joint", replace, core.Summary{Config: joint, Commit: 8, ConfigIndex: 7}, Wait},
+		{"replace: leaving, not committed", replace, core.Summary{Config: cfg([]int{2, 3, 4}), Commit: 8, ConfigIndex: 9}, Wait},
+		{"replace: committed", replace, core.Summary{Config: cfg([]int{2, 3, 4}), Commit: 9, ConfigIndex: 9}, Done},
+		{"add during another joint change", add3, core.Summary{Config: core.Configuration{Voters: []int{1}, Outgoing: []int{0}}, Commit: 5, ConfigIndex: 5}, Wait},
 	} {
-		if got := NextStep(tt.t, 3, tt.sum, tt.done); got != tt.want {
+		if got := NextStep(tt.ch, tt.sum); got != tt.want {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if got := replace.String(); got != "add-voter 3, add-voter 4, remove 0, remove 1" {
+		t.Errorf("replace prints %q", got)
+	}
+}
+
+func TestCheckMembersChange(t *testing.T) {
+	cfg := core.Configuration{Voters: []int{0, 1, 2}, Learners: []int{5}}
+	for _, tt := range []struct {
+		adds, removes []int
+		want          string // a part of the error; "" for none
+	}{
+		{[]int{3, 4}, []int{0, 1}, ""},
+		{nil, []int{5}, ""},
+		{nil, nil, "no change given"},
+		{[]int{3}, []int{3}, "node 3 is named twice"},
+		{[]int{3, 3}, nil, "node 3 is named twice"},
+		{[]int{1}, nil, "node 1 is already a member"},
+		{nil, []int{7}, "node 7 is not a member"},
+		{nil, []int{0, 1, 2}, "no voter would remain"},
+		{[]int{1000}, nil, "node id 1000 is out of range (0–999)"},
+		{[]int{-1}, nil, "out of range"},
+		{[]int{3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, nil, "the cluster would have 17 nodes"},
+	} {
+		err := CheckMembersChange(cfg, tt.adds, tt.removes, 999)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("+%v -%v: %v", tt.adds, tt.removes, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("+%v -%v: %v, want an error with %q", tt.adds, tt.removes, err, tt.want)
 		}
 	}
 }

@@ -112,6 +112,9 @@ type brokenRules struct {
 	// truth: a stale message that arrives after a newer one (pipelining
 	// reorders them) then erases entries the follower already acknowledged.
 	truncateStaleSuffix bool
+	// newVotersOnly counts only C_new's voters in a joint configuration, as
+	// if C_old had no say during the change (against Raft paper §6).
+	newVotersOnly bool
 }
 
 // InitialState is what a restarting server read back from its Storage.
@@ -379,6 +382,7 @@ func (c *Core) tickLeader() {
 		c.heartbeatElapsed = 0
 		c.broadcastHeartbeat()
 	}
+	c.maybeLeaveJoint()
 	c.maybePromoteLearner()
 	c.tickSnapshotSend()
 }
@@ -386,20 +390,17 @@ func (c *Core) tickLeader() {
 // quorumActive reports whether a majority of voters answered since the last
 // check, and clears the marks for the next period.
 func (c *Core) quorumActive() bool {
-	active := 0
-	for _, v := range c.config.Voters {
-		if v == c.id {
-			active++
-			continue
+	active := c.quorumConfig().HasQuorum(func(id int) bool {
+		if id == c.id {
+			return true
 		}
-		if pr := c.prs[v]; pr != nil && pr.recentActive {
-			active++
-		}
-	}
+		pr := c.prs[id]
+		return pr != nil && pr.recentActive
+	})
 	for _, pr := range c.prs {
 		pr.recentActive = false
 	}
-	return active >= c.config.quorum()
+	return active
 }
 
 // promotable reports whether this server may stand for election: a voter

@@ -27,6 +27,7 @@ type coreNet struct {
 	cut      map[[2]int]bool
 	queue    []core.Message
 	delivery int
+	drop     func(core.Message) bool // if set, the messages it picks are lost
 }
 
 func testCoreConfig(id int) core.CoreConfig {
@@ -127,7 +128,7 @@ func (n *coreNet) deliverUntil(stop func() bool) {
 		m := n.queue[0]
 		n.queue = n.queue[1:]
 		d, ok := n.drivers[m.To]
-		if !ok || n.cut[[2]int{m.From, m.To}] {
+		if !ok || n.cut[[2]int{m.From, m.To}] || n.drop != nil && n.drop(m) {
 			continue
 		}
 		n.delivery++

@@ -27,7 +27,7 @@ func (c *Core) campaign(preVote, transfer bool) {
 	if c.tallyVotes() {
 		return
 	}
-	for _, id := range c.config.Voters {
+	for _, id := range c.config.AllVoters() {
 		if id == c.id {
 			continue
 		}
@@ -41,30 +41,35 @@ func (c *Core) campaign(preVote, transfer bool) {
 // tallyVotes counts the votes and acts once the outcome is known. It
 // reports whether the round is decided.
 func (c *Core) tallyVotes() bool {
-	granted, rejected := 0, 0
-	for _, id := range c.config.Voters {
-		if v, ok := c.votes[id]; ok {
-			if v {
-				granted++
-			} else {
-				rejected++
-			}
-		}
-	}
-	q := c.config.quorum()
+	won := c.quorumConfig().HasQuorum(func(id int) bool { return c.votes[id] })
+	// Lost once a majority of some voter set refused: in a joint
+	// configuration a majority of each is needed (Raft paper §6).
+	lost := !c.quorumConfig().HasQuorum(func(id int) bool { v, ok := c.votes[id]; return !ok || v })
 	switch {
-	case granted >= q:
+	case won:
 		if c.role == PreCandidate {
 			if c.tracing() {
-				c.emit(Event{Kind: EventPreVoteWon, Term: c.term + 1, Peer: None, Count: granted, Total: len(c.config.Voters)})
+				granted := 0
+				for _, v := range c.votes {
+					if v {
+						granted++
+					}
+				}
+				c.emit(Event{Kind: EventPreVoteWon, Term: c.term + 1, Peer: None, Count: granted, Total: len(c.config.AllVoters())})
 			}
 			c.campaign(false, false)
 		} else {
 			c.becomeLeader()
 		}
 		return true
-	case rejected >= q:
+	case lost:
 		if c.tracing() {
+			rejected := 0
+			for _, v := range c.votes {
+				if !v {
+					rejected++
+				}
+			}
 			e := c.ev(EventElectionLost)
 			e.Count = rejected
 			c.emit(e)

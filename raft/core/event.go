@@ -340,6 +340,9 @@ func (e Event) Text() string {
 	case EventBackoff:
 		return fmt.Sprintf("%s rejected prev=%d; nextIndex → %d", peerName(e.Peer), e.Index, e.Index2)
 	case EventConfChange:
+		if e.Peer == None { // several changes, or leaving a joint configuration
+			return fmt.Sprintf("proposing %s: %s", e.Detail, configText(e.Groups))
+		}
 		return fmt.Sprintf("proposing %s %s: %s", e.Detail, peerName(e.Peer), configText(e.Groups))
 	case EventConfig:
 		return fmt.Sprintf("configuration at %d: %s", e.Index, configText(e.Groups))
@@ -386,7 +389,8 @@ func (e Event) Text() string {
 
 func (e Event) String() string { return e.Text() }
 
-// configText renders a configuration carried as [voters, learners].
+// configText renders a configuration carried as [voters, learners] or,
+// joint, [voters, learners, outgoing].
 func configText(g [][]int) string {
 	var c Configuration
 	if len(g) > 0 {
@@ -395,11 +399,17 @@ func configText(g [][]int) string {
 	if len(g) > 1 {
 		c.Learners = g[1]
 	}
+	if len(g) > 2 {
+		c.Outgoing = g[2]
+	}
 	return c.String()
 }
 
 // groupsOf carries a configuration in an event's Groups.
 func groupsOf(c Configuration) [][]int {
+	if c.IsJoint() {
+		return [][]int{c.Voters, c.Learners, c.Outgoing}
+	}
 	return [][]int{c.Voters, c.Learners}
 }
 

@@ -17,3 +17,7 @@ func BreakCommitRule(cfg *CoreConfig) { cfg.broken.commitOldTerms = true }
 // conflict), which loses acknowledged entries when appends arrive out of
 // order.
 func BreakStaleAppends(cfg *CoreConfig) { cfg.broken.truncateStaleSuffix = true }
+
+// BreakJointQuorum makes a core count only the new voters in a joint
+// configuration, so that C_old and C_new can decide apart (Raft paper §6).
+func BreakJointQuorum(cfg *CoreConfig) { cfg.broken.newVotersOnly = true }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 )
 
-// ConfChangeType is one single-server membership change (thesis §4.1).
+// ConfChangeType is one change of one server's membership (thesis §4.1).
 type ConfChangeType uint8
 
 const (
@@ -18,29 +20,58 @@ const (
 	PromoteLearner
 	// RemoveServer removes a voter or a learner.
 	RemoveServer
+	// AddVoter adds a server as a voter at once, without a learner's
+	// catch-up: for joint changes (ProposeConfChanges), where a majority of
+	// the new voters must then hold each new entry before it commits.
+	AddVoter
 )
 
 func (t ConfChangeType) String() string {
-	return [...]string{"add-learner", "promote", "remove"}[t]
+	switch t {
+	case AddLearner:
+		return "add-learner"
+	case PromoteLearner:
+		return "promote"
+	case RemoveServer:
+		return "remove"
+	case AddVoter:
+		return "add-voter"
+	}
+	return fmt.Sprintf("ConfChangeType(%d)", uint8(t))
+}
+
+// ConfChange is one change within a membership change of several servers.
+type ConfChange struct {
+	Type ConfChangeType
+	ID   int
+}
+
+func (cc ConfChange) String() string { return cc.Type.String() + " " + strconv.Itoa(cc.ID) }
+
+// canChangeConfig says why the leader may not propose a configuration now,
+// or nil. Following thesis §4.1 a change is refused while the previous one
+// is uncommitted or before the leader has committed an entry of its term
+// (the fix to single-server changes Ongaro posted to raft-dev in 2015), and
+// while a joint configuration has not been left yet.
+func (c *Core) canChangeConfig() error {
+	switch {
+	case c.role != Leader:
+		return ErrNotLeader
+	case c.transferee != None:
+		return ErrTransferring
+	case !c.committedInTerm:
+		return ErrNotReady
+	case c.configIndex > c.log.committed, c.config.IsJoint():
+		return ErrConfigPending
+	}
+	return nil
 }
 
 // ProposeConfChange appends a configuration entry for one change. Following
-// thesis §4.1 the new configuration is used as soon as it is appended, and a
-// change is refused while the previous one is uncommitted or before the
-// leader has committed an entry of its term (the fix to single-server
-// changes Ongaro posted to raft-dev in 2015).
+// thesis §4.1 the new configuration is used as soon as it is appended.
 func (c *Core) ProposeConfChange(t ConfChangeType, id int) (uint64, error) {
-	if c.role != Leader {
-		return 0, ErrNotLeader
-	}
-	if c.transferee != None {
-		return 0, ErrTransferring
-	}
-	if !c.committedInTerm {
-		return 0, ErrNotReady
-	}
-	if c.configIndex > c.log.committed {
-		return 0, ErrConfigPending
+	if err := c.canChangeConfig(); err != nil {
+		return 0, err
 	}
 	next, err := c.config.apply(t, id)
 	if err != nil {
@@ -54,6 +85,121 @@ func (c *Core) ProposeConfChange(t ConfChangeType, id int) (uint64, error) {
 	return c.appendEntry(EntryConfig, EncodeConfiguration(next)), nil
 }
 
+// ProposeConfChanges appends one configuration entry for several changes
+// at once (replacing a server, say: add-voter 3, remove 0). When they
+// change the set of voters by more than one server, the entry is the joint
+// configuration C_old,new of Raft paper §6: from then on every decision
+// needs a majority of the old voters and one of the new, and once it is
+// committed the leader appends C_new by itself (maybeLeaveJoint). Changes
+// of at most one voter need no joint step (thesis §4.1: any two majorities
+// of configurations one server apart overlap) and make a simple entry.
+// Additions apply before removals, so that [remove 0, add-voter 1] on the
+// single voter 0 is a replacement, not a removal of the last voter.
+func (c *Core) ProposeConfChanges(changes []ConfChange) (uint64, error) {
+	if err := c.canChangeConfig(); err != nil {
+		return 0, err
+	}
+	switch len(changes) {
+	case 0:
+		return 0, fmt.Errorf("%w: no change given", ErrBadMember)
+	case 1:
+		return c.ProposeConfChange(changes[0].Type, changes[0].ID)
+	}
+	ordered := slices.Clone(changes)
+	slices.SortStableFunc(ordered, func(a, b ConfChange) int {
+		return cmpBool(a.Type == RemoveServer, b.Type == RemoveServer)
+	})
+	next := c.config.Clone()
+	named := make(map[int]bool, len(changes))
+	for _, ch := range ordered {
+		if named[ch.ID] {
+			return 0, fmt.Errorf("%w: node %d is named twice", ErrBadMember, ch.ID)
+		}
+		named[ch.ID] = true
+		var err error
+		if next, err = next.apply(ch.Type, ch.ID); err != nil {
+			return 0, err
+		}
+	}
+	if len(next.Voters) == 0 {
+		return 0, fmt.Errorf("%w: no voter would remain", ErrBadMember)
+	}
+	if votersApart(c.config.Voters, next.Voters) > 1 {
+		next.Outgoing = slices.Clone(c.config.Voters)
+	}
+	if c.tracing() {
+		e := c.ev(EventConfChange)
+		e.Peer, e.Groups = None, groupsOf(next)
+		e.Detail = changesText(changes)
+		c.emit(e)
+	}
+	return c.appendEntry(EntryConfig, EncodeConfiguration(next)), nil
+}
+
+// maybeLeaveJoint appends C_new once the joint configuration C_old,new is
+// committed (Raft paper §6: "Once C_old,new has been committed ... it is
+// now safe for the leader to create a log entry describing C_new"). Any
+// leader does it, so a joint configuration whose leader failed is left by
+// the next one once it has committed an entry of its term.
+func (c *Core) maybeLeaveJoint() {
+	if c.role != Leader || !c.config.IsJoint() || !c.committedInTerm ||
+		c.configIndex > c.log.committed || c.transferee != None {
+		return
+	}
+	next := c.config.Clone()
+	next.Outgoing = nil
+	if c.tracing() {
+		e := c.ev(EventConfChange)
+		e.Peer, e.Groups, e.Detail = None, groupsOf(next), "leave joint"
+		c.emit(e)
+	}
+	c.appendEntry(EntryConfig, EncodeConfiguration(next))
+}
+
+// quorumConfig is the configuration whose voter sets the decisions count.
+func (c *Core) quorumConfig() Configuration {
+	if c.cfg.broken.newVotersOnly && c.config.IsJoint() {
+		q := c.config
+		q.Outgoing = nil
+		return q
+	}
+	return c.config
+}
+
+// votersApart is the number of servers in one voter set and not the other.
+func votersApart(a, b []int) int {
+	n := 0
+	for _, id := range a {
+		if !slices.Contains(b, id) {
+			n++
+		}
+	}
+	for _, id := range b {
+		if !slices.Contains(a, id) {
+			n++
+		}
+	}
+	return n
+}
+
+func changesText(changes []ConfChange) string {
+	parts := make([]string, len(changes))
+	for i, ch := range changes {
+		parts[i] = ch.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
 // apply returns the configuration after one change, or why it is invalid.
 func (cfg Configuration) apply(t ConfChangeType, id int) (Configuration, error) {
 	next := cfg.Clone()
@@ -64,6 +210,10 @@ func (cfg Configuration) apply(t ConfChangeType, id int) (Configuration, error) 
 		return cfg, fmt.Errorf("%w: node %d is already a member", ErrBadMember, id)
 	case t == AddLearner:
 		next.Learners = append(next.Learners, id)
+	case t == AddVoter && cfg.IsMember(id):
+		return cfg, fmt.Errorf("%w: node %d is already a member", ErrBadMember, id)
+	case t == AddVoter:
+		next.Voters = append(next.Voters, id)
 	case t == PromoteLearner && !cfg.IsLearner(id):
 		return cfg, fmt.Errorf("%w: node %d is not a learner", ErrBadMember, id)
 	case t == PromoteLearner:
@@ -114,6 +264,12 @@ func (c *Core) setConfig(cfg Configuration, index uint64) {
 	for _, id := range cfg.Members() {
 		if _, ok := c.prs[id]; !ok && id != c.id {
 			c.addProgress(id)
+			// Send the new member the configuration entry at once rather
+			// than an empty append at the next heartbeat: it learns it is a
+			// member, or its rejection starts the catch-up, a heartbeat sooner.
+			if pr := c.prs[id]; index > c.log.snapIndex && index <= c.log.lastIndex() {
+				pr.next = index
+			}
 		}
 	}
 	if c.transferee != None && !cfg.IsVoter(c.transferee) {
@@ -169,7 +325,7 @@ func (c *Core) maybePromoteLearner() {
 			pr.roundTarget, pr.roundStart = c.log.lastIndex(), c.ticks
 			continue
 		}
-		if !c.committedInTerm || c.configIndex > c.log.committed || c.transferee != None {
+		if c.canChangeConfig() != nil {
 			return // try again when the pending change commits
 		}
 		if c.tracing() {
@@ -230,16 +386,20 @@ func (c *Core) sendTimeoutNow(to int) {
 	c.send(Message{Type: MsgTimeoutNow, To: to})
 }
 
-// EncodeConfiguration is the payload of a configuration entry.
+// EncodeConfiguration is the payload of a configuration entry: the voters,
+// the learners and, in a joint configuration only, the outgoing voters (so
+// that entries written before joint consensus existed decode alike).
 func EncodeConfiguration(cfg Configuration) []byte {
-	b := make([]byte, 0, 2+2*(len(cfg.Voters)+len(cfg.Learners)))
-	b = binary.AppendUvarint(b, uint64(len(cfg.Voters)))
-	for _, id := range cfg.Voters {
-		b = binary.AppendUvarint(b, uint64(id))
+	b := make([]byte, 0, 3+2*(len(cfg.Voters)+len(cfg.Learners)+len(cfg.Outgoing)))
+	lists := [][]int{cfg.Voters, cfg.Learners}
+	if cfg.IsJoint() {
+		lists = append(lists, cfg.Outgoing)
 	}
-	b = binary.AppendUvarint(b, uint64(len(cfg.Learners)))
-	for _, id := range cfg.Learners {
-		b = binary.AppendUvarint(b, uint64(id))
+	for _, ids := range lists {
+		b = binary.AppendUvarint(b, uint64(len(ids)))
+		for _, id := range ids {
+			b = binary.AppendUvarint(b, uint64(id))
+		}
 	}
 	return b
 }
@@ -272,6 +432,14 @@ func DecodeConfiguration(b []byte) (Configuration, error) {
 	}
 	if cfg.Learners, err = readList(); err != nil {
 		return cfg, err
+	}
+	if len(b) > 0 {
+		if cfg.Outgoing, err = readList(); err != nil {
+			return cfg, err
+		}
+		if len(cfg.Outgoing) == 0 {
+			return cfg, errBadConfig // a joint configuration has outgoing voters
+		}
 	}
 	if len(b) != 0 {
 		return cfg, errBadConfig

@@ -25,6 +25,9 @@ func TestSimulationCatchesBrokenCores(t *testing.T) {
 		{"commits old-term entries by counting (no §5.4.2 rule)", core.BreakCommitRule,
 			func(p *sim.Params) { p.Core.MaxEntriesPerAppend = 1 }},
 		{"truncates after every accepted append (stale pipelined appends erase acknowledged entries)", core.BreakStaleAppends, nil},
+		// Membership faults happen in half the seeds; joint ones in a few of those.
+		{"counts only the new voters in a joint configuration (Raft paper §6)", core.BreakJointQuorum,
+			func(p *sim.Params) { p.Membership = true }},
 	}
 	const limit = 2000
 	for _, tc := range cases {

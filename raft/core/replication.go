@@ -297,25 +297,34 @@ func (c *Core) maybeCommit() bool {
 
 // quorumValue is the highest value that a majority of voters have reached:
 // the quorum-th largest of their values, own the server's own, of(pr) a
-// peer's (0 for a voter without progress).
+// peer's (0 for a voter without progress). In a joint configuration it is
+// the lower of the two sets' values: a majority of each must have reached
+// it (Raft paper §6).
 func (c *Core) quorumValue(own uint64, of func(*progress) uint64) uint64 {
-	values := c.scratch[:0]
-	for _, v := range c.config.Voters {
-		switch pr := c.prs[v]; {
-		case v == c.id:
-			values = append(values, own)
-		case pr != nil:
-			values = append(values, of(pr))
-		default:
-			values = append(values, 0)
+	result := uint64(0)
+	sets, k := c.quorumConfig().voterSets()
+	for i, set := range sets[:k] {
+		values := c.scratch[:0]
+		for _, v := range set {
+			switch pr := c.prs[v]; {
+			case v == c.id:
+				values = append(values, own)
+			case pr != nil:
+				values = append(values, of(pr))
+			default:
+				values = append(values, 0)
+			}
+		}
+		c.scratch = values
+		if len(values) == 0 {
+			return 0
+		}
+		slices.Sort(values)
+		if v := values[len(values)-(len(values)/2+1)]; i == 0 || v < result {
+			result = v
 		}
 	}
-	c.scratch = values
-	if len(values) == 0 {
-		return 0
-	}
-	slices.Sort(values)
-	return values[len(values)-c.config.quorum()]
+	return result
 }
 
 // onCommitAdvanced runs the leader duties that wait on commitment.
@@ -335,5 +344,6 @@ func (c *Core) onCommitAdvanced() {
 		c.becomeFollower(c.term, None)
 		return
 	}
+	c.maybeLeaveJoint()
 	c.maybePromoteLearner()
 }

@@ -76,13 +76,27 @@ func (r Role) String() string {
 
 // Configuration is the cluster membership. Voters count toward elections and
 // commitment; learners only receive the log (thesis §4.2.1).
+//
+// During a joint change (Raft paper §6) the configuration is C_old,new:
+// Voters holds the voters of C_new and Outgoing those of C_old, and every
+// decision (an election, a commit, a read's leadership check, check quorum)
+// needs a majority of each. A server of either set votes and may lead. The
+// leader leaves the joint configuration by appending C_new (Outgoing
+// empty) once C_old,new is committed.
 type Configuration struct {
 	Voters   []int
 	Learners []int
+	Outgoing []int
 }
 
-// IsVoter reports whether id is a voting member.
-func (c Configuration) IsVoter(id int) bool { return slices.Contains(c.Voters, id) }
+// IsJoint reports whether this is a joint configuration C_old,new.
+func (c Configuration) IsJoint() bool { return len(c.Outgoing) > 0 }
+
+// IsVoter reports whether id votes: a voter of C_new or, in a joint
+// configuration, of C_old.
+func (c Configuration) IsVoter(id int) bool {
+	return slices.Contains(c.Voters, id) || slices.Contains(c.Outgoing, id)
+}
 
 // IsLearner reports whether id is a non-voting member.
 func (c Configuration) IsLearner(id int) bool { return slices.Contains(c.Learners, id) }
@@ -90,25 +104,73 @@ func (c Configuration) IsLearner(id int) bool { return slices.Contains(c.Learner
 // IsMember reports whether id is a voter or a learner.
 func (c Configuration) IsMember(id int) bool { return c.IsVoter(id) || c.IsLearner(id) }
 
-// Members lists voters then learners.
+// AllVoters lists every server that votes, sorted: Voters, and in a joint
+// configuration the union with Outgoing. Outside a joint configuration it
+// is Voters itself, not a copy.
+func (c Configuration) AllVoters() []int {
+	if !c.IsJoint() {
+		return c.Voters
+	}
+	all := append(slices.Clone(c.Voters), c.Outgoing...)
+	slices.Sort(all)
+	return slices.Compact(all)
+}
+
+// Members lists every voter (sorted) then the learners.
 func (c Configuration) Members() []int {
-	return append(append([]int(nil), c.Voters...), c.Learners...)
+	return append(slices.Clone(c.AllVoters()), c.Learners...)
 }
 
 // Clone returns a deep copy.
 func (c Configuration) Clone() Configuration {
-	return Configuration{Voters: slices.Clone(c.Voters), Learners: slices.Clone(c.Learners)}
+	return Configuration{Voters: slices.Clone(c.Voters), Learners: slices.Clone(c.Learners), Outgoing: slices.Clone(c.Outgoing)}
+}
+
+// Equal reports whether two configurations have the same sets.
+func (c Configuration) Equal(o Configuration) bool {
+	return slices.Equal(c.Voters, o.Voters) && slices.Equal(c.Learners, o.Learners) && slices.Equal(c.Outgoing, o.Outgoing)
 }
 
 func (c Configuration) String() string {
-	if len(c.Learners) == 0 {
-		return fmt.Sprintf("voters=%v", c.Voters)
+	s := fmt.Sprintf("voters=%v", c.Voters)
+	if c.IsJoint() {
+		s = fmt.Sprintf("joint voters=%v outgoing=%v", c.Voters, c.Outgoing)
 	}
-	return fmt.Sprintf("voters=%v learners=%v", c.Voters, c.Learners)
+	if len(c.Learners) > 0 {
+		s += fmt.Sprintf(" learners=%v", c.Learners)
+	}
+	return s
 }
 
-// quorum is the number of voters that make a majority.
-func (c Configuration) quorum() int { return len(c.Voters)/2 + 1 }
+// voterSets are the sets of which a decision needs a majority each: C_new
+// alone, or C_new and C_old in a joint configuration. An array, not a
+// slice, so that the commit path does not allocate.
+func (c Configuration) voterSets() (sets [2][]int, n int) {
+	sets[0] = c.Voters
+	if !c.IsJoint() {
+		return sets, 1
+	}
+	sets[1] = c.Outgoing
+	return sets, 2
+}
+
+// HasQuorum reports whether the servers for which has is true include a
+// majority of every voter set (both, in a joint configuration).
+func (c Configuration) HasQuorum(has func(id int) bool) bool {
+	sets, k := c.voterSets()
+	for _, set := range sets[:k] {
+		n := 0
+		for _, id := range set {
+			if has(id) {
+				n++
+			}
+		}
+		if n < len(set)/2+1 {
+			return false
+		}
+	}
+	return true
+}
 
 // SnapshotMeta describes a snapshot: the log prefix it replaces (Figure
 // 13), the size of its data, which storage holds (the core never does), and

@@ -262,6 +262,18 @@ func (d *Driver) ProposeConfChange(t core.ConfChangeType, id int) ProposeResult 
 	return r
 }
 
+// ProposeConfChanges proposes several membership changes in one entry: a
+// joint configuration when they change more than one voter (Raft paper §6).
+func (d *Driver) ProposeConfChanges(changes []core.ConfChange) ProposeResult {
+	if d.failed != nil {
+		return ProposeResult{Err: d.failedErr()}
+	}
+	var r ProposeResult
+	r.Index, r.Err = d.core.ProposeConfChanges(changes)
+	r.Term = d.core.Term()
+	return r
+}
+
 // ReadIndex asks to confirm leadership for a linearizable read (thesis
 // §6.4); notify gets the index the state machine must reach before it
 // serves the read, or an error. It may be called before ReadIndex returns.

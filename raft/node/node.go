@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,6 +57,8 @@ type proposal struct {
 	data   []byte
 	change core.ConfChangeType
 	id     int
+	// changes, if set, is a change of several members (proposeConfChanges).
+	changes []core.ConfChange
 	// notify gets the result on the node goroutine (it must not block).
 	notify func(ProposeResult)
 }
@@ -65,6 +68,7 @@ type proposalKind uint8
 const (
 	proposeCommand proposalKind = iota
 	proposeConfChange
+	proposeConfChanges
 )
 
 type inbound struct {
@@ -142,6 +146,14 @@ func (n *RaftNode) Propose(cmd []byte) (index, term uint64, err error) {
 // ProposeConfChange proposes one membership change (thesis §4.1).
 func (n *RaftNode) ProposeConfChange(t core.ConfChangeType, id int) (index uint64, err error) {
 	r := n.propose(proposal{kind: proposeConfChange, change: t, id: id})
+	return r.Index, r.Err
+}
+
+// ProposeConfChanges proposes a change of several members in one step,
+// through a joint configuration when more than one voter changes (Raft
+// paper §6; the leader leaves it by itself once it commits).
+func (n *RaftNode) ProposeConfChanges(changes []core.ConfChange) (index uint64, err error) {
+	r := n.propose(proposal{kind: proposeConfChanges, changes: slices.Clone(changes)})
 	return r.Index, r.Err
 }
 
@@ -402,6 +414,8 @@ func (n *RaftNode) handleProposal(p proposal) {
 		p.notify(n.driver.Propose(p.data))
 	case proposeConfChange:
 		p.notify(n.driver.ProposeConfChange(p.change, p.id))
+	case proposeConfChanges:
+		p.notify(n.driver.ProposeConfChanges(p.changes))
 	}
 }
 

@@ -58,10 +58,10 @@ type Faults struct {
 	MaxDelay     time.Duration
 }
 
-// ConfChange is a membership change to propose.
-type ConfChange struct {
-	Type core.ConfChangeType
-	ID   int
+// ConfChanges is a membership change to propose: one server's, or
+// several in one step (a joint configuration, Raft paper §6).
+type ConfChanges struct {
+	Changes []core.ConfChange
 }
 
 // ProposeReply says how a proposal went: Refused for a change that can
@@ -116,19 +116,25 @@ func (a *Admin) ReadStale(key *string, r *cluster.StaleRead) error {
 }
 
 // Propose proposes a membership change at the node (which must lead).
-func (a *Admin) Propose(c *ConfChange, r *ProposeReply) error {
-	switch c.Type {
-	case core.AddLearner, core.PromoteLearner, core.RemoveServer:
-	default:
-		return fmt.Errorf("unknown membership change %d", c.Type)
+func (a *Admin) Propose(c *ConfChanges, r *ProposeReply) error {
+	if len(c.Changes) == 0 || len(c.Changes) > 2*cluster.MaxNodes {
+		return fmt.Errorf("a membership change names 1 to %d servers, not %d", 2*cluster.MaxNodes, len(c.Changes))
 	}
-	index, err := a.server.Node().ProposeConfChange(c.Type, c.ID)
+	for _, ch := range c.Changes {
+		switch ch.Type {
+		case core.AddLearner, core.PromoteLearner, core.RemoveServer, core.AddVoter:
+		default:
+			return fmt.Errorf("unknown membership change %d", ch.Type)
+		}
+	}
+	what := cluster.Change{Changes: c.Changes}.String()
+	index, err := a.server.Node().ProposeConfChanges(c.Changes)
 	*r = ProposeReply{Index: index}
 	if err != nil {
 		r.Refused, r.Error = cluster.Refused(err), err.Error()
-		a.node.cfg.Logf("membership: %v %d not proposed here: %v", c.Type, c.ID, err)
+		a.node.cfg.Logf("membership: %s not proposed here: %v", what, err)
 	} else {
-		a.node.cfg.Logf("membership: proposed %v %d at index %d", c.Type, c.ID, index)
+		a.node.cfg.Logf("membership: proposed %s at index %d", what, index)
 	}
 	return nil
 }

@@ -53,7 +53,10 @@ type Cluster struct {
 	members []int          // the servers, as the latest leader's configuration says
 	// was: servers once in a committed configuration (to tell leaving
 	// from joining).
-	was     map[int]bool
+	was map[int]bool
+	// joining: nodes started or announced for a change that no leader's
+	// configuration holds yet; they stay listed (and polled) meanwhile.
+	joining map[int]bool
 	faults  *transport.NetworkFaults // the fault model every node is given
 	client  *kv.Client
 	clients int // made so far, to number them
@@ -168,7 +171,15 @@ func (c *Cluster) learn(sum core.Summary) {
 	if sum.Role != core.Leader {
 		return
 	}
-	c.members = slices.Sorted(slices.Values(append(slices.Clone(sum.Config.Voters), sum.Config.Learners...)))
+	members := sum.Config.Members() // the outgoing voters of a joint configuration too
+	for id := range c.joining {
+		if sum.Config.IsMember(id) {
+			delete(c.joining, id)
+		} else {
+			members = append(members, id)
+		}
+	}
+	c.members = slices.Sorted(slices.Values(members))
 	if sum.Commit >= sum.ConfigIndex {
 		for _, id := range c.members {
 			c.was[id] = true

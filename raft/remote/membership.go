@@ -19,6 +19,23 @@ func (c *Cluster) membershipTimeout() time.Duration { return max(c.timeout, 10*t
 // process is started here; otherwise it must have been started with -join,
 // which makes it tell the cluster's nodes where it listens.
 func (c *Cluster) AddServer(id int) error {
+	if err := c.prepareNew(id); err != nil {
+		return err
+	}
+	proposed, err := c.changeMembership(cluster.AddChange(id))
+	if err != nil {
+		if !proposed {
+			c.forget([]int{id})
+		}
+		return cluster.AddFailed(err, id, proposed)
+	}
+	return nil
+}
+
+// prepareNew readies node id to join: with a launcher its process is
+// started here, otherwise it must have been started with -join; then every
+// member learns where it listens, and it gets the faults in force.
+func (c *Cluster) prepareNew(id int) error {
 	if id < 0 || id > MaxNodeID {
 		return fmt.Errorf("node id %d is out of range (0–%d)", id, MaxNodeID)
 	}
@@ -55,18 +72,72 @@ func (c *Cluster) AddServer(id int) error {
 	c.mu.Lock()
 	c.members = append(c.members, id)
 	slices.Sort(c.members)
+	if c.joining == nil {
+		c.joining = map[int]bool{}
+	}
+	c.joining[id] = true
 	c.mu.Unlock()
-	if err := c.pushFaultsTo(id); err != nil {
+	return c.pushFaultsTo(id)
+}
+
+// ChangeMembers implements cluster.Cluster: several servers added and
+// removed in one step, through a joint configuration when more than one
+// voter changes (Raft paper §6). Added nodes are started by the launcher,
+// or must have been started with -join; removed ones are stopped by the
+// launcher once the final configuration is committed.
+func (c *Cluster) ChangeMembers(adds, removes []int) error {
+	if _, _, err := c.CheckUniqueLeader(c.membershipTimeout()); err != nil {
 		return err
 	}
-	proposed, err := c.changeMembership(core.AddLearner, id, func(cfg core.Configuration) bool { return cfg.IsVoter(id) })
+	c.Status()
+	_, sum, ok := c.leaderSummary()
+	if !ok {
+		return fmt.Errorf("%w: no node answers as the leader", cluster.ErrNoLeader)
+	}
+	if err := cluster.CheckMembersChange(sum.Config, adds, removes, MaxNodeID); err != nil {
+		return err
+	}
+	var prepared []int
+	for _, id := range adds {
+		if err := c.prepareNew(id); err != nil {
+			c.forget(prepared)
+			return err
+		}
+		prepared = append(prepared, id)
+	}
+	proposed, err := c.changeMembership(cluster.MembersChange(adds, removes))
 	if err != nil {
-		if !proposed && c.procs != nil {
+		if !proposed {
+			c.forget(prepared)
+		}
+		return cluster.ChangeFailed(err, adds, proposed)
+	}
+	c.mu.Lock()
+	c.members = slices.DeleteFunc(c.members, func(m int) bool { return slices.Contains(removes, m) })
+	c.mu.Unlock()
+	var errs []error
+	for _, id := range removes {
+		if c.procs != nil {
+			errs = append(errs, c.procs.Stop(id))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// forget takes back nodes prepared for a change that no leader took: the
+// launcher stops their processes.
+func (c *Cluster) forget(ids []int) {
+	c.mu.Lock()
+	c.members = slices.DeleteFunc(c.members, func(m int) bool { return slices.Contains(ids, m) })
+	for _, id := range ids {
+		delete(c.joining, id)
+	}
+	c.mu.Unlock()
+	if c.procs != nil {
+		for _, id := range ids {
 			c.procs.Stop(id)
 		}
-		return cluster.AddFailed(err, id, proposed)
 	}
-	return nil
 }
 
 // tellPeer gives every running member (and the node itself) the address
@@ -108,7 +179,7 @@ func (c *Cluster) RemoveServer(id int) error {
 	if _, err := c.addr(id); err != nil {
 		return err
 	}
-	_, err := c.changeMembership(core.RemoveServer, id, func(cfg core.Configuration) bool { return !cfg.IsMember(id) })
+	_, err := c.changeMembership(cluster.RemoveChange(id))
 	if err != nil {
 		return err
 	}
@@ -121,9 +192,9 @@ func (c *Cluster) RemoveServer(id int) error {
 	return nil
 }
 
-// changeMembership proposes one change at the leader until a leader has
-// committed a configuration satisfying done (cluster.NextStep decides).
-func (c *Cluster) changeMembership(t core.ConfChangeType, id int, done func(core.Configuration) bool) (proposed bool, err error) {
+// changeMembership proposes a change at the leader until a leader has
+// committed the configuration it wants (cluster.NextStep decides).
+func (c *Cluster) changeMembership(ch cluster.Change) (proposed bool, err error) {
 	ctx := c.callContext()
 	deadline := time.Now().Add(c.membershipTimeout())
 	var lastErr error
@@ -133,14 +204,14 @@ func (c *Cluster) changeMembership(t core.ConfChangeType, id int, done func(core
 		}
 		leader, sum, ok := c.leaderSummary()
 		if ok {
-			switch cluster.NextStep(t, id, sum, done) {
+			switch cluster.NextStep(ch, sum) {
 			case cluster.Done:
 				c.Status() // the new configuration, for IDs
 				return proposed, nil
 			case cluster.Propose:
 				var r ProposeReply
 				actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				err := c.admin(actx, leader, "Propose", &ConfChange{Type: t, ID: id}, &r)
+				err := c.admin(actx, leader, "Propose", &ConfChanges{Changes: ch.Changes}, &r)
 				cancel()
 				switch {
 				case err != nil:
@@ -158,7 +229,7 @@ func (c *Cluster) changeMembership(t core.ConfChangeType, id int, done func(core
 			return proposed, cluster.ErrInterrupted
 		}
 	}
-	return proposed, cluster.NotCommitted(t, id, c.membershipTimeout(), lastErr)
+	return proposed, cluster.NotCommitted(ch, c.membershipTimeout(), lastErr)
 }
 
 // leaderSummary is the summary of the leader of the highest term that

@@ -173,13 +173,12 @@ func (c *Cluster) AddServer(id int) error {
 	}
 	w := c.w
 	defer c.begin()()
-	isVoter := func(cfg core.Configuration) bool { return cfg.IsVoter(id) }
 	if s, ok := w.servers[id]; ok && !s.removed {
 		if cfg, known := c.knownConfig(); known && cfg.IsVoter(id) {
 			return fmt.Errorf("node %d is already a member", id)
 		}
 		// Started by an add that did not finish: wait for it again.
-		_, err := c.changeMembership(core.AddLearner, id, isVoter)
+		_, err := c.changeMembership(cluster.AddChange(id))
 		return err
 	}
 	if len(w.ids()) >= cluster.MaxNodes {
@@ -189,7 +188,7 @@ func (c *Cluster) AddServer(id int) error {
 	w.traceFault(nodeName(id), nil, "added")
 	s.start(nil)
 	c.settle()
-	proposed, err := c.changeMembership(core.AddLearner, id, isVoter)
+	proposed, err := c.changeMembership(cluster.AddChange(id))
 	switch {
 	case err == nil:
 		return nil
@@ -208,6 +207,65 @@ func (c *Cluster) AddServer(id int) error {
 	}
 }
 
+// ChangeMembers adds and removes several servers in one step, through a
+// joint configuration when more than one voter changes (Raft paper §6).
+// The added servers start empty and join as voters at once; the removed
+// ones stop once the final configuration is committed.
+func (c *Cluster) ChangeMembers(adds, removes []int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return cluster.ErrClusterDown
+	}
+	w := c.w
+	cfg, known := c.knownConfig()
+	if !known {
+		return fmt.Errorf("%w: no running server knows the configuration", cluster.ErrNoLeader)
+	}
+	if err := cluster.CheckMembersChange(cfg, adds, removes, 999); err != nil {
+		return err
+	}
+	for _, id := range adds {
+		if s, ok := w.servers[id]; ok && !s.removed {
+			return fmt.Errorf("node %d is already in the cluster, joining: add %d waits for it, remove %d takes it away", id, id, id)
+		}
+	}
+	defer c.begin()()
+	var added []*server
+	for _, id := range adds {
+		s := w.newServer(id)
+		w.traceFault(nodeName(id), nil, "added")
+		s.start(nil)
+		added = append(added, s)
+	}
+	c.settle()
+	proposed, err := c.changeMembership(cluster.MembersChange(adds, removes))
+	if err != nil {
+		if !proposed {
+			for _, s := range added {
+				if s.up {
+					s.down()
+				}
+				s.removed = true
+				w.net.links.Reconnect(s.id)
+				w.traceFault(nodeName(s.id), nil, "removed")
+			}
+		}
+		return cluster.ChangeFailed(err, adds, proposed)
+	}
+	for _, id := range removes {
+		if s := w.servers[id]; s != nil && !s.removed {
+			if s.up {
+				s.down()
+			}
+			s.removed = true
+			w.traceFault(nodeName(id), nil, "removed")
+		}
+		w.net.links.Reconnect(id)
+	}
+	return nil
+}
+
 // RemoveServer removes a server; it stops once a configuration without it
 // is committed (a removed leader leads until then: thesis §4.2.2).
 func (c *Cluster) RemoveServer(id int) error {
@@ -218,7 +276,7 @@ func (c *Cluster) RemoveServer(id int) error {
 		return err
 	}
 	defer c.begin()()
-	if _, err := c.changeMembership(core.RemoveServer, id, func(cfg core.Configuration) bool { return !cfg.IsMember(id) }); err != nil {
+	if _, err := c.changeMembership(cluster.RemoveChange(id)); err != nil {
 		return err
 	}
 	// A server that committed the change stops the removed one after its
@@ -234,11 +292,11 @@ func (c *Cluster) RemoveServer(id int) error {
 	return nil
 }
 
-// changeMembership proposes one change at the leader, retrying while the
+// changeMembership proposes a change at the leader, retrying while the
 // leader is unknown or busy with a previous change, until a leader has
-// committed a configuration satisfying done. proposed says whether a
-// leader ever took the change (if not, it cannot commit later).
-func (c *Cluster) changeMembership(t core.ConfChangeType, id int, done func(core.Configuration) bool) (proposed bool, err error) {
+// committed the configuration it wants. proposed says whether a leader
+// ever took the change (if not, it cannot commit later).
+func (c *Cluster) changeMembership(ch cluster.Change) (proposed bool, err error) {
 	w := c.w
 	deadline := w.now + membershipTimeout
 	var lastErr error
@@ -249,21 +307,23 @@ func (c *Cluster) changeMembership(t core.ConfChangeType, id int, done func(core
 			continue
 		}
 		l := w.servers[leader]
-		switch cluster.NextStep(t, id, l.driver.Summary(), done) {
+		switch cluster.NextStep(ch, l.driver.Summary()) {
 		case cluster.Done:
 			return proposed, nil
 		case cluster.Propose:
 			var res node.ProposeResult
-			if err := c.inStep(l, func() { res = l.driver.ProposeConfChange(t, id) }); err != nil {
+			if err := c.inStep(l, func() { res = l.driver.ProposeConfChanges(ch.Changes) }); err != nil {
 				lastErr = err
 				continue
 			}
 			switch {
 			case res.Err == nil:
 				proposed = true
-				w.traceFault(nodeName(leader), nil, "membership: proposed %v %d", t, id)
-				if t == core.RemoveServer {
-					w.removals = append(w.removals, removal{id: id, index: res.Index})
+				w.traceFault(nodeName(leader), nil, "membership: proposed %v", ch)
+				for _, cc := range ch.Changes {
+					if cc.Type == core.RemoveServer {
+						w.removals = append(w.removals, removal{id: cc.ID, index: res.Index})
+					}
 				}
 			case cluster.Refused(res.Err):
 				return proposed, res.Err
@@ -276,7 +336,7 @@ func (c *Cluster) changeMembership(t core.ConfChangeType, id int, done func(core
 	if err := c.failure(nil); err != nil {
 		return proposed, err
 	}
-	return proposed, cluster.NotCommitted(t, id, membershipTimeout, lastErr)
+	return proposed, cluster.NotCommitted(ch, membershipTimeout, lastErr)
 }
 
 // TransferLeadership makes target the leader (thesis §3.10).

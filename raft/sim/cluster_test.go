@@ -3,6 +3,8 @@ package sim
 import (
 	"bytes"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -329,5 +331,66 @@ func TestElectionTraceHasNoFalseStepDown(t *testing.T) {
 	}
 	if !sawCandidate {
 		t.Fatal("no candidate in the trace")
+	}
+}
+
+// TestClusterJointChange replaces two of three voters, the leader among
+// them, in one step: every server passes through the joint configuration
+// (Raft paper §6) and then holds C_new, and a write after it commits on
+// the new voters. A change that no leader can commit is refused in time,
+// and the servers it started go.
+func TestClusterJointChange(t *testing.T) {
+	defer leaktest.Check(t)()
+	var joint []string // servers that took the joint configuration
+	c := newTestCluster(t, 3, 4, trace.Func(func(node string, e core.Event) {
+		if e.Kind == core.EventConfig && len(e.Groups) == 3 {
+			joint = append(joint, node)
+		}
+	}))
+	leader := mustLeader(t, c)
+	if _, err := c.Do(kv.OpSet, "k", "before", core.None); err != nil {
+		t.Fatal(err)
+	}
+	other := (leader + 1) % 3
+	if err := c.ChangeMembers([]int{3, 4}, []int{leader, other}); err != nil {
+		t.Fatalf("change: %v", err)
+	}
+	slices.Sort(joint)
+	if joint = slices.Compact(joint); len(joint) != 5 {
+		t.Fatalf("servers that took the joint configuration: %v, want all five", joint)
+	}
+	want := []int{3 - leader - other, 3, 4}
+	slices.Sort(want)
+	if ids := c.IDs(); !slices.Equal(ids, want) {
+		t.Fatalf("ids after the change: %v, want %v", ids, want)
+	}
+	if _, err := c.Do(kv.OpSet, "k", "after", core.None); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Run(200 * time.Millisecond); err != nil { // the followers hear the commit
+		t.Fatal(err)
+	}
+	for _, id := range []int{3, 4} {
+		if r, err := c.ReadStale("k", id); err != nil || r.Value != "after" {
+			t.Fatalf("node %d reads %+v, %v", id, r, err)
+		}
+	}
+	// Two of the three voters down: no leader can commit a change.
+	if err := c.CrashPeer(3); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CrashPeer(4); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ChangeMembers([]int{5, 6}, []int{3}); err == nil {
+		t.Fatal("a change committed with two of three voters down")
+	} else if !strings.Contains(err.Error(), "were not added") {
+		t.Fatalf("the refused change: %v", err)
+	}
+	if ids := c.IDs(); !slices.Equal(ids, want) {
+		t.Fatalf("ids after the refused change: %v, want %v", ids, want)
+	}
+	if err := c.Err(); err != nil {
+		t.Fatal(err)
 	}
 }

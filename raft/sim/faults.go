@@ -31,10 +31,17 @@ func (w *world) randomFault() {
 		weight int
 		fn     func()
 	}
+	// Membership changes are rare in a cluster's life but the runs where
+	// they happen must meet every other fault with them (a joint change
+	// meets a crash of its leader in about one seed in a hundred).
+	membership := 10
+	if w.p.Membership {
+		membership = 25
+	}
 	faults := []fault{
 		{15, w.crashRandom},
 		{15, w.crashLeader},
-		{10, w.membershipFault},
+		{membership, w.membershipFault},
 	}
 	if w.p.Faults.Net {
 		faults = append(faults,
@@ -262,14 +269,15 @@ func (w *world) setLateRate() {
 }
 
 // membershipFault adds or removes a server, one at a time (thesis §4.1),
-// or transfers leadership (thesis §3.10). The leader does it in a step of
+// changes several at once (jointChange), or transfers leadership (thesis
+// §3.10). The leader does it in a step of
 // its own, as RaftNode does on its goroutine.
 func (w *world) membershipFault() {
 	l := w.leader()
 	if l == nil {
 		return
 	}
-	r := w.rng.Intn(3)
+	r := w.rng.Intn(5)
 	if !w.p.Membership {
 		r = 2
 	}
@@ -302,6 +310,8 @@ func (w *world) membershipFault() {
 			w.traceFault(nodeName(l.id), nil, "remove server %d", target)
 			w.removals = append(w.removals, removal{id: target, index: res.Index})
 		})
+	case 3, 4:
+		w.jointChange(l)
 	case 2:
 		voters := c.Config().Voters
 		target := voters[w.rng.Intn(len(voters))]
@@ -314,6 +324,48 @@ func (w *world) membershipFault() {
 			}
 		})
 	}
+}
+
+// jointChange adds and removes several voters in one step (Raft paper
+// §6): a replacement of one or two servers, two added, or two removed. The
+// new servers join as voters at once, empty.
+func (w *world) jointChange(l *server) {
+	cfg := l.driver.Core().Config()
+	if cfg.IsJoint() {
+		return
+	}
+	adds, removes := w.rng.Intn(3), w.rng.Intn(3)
+	if adds+removes < 2 || len(w.ids())+adds > 7 || len(cfg.Voters)+adds-removes < 1 || removes > len(cfg.Voters) {
+		return
+	}
+	var changes []core.ConfChange
+	for _, i := range w.rng.Perm(len(cfg.Voters))[:removes] {
+		changes = append(changes, core.ConfChange{Type: core.RemoveServer, ID: cfg.Voters[i]})
+	}
+	l.input(func() {
+		first := w.nextID // taken when the leader proposes, as for a single add
+		all := slices.Clone(changes)
+		for i := range adds {
+			all = append(all, core.ConfChange{Type: core.AddVoter, ID: first + i})
+		}
+		res := l.driver.ProposeConfChanges(all)
+		if res.Err != nil {
+			return
+		}
+		w.nextID += adds
+		w.stats.confChanges++
+		if l.driver.Core().Config().IsJoint() {
+			w.stats.jointChanges++
+		}
+		w.traceFault(nodeName(l.id), nil, "change %v", all)
+		for _, ch := range changes {
+			w.removals = append(w.removals, removal{id: ch.ID, index: res.Index})
+		}
+		for i := range adds {
+			s := w.newServer(first + i)
+			w.after(0, func() { s.start(nil) })
+		}
+	})
 }
 
 type removal struct {

@@ -428,7 +428,10 @@ func TestDiskStorageSnapshotKeepsFollowingEntries(t *testing.T) {
 	}
 
 	// A second snapshot replaces the first file, and an older one changes nothing.
-	snap2 := &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 55, LastIncludedTerm: 2, Config: core.Configuration{Voters: []int{1}}}}
+	// Its configuration is joint, and its application data ahead of the
+	// outgoing voters, which come last in the file.
+	snap2 := &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 55, LastIncludedTerm: 2,
+		Config: core.Configuration{Voters: []int{1, 3}, Outgoing: []int{0, 1, 2}}, App: []byte("app")}}
 	if err := saveSnapshot(s, snap2); err != nil {
 		t.Fatal(err)
 	}
@@ -446,6 +449,9 @@ func TestDiskStorageSnapshotKeepsFollowingEntries(t *testing.T) {
 	s = reopenDisk(t, s, dir, opts)
 	defer s.Close()
 	checkStorage(t, s, hs, 55, 2, want)
+	if got := storedSnapshot(t, s); !reflect.DeepEqual(got.Meta, snap2.Meta) {
+		t.Errorf("joint snapshot after reopen %+v, want %+v", got.Meta, snap2.Meta)
+	}
 }
 
 func TestDiskStorageSnapshotDiscardsOnMismatch(t *testing.T) {

@@ -361,7 +361,17 @@ func encodeSnapshotMeta(m core.SnapshotMeta) []byte {
 		}
 	}
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(m.App)))
-	return append(b, m.App...)
+	b = append(b, m.App...)
+	// A joint configuration's outgoing voters come last, after the
+	// application's data, so that files written before joint consensus
+	// existed (nothing after it) read alike.
+	if m.Config.IsJoint() {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Config.Outgoing)))
+		for _, id := range m.Config.Outgoing {
+			b = binary.LittleEndian.AppendUint64(b, uint64(int64(id)))
+		}
+	}
+	return b
 }
 
 // blockCRCs computes the checksums of data's blocks as data is written.
@@ -443,11 +453,20 @@ func decodeSnapshotMeta(b []byte) (core.SnapshotMeta, error) {
 	if m.Config.Learners, err = readIDs(); err != nil {
 		return m, err
 	}
-	if len(b) < 4 || uint64(binary.LittleEndian.Uint32(b)) != uint64(len(b)-4) {
+	if len(b) < 4 || uint64(binary.LittleEndian.Uint32(b)) > uint64(len(b)-4) {
 		return m, errBadSnapshot
 	}
-	if app := b[4:]; len(app) > 0 {
+	n := int(binary.LittleEndian.Uint32(b))
+	if app := b[4 : 4+n]; len(app) > 0 {
 		m.App = append([]byte(nil), app...)
+	}
+	if b = b[4+n:]; len(b) > 0 {
+		if m.Config.Outgoing, err = readIDs(); err != nil {
+			return m, err
+		}
+		if len(m.Config.Outgoing) == 0 || len(b) != 0 {
+			return m, errBadSnapshot
+		}
 	}
 	return m, nil
 }

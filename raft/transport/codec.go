@@ -284,11 +284,13 @@ const (
 	flagSuccess
 	flagDone
 	flagSnapshot
+	flagJoint // the snapshot's configuration is joint: its outgoing voters follow
 )
 
 func appendMessage(b []byte, m *core.Message) []byte {
 	var flags byte
-	for i, set := range [...]bool{m.PreVote, m.Transfer, m.VoteGranted, m.Success, m.Done, m.Snapshot != nil} {
+	joint := m.Snapshot != nil && m.Snapshot.Config.IsJoint()
+	for i, set := range [...]bool{m.PreVote, m.Transfer, m.VoteGranted, m.Success, m.Done, m.Snapshot != nil, joint} {
 		if set {
 			flags |= 1 << i
 		}
@@ -317,6 +319,9 @@ func appendMessage(b []byte, m *core.Message) []byte {
 		b = binary.AppendUvarint(b, s.Size)
 		b = binary.AppendUvarint(b, uint64(len(s.App)))
 		b = append(b, s.App...)
+		if joint {
+			b = appendIDs(b, s.Config.Outgoing)
+		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(m.Data)))
 	return append(b, m.Data...)
@@ -370,10 +375,15 @@ func decodeMessage(b []byte, m *core.Message) error {
 		s.Config.Learners = d.ids()
 		s.Size = d.uvarint()
 		s.App = d.bytes()
+		if flags&flagJoint != 0 {
+			if s.Config.Outgoing = d.ids(); len(s.Config.Outgoing) == 0 {
+				d.fail()
+			}
+		}
 		m.Snapshot = s
 	}
 	m.Data = d.bytes()
-	if d.err || len(d.b) != 0 || flags >= flagSnapshot<<1 {
+	if d.err || len(d.b) != 0 || flags >= flagJoint<<1 || (flags&flagJoint != 0 && flags&flagSnapshot == 0) {
 		*m = core.Message{}
 		return errors.New("raft codec: malformed message")
 	}

@@ -53,6 +53,9 @@ func randomMessage(r *rand.Rand) core.Message {
 		for range r.Intn(3) {
 			m.Snapshot.Config.Learners = append(m.Snapshot.Config.Learners, r.Intn(16))
 		}
+		for range r.Intn(3) {
+			m.Snapshot.Config.Outgoing = append(m.Snapshot.Config.Outgoing, r.Intn(16))
+		}
 	}
 	if n := r.Intn(50); n > 0 {
 		m.Data = make([]byte, n)

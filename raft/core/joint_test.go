@@ -1,0 +1,218 @@
+package core_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/storage"
+)
+
+// jointNet is a 3-voter coreNet led by 0, with servers 3 and 4 started
+// empty, ready to join.
+func jointNet(t *testing.T, tweak func(*core.CoreConfig)) *coreNet {
+	t.Helper()
+	n := newCoreNet(t, 3, tweak)
+	n.campaign(0)
+	n.deliver()
+	if n.leader() != 0 {
+		t.Fatalf("leader %d, want 0", n.leader())
+	}
+	for i := range 5 {
+		n.propose(0, fmt.Sprint("before-", i))
+	}
+	for _, id := range []int{3, 4} {
+		n.storage[id] = storage.NewMemoryStorage()
+		n.start(id, core.Configuration{}, tweak)
+	}
+	return n
+}
+
+// replace is the change of the tests: C_old {0,1,2} → C_new {0,3,4}.
+var replace = []core.ConfChange{
+	{Type: core.AddVoter, ID: 3}, {Type: core.AddVoter, ID: 4},
+	{Type: core.RemoveServer, ID: 1}, {Type: core.RemoveServer, ID: 2},
+}
+
+func (n *coreNet) cutBetween(a, b []int) {
+	for _, x := range a {
+		for _, y := range b {
+			n.cut[[2]int{x, y}], n.cut[[2]int{y, x}] = true, true
+		}
+	}
+}
+
+func TestJointChangeReplacesAMajorityAndLeavesByItself(t *testing.T) {
+	n := jointNet(t, nil)
+	idx, err := n.cores[0].ProposeConfChanges(replace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := n.cores[0].Config()
+	if !cfg.IsJoint() || !slices.Equal(cfg.Voters, []int{0, 3, 4}) || !slices.Equal(cfg.Outgoing, []int{0, 1, 2}) {
+		t.Fatalf("configuration after the proposal: %v, want joint voters=[0 3 4] outgoing=[0 1 2]", cfg)
+	}
+	if _, err := n.cores[0].ProposeConfChange(core.AddLearner, 5); !errors.Is(err, core.ErrConfigPending) {
+		t.Fatalf("a change during the joint configuration: %v, want ErrConfigPending", err)
+	}
+	n.process(0)
+	n.tickAll(10)
+	want := core.Configuration{Voters: []int{0, 3, 4}}
+	for _, id := range []int{0, 3, 4} {
+		c := n.cores[id]
+		if got := c.Config(); !got.Equal(want) || c.ConfigIndex() <= idx || c.Committed() < c.ConfigIndex() {
+			t.Fatalf("server %d: configuration %v at %d (commit %d), want %v committed after %d",
+				id, got, c.ConfigIndex(), c.Committed(), want, idx)
+		}
+	}
+	n.propose(0, "after")
+	n.tickAll(5)
+	for _, id := range []int{3, 4} {
+		if got := commands(n.applied[id]); len(got) != 6 || got[5] != "after" {
+			t.Fatalf("server %d applied %v", id, got)
+		}
+	}
+}
+
+func TestJointChangeCommitsOnlyWithBothMajorities(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		absent []int
+	}{
+		{"the new voters cut off", []int{3, 4}},
+		{"the old voters cut off", []int{1, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := jointNet(t, nil)
+			present := []int{0}
+			for _, id := range []int{1, 2, 3, 4} {
+				if !slices.Contains(tc.absent, id) {
+					present = append(present, id)
+				}
+			}
+			n.cutBetween(tc.absent, present)
+			idx, err := n.cores[0].ProposeConfChanges(replace)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.process(0)
+			for range 5 {
+				n.tick(0) // ticks of the leader alone: no one else may time out
+				n.deliver()
+			}
+			if c := n.cores[0].Committed(); c >= idx {
+				t.Fatalf("joint entry %d committed (commit %d) with %v cut off", idx, c, tc.absent)
+			}
+			n.heal()
+			n.tickAll(10)
+			if c := n.cores[0]; c.Config().IsJoint() || c.Committed() < c.ConfigIndex() {
+				t.Fatalf("after healing: %v at %d, commit %d", c.Config(), c.ConfigIndex(), c.Committed())
+			}
+		})
+	}
+}
+
+// TestJointElectionNeedsBothMajorities leaves the joint entry on every
+// follower, uncommitted, and the leader gone: a candidate then needs a
+// majority of C_old and one of C_new.
+func TestJointElectionNeedsBothMajorities(t *testing.T) {
+	n := jointNet(t, nil)
+	idx, err := n.cores[0].ProposeConfChanges(replace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The followers get the joint entry; their acknowledgements are lost.
+	n.drop = func(m core.Message) bool {
+		return m.Type == core.MsgAppendEntriesReply && m.Success && m.MatchIndex >= idx
+	}
+	n.process(0)
+	n.deliver()
+	n.drop = nil
+	for id := range 5 {
+		if !n.cores[id].Config().IsJoint() {
+			t.Fatalf("server %d: %v, want the joint configuration", id, n.cores[id].Config())
+		}
+	}
+	n.isolate(0)
+	n.isolate(1)
+	n.isolate(2)
+	for range 60 { // 3 and 4 make a majority of C_new only
+		n.tick(3, 4)
+		n.deliver()
+	}
+	for _, id := range []int{3, 4} {
+		if n.cores[id].Role() == core.Leader {
+			t.Fatalf("server %d leads with the votes of C_new alone", id)
+		}
+	}
+	// With 1 and 2 back, C_old has its majority too.
+	n.heal()
+	n.isolate(0)
+	n.tickAll(60)
+	l := n.leader()
+	if l == core.None || l == 0 {
+		t.Fatalf("no leader once both majorities can vote (leader %d)", l)
+	}
+	if cfg := n.cores[l].Config(); cfg.IsJoint() || !slices.Equal(cfg.Voters, []int{0, 3, 4}) {
+		t.Fatalf("the new leader %d did not leave the joint configuration: %v", l, cfg)
+	}
+}
+
+func TestProposeConfChangesRules(t *testing.T) {
+	n := jointNet(t, nil)
+	c := n.cores[0]
+	for _, tc := range []struct {
+		name    string
+		changes []core.ConfChange
+	}{
+		{"no change", nil},
+		{"a node twice", []core.ConfChange{{Type: core.AddVoter, ID: 3}, {Type: core.RemoveServer, ID: 3}}},
+		{"every voter removed", []core.ConfChange{{Type: core.RemoveServer, ID: 0}, {Type: core.RemoveServer, ID: 1}, {Type: core.RemoveServer, ID: 2}}},
+		{"a member added", []core.ConfChange{{Type: core.AddVoter, ID: 1}, {Type: core.AddVoter, ID: 3}}},
+		{"a stranger removed", []core.ConfChange{{Type: core.AddVoter, ID: 3}, {Type: core.RemoveServer, ID: 9}}},
+		{"a negative id", []core.ConfChange{{Type: core.AddVoter, ID: -2}, {Type: core.AddVoter, ID: 3}}},
+		{"an unknown change", []core.ConfChange{{Type: 77, ID: 3}, {Type: core.AddVoter, ID: 4}}},
+	} {
+		if _, err := c.ProposeConfChanges(tc.changes); !errors.Is(err, core.ErrBadMember) {
+			t.Errorf("%s: %v, want ErrBadMember", tc.name, err)
+		}
+	}
+	if got := (core.ConfChange{Type: 77, ID: 3}).String(); got != "ConfChangeType(77) 3" {
+		t.Errorf("unknown change prints %q", got)
+	}
+	// One voter apart needs no joint step (thesis §4.1), even in several changes.
+	if _, err := c.ProposeConfChanges([]core.ConfChange{{Type: core.AddLearner, ID: 4}, {Type: core.AddVoter, ID: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg := c.Config(); cfg.IsJoint() || !slices.Equal(cfg.Voters, []int{0, 1, 2, 3}) || !slices.Equal(cfg.Learners, []int{4}) {
+		t.Fatalf("configuration %v, want voters=[0 1 2 3] learners=[4] (not joint)", cfg)
+	}
+	if follower := n.cores[1]; true {
+		if _, err := follower.ProposeConfChanges(replace); !errors.Is(err, core.ErrNotLeader) {
+			t.Errorf("a follower's proposal: %v, want ErrNotLeader", err)
+		}
+	}
+}
+
+func TestConfigurationEncodingKeepsTheOldFormat(t *testing.T) {
+	simple := core.Configuration{Voters: []int{0, 1, 2}, Learners: []int{3}}
+	joint := core.Configuration{Voters: []int{0, 3, 4}, Outgoing: []int{0, 1, 2}}
+	// The bytes a simple configuration had before joint consensus existed.
+	if got, want := core.EncodeConfiguration(simple), []byte{3, 0, 1, 2, 1, 3}; !slices.Equal(got, want) {
+		t.Fatalf("simple configuration encodes as %v, want %v", got, want)
+	}
+	for _, cfg := range []core.Configuration{simple, joint} {
+		got, err := core.DecodeConfiguration(core.EncodeConfiguration(cfg))
+		if err != nil || !got.Equal(cfg) {
+			t.Fatalf("%v decodes as %v, %v", cfg, got, err)
+		}
+		if got.IsJoint() != cfg.IsJoint() {
+			t.Fatalf("%v decodes as %v", cfg, got)
+		}
+	}
+	if _, err := core.DecodeConfiguration([]byte{1, 0, 0, 0}); err == nil {
+		t.Fatal("an empty outgoing list decodes")
+	}
+}
