@@ -88,7 +88,8 @@ ReadIndex: a lagging follower or a cut-off old leader answers an old value.`},
 			help: "table of every node's state",
 			more: `log: the indexes the log holds, after its snapshot (snap N: the snapshot
 covers 1..N); member: voter, learner, joining (not in the configuration
-yet), leaving (its removal not committed yet) or unknown (no node up to
+yet), leaving (its removal not committed yet, or a voter of the old
+configuration only during a joint change) or unknown (no node up to
 say); state: up, crashed and/or disconnected. Below the table: the network
 settings and the partition in force.`},
 		{num: 14, names: []string{"partition"}, args: "<ids> | <ids>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdPartition,

@@ -135,6 +135,8 @@ func Member(cfg core.Configuration, known bool, id int, wasMember bool) string {
 	switch {
 	case !known:
 		return "unknown"
+	case cfg.IsJoint() && !slices.Contains(cfg.Voters, id) && slices.Contains(cfg.Outgoing, id):
+		return "leaving" // a voter of C_old only: it goes when the joint configuration is left
 	case cfg.IsVoter(id):
 		return "voter"
 	case cfg.IsLearner(id):
