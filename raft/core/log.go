@@ -96,7 +96,7 @@ func (l *raftLog) append(ents ...Entry) {
 // four times over; doubling copies it about once.
 func appendEntries(dst, src []Entry) []Entry {
 	if n := len(dst) + len(src); n > cap(dst) {
-		grown := make([]Entry, len(dst), max(2*cap(dst), n, 64))
+		grown := make([]Entry, len(dst), max(2*cap(dst), n, 4))
 		copy(grown, dst)
 		dst = grown
 	}

@@ -3,6 +3,7 @@ package storage
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"raft-consensus/raft/core"
@@ -74,10 +75,20 @@ func (s *MemoryStorage) truncate(n int) {
 func (s *MemoryStorage) push(ents []core.Entry) {
 	for len(ents) > 0 {
 		if len(s.chunks) == 0 || len(s.chunks[len(s.chunks)-1]) == memChunk {
-			s.chunks = append(s.chunks, make([]core.Entry, 0, memChunk))
+			// The first chunk starts small and doubles up to memChunk (a
+			// host of many small groups keeps many logs of a few entries);
+			// the next ones are whole from the start.
+			c := memChunk
+			if len(s.chunks) == 0 {
+				c = min(memChunk, max(16, len(ents)))
+			}
+			s.chunks = append(s.chunks, make([]core.Entry, 0, c))
 		}
 		last := &s.chunks[len(s.chunks)-1]
 		n := min(len(ents), memChunk-len(*last))
+		if len(*last)+n > cap(*last) {
+			*last = slices.Grow(*last, min(memChunk, max(2*cap(*last), len(*last)+n))-len(*last))
+		}
 		*last = append(*last, ents[:n]...)
 		s.count += n
 		ents = ents[n:]

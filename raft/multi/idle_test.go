@@ -1,0 +1,154 @@
+package multi
+
+import (
+	"runtime"
+	"testing"
+)
+
+// idleWorld is a healthy 3-node world of groups that has gone quiet.
+func idleWorld(t testing.TB, groups int) *simWorld {
+	t.Helper()
+	w := newSimWorld(t, simParams{seed: 7, nodes: 3, groups: groups})
+	for range groups {
+		w.propose() // something to replicate first: quiescence follows work
+	}
+	for i := 0; ; i++ {
+		w.step()
+		if i > 2000 {
+			t.Fatalf("%d groups not all quiet after 2000 ticks", groups)
+		}
+		if i%20 == 0 && w.allQuiet() {
+			break
+		}
+	}
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	return w
+}
+
+func (w *simWorld) allQuiet() bool {
+	for g := range GroupID(w.p.groups) {
+		for _, n := range w.members[g] {
+			if _, q, _ := w.hosts[n].Summary(g); !q {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+type idleCounts struct {
+	batchesPerPairTick, heartbeatSendsPerPairTick float64
+	groupTicks                                    uint64
+}
+
+// measureIdle runs ticks idle ticks and counts, per ordered node pair and
+// tick, the batches and the batches that carried heartbeats.
+func measureIdle(w *simWorld, ticks int) idleCounts {
+	before := map[NodeID]Stats{}
+	for n, h := range w.hosts {
+		before[n] = h.Stats()
+	}
+	for range ticks {
+		w.step()
+	}
+	var c idleCounts
+	var batches, hbSends uint64
+	for n, h := range w.hosts {
+		s := h.Stats()
+		batches += s.Batches - before[n].Batches
+		hbSends += s.HeartbeatSends - before[n].HeartbeatSends
+		c.groupTicks += s.GroupTicks - before[n].GroupTicks
+	}
+	pairs := float64(w.p.nodes * (w.p.nodes - 1))
+	c.batchesPerPairTick = float64(batches) / pairs / float64(ticks)
+	c.heartbeatSendsPerPairTick = float64(hbSends) / pairs / float64(ticks)
+	return c
+}
+
+// TestIdleGroupsCostNothing: quiet groups get no ticks and send no
+// heartbeats; the hosts' traffic per node pair is the same with one group
+// and with two thousand (one liveness batch per heartbeat interval).
+func TestIdleGroupsCostNothing(t *testing.T) {
+	one := measureIdle(idleWorld(t, 1), 500)
+	many := measureIdle(idleWorld(t, 2000), 500)
+	t.Logf("1 group: %+v; 2000 groups: %+v", one, many)
+	if many.groupTicks != 0 || one.groupTicks != 0 {
+		t.Errorf("quiet groups were ticked: %d and %d group ticks", one.groupTicks, many.groupTicks)
+	}
+	if many.heartbeatSendsPerPairTick != 0 {
+		t.Errorf("quiet groups sent heartbeats: %.3f batches with heartbeats per pair and tick", many.heartbeatSendsPerPairTick)
+	}
+	if one.batchesPerPairTick == 0 || many.batchesPerPairTick > 1.1*one.batchesPerPairTick {
+		t.Errorf("batches per node pair and tick: %.3f with 2000 groups, %.3f with 1 (want at most 1.1×)",
+			many.batchesPerPairTick, one.batchesPerPairTick)
+	}
+}
+
+// TestActiveGroupsShareBatches: with every group busy, what one host sends
+// another in a tick is one batch, however many groups: per pair and tick
+// at most one batch.
+func TestActiveGroupsShareBatches(t *testing.T) {
+	w := newSimWorld(t, simParams{seed: 9, nodes: 3, groups: 200})
+	for range 50 {
+		w.step()
+	}
+	before := map[NodeID]Stats{}
+	for n, h := range w.hosts {
+		before[n] = h.Stats()
+	}
+	const ticks = 100
+	for range ticks {
+		for range 50 {
+			w.propose()
+		}
+		w.step()
+	}
+	var batches, heartbeats uint64
+	for n, h := range w.hosts {
+		batches += h.Stats().Batches - before[n].Batches
+		heartbeats += h.Stats().Heartbeats - before[n].Heartbeats
+	}
+	perPairTick := float64(batches) / 6 / ticks
+	t.Logf("%.2f batches per node pair and tick, %d heartbeats coalesced, with 200 groups and 50 proposals a tick", perPairTick, heartbeats)
+	if perPairTick > 1 {
+		t.Errorf("%.2f batches per node pair and tick, want at most 1", perPairTick)
+	}
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+}
+
+// BenchmarkIdleTick is the cost of one tick of 3 hosts whose groups are
+// all quiet (an op: every host ticks, sends and steps its liveness
+// batches), and the heap each replica takes.
+func BenchmarkIdleTick(b *testing.B) {
+	for _, groups := range []int{1, 10000} {
+		b.Run(itoa(groups)+"groups", func(b *testing.B) {
+			var m0, m1 runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&m0)
+			w := idleWorld(b, groups)
+			runtime.GC()
+			runtime.ReadMemStats(&m1)
+			heap := float64(m1.HeapAlloc-m0.HeapAlloc) / float64(3*groups)
+			b.ResetTimer()
+			for range b.N {
+				w.step() // a tick of the 3 hosts, with their liveness batches
+			}
+			b.StopTimer()
+			if !w.allQuiet() {
+				b.Fatal("groups woke while idle")
+			}
+			b.ReportMetric(heap, "heap-B/replica")
+		})
+	}
+}
+
+func itoa(n int) string {
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return itoa(n/10) + string(rune('0'+n%10))
+}

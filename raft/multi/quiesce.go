@@ -1,0 +1,103 @@
+package multi
+
+import (
+	"slices"
+
+	"raft-consensus/raft/core"
+)
+
+// Quiescence, after CockroachDB's: a leader whose group has nothing in
+// flight (core.Quiescent: every entry committed, applied and held by every
+// follower) stops ticking the group and sends each follower a heartbeat
+// marked Quiesce; a follower that then holds exactly what the heartbeat
+// says stops ticking too. A quiet group costs no ticks and no heartbeats.
+// It wakes at once on a proposal or on any message for it (a vote request
+// from a follower that did not quiesce, say), and its followers wake when
+// the leader's node has sent nothing (not even an empty batch, which every
+// host sends each peer every heartbeat interval) for LivenessTicks: they
+// then time out as usual and elect a new leader among the living.
+
+// maybeQuiesceLeader quiesces a leader with nothing left to do, and tells
+// its followers.
+func (h *Host) maybeQuiesceLeader(gr *group) {
+	c := gr.driver.Core()
+	if gr.quiet || c.Role() != core.Leader {
+		return
+	}
+	if !c.Quiescent() {
+		return
+	}
+	// Every follower's node must be alive, or its replica could miss the
+	// quiesce heartbeat and campaign in vain against quiet voters.
+	for _, id := range c.Config().Members() {
+		if p := NodeID(id); p != h.cfg.ID && !h.alive(p) {
+			return
+		}
+	}
+	h.setQuiet(gr)
+	term, last := c.Term(), c.LastIndex()
+	lastTerm, _ := c.TermAt(last)
+	for _, id := range c.Config().Members() {
+		if p := NodeID(id); p != h.cfg.ID {
+			b := h.batch(p)
+			b.Heartbeats = append(b.Heartbeats, Heartbeat{Group: gr.id, Term: term, PrevLogIndex: last, PrevLogTerm: lastTerm,
+				Commit: c.Committed(), Quiesce: true})
+		}
+	}
+}
+
+// maybeQuiesceFollower quiesces a follower after a quiesce heartbeat if it
+// holds exactly what the leader has and knows it committed.
+func (h *Host) maybeQuiesceFollower(gr *group, hb *Heartbeat) {
+	c := gr.driver.Core()
+	if gr.quiet || c.Role() != core.Follower || c.Term() != hb.Term {
+		return
+	}
+	if c.LastIndex() != hb.PrevLogIndex || c.Committed() != hb.Commit {
+		return
+	}
+	if t, ok := c.TermAt(hb.PrevLogIndex); !ok || t != hb.PrevLogTerm {
+		return
+	}
+	h.setQuiet(gr)
+}
+
+// alive reports whether node p was heard from within LivenessTicks.
+func (h *Host) alive(p NodeID) bool {
+	t, ok := h.heard[p]
+	return ok && h.ticks-t <= uint64(h.cfg.LivenessTicks)
+}
+
+// setQuiet makes gr quiet: it leaves the ticking groups; a follower is
+// listed under its leader's node, to wake when that falls silent.
+func (h *Host) setQuiet(gr *group) {
+	gr.quiet = true
+	h.stats.Quiesced++
+	h.active = slices.DeleteFunc(h.active, func(x *group) bool { return x == gr })
+	if l := gr.driver.Core().Leader(); l != int(h.cfg.ID) {
+		p := NodeID(l)
+		if h.quietFollowers[p] == nil {
+			h.quietFollowers[p] = map[GroupID]*group{}
+		}
+		h.quietFollowers[p][gr.id] = gr
+		gr.quietUnder = p
+	}
+	h.event(gr, EventQuiesced)
+}
+
+func (h *Host) wake(gr *group) {
+	if !gr.quiet {
+		return
+	}
+	gr.quiet = false
+	h.stats.Woken++
+	h.active = append(h.active, gr)
+	h.activeSorted = false
+	if m := h.quietFollowers[gr.quietUnder]; m != nil {
+		delete(m, gr.id)
+		if len(m) == 0 {
+			delete(h.quietFollowers, gr.quietUnder)
+		}
+	}
+	h.event(gr, EventWoken)
+}
