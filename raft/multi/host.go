@@ -41,6 +41,9 @@ type brokenRules struct {
 	// quiesce heartbeat is a real AppendEntries that a lagging follower
 	// rejects, and the rejection makes the leader send the entries.)
 	heartbeatLosesCommit bool
+	// readAtOnce answers ReadIndex with the replica's applied index at
+	// once, leader or not, without a round of heartbeats (thesis §6.4).
+	readAtOnce bool
 	// noLivenessWake never wakes a quiesced follower whose leader's node
 	// fell silent: if that node dies, the group has no leader for good.
 	noLivenessWake bool
@@ -200,6 +203,24 @@ func (h *Host) Propose(g GroupID, data []byte) node.ProposeResult {
 	h.wake(gr)
 	h.touch(gr)
 	return gr.driver.Propose(data)
+}
+
+// ReadIndex asks group g, which must lead here, to confirm its leadership
+// for a linearizable read (thesis §6.4); notify gets the index to wait for.
+// A quiet group wakes: the confirmation is a round of heartbeats.
+func (h *Host) ReadIndex(g GroupID, notify func(index uint64, err error)) {
+	gr, ok := h.groups[g]
+	if !ok {
+		notify(0, fmt.Errorf("%w: %v", ErrUnknownGroup, g))
+		return
+	}
+	h.wake(gr)
+	h.touch(gr)
+	if h.cfg.broken.readAtOnce {
+		notify(gr.driver.Core().Applied(), nil)
+		return
+	}
+	gr.driver.ReadIndex(notify)
 }
 
 // Tick advances every group that is not quiet by one tick, wakes the quiet

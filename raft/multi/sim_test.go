@@ -25,6 +25,10 @@ type simParams struct {
 	nodes  int
 	groups int
 	broken brokenRules
+	// apply, if set, also gets every replica's committed entries; started,
+	// every host (re)started, its groups created.
+	apply   func(NodeID, GroupID, []node.CommitEntry)
+	started func(NodeID, *Host)
 }
 
 type simWorld struct {
@@ -48,6 +52,27 @@ type simWorld struct {
 	next    int
 	err     error
 	msgs    uint64
+	timers  []timer
+}
+
+type timer struct {
+	at uint64
+	fn func()
+}
+
+// after runs fn d ticks from now, at the start of that tick.
+func (w *simWorld) after(d uint64, fn func()) { w.timers = append(w.timers, timer{w.tick + d, fn}) }
+
+func (w *simWorld) runTimers() {
+	for {
+		i := slices.IndexFunc(w.timers, func(t timer) bool { return t.at <= w.tick })
+		if i < 0 {
+			return
+		}
+		fn := w.timers[i].fn
+		w.timers = slices.Delete(w.timers, i, i+1)
+		fn()
+	}
 }
 
 type flight struct {
@@ -111,6 +136,9 @@ func (w *simWorld) start(n NodeID) {
 			}
 		}
 	}
+	if w.p.started != nil {
+		w.p.started(n, h)
+	}
 }
 
 func (w *simWorld) apply(n NodeID, g GroupID, batch []node.CommitEntry) {
@@ -133,6 +161,9 @@ func (w *simWorld) apply(n NodeID, g GroupID, batch []node.CommitEntry) {
 			delete(w.pending, string(e.Command))
 			w.acked[g] = append(w.acked[g], string(e.Command))
 		}
+	}
+	if w.p.apply != nil {
+		w.p.apply(n, g, batch)
 	}
 }
 
@@ -159,6 +190,7 @@ func (w *simWorld) linked(a, b NodeID) bool { return w.side[a] == w.side[b] }
 // step runs one tick: every host ticks, steps what arrives now and sends.
 func (w *simWorld) step() {
 	w.tick++
+	w.runTimers()
 	var arriving []*Batch
 	keep := w.inflight[:0]
 	for _, f := range w.inflight {
