@@ -71,6 +71,9 @@ type options struct {
 	// nodeProfiles: with processes, each node writes a CPU profile of its
 	// run into this directory (node-<id>.pprof).
 	nodeProfiles string
+	// groups > 1 runs many groups per node (raft/multinode), active of
+	// them under the clients' load.
+	groups, active int
 }
 
 // Run runs the benchmark with command-line arguments args (without the
@@ -88,7 +91,13 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	if o.processes {
 		runner = runProcesses
 	}
-	res, err := runner(ctx, o, stderr)
+	var res any
+	var err error
+	if o.groups > 0 {
+		res, err = runGroups(ctx, o, stderr)
+	} else {
+		res, err = runner(ctx, o, stderr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
@@ -123,6 +132,8 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 	fs.Float64Var(&o.snapshotRatio, "snapshot-ratio", 0, "with -snapshot-every: also wait until the log since the last snapshot is this many times its size (thesis §5.1.3; 0: off)")
 	fs.IntVar(&o.keys, "keys", 0, "fill every node's state machine with this many keys of -size bytes before the run (a large state machine: GC and snapshot cost)")
 	fs.BoolVar(&o.verbose, "v", false, "progress on stderr")
+	fs.IntVar(&o.groups, "groups", 0, "Raft groups per node, hosted by raft/multinode (every group on every node, in this process, storage in memory); 0: the single-group cluster")
+	fs.IntVar(&o.active, "active", 0, "with -groups: how many of the groups get the clients' load (default: all, at most -clients)")
 	fs.StringVar(&o.nodeProfiles, "node-cpuprofiles", "", "with -processes: each node writes a CPU profile of its run to DIR/node-<id>.pprof")
 	fs.BoolVar(&o.processes, "processes", false, "run each node as a process of its own (durable storage) and send every write over the network, as a client of another process would")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file")
@@ -178,6 +189,17 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 		return bad("-delay must be >= 0")
 	case o.processes && (o.keys > 0 || o.delay > 0 || o.memProfile != ""):
 		return bad("-processes does not go with -keys, -delay or -memprofile")
+	case o.groups < 0 || o.groups > 100000:
+		return bad("-groups must be between 0 and 100000")
+	case o.active < 0 || o.active > o.groups:
+		return bad("-active must be between 1 and -groups")
+	case o.groups > 0 && o.store != "mem":
+		return bad("-groups keeps the groups' logs in memory: durable storage for many groups needs the shared WAL, not built yet")
+	case o.groups > 0 && (o.processes || o.keys > 0 || o.delay > 0 || o.failovers > 0 && o.failovers != 5 || o.cpuProfile != "" || o.memProfile != ""):
+		return bad("-groups does not go with -processes, -keys, -delay, -failovers, -cpuprofile or -memprofile yet")
+	}
+	if o.groups > 0 && o.active == 0 {
+		o.active = min(o.groups, o.clients)
 	}
 	return o, 0, true
 }

@@ -28,6 +28,10 @@ func TestFlags(t *testing.T) {
 		{[]string{"-nodes", "99"}, 2, "-nodes must be between"},
 		{[]string{"-duration", "0s"}, 2, "-duration must be > 0"},
 		{[]string{"extra"}, 2, "unexpected argument"},
+		{[]string{"-groups", "-1"}, 2, "-groups must be between 0 and"},
+		{[]string{"-groups", "4", "-active", "5"}, 2, "-active must be between 1 and -groups"},
+		{[]string{"-groups", "4", "-store", "disk"}, 2, "needs the shared WAL, not built yet"},
+		{[]string{"-groups", "4", "-processes"}, 2, "-groups does not go with -processes"},
 	} {
 		var out, errb bytes.Buffer
 		if code := Run(tc.args, &out, &errb); code != tc.code {
@@ -75,6 +79,23 @@ func TestRunShort(t *testing.T) {
 		if strings.Count(out.String(), "\n") != 1 {
 			t.Errorf("%s: want exactly one line, got %q", store, out.String())
 		}
+	}
+}
+
+// TestRunGroupsShort runs many groups per node briefly: the load commits,
+// and every replica is quiet in the idle phase.
+func TestRunGroupsShort(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Run([]string{"-groups", "20", "-active", "2", "-clients", "4", "-duration", "300ms", "-warmup", "100ms"}, &out, &errb); code != 0 {
+		t.Fatalf("exit code %d: %s", code, errb.String())
+	}
+	var res GroupsResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("%v in %q", err, out.String())
+	}
+	if res.Impl != "raft-consensus-multi" || res.Groups != 20 || res.Active != 2 || res.Ops == 0 || res.QuietAtIdle != 60 ||
+		res.IdleHeartbeatsPerSecPair != 0 || res.RPCsPerSecPerPair == 0 {
+		t.Errorf("unexpected result %s", out.String())
 	}
 }
 

@@ -68,6 +68,7 @@ type Host struct {
 	// nothing.
 	active         []*group
 	activeSorted   bool
+	activeStale    bool // some in active are quiet or destroyed
 	quietFollowers map[NodeID]map[GroupID]*group
 	stats          Stats
 }
@@ -81,6 +82,8 @@ type group struct {
 	// quietUnder is the leader's node of a quiet follower.
 	quietUnder NodeID
 	dirty      bool
+	inActive   bool // listed in Host.active
+	destroyed  bool
 	// last term and leader, for the events.
 	term   uint64
 	leader int
@@ -141,8 +144,7 @@ func (h *Host) CreateGroup(g GroupID, members []NodeID) error {
 	}
 	gr.driver = d
 	h.groups[g] = gr
-	h.active = append(h.active, gr)
-	h.activeSorted = false
+	h.activate(gr)
 	gr.config = d.Core().Config()
 	for _, id := range gr.config.Members() {
 		if NodeID(id) != h.cfg.ID {
@@ -169,7 +171,8 @@ func (h *Host) DestroyGroup(g GroupID) error {
 	}
 	gr.driver.Close(errors.New("group destroyed"))
 	h.wake(gr)
-	h.active = slices.DeleteFunc(h.active, func(x *group) bool { return x == gr })
+	gr.destroyed = true
+	h.activeStale = true
 	delete(h.groups, g)
 	return nil
 }
@@ -238,11 +241,26 @@ func (h *Host) Tick() {
 			}
 		}
 	}
+	if h.activeStale {
+		// Groups that went quiet or were destroyed leave the list here,
+		// once per tick, not one by one.
+		h.active = slices.DeleteFunc(h.active, func(gr *group) bool {
+			if gr.quiet || gr.destroyed {
+				gr.inActive = false
+				return true
+			}
+			return false
+		})
+		h.activeStale = false
+	}
 	if !h.activeSorted {
 		slices.SortFunc(h.active, func(a, b *group) int { return cmp.Compare(a.id, b.id) })
 		h.activeSorted = true
 	}
 	for _, gr := range h.active {
+		if gr.quiet || gr.destroyed {
+			continue
+		}
 		h.stats.GroupTicks++
 		gr.driver.Tick()
 		h.touch(gr)
@@ -356,6 +374,15 @@ func (h *Host) Flush() []*Batch {
 	clear(h.out)
 	slices.SortFunc(out, func(a, b *Batch) int { return cmp.Compare(a.To, b.To) })
 	return out
+}
+
+// activate lists gr among the groups that tick.
+func (h *Host) activate(gr *group) {
+	if !gr.inActive {
+		gr.inActive = true
+		h.active = append(h.active, gr)
+		h.activeSorted = false
+	}
 }
 
 func (h *Host) touch(gr *group) {

@@ -1,10 +1,6 @@
 package multi
 
-import (
-	"slices"
-
-	"raft-consensus/raft/core"
-)
+import "raft-consensus/raft/core"
 
 // Quiescence, after CockroachDB's: a leader whose group has nothing in
 // flight (core.Quiescent: every entry committed, applied and held by every
@@ -73,7 +69,7 @@ func (h *Host) alive(p NodeID) bool {
 func (h *Host) setQuiet(gr *group) {
 	gr.quiet = true
 	h.stats.Quiesced++
-	h.active = slices.DeleteFunc(h.active, func(x *group) bool { return x == gr })
+	h.activeStale = true
 	if l := gr.driver.Core().Leader(); l != int(h.cfg.ID) {
 		p := NodeID(l)
 		if h.quietFollowers[p] == nil {
@@ -91,8 +87,7 @@ func (h *Host) wake(gr *group) {
 	}
 	gr.quiet = false
 	h.stats.Woken++
-	h.active = append(h.active, gr)
-	h.activeSorted = false
+	h.activate(gr)
 	if m := h.quietFollowers[gr.quietUnder]; m != nil {
 		delete(m, gr.id)
 		if len(m) == 0 {

@@ -1,0 +1,225 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/multi"
+	"raft-consensus/raft/multinode"
+)
+
+// GroupsResult extends Result with the figures of many groups per node.
+type GroupsResult struct {
+	Result
+	Groups int `json:"groups"`
+	Active int `json:"active"`
+	// Per ordered node pair, per second: batches (one RPC each), and the
+	// batches that carried heartbeats, under load and idle.
+	RPCsPerSecPerPair          float64 `json:"rpcs_per_sec_per_pair"`
+	HeartbeatMsgsPerSecPerPair float64 `json:"heartbeat_msgs_per_sec_per_pair"`
+	IdleRPCsPerSecPerPair      float64 `json:"idle_rpcs_per_sec_per_pair"`
+	IdleHeartbeatsPerSecPair   float64 `json:"idle_heartbeat_msgs_per_sec_per_pair"`
+	// FsyncsPerSecPerNode: 0, the groups' storage is in memory until the
+	// shared WAL exists.
+	FsyncsPerSecPerNode float64 `json:"fsyncs_per_sec_per_node"`
+	// IdleCPUPct is the process's CPU over an idle phase once every group
+	// is quiet, in % of one core.
+	IdleCPUPct float64 `json:"idle_cpu_pct"`
+	// HeapBytesPerReplica is the heap per replica once every group has
+	// elected a leader and committed one entry, before the load.
+	HeapBytesPerReplica float64 `json:"heap_bytes_per_replica"`
+	QuietAtIdle         int     `json:"quiet_replicas_at_idle"`
+}
+
+// runGroups runs the workload on o.nodes multinode.Nodes in this process
+// (a LocalNetwork between them), hosting o.groups groups on every node, of
+// which the clients load o.active.
+func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult, error) {
+	logf := func(format string, a ...any) {
+		if o.verbose {
+			fmt.Fprintf(stderr, "bench: "+format+"\n", a...)
+		}
+	}
+	tick := 10 * time.Millisecond
+	cc := core.CoreConfig{ElectionTicksMin: int(electionMin / tick), ElectionTicksMax: int(electionMax / tick), HeartbeatTicks: int(heartbeat / tick),
+		PreVote: true, CheckQuorum: true, MaxInflight: 64, MaxEntriesPerAppend: 512, MaxBytesPerAppend: 1 << 20, SnapshotChunkBytes: 1 << 20}
+	var m0 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	net := multinode.NewLocalNetwork()
+	var nodes []*multinode.Node
+	var ids []multi.NodeID
+	for i := range o.nodes {
+		ids = append(ids, multi.NodeID(i))
+	}
+	for i := range o.nodes {
+		c := cc
+		c.Seed = o.seed*7 + int64(i) + 1
+		n := multinode.New(multinode.Config{ID: multi.NodeID(i), Core: c, Tick: tick, Transport: net.Transport()})
+		net.Add(n)
+		nodes = append(nodes, n)
+	}
+	defer func() {
+		for _, n := range nodes {
+			n.Stop()
+		}
+	}()
+	for _, n := range nodes {
+		for g := range multi.GroupID(o.groups) {
+			if err := n.CreateGroup(g, ids); err != nil {
+				return nil, err
+			}
+		}
+	}
+	propose := func(ctx context.Context, g multi.GroupID, data []byte) error {
+		return multinode.ProposeAtLeader(ctx, nodes, g, data, 2*electionMax)
+	}
+	// Every group elects a leader and commits once before the load.
+	t0 := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	var werr atomic.Value
+	for g := range multi.GroupID(o.groups) {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := propose(wctx, g, []byte("warm")); err != nil {
+				werr.Store(fmt.Errorf("group %v: %w", g, err))
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := werr.Load().(error); err != nil {
+		return nil, err
+	}
+	logf("%d groups on %d nodes up after %v", o.groups, o.nodes, time.Since(t0))
+	// The heap of replicas that hold one entry each, before the load
+	// fills the active groups' logs.
+	var m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+
+	// The load: client c writes to active group c mod active.
+	payload := make([]byte, o.size)
+	lctx, lcancel := context.WithCancel(ctx)
+	var mu sync.Mutex
+	var lat []time.Duration
+	errs := 0
+	var measuring atomic.Bool
+	start := make(chan struct{})
+	for c := range o.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := multi.GroupID(c % o.active)
+			<-start
+			for lctx.Err() == nil {
+				t := time.Now()
+				err := propose(lctx, g, payload)
+				d := time.Since(t)
+				if !measuring.Load() {
+					continue
+				}
+				mu.Lock()
+				if err != nil && lctx.Err() == nil {
+					errs++
+				} else if err == nil {
+					lat = append(lat, d)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	close(start)
+	time.Sleep(o.warmup)
+	stats0 := sumStats(nodes)
+	cpu0 := processCPU()
+	measuring.Store(true)
+	tm := time.Now()
+	time.Sleep(o.duration)
+	measuring.Store(false)
+	elapsed := time.Since(tm)
+	cpu := processCPU() - cpu0
+	stats1 := sumStats(nodes)
+	lcancel()
+	wg.Wait()
+	mu.Lock()
+	slices.Sort(lat)
+	ops := len(lat)
+	mu.Unlock()
+	pairs := float64(o.nodes * (o.nodes - 1))
+
+	// Idle: wait until every replica is quiet (or 10 s), then measure.
+	quietBy := time.Now().Add(10 * time.Second)
+	quiet, all := 0, 0
+	for time.Now().Before(quietBy) {
+		quiet, all = 0, 0
+		for _, n := range nodes {
+			q, a, err := n.Quiet()
+			if err != nil {
+				return nil, err
+			}
+			quiet, all = quiet+q, all+a
+		}
+		if quiet == all {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	idle0, icpu0, it := sumStats(nodes), processCPU(), time.Now()
+	time.Sleep(2 * time.Second)
+	idle1, icpu, idleFor := sumStats(nodes), processCPU()-icpu0, time.Since(it)
+	logf("idle: %d of %d replicas quiet; %v of CPU in %v", quiet, all, icpu, idleFor)
+
+	res := &GroupsResult{
+		Result: Result{Impl: "raft-consensus-multi", Nodes: o.nodes, Transport: "local", Store: o.store, Clients: o.clients, Ops: ops,
+			OpsPerSec: math.Round(float64(ops)/elapsed.Seconds()*10) / 10,
+			P50Ms:     ms(percentile(lat, 0.50)), P99Ms: ms(percentile(lat, 0.99)), P90Ms: ms(percentile(lat, 0.90)),
+			Size: o.size, DurationS: o.duration.Seconds(), Errors: errs, FailoverAllMs: []float64{},
+			ElectionTimeout: fmt.Sprintf("%v-%v", electionMin, electionMax), Heartbeat: heartbeat.String(),
+			GoMaxProcs: runtime.GOMAXPROCS(0), CPUSeconds: math.Round(cpu.Seconds()*1000) / 1000},
+		Groups: o.groups, Active: o.active,
+		RPCsPerSecPerPair:          round1(float64(stats1.Batches-stats0.Batches) / pairs / elapsed.Seconds()),
+		HeartbeatMsgsPerSecPerPair: round1(float64(stats1.HeartbeatSends-stats0.HeartbeatSends) / pairs / elapsed.Seconds()),
+		IdleRPCsPerSecPerPair:      round1(float64(idle1.Batches-idle0.Batches) / pairs / idleFor.Seconds()),
+		IdleHeartbeatsPerSecPair:   round1(float64(idle1.HeartbeatSends-idle0.HeartbeatSends) / pairs / idleFor.Seconds()),
+		IdleCPUPct:                 math.Round(float64(icpu)/float64(idleFor)*10000) / 100,
+		HeapBytesPerReplica:        math.Round(float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / float64(o.nodes*o.groups)),
+		QuietAtIdle:                quiet,
+	}
+	if ops > 0 {
+		res.CPUPerOpUs = math.Round(float64(cpu)/float64(ops)/10) / 100
+		var sum time.Duration
+		for _, d := range lat {
+			sum += d
+		}
+		res.MeanMs, res.MaxMs = ms(sum/time.Duration(ops)), ms(lat[ops-1])
+	}
+	return res, nil
+}
+
+func sumStats(nodes []*multinode.Node) multi.Stats {
+	var s multi.Stats
+	for _, n := range nodes {
+		x := n.Stats()
+		s.Batches += x.Batches
+		s.HeartbeatSends += x.HeartbeatSends
+		s.Heartbeats += x.Heartbeats
+		s.GroupTicks += x.GroupTicks
+	}
+	return s
+}
+
+func round1(x float64) float64 { return math.Round(x*10) / 10 }
