@@ -473,15 +473,24 @@ func TestLogViewEdgesAndSmallMessages(t *testing.T) {
 	r, out := newSimREPL(t, 2)
 	run1(r, out, "create 3")
 	run1(r, out, "set a 1")
+	l := leaderOf(t, run1(r, out, "leader"))
+	other := "0"
+	if l == "0" {
+		other = "1"
+	}
+	// The leader has applied the write: the log view and the snapshots
+	// below are the leader's (a follower may not know the commit yet).
+	if got := run1(r, out, "log "+l); !strings.Contains(got, "node "+l+" (leader, term ") || !strings.Contains(got, "commit 3, applied 3, last 3") {
+		t.Errorf("log %s:\n got %q\nwant the leader's log, commit 3, applied 3, last 3", l, got)
+	}
 	for _, step := range []struct{ line, want string }{
 		{"log 9..12", `error: the logs end at index 3 — e.g. "log 1..3"`},
-		{"log 0 9", "error: node 0 holds indexes 1..3, none of the range asked for"},
-		{"log 0", "node 0 (leader, term 2): no snapshot; commit 3, applied 3, last 3"},
-		{"cut 0 1", "ok: cut 0 → 1"},
-		{"cut 0 1", "error: the link 0 → 1 is already cut"},
-		{"snapshot 0", "ok: node 0 snapshot through index 3"},
-		{"snapshot 0", "error: node 0 has applied nothing since its last snapshot"},
-		{"snapshot", "note: node 0 has applied nothing since its last snapshot — no new snapshot"},
+		{"log " + l + " 9", "error: node " + l + " holds indexes 1..3, none of the range asked for"},
+		{"cut " + l + " " + other, "ok: cut " + l + " → " + other},
+		{"cut " + l + " " + other, "error: the link " + l + " → " + other + " is already cut"},
+		{"snapshot " + l, "ok: node " + l + " snapshot through index 3"},
+		{"snapshot " + l, "error: node " + l + " has applied nothing since its last snapshot"},
+		{"snapshot", "note: node " + l + " has applied nothing since its last snapshot — no new snapshot"},
 		{"set " + strings.Repeat("k", 100) + " 1", "ok: kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk… (100 bytes in all) = 1"},
 		{"crash 0", "node 0 crashed"},
 		{"crash 1", "node 1 crashed"},
