@@ -193,6 +193,8 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 		return bad("-groups must be between 0 and 100000")
 	case o.active < 0 || o.active > o.groups:
 		return bad("-active must be between 1 and -groups")
+	case o.groups > 0 && o.nodes < 2:
+		return bad("-groups needs -nodes >= 2 (its figures are per node pair)")
 	case o.groups > 0 && o.store != "mem":
 		return bad("-groups keeps the groups' logs in memory: durable storage for many groups needs the shared WAL, not built yet")
 	case o.groups > 0 && (o.processes || o.keys > 0 || o.delay > 0 || o.failovers > 0 && o.failovers != 5 || o.cpuProfile != "" || o.memProfile != ""):

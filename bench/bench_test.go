@@ -32,6 +32,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"-groups", "4", "-active", "5"}, 2, "-active must be between 1 and -groups"},
 		{[]string{"-groups", "4", "-store", "disk"}, 2, "needs the shared WAL, not built yet"},
 		{[]string{"-groups", "4", "-processes"}, 2, "-groups does not go with -processes"},
+		{[]string{"-groups", "4", "-nodes", "1"}, 2, "-groups needs -nodes >= 2"},
 	} {
 		var out, errb bytes.Buffer
 		if code := Run(tc.args, &out, &errb); code != tc.code {

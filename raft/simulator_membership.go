@@ -204,7 +204,11 @@ func (s *ClusterSimulator) changeMembership(ch cluster.Change) (proposed bool, e
 			pause(ctx)
 			continue
 		}
-		switch cluster.NextStep(ch, srv.Node().Summary()) {
+		sum := srv.Node().Summary()
+		if ch.Taken(sum.Config) {
+			proposed = true
+		}
+		switch cluster.NextStep(ch, sum) {
 		case cluster.Done:
 			return proposed, nil
 		case cluster.Propose:

@@ -31,6 +31,16 @@ type Change struct {
 	Changes []core.ConfChange
 	// Done says whether a configuration is the one wanted.
 	Done func(core.Configuration) bool
+	// Adds are the servers the change adds.
+	Adds []int
+}
+
+// Taken reports whether a leader's configuration shows that some log
+// holds the change (it names a server the change adds): the change may
+// then commit, even if no proposal was seen to succeed (a reply lost to a
+// timeout), and the servers it started must stay.
+func (ch Change) Taken(cfg core.Configuration) bool {
+	return slices.ContainsFunc(ch.Adds, cfg.IsMember)
 }
 
 // AddChange adds server id: as a learner, which the leader promotes once
@@ -39,6 +49,7 @@ func AddChange(id int) Change {
 	return Change{
 		Changes: []core.ConfChange{{Type: core.AddLearner, ID: id}},
 		Done:    func(cfg core.Configuration) bool { return cfg.IsVoter(id) },
+		Adds:    []int{id},
 	}
 }
 
@@ -63,7 +74,7 @@ func MembersChange(adds, removes []int) Change {
 		changes = append(changes, core.ConfChange{Type: core.RemoveServer, ID: id})
 	}
 	adds, removes = slices.Clone(adds), slices.Clone(removes)
-	return Change{Changes: changes, Done: func(cfg core.Configuration) bool {
+	return Change{Changes: changes, Adds: adds, Done: func(cfg core.Configuration) bool {
 		if cfg.IsJoint() {
 			return false
 		}

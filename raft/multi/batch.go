@@ -70,13 +70,18 @@ type Batch struct {
 	AppendReplies []AppendReply
 	Messages      []GroupMessage
 	// UnknownGroups lists groups the sender got messages for and does not
-	// host: they were dropped, no state was created for them.
+	// host: they were dropped, no state was created for them. The
+	// receiver wakes its replicas of them.
 	UnknownGroups []GroupID
+	// Wake lists groups whose replica here should tick again: the
+	// sender's replica woke (and its leader must heartbeat, or it will
+	// campaign), or is gone (and its followers must be able to elect).
+	Wake []GroupID
 }
 
 // Empty reports whether the batch carries nothing but liveness.
 func (b *Batch) Empty() bool {
-	return len(b.Heartbeats) == 0 && len(b.AppendReplies) == 0 && len(b.Messages) == 0 && len(b.UnknownGroups) == 0
+	return len(b.Heartbeats) == 0 && len(b.AppendReplies) == 0 && len(b.Messages) == 0 && len(b.UnknownGroups) == 0 && len(b.Wake) == 0
 }
 
 // isHeartbeat reports whether m travels as a Heartbeat.

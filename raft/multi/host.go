@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"raft-consensus/raft/core"
@@ -169,8 +170,15 @@ func (h *Host) DestroyGroup(g GroupID) error {
 			}
 		}
 	}
+	// Its peers' replicas must not stay quiet waiting for this one.
+	for _, id := range gr.config.Members() {
+		if p := NodeID(id); p != h.cfg.ID {
+			b := h.batch(p)
+			b.Wake = append(b.Wake, g)
+		}
+	}
 	gr.driver.Close(errors.New("group destroyed"))
-	h.wake(gr)
+	h.wake(gr, false)
 	gr.destroyed = true
 	h.activeStale = true
 	delete(h.groups, g)
@@ -203,7 +211,7 @@ func (h *Host) Propose(g GroupID, data []byte) node.ProposeResult {
 	if !ok {
 		return node.ProposeResult{Err: fmt.Errorf("%w: %v", ErrUnknownGroup, g)}
 	}
-	h.wake(gr)
+	h.wake(gr, false)
 	h.touch(gr)
 	return gr.driver.Propose(data)
 }
@@ -217,7 +225,7 @@ func (h *Host) ReadIndex(g GroupID, notify func(index uint64, err error)) {
 		notify(0, fmt.Errorf("%w: %v", ErrUnknownGroup, g))
 		return
 	}
-	h.wake(gr)
+	h.wake(gr, false)
 	h.touch(gr)
 	if h.cfg.broken.readAtOnce {
 		notify(gr.driver.Core().Applied(), nil)
@@ -233,10 +241,10 @@ func (h *Host) Tick() {
 	h.ticks++
 	h.stats.Ticks++
 	if !h.cfg.broken.noLivenessWake {
-		for p, quiet := range h.quietFollowers {
+		for _, p := range slices.Sorted(maps.Keys(h.quietFollowers)) {
 			if !h.alive(p) {
-				for _, gr := range quiet {
-					h.wake(gr)
+				for _, g := range slices.Sorted(maps.Keys(h.quietFollowers[p])) {
+					h.wake(h.quietFollowers[p][g], false)
 				}
 			}
 		}
@@ -280,6 +288,24 @@ func (h *Host) Step(b *Batch) {
 		return
 	}
 	h.heard[b.From] = h.ticks
+	// Messages first: a leader that sent a group entries and then a
+	// heartbeat in one batch meant them in that order (a heartbeat ahead
+	// of its entries would be rejected for nothing).
+	for i := range b.Messages {
+		gm := &b.Messages[i]
+		gr := h.lookup(b.From, gm.Group)
+		if gr == nil {
+			continue
+		}
+		// A request wakes the group (a vote request from a replica that
+		// did not quiesce, say), and the leader too if it came from
+		// elsewhere; a reply is stepped and wakes nothing: a late one must
+		// not undo a quiescence.
+		if gm.Msg.Type.IsRequest() {
+			h.wake(gr, gm.Msg.From != gr.driver.Core().Leader())
+		}
+		h.step(gr, gm.Msg)
+	}
 	for i := range b.Heartbeats {
 		hb := &b.Heartbeats[i]
 		gr := h.lookup(b.From, hb.Group)
@@ -287,7 +313,7 @@ func (h *Host) Step(b *Batch) {
 			continue
 		}
 		if !hb.Quiesce {
-			h.wake(gr) // the leader is active: tick along
+			h.wake(gr, false) // the leader is active: tick along
 		}
 		m := hb.message(b.From, b.To)
 		if h.cfg.broken.heartbeatLosesCommit {
@@ -296,7 +322,7 @@ func (h *Host) Step(b *Batch) {
 		h.step(gr, m)
 		if hb.Quiesce {
 			if gr.quiet && gr.quietUnder != b.From {
-				h.wake(gr) // quiet under another leader: listen to this one
+				h.wake(gr, false) // quiet under another leader: listen to this one
 			}
 			h.maybeQuiesceFollower(gr, hb)
 		}
@@ -307,19 +333,16 @@ func (h *Host) Step(b *Batch) {
 			h.step(gr, r.message(b.From, b.To))
 		}
 	}
-	for i := range b.Messages {
-		gm := &b.Messages[i]
-		gr := h.lookup(b.From, gm.Group)
-		if gr == nil {
-			continue
+	// A peer that lost its replica of a group, or asks this one to tick
+	// again, wakes it here: a group must not stay quiet around a replica
+	// that is gone or awake.
+	for _, ids := range [][]GroupID{b.Wake, b.UnknownGroups} {
+		for _, g := range ids {
+			if gr, ok := h.groups[g]; ok {
+				h.wake(gr, false)
+				h.touch(gr)
+			}
 		}
-		// A request wakes the group (a vote request from a replica that
-		// did not quiesce, say); a reply is stepped and wakes nothing: a
-		// late one must not undo a quiescence.
-		if gm.Msg.Type.IsRequest() {
-			h.wake(gr)
-		}
-		h.step(gr, gm.Msg)
 	}
 }
 
@@ -359,6 +382,9 @@ func (h *Host) Flush() []*Batch {
 			}
 			gr.driver.ProcessReady()
 			h.observe(gr)
+			if gr.quiet && !h.stillQuiet(gr) {
+				h.wake(gr, false)
+			}
 			h.maybeQuiesceLeader(gr)
 		}
 	}
@@ -419,6 +445,12 @@ func (gr *group) Apply(batch []node.CommitEntry) {
 	h := gr.host
 	if h.cfg.Apply != nil {
 		h.cfg.Apply(gr.id, batch)
+	} else {
+		for _, e := range batch {
+			if e.Snapshot != nil {
+				e.Snapshot.Data.Close() // no state machine takes it
+			}
+		}
 	}
 	if h.cfg.Events != nil {
 		for _, e := range batch {

@@ -152,3 +152,56 @@ func itoa(n int) string {
 	}
 	return itoa(n/10) + string(rune('0'+n%10))
 }
+
+// TestDestroyedLeaderReplicaWakesItsFollowers: a quiet group whose leader's
+// replica is destroyed (its host running on) elects another leader: the
+// host tells the followers to wake.
+func TestDestroyedLeaderReplicaWakesItsFollowers(t *testing.T) {
+	w := idleWorld(t, 4)
+	l := w.leader(0)
+	if err := w.hosts[l].DestroyGroup(0); err != nil {
+		t.Fatal(err)
+	}
+	for range 300 {
+		w.step()
+	}
+	if nl := w.leader(0); nl < 0 || nl == l {
+		t.Fatalf("group 0 has leader %d after its leader's replica on %d was destroyed", nl, l)
+	}
+}
+
+// TestWokenFollowerWakesItsLeader: a quiet follower woken as by a vote
+// request from another replica does not campaign against its leader, which
+// is alive: it asks the leader to heartbeat (and PreVote would keep the
+// term if that were lost).
+func TestWokenFollowerWakesItsLeader(t *testing.T) {
+	w := idleWorld(t, 4)
+	terms := map[GroupID]uint64{}
+	for g := range GroupID(4) {
+		sum, _, _ := w.hosts[w.leader(g)].Summary(g)
+		terms[g] = sum.Term
+	}
+	// Wake one follower of each group as a vote request would.
+	for g := range GroupID(4) {
+		l := w.leader(g)
+		for _, n := range w.members[g] {
+			if n != l {
+				h := w.hosts[n]
+				h.wake(h.groups[g], true)
+				break
+			}
+		}
+	}
+	for range 300 {
+		w.step()
+	}
+	for g := range GroupID(4) {
+		sum, _, _ := w.hosts[w.leader(g)].Summary(g)
+		if sum.Term != terms[g] {
+			t.Errorf("group %v: term %d after a follower woke, was %d: it campaigned against its leader", g, sum.Term, terms[g])
+		}
+	}
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+}

@@ -70,6 +70,7 @@ func (h *Host) setQuiet(gr *group) {
 	gr.quiet = true
 	h.stats.Quiesced++
 	h.activeStale = true
+	gr.quietUnder = -1
 	if l := gr.driver.Core().Leader(); l != int(h.cfg.ID) {
 		p := NodeID(l)
 		if h.quietFollowers[p] == nil {
@@ -81,7 +82,11 @@ func (h *Host) setQuiet(gr *group) {
 	h.event(gr, EventQuiesced)
 }
 
-func (h *Host) wake(gr *group) {
+// wake makes a quiet group tick again. tellLeader asks its leader's node
+// to wake the leader's replica too, when the reason is not the leader's: a
+// woken follower that hears no heartbeat would campaign against a healthy
+// leader (CockroachDB's unquiesce message).
+func (h *Host) wake(gr *group, tellLeader bool) {
 	if !gr.quiet {
 		return
 	}
@@ -94,5 +99,22 @@ func (h *Host) wake(gr *group) {
 			delete(h.quietFollowers, gr.quietUnder)
 		}
 	}
+	if l := gr.driver.Core().Leader(); tellLeader && l != core.None && NodeID(l) != h.cfg.ID {
+		b := h.batch(NodeID(l))
+		b.Wake = append(b.Wake, gr.id)
+	}
 	h.event(gr, EventWoken)
+}
+
+// stillQuiet reports whether a quiet replica may stay quiet after a step:
+// a leader with still nothing to do, a follower of the same leader.
+func (h *Host) stillQuiet(gr *group) bool {
+	c := gr.driver.Core()
+	switch c.Role() {
+	case core.Leader:
+		return c.Quiescent()
+	case core.Follower:
+		return c.Leader() != core.None && NodeID(c.Leader()) == gr.quietUnder
+	}
+	return false
 }

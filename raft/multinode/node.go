@@ -45,6 +45,11 @@ var ErrStopped = errors.New("multinode: node stopped")
 // leader's before it committed.
 var ErrLost = errors.New("multinode: the proposal was lost to a new leader")
 
+// ErrUnknown is the error of a proposal whose entry a snapshot covered
+// before this node applied it: it may have committed, or not. (A retry
+// could apply it twice: the KV's sessions are what make that safe.)
+var ErrUnknown = errors.New("multinode: the proposal's outcome is unknown (a snapshot covered it)")
+
 // Node is one server hosting many groups.
 type Node struct {
 	cfg   Config
@@ -53,6 +58,7 @@ type Node struct {
 	calls chan func()
 	stop  chan struct{}
 	done  chan struct{}
+	once  sync.Once
 
 	// waiting are the proposals made here, by group and index, until they
 	// apply (on the node goroutine only).
@@ -185,11 +191,7 @@ func (n *Node) Quiet() (quiet, all int, err error) {
 
 // Stop stops the node's goroutine; its proposals fail with ErrStopped.
 func (n *Node) Stop() {
-	select {
-	case <-n.stop:
-	default:
-		close(n.stop)
-	}
+	n.once.Do(func() { close(n.stop) })
 	<-n.done
 }
 
@@ -232,15 +234,12 @@ func (n *Node) run() {
 // apply answers the proposals made here as their entries apply.
 func (n *Node) apply(g multi.GroupID, batch []node.CommitEntry) {
 	ws := n.waiting[g]
-	if len(ws) == 0 {
-		return
-	}
 	for _, e := range batch {
 		if e.Snapshot != nil {
-			e.Snapshot.Data.Close()
-			for i, w := range ws { // a snapshot covers them: their fate is unknown here
+			e.Snapshot.Data.Close() // no state machine here takes it
+			for i, w := range ws {
 				if i <= e.Index {
-					w.done(ErrLost)
+					w.done(ErrUnknown)
 					delete(ws, i)
 				}
 			}

@@ -67,6 +67,7 @@ func (c *Cluster) prepareNew(id int) error {
 	// Every member learns the address first: it accepts the new node's
 	// messages only once it is in its address book.
 	if err := c.tellPeer(id, addr); err != nil {
+		c.forget([]int{id})
 		return err
 	}
 	c.mu.Lock()
@@ -77,7 +78,11 @@ func (c *Cluster) prepareNew(id int) error {
 	}
 	c.joining[id] = true
 	c.mu.Unlock()
-	return c.pushFaultsTo(id)
+	if err := c.pushFaultsTo(id); err != nil {
+		c.forget([]int{id}) // not proposed yet: the launcher stops what it started
+		return err
+	}
+	return nil
 }
 
 // ChangeMembers implements cluster.Cluster: several servers added and
@@ -203,6 +208,9 @@ func (c *Cluster) changeMembership(ch cluster.Change) (proposed bool, err error)
 			return proposed, cluster.ErrInterrupted
 		}
 		leader, sum, ok := c.leaderSummary()
+		if ok && ch.Taken(sum.Config) {
+			proposed = true
+		}
 		if ok {
 			switch cluster.NextStep(ch, sum) {
 			case cluster.Done:

@@ -307,7 +307,11 @@ func (c *Cluster) changeMembership(ch cluster.Change) (proposed bool, err error)
 			continue
 		}
 		l := w.servers[leader]
-		switch cluster.NextStep(ch, l.driver.Summary()) {
+		sum := l.driver.Summary()
+		if ch.Taken(sum.Config) {
+			proposed = true
+		}
+		switch cluster.NextStep(ch, sum) {
 		case cluster.Done:
 			return proposed, nil
 		case cluster.Propose:

@@ -338,7 +338,11 @@ func findBatchHeader(data []byte, from int) int {
 // (a length uint32 and the bytes).
 
 const (
-	snapMagic      = "RAFTSNP3"
+	snapMagic = "RAFTSNP3"
+	// snapMagicJoint ends a snapshot whose configuration is joint: a
+	// binary from before joint consensus refuses it as not a snapshot
+	// of its format, rather than reading it without its outgoing voters.
+	snapMagicJoint = "RAFTSNP4"
 	snapFooterSize = 4 + 4 + 4 + 8
 	snapBlock      = 64 << 10
 )
@@ -414,6 +418,9 @@ func snapshotTrailer(m core.SnapshotMeta, blocks []uint32) []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(meta)))
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(blocks)))
 	b = binary.LittleEndian.AppendUint32(b, crc)
+	if m.Config.IsJoint() {
+		return append(b, snapMagicJoint...)
+	}
 	return append(b, snapMagic...)
 }
 
@@ -512,7 +519,7 @@ func readSnapshotTrailer(f vfs.File, path string, size int64) (*snapshotFile, er
 	metaLen := int64(binary.LittleEndian.Uint32(footer))
 	nblocks := int64(binary.LittleEndian.Uint32(footer[4:]))
 	rest := size - snapFooterSize
-	if string(footer[12:]) != snapMagic || metaLen > rest || nblocks > (rest-metaLen)/4 {
+	if magic := string(footer[12:]); magic != snapMagic && magic != snapMagicJoint || metaLen > rest || nblocks > (rest-metaLen)/4 {
 		return nil, errBadSnapshot
 	}
 	trailer := make([]byte, metaLen+4*nblocks)
