@@ -241,11 +241,16 @@ func (h *Host) Tick() {
 	h.ticks++
 	h.stats.Ticks++
 	if !h.cfg.broken.noLivenessWake {
-		for _, p := range slices.Sorted(maps.Keys(h.quietFollowers)) {
+		var dead []NodeID // rare: sorted only then, for a deterministic order
+		for p := range h.quietFollowers {
 			if !h.alive(p) {
-				for _, g := range slices.Sorted(maps.Keys(h.quietFollowers[p])) {
-					h.wake(h.quietFollowers[p][g], false)
-				}
+				dead = append(dead, p)
+			}
+		}
+		slices.Sort(dead)
+		for _, p := range dead {
+			for _, g := range slices.Sorted(maps.Keys(h.quietFollowers[p])) {
+				h.wake(h.quietFollowers[p][g], false)
 			}
 		}
 	}
