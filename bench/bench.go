@@ -132,7 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 	fs.Float64Var(&o.snapshotRatio, "snapshot-ratio", 0, "with -snapshot-every: also wait until the log since the last snapshot is this many times its size (thesis §5.1.3; 0: off)")
 	fs.IntVar(&o.keys, "keys", 0, "fill every node's state machine with this many keys of -size bytes before the run (a large state machine: GC and snapshot cost)")
 	fs.BoolVar(&o.verbose, "v", false, "progress on stderr")
-	fs.IntVar(&o.groups, "groups", 0, "Raft groups per node, hosted by raft/multinode (every group on every node, in this process, storage in memory); 0: the single-group cluster")
+	fs.IntVar(&o.groups, "groups", 0, "Raft groups per node, hosted by raft/multinode (every group on every node, in this process; with -store disk in one shared log per node); 0: the single-group cluster")
 	fs.IntVar(&o.active, "active", 0, "with -groups: how many of the groups get the clients' load (default: all, at most -clients)")
 	fs.StringVar(&o.nodeProfiles, "node-cpuprofiles", "", "with -processes: each node writes a CPU profile of its run to DIR/node-<id>.pprof")
 	fs.BoolVar(&o.processes, "processes", false, "run each node as a process of its own (durable storage) and send every write over the network, as a client of another process would")
@@ -195,8 +195,6 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 		return bad("-active must be between 1 and -groups")
 	case o.groups > 0 && o.nodes < 2:
 		return bad("-groups needs -nodes >= 2 (its figures are per node pair)")
-	case o.groups > 0 && o.store != "mem":
-		return bad("-groups keeps the groups' logs in memory: durable storage for many groups needs the shared WAL, not built yet")
 	case o.groups > 0 && (o.processes || o.keys > 0 || o.delay > 0 || o.failovers > 0 && o.failovers != 5 || o.cpuProfile != "" || o.memProfile != ""):
 		return bad("-groups does not go with -processes, -keys, -delay, -failovers, -cpuprofile or -memprofile yet")
 	}

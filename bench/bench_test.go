@@ -30,7 +30,6 @@ func TestFlags(t *testing.T) {
 		{[]string{"extra"}, 2, "unexpected argument"},
 		{[]string{"-groups", "-1"}, 2, "-groups must be between 0 and"},
 		{[]string{"-groups", "4", "-active", "5"}, 2, "-active must be between 1 and -groups"},
-		{[]string{"-groups", "4", "-store", "disk"}, 2, "needs the shared WAL, not built yet"},
 		{[]string{"-groups", "4", "-processes"}, 2, "-groups does not go with -processes"},
 		{[]string{"-groups", "4", "-nodes", "1"}, 2, "-groups needs -nodes >= 2"},
 	} {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -14,6 +16,8 @@ import (
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/multi"
 	"raft-consensus/raft/multinode"
+	"raft-consensus/raft/storage"
+	"raft-consensus/raft/storage/vfs"
 )
 
 // GroupsResult extends Result with the figures of many groups per node.
@@ -27,8 +31,8 @@ type GroupsResult struct {
 	HeartbeatMsgsPerSecPerPair float64 `json:"heartbeat_msgs_per_sec_per_pair"`
 	IdleRPCsPerSecPerPair      float64 `json:"idle_rpcs_per_sec_per_pair"`
 	IdleHeartbeatsPerSecPair   float64 `json:"idle_heartbeat_msgs_per_sec_per_pair"`
-	// FsyncsPerSecPerNode: 0, the groups' storage is in memory until the
-	// shared WAL exists.
+	// FsyncsPerSecPerNode counts the shared logs' fsyncs in the measured
+	// phase (-store disk; 0 in memory).
 	FsyncsPerSecPerNode float64 `json:"fsyncs_per_sec_per_node"`
 	// IdleCPUPct is the process's CPU over an idle phase once every group
 	// is quiet, in % of one core.
@@ -56,6 +60,22 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 	runtime.ReadMemStats(&m0)
 	net := multinode.NewLocalNetwork()
 	var nodes []*multinode.Node
+	var logs []*storage.SharedLog
+	if o.store == "disk" {
+		dir, err := os.MkdirTemp("", "raft-bench-groups-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		for i := range o.nodes {
+			l, err := storage.OpenSharedLog(vfs.OS{}, filepath.Join(dir, fmt.Sprint(i)), storage.SharedOptions{})
+			if err != nil {
+				return nil, err
+			}
+			defer l.Close()
+			logs = append(logs, l)
+		}
+	}
 	var ids []multi.NodeID
 	for i := range o.nodes {
 		ids = append(ids, multi.NodeID(i))
@@ -63,7 +83,11 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 	for i := range o.nodes {
 		c := cc
 		c.Seed = o.seed*7 + int64(i) + 1
-		n := multinode.New(multinode.Config{ID: multi.NodeID(i), Core: c, Tick: tick, Transport: net.Transport()})
+		mc := multinode.Config{ID: multi.NodeID(i), Core: c, Tick: tick, Transport: net.Transport()}
+		if logs != nil {
+			mc.Log = logs[i]
+		}
+		n := multinode.New(mc)
 		net.Add(n)
 		nodes = append(nodes, n)
 	}
@@ -144,7 +168,7 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 	}
 	close(start)
 	time.Sleep(o.warmup)
-	stats0 := sumStats(nodes)
+	stats0, syncs0 := sumStats(nodes), sumSyncs(logs)
 	cpu0 := processCPU()
 	measuring.Store(true)
 	tm := time.Now()
@@ -152,7 +176,7 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 	measuring.Store(false)
 	elapsed := time.Since(tm)
 	cpu := processCPU() - cpu0
-	stats1 := sumStats(nodes)
+	stats1, syncs1 := sumStats(nodes), sumSyncs(logs)
 	lcancel()
 	wg.Wait()
 	mu.Lock()
@@ -189,13 +213,14 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 			P50Ms:     ms(percentile(lat, 0.50)), P99Ms: ms(percentile(lat, 0.99)), P90Ms: ms(percentile(lat, 0.90)),
 			Size: o.size, DurationS: o.duration.Seconds(), Errors: errs, FailoverAllMs: []float64{},
 			ElectionTimeout: fmt.Sprintf("%v-%v", electionMin, electionMax), Heartbeat: heartbeat.String(),
-			GoMaxProcs: runtime.GOMAXPROCS(0), CPUSeconds: math.Round(cpu.Seconds()*1000) / 1000},
+			GoMaxProcs: runtime.GOMAXPROCS(0), CPUSeconds: math.Round(cpu.Seconds()*1000) / 1000, Fsync: o.store == "disk"},
 		Groups: o.groups, Active: o.active,
 		RPCsPerSecPerPair:          round1(float64(stats1.Batches-stats0.Batches) / pairs / elapsed.Seconds()),
 		HeartbeatMsgsPerSecPerPair: round1(float64(stats1.HeartbeatSends-stats0.HeartbeatSends) / pairs / elapsed.Seconds()),
 		IdleRPCsPerSecPerPair:      round1(float64(idle1.Batches-idle0.Batches) / pairs / idleFor.Seconds()),
 		IdleHeartbeatsPerSecPair:   round1(float64(idle1.HeartbeatSends-idle0.HeartbeatSends) / pairs / idleFor.Seconds()),
 		IdleCPUPct:                 math.Round(float64(icpu)/float64(idleFor)*10000) / 100,
+		FsyncsPerSecPerNode:        round1(float64(syncs1-syncs0) / float64(o.nodes) / elapsed.Seconds()),
 		HeapBytesPerReplica:        math.Round(float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / float64(o.nodes*o.groups)),
 		QuietAtIdle:                quiet,
 	}
@@ -220,6 +245,14 @@ func sumStats(nodes []*multinode.Node) multi.Stats {
 		s.GroupTicks += x.GroupTicks
 	}
 	return s
+}
+
+func sumSyncs(logs []*storage.SharedLog) uint64 {
+	var n uint64
+	for _, l := range logs {
+		n += l.Stats().Syncs
+	}
+	return n
 }
 
 func round1(x float64) float64 { return math.Round(x*10) / 10 }

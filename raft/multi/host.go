@@ -29,6 +29,12 @@ type Config struct {
 	// wakes the quiesced groups it leads (default: the maximum election
 	// timeout).
 	LivenessTicks int
+	// Sync, if set, makes durable what every group saved since the last
+	// call (storage.SharedLog.Sync: one fsync for the whole round). Flush
+	// calls it before it returns anything to send, so that no reply or
+	// vote leaves before what it depends on is durable (Figure 2), for all
+	// groups at once. If it fails the host stops: Failed says why.
+	Sync func() error
 
 	broken brokenRules
 }
@@ -45,6 +51,9 @@ type brokenRules struct {
 	// readAtOnce answers ReadIndex with the replica's applied index at
 	// once, leader or not, without a round of heartbeats (thesis §6.4).
 	readAtOnce bool
+	// syncLate returns a round's batches before its Sync, which the next
+	// Flush runs: a crash in between loses what they acknowledged.
+	syncLate bool
 	// noLivenessWake never wakes a quiesced follower whose leader's node
 	// fell silent: if that node dies, the group has no leader for good.
 	noLivenessWake bool
@@ -72,6 +81,8 @@ type Host struct {
 	activeStale    bool // some in active are quiet or destroyed
 	quietFollowers map[NodeID]map[GroupID]*group
 	stats          Stats
+	failed         error
+	unsynced       bool // syncLate: the last round's Sync is still due
 }
 
 // group is one replica.
@@ -100,6 +111,16 @@ type Stats struct {
 	Heartbeats     uint64 // heartbeats coalesced into them
 	Quiesced       uint64 // times a group went quiet
 	Woken          uint64 // times a quiet group woke
+}
+
+// Failed says why the host stopped (its storage failed), or nil.
+func (h *Host) Failed() error { return h.failed }
+
+// fail stops the host: nothing it has not made durable may leave it.
+func (h *Host) fail(err error) {
+	h.failed = fmt.Errorf("storage failed, the host stopped: %w", err)
+	clear(h.out)
+	h.dirty = nil
 }
 
 // ErrUnknownGroup is the error of an operation on a group the host does
@@ -207,6 +228,9 @@ func (h *Host) Summary(g GroupID) (sum core.Summary, quiet bool, err error) {
 // Propose proposes a command to group g, which must lead here; a quiet
 // group wakes.
 func (h *Host) Propose(g GroupID, data []byte) node.ProposeResult {
+	if h.failed != nil {
+		return node.ProposeResult{Err: h.failed}
+	}
 	gr, ok := h.groups[g]
 	if !ok {
 		return node.ProposeResult{Err: fmt.Errorf("%w: %v", ErrUnknownGroup, g)}
@@ -377,6 +401,16 @@ func (h *Host) step(gr *group, m core.Message) {
 // have nothing left to do, and returns the batches to send, one per
 // destination, in node order.
 func (h *Host) Flush() []*Batch {
+	if h.failed != nil {
+		return nil
+	}
+	if h.unsynced {
+		h.unsynced = false
+		if err := h.cfg.Sync(); err != nil {
+			h.fail(err)
+			return nil
+		}
+	}
 	for len(h.dirty) > 0 {
 		dirty := h.dirty
 		h.dirty = nil
@@ -391,6 +425,14 @@ func (h *Host) Flush() []*Batch {
 				h.wake(gr, false)
 			}
 			h.maybeQuiesceLeader(gr)
+		}
+	}
+	if h.cfg.Sync != nil {
+		if h.cfg.broken.syncLate {
+			h.unsynced = true
+		} else if err := h.cfg.Sync(); err != nil {
+			h.fail(err)
+			return nil
 		}
 	}
 	out := make([]*Batch, 0, len(h.out))

@@ -249,7 +249,7 @@ func (kw *kvWorld) runKV() error {
 func TestShardedKVIsLinearizable(t *testing.T) {
 	const seeds = 100
 	for seed := int64(1); seed <= seeds; seed++ {
-		kw := newKVWorld(t, simParams{seed: seed, nodes: 3 + 2*int(seed%2), groups: 8}, 4, 12, 40)
+		kw := newKVWorld(t, simParams{seed: seed, nodes: 3 + 2*int(seed%2), groups: 8, disk: seed%4 >= 2}, 4, 12, 40)
 		if err := kw.runKV(); err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/node"
+	"raft-consensus/raft/sim/simdisk"
 	"raft-consensus/raft/storage"
 )
 
@@ -29,6 +30,10 @@ type simParams struct {
 	// every host (re)started, its groups created.
 	apply   func(NodeID, GroupID, []node.CommitEntry)
 	started func(NodeID, *Host)
+	// disk puts every host's groups in one storage.SharedLog on a
+	// simulated disk: a crash loses what was not synced (and may tear the
+	// write in flight), and a fault crashes a host inside its next Sync.
+	disk bool
 }
 
 type simWorld struct {
@@ -53,6 +58,9 @@ type simWorld struct {
 	err     error
 	msgs    uint64
 	timers  []timer
+	disks   map[NodeID]*simdisk.Disk
+	logs    map[NodeID]*storage.SharedLog
+	syncs   uint64 // of the logs, before their hosts crashed
 }
 
 type timer struct {
@@ -89,7 +97,8 @@ func newSimWorld(t testing.TB, p simParams) *simWorld {
 	w := &simWorld{t: t, p: p, rng: rand.New(rand.NewSource(p.seed)), hosts: map[NodeID]*Host{},
 		storages: map[NodeID]map[GroupID]*storage.MemoryStorage{}, members: map[GroupID][]NodeID{}, side: map[NodeID]int{},
 		applied: map[NodeID]map[GroupID][]string{}, chosen: map[GroupID]map[uint64]string{},
-		leaders: map[GroupID]map[uint64]NodeID{}, acked: map[GroupID][]string{}, pending: map[string]NodeID{}}
+		leaders: map[GroupID]map[uint64]NodeID{}, acked: map[GroupID][]string{}, pending: map[string]NodeID{},
+		disks: map[NodeID]*simdisk.Disk{}, logs: map[NodeID]*storage.SharedLog{}}
 	for g := range GroupID(p.groups) {
 		perm := w.rng.Perm(p.nodes)[:3]
 		slices.Sort(perm)
@@ -118,15 +127,33 @@ func (w *simWorld) start(n NodeID) {
 	cc.Seed = w.p.seed*31 + int64(n) + int64(w.tick)*7
 	cc.OnViolation = func(v core.InvariantViolation) { w.failf("node %d: %v", n, v) }
 	w.applied[n] = map[GroupID][]string{}
-	h := NewHost(Config{ID: n, Core: cc, broken: w.p.broken,
-		Storage: func(g GroupID) storage.Storage {
-			if w.storages[n][g] == nil {
-				w.storages[n][g] = storage.NewMemoryStorage()
-			}
-			return w.storages[n][g]
-		},
-		Apply:  func(g GroupID, batch []node.CommitEntry) { w.apply(n, g, batch) },
-		Events: func(e Event) { w.event(e) },
+	var sync func() error
+	groupStorage := func(g GroupID) storage.Storage {
+		if w.storages[n][g] == nil {
+			w.storages[n][g] = storage.NewMemoryStorage()
+		}
+		return w.storages[n][g]
+	}
+	if w.p.disk {
+		d := w.disks[n]
+		if d == nil {
+			d = simdisk.New(rand.New(rand.NewSource(w.p.seed*97 + int64(n))))
+			w.disks[n] = d
+		}
+		d.Recover()
+		l, err := storage.OpenSharedLog(d, "/wal", storage.SharedOptions{SegmentBytes: 2 << 10, MaxSegments: 3})
+		if err != nil {
+			w.failf("node %d: the shared log does not open after a crash: %v", n, err)
+			return
+		}
+		w.logs[n] = l
+		sync = l.Sync
+		groupStorage = func(g GroupID) storage.Storage { return l.Group(uint64(g)) }
+	}
+	h := NewHost(Config{ID: n, Core: cc, broken: w.p.broken, Sync: sync,
+		Storage: groupStorage,
+		Apply:   func(g GroupID, batch []node.CommitEntry) { w.apply(n, g, batch) },
+		Events:  func(e Event) { w.event(e) },
 	})
 	w.hosts[n] = h
 	for g := range GroupID(w.p.groups) {
@@ -181,7 +208,15 @@ func (w *simWorld) crash(n NodeID) {
 		for _, g := range h.Groups() {
 			h.DestroyGroup(g) // the process dies: volatile state goes, storage stays
 		}
+		h.Flush() // nothing of it is sent: the process is gone
 		w.hosts[n] = nil
+	}
+	if d := w.disks[n]; d != nil {
+		if l := w.logs[n]; l != nil {
+			w.syncs += l.Stats().Syncs
+		}
+		d.Crash() // what was not synced may be lost, the write in flight torn
+		w.logs[n] = nil
 	}
 }
 
@@ -212,7 +247,12 @@ func (w *simWorld) step() {
 			continue
 		}
 		h.Tick()
-		for _, b := range h.Flush() {
+		out := h.Flush()
+		if h.Failed() != nil {
+			w.crash(n) // its disk crashed inside the Sync: so did the host
+			continue
+		}
+		for _, b := range out {
 			w.msgs++
 			if w.rng.Float64() < w.drop {
 				continue
@@ -249,6 +289,14 @@ func (w *simWorld) propose() {
 }
 
 func (w *simWorld) fault() {
+	if w.p.disk && w.rng.Intn(4) == 0 {
+		// The next few disk operations of a host include a crash: its
+		// Sync fails half-done, the host with it.
+		if d := w.disks[NodeID(w.rng.Intn(w.p.nodes))]; d != nil && !d.Crashed() {
+			d.CrashAfter(1 + w.rng.Intn(4))
+		}
+		return
+	}
 	switch w.rng.Intn(5) {
 	case 0:
 		n := NodeID(w.rng.Intn(w.p.nodes))
@@ -273,6 +321,9 @@ func (w *simWorld) fault() {
 func (w *simWorld) healAll() {
 	clear(w.side)
 	w.drop = 0
+	for _, d := range w.disks {
+		d.Disarm()
+	}
 	for n := range NodeID(w.p.nodes) {
 		if w.hosts[n] == nil {
 			w.start(n)
@@ -372,7 +423,10 @@ func (w *simWorld) run() error {
 
 func runSeeds(t *testing.T, first, n int64, broken brokenRules) (failed int64, firstErr error) {
 	for seed := first; seed < first+n; seed++ {
-		w := newSimWorld(t, simParams{seed: seed, nodes: 3 + 2*int(seed%2), groups: 24, broken: broken})
+		// Half the seeds keep the groups in a shared log on a simulated
+		// disk (all of them for a bug of durability).
+		disk := seed%4 >= 2 || broken.syncLate
+		w := newSimWorld(t, simParams{seed: seed, nodes: 3 + 2*int(seed%2), groups: 24, broken: broken, disk: disk})
 		if err := w.run(); err != nil {
 			if firstErr == nil {
 				firstErr = err
@@ -399,6 +453,7 @@ func TestSimulationCatchesBrokenHosts(t *testing.T) {
 	}{
 		{"a coalesced heartbeat loses the leader's commit index", brokenRules{heartbeatLosesCommit: true}},
 		{"quiet followers never wake when their leader's node dies", brokenRules{noLivenessWake: true}},
+		{"a round's batches leave before its Sync (the next round syncs it)", brokenRules{syncLate: true}},
 	} {
 		failed, err := runSeeds(t, 1, 20, tc.broken)
 		if failed == 0 {

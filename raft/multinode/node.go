@@ -36,6 +36,9 @@ type Config struct {
 	Storage func(multi.GroupID) storage.Storage
 	// LivenessTicks: see multi.Config.
 	LivenessTicks int
+	// Log, if set, holds every group of the node in one durable shared
+	// log (Storage is then its groups): one fsync per round for all.
+	Log *storage.SharedLog
 }
 
 // ErrStopped is the error of a call on a stopped node.
@@ -61,8 +64,10 @@ type Node struct {
 	once  sync.Once
 
 	// waiting are the proposals made here, by group and index, until they
-	// apply (on the node goroutine only).
+	// apply (on the node goroutine only); answers wait in answers until
+	// the round's Flush has made everything durable.
 	waiting map[multi.GroupID]map[uint64]waiter
+	answers []func()
 
 	mu      sync.Mutex
 	leaders map[multi.GroupID]multi.NodeID // as this node last saw them
@@ -79,14 +84,19 @@ func New(cfg Config) *Node {
 	if cfg.Tick <= 0 {
 		cfg.Tick = 10 * time.Millisecond
 	}
-	if cfg.Storage == nil {
+	var sync func() error
+	switch {
+	case cfg.Log != nil:
+		cfg.Storage = func(g multi.GroupID) storage.Storage { return cfg.Log.Group(uint64(g)) }
+		sync = cfg.Log.Sync
+	case cfg.Storage == nil:
 		cfg.Storage = func(multi.GroupID) storage.Storage { return storage.NewMemoryStorage() }
 	}
 	n := &Node{cfg: cfg, inbox: make(chan *multi.Batch, 1024), calls: make(chan func(), 1024),
 		stop: make(chan struct{}), done: make(chan struct{}), waiting: map[multi.GroupID]map[uint64]waiter{},
 		leaders: map[multi.GroupID]multi.NodeID{}}
 	n.host = multi.NewHost(multi.Config{ID: cfg.ID, Core: cfg.Core, Storage: cfg.Storage, Apply: n.apply, Events: n.event,
-		LivenessTicks: cfg.LivenessTicks})
+		LivenessTicks: cfg.LivenessTicks, Sync: sync})
 	go n.run()
 	return n
 }
@@ -225,21 +235,31 @@ func (n *Node) run() {
 		for _, b := range n.host.Flush() {
 			n.cfg.Transport.Send(b)
 		}
+		if err := n.host.Failed(); err != nil {
+			n.failWaiting(err) // its storage failed: nothing more is durable
+			n.answers = nil
+		}
+		for _, a := range n.answers {
+			a()
+		}
+		n.answers = n.answers[:0]
 		n.mu.Lock()
 		n.stats = n.host.Stats()
 		n.mu.Unlock()
 	}
 }
 
-// apply answers the proposals made here as their entries apply.
+// apply answers the proposals made here as their entries apply, once the
+// round that applied them is durable (Flush synced it).
 func (n *Node) apply(g multi.GroupID, batch []node.CommitEntry) {
 	ws := n.waiting[g]
+	answer := func(w waiter, err error) { n.answers = append(n.answers, func() { w.done(err) }) }
 	for _, e := range batch {
 		if e.Snapshot != nil {
 			e.Snapshot.Data.Close() // no state machine here takes it
 			for i, w := range ws {
 				if i <= e.Index {
-					w.done(ErrUnknown)
+					answer(w, ErrUnknown)
 					delete(ws, i)
 				}
 			}
@@ -247,9 +267,9 @@ func (n *Node) apply(g multi.GroupID, batch []node.CommitEntry) {
 		}
 		if w, ok := ws[e.Index]; ok {
 			if w.term == e.Term {
-				w.done(nil)
+				answer(w, nil)
 			} else {
-				w.done(ErrLost)
+				answer(w, ErrLost)
 			}
 			delete(ws, e.Index)
 		}

@@ -2,6 +2,8 @@ package multinode
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -9,6 +11,8 @@ import (
 
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/multi"
+	"raft-consensus/raft/storage"
+	"raft-consensus/raft/storage/vfs"
 )
 
 func testCore() core.CoreConfig {
@@ -22,6 +26,11 @@ type Cluster struct {
 }
 
 func startCluster(t *testing.T, nodes, groups int) *Cluster {
+	return startClusterOn(t, nodes, groups, nil)
+}
+
+// startClusterOn starts the nodes, each on logs[i] if logs is set.
+func startClusterOn(t *testing.T, nodes, groups int, logs []*storage.SharedLog) *Cluster {
 	t.Helper()
 	net := NewLocalNetwork()
 	c := &Cluster{}
@@ -32,10 +41,14 @@ func startCluster(t *testing.T, nodes, groups int) *Cluster {
 	for i := range nodes {
 		cc := testCore()
 		cc.Seed = int64(i + 1)
-		n := New(Config{ID: multi.NodeID(i), Core: cc, Tick: 5 * time.Millisecond, Transport: net.Transport(),
+		cfg := Config{ID: multi.NodeID(i), Core: cc, Tick: 5 * time.Millisecond, Transport: net.Transport(),
 			// A node stalled for a second (a loaded machine under -race) is
 			// still alive: these tests count ticks, not failures.
-			LivenessTicks: 200})
+			LivenessTicks: 200}
+		if logs != nil {
+			cfg.Log = logs[i]
+		}
+		n := New(cfg)
 		net.Add(n)
 		c.Nodes = append(c.Nodes, n)
 	}
@@ -102,5 +115,64 @@ func TestNodesCommitAndGoQuiet(t *testing.T) {
 	}
 	if err := c.propose(ctx, 7, []byte("y")); err != nil {
 		t.Fatalf("a proposal to a quiet group: %v", err)
+	}
+}
+
+// TestNodesKeepGroupsInASharedLog: nodes whose groups live in one shared
+// log per node commit, stop, and come back with every entry.
+func TestNodesKeepGroupsInASharedLog(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 5*time.Second)()
+	dir := t.TempDir()
+	const groups = 10
+	start := func() (*Cluster, []*storage.SharedLog) {
+		var logs []*storage.SharedLog
+		for i := range 3 {
+			l, err := storage.OpenSharedLog(vfs.OS{}, filepath.Join(dir, fmt.Sprint(i)), storage.SharedOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs = append(logs, l)
+		}
+		return startClusterOn(t, 3, groups, logs), logs
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, logs := start()
+	for g := range multi.GroupID(groups) {
+		if err := c.propose(ctx, g, []byte(fmt.Sprint("before-", g))); err != nil {
+			t.Fatalf("group %v: %v", g, err)
+		}
+	}
+	c.stop()
+	for _, l := range logs {
+		if l.Stats().Syncs == 0 {
+			t.Fatal("a node never synced its shared log")
+		}
+		l.Close()
+	}
+	c, logs = start()
+	defer func() {
+		c.stop()
+		for _, l := range logs {
+			l.Close()
+		}
+	}()
+	for g := range multi.GroupID(groups) {
+		// Applied here only after it is durable everywhere it counts.
+		if err := c.propose(ctx, g, []byte(fmt.Sprint("after-", g))); err != nil {
+			t.Fatalf("group %v after the restart: %v", g, err)
+		}
+		found := 0
+		for _, l := range logs {
+			_, _, ents, _ := l.Group(uint64(g)).Load()
+			for _, e := range ents {
+				if string(e.Data) == fmt.Sprint("before-", g) {
+					found++
+				}
+			}
+		}
+		if found < 2 {
+			t.Errorf("group %v: the entry committed before the restart is on %d nodes, want a majority", g, found)
+		}
 	}
 }

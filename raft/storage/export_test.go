@@ -11,3 +11,6 @@ func BreakFsync(o *DiskOptions) { o.broken.ackBeforeSync = true }
 // BreakTornTail makes DiskStorage load the intact records of a torn last
 // write as if the write had completed.
 func BreakTornTail(o *DiskOptions) { o.broken.tornTailWhole = true }
+
+// BreakSharedSync makes a SharedLog write its records without fsync.
+func BreakSharedSync(o *SharedOptions) { o.broken.noSync = true }

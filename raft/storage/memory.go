@@ -135,6 +135,13 @@ func (s *MemoryStorage) Save(hs *core.HardState, entries []core.Entry) error {
 	return nil
 }
 
+// snapshotIndex is the last index the stored snapshot covers (0: none).
+func (s *MemoryStorage) snapshotIndex() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapIndex
+}
+
 // CreateSnapshot implements Storage: the data is kept in memory.
 func (s *MemoryStorage) CreateSnapshot(index uint64) (SnapshotWriter, error) {
 	return &memSnapshotWriter{owner: s, index: index}, nil
