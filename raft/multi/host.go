@@ -83,6 +83,10 @@ type Host struct {
 	stats          Stats
 	failed         error
 	unsynced       bool // syncLate: the last round's Sync is still due
+	// deliveries are the round's applied entries and read answers, held
+	// until Flush has synced what they depend on (a group of one voter
+	// commits on its own Save).
+	deliveries []func()
 }
 
 // group is one replica.
@@ -121,6 +125,7 @@ func (h *Host) fail(err error) {
 	h.failed = fmt.Errorf("storage failed, the host stopped: %w", err)
 	clear(h.out)
 	h.dirty = nil
+	h.deliveries = nil
 }
 
 // ErrUnknownGroup is the error of an operation on a group the host does
@@ -255,7 +260,9 @@ func (h *Host) ReadIndex(g GroupID, notify func(index uint64, err error)) {
 		notify(gr.driver.Core().Applied(), nil)
 		return
 	}
-	gr.driver.ReadIndex(notify)
+	gr.driver.ReadIndex(func(index uint64, err error) {
+		h.deliveries = append(h.deliveries, func() { notify(index, err) })
+	})
 }
 
 // Tick advances every group that is not quiet by one tick, wakes the quiet
@@ -435,6 +442,11 @@ func (h *Host) Flush() []*Batch {
 			return nil
 		}
 	}
+	deliveries := h.deliveries
+	h.deliveries = nil
+	for _, d := range deliveries {
+		d()
+	}
 	out := make([]*Batch, 0, len(h.out))
 	for _, b := range h.out {
 		out = append(out, b)
@@ -487,23 +499,26 @@ func (gr *group) Send(m core.Message) {
 	}
 }
 
-// Apply implements node.Applier.
+// Apply implements node.Applier: the batch reaches the application once
+// the round is durable (Flush).
 func (gr *group) Apply(batch []node.CommitEntry) {
 	h := gr.host
-	if h.cfg.Apply != nil {
-		h.cfg.Apply(gr.id, batch)
-	} else {
-		for _, e := range batch {
-			if e.Snapshot != nil {
-				e.Snapshot.Data.Close() // no state machine takes it
+	h.deliveries = append(h.deliveries, func() {
+		if h.cfg.Apply != nil {
+			h.cfg.Apply(gr.id, batch)
+		} else {
+			for _, e := range batch {
+				if e.Snapshot != nil {
+					e.Snapshot.Data.Close() // no state machine takes it
+				}
 			}
 		}
-	}
-	if h.cfg.Events != nil {
-		for _, e := range batch {
-			if e.Snapshot == nil {
-				h.cfg.Events(Event{Kind: EventCommitted, Group: gr.id, Node: h.cfg.ID, Term: e.Term, Index: e.Index, Command: e.Command})
+		if h.cfg.Events != nil {
+			for _, e := range batch {
+				if e.Snapshot == nil {
+					h.cfg.Events(Event{Kind: EventCommitted, Group: gr.id, Node: h.cfg.ID, Term: e.Term, Index: e.Index, Command: e.Command})
+				}
 			}
 		}
-	}
+	})
 }

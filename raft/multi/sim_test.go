@@ -208,7 +208,7 @@ func (w *simWorld) crash(n NodeID) {
 		for _, g := range h.Groups() {
 			h.DestroyGroup(g) // the process dies: volatile state goes, storage stays
 		}
-		h.Flush() // nothing of it is sent: the process is gone
+		// Nothing more of it is sent or synced: the process is gone.
 		w.hosts[n] = nil
 	}
 	if d := w.disks[n]; d != nil {
@@ -293,7 +293,7 @@ func (w *simWorld) fault() {
 		// The next few disk operations of a host include a crash: its
 		// Sync fails half-done, the host with it.
 		if d := w.disks[NodeID(w.rng.Intn(w.p.nodes))]; d != nil && !d.Crashed() {
-			d.CrashAfter(1 + w.rng.Intn(4))
+			d.CrashAfter(1 + w.rng.Intn(12)) // a rotation's deletions are its 7th operation or later
 		}
 		return
 	}
@@ -455,11 +455,12 @@ func TestSimulationCatchesBrokenHosts(t *testing.T) {
 		{"quiet followers never wake when their leader's node dies", brokenRules{noLivenessWake: true}},
 		{"a round's batches leave before its Sync (the next round syncs it)", brokenRules{syncLate: true}},
 	} {
-		failed, err := runSeeds(t, 1, 20, tc.broken)
+		const seeds = 40
+		failed, err := runSeeds(t, 1, seeds, tc.broken)
 		if failed == 0 {
-			t.Errorf("%s: 20 seeds ran and none failed", tc.name)
+			t.Errorf("%s: %d seeds ran and none failed", tc.name, seeds)
 			continue
 		}
-		t.Logf("%s: %d of 20 seeds failed; the first: %v", tc.name, failed, err)
+		t.Logf("%s: %d of %d seeds failed; the first: %v", tc.name, failed, seeds, err)
 	}
 }

@@ -48,10 +48,11 @@ var ErrStopped = errors.New("multinode: node stopped")
 // leader's before it committed.
 var ErrLost = errors.New("multinode: the proposal was lost to a new leader")
 
-// ErrUnknown is the error of a proposal whose entry a snapshot covered
-// before this node applied it: it may have committed, or not. (A retry
-// could apply it twice: the KV's sessions are what make that safe.)
-var ErrUnknown = errors.New("multinode: the proposal's outcome is unknown (a snapshot covered it)")
+// ErrUnknown is the error of a proposal whose outcome this node cannot
+// tell: a snapshot covered its entry before it applied here, or the node's
+// storage failed. It may have committed, or not. (A retry could apply it
+// twice: the KV's sessions are what make that safe.)
+var ErrUnknown = errors.New("multinode: the proposal's outcome is unknown")
 
 // Node is one server hosting many groups.
 type Node struct {
@@ -236,7 +237,12 @@ func (n *Node) run() {
 			n.cfg.Transport.Send(b)
 		}
 		if err := n.host.Failed(); err != nil {
-			n.failWaiting(err) // its storage failed: nothing more is durable
+			// Its storage failed: nothing more is durable here, and what
+			// was proposed may or may not commit elsewhere.
+			n.failWaiting(fmt.Errorf("%w: %v", ErrUnknown, err))
+			for _, a := range n.answers {
+				a()
+			}
 			n.answers = nil
 		}
 		for _, a := range n.answers {

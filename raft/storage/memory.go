@@ -142,6 +142,23 @@ func (s *MemoryStorage) snapshotIndex() uint64 {
 	return s.snapIndex
 }
 
+// holds reports whether the stored entry at index has term.
+func (s *MemoryStorage) holds(index, term uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return index > s.snapIndex && index <= s.lastIndex() && s.at(index).Term == term
+}
+
+// discardAfterSnapshot drops every entry after a snapshot through index
+// that is the stored one (a snapshot that replaced the whole log).
+func (s *MemoryStorage) discardAfterSnapshot(index uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.snapIndex == index {
+		s.truncate(0)
+	}
+}
+
 // CreateSnapshot implements Storage: the data is kept in memory.
 func (s *MemoryStorage) CreateSnapshot(index uint64) (SnapshotWriter, error) {
 	return &memSnapshotWriter{owner: s, index: index}, nil

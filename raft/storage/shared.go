@@ -117,6 +117,9 @@ func OpenSharedLog(fs vfs.FS, dir string, opts SharedOptions) (*SharedLog, error
 	if err := fs.MkdirAll(dir); err != nil {
 		return nil, err
 	}
+	if err := fs.SyncDir(filepath.Dir(dir)); err != nil {
+		return nil, err
+	}
 	names, err := fs.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -199,12 +202,19 @@ func (l *SharedLog) read(seq uint64, last bool) ([][]byte, error) {
 	}
 	if len(data) < len(sharedMagic) || string(data[:len(sharedMagic)]) != sharedMagic {
 		if last && bytes.Equal(data, []byte(sharedMagic)[:len(data)]) {
-			return nil, nil // created, never written whole: an empty segment
+			// Created, never written whole (a crash in startSegment): it
+			// goes, or the next open would find it in the middle.
+			if err := l.fs.Remove(l.path(seq)); err != nil {
+				return nil, err
+			}
+			l.segs = l.segs[:len(l.segs)-1]
+			return nil, l.fs.SyncDir(l.dir)
 		}
 		return nil, fmt.Errorf("%s: not a shared log segment", l.path(seq))
 	}
 	var bodies [][]byte
 	off := len(sharedMagic)
+	reread := false
 	for off < len(data) {
 		n, body, ok := readSharedRecord(data[off:])
 		if ok {
@@ -212,8 +222,26 @@ func (l *SharedLog) read(seq uint64, last bool) ([][]byte, error) {
 			off += n
 			continue
 		}
+		if !reread {
+			// Read the segment once more before judging it: a read that
+			// returned other bytes than the disk holds must not cut
+			// acknowledged records.
+			reread = true
+			again, err := l.fs.ReadFile(l.path(seq))
+			if err != nil {
+				return nil, err
+			}
+			if !bytes.Equal(again, data) {
+				data, bodies, off = again, nil, len(sharedMagic)
+				continue
+			}
+		}
 		if !last {
 			return nil, fmt.Errorf("%s at offset %d: %w (a segment that is not the newest is damaged)", l.path(seq), off, errBadRecord)
+		}
+		if !tornTail(data[off:]) {
+			return nil, fmt.Errorf("%s at offset %d: %w, with records after it: the disk returned other bytes than were written",
+				l.path(seq), off, errBadRecord)
 		}
 		// A torn write at the end: what follows was never acknowledged.
 		f, err := l.fs.OpenFile(l.path(seq), os.O_RDWR, 0)
@@ -228,6 +256,26 @@ func (l *SharedLog) read(seq uint64, last bool) ([][]byte, error) {
 		return bodies, err
 	}
 	return bodies, nil
+}
+
+// tornTail reports whether a bad record at the end of the newest segment
+// is a write cut short by a crash: the record runs past the end of the
+// file, or everything after the record it claims to be is zeros (a torn
+// write that left zeros past its cut). A bad record followed by more data
+// is corruption.
+func tornTail(b []byte) bool {
+	if len(b) < recHeader {
+		return true
+	}
+	allZero := func(b []byte) bool { return !slices.ContainsFunc(b, func(c byte) bool { return c != 0 }) }
+	switch n := int(binary.LittleEndian.Uint32(b)); {
+	case n > len(b)-recHeader:
+		return true // cut short
+	case n == 0:
+		return allZero(b)
+	default:
+		return allZero(b[recHeader+n:])
+	}
 }
 
 // readSharedRecord reads one record: its size in all, its body, and
@@ -269,13 +317,21 @@ func (l *SharedLog) apply(seq uint64, body []byte) error {
 		if d.err != nil || len(d.b) != 0 {
 			return errBadRecord
 		}
-		if err := g.mem.Save(hs, ents); err != nil {
+		switch err := g.mem.Save(hs, ents); {
+		case errors.Is(err, ErrUnavailable) && seq != 0:
+			// Entries that later records replaced, whose predecessors'
+			// segment is gone: superseded. Its hard state (Save took it
+			// first) and the records after it are what counts.
+			g.wrote(seq, hs != nil, nil)
+		case err != nil:
 			return err
+		default:
+			g.wrote(seq, hs != nil, ents)
 		}
-		g.wrote(seq, hs != nil, ents)
 	case sharedSnapshot:
 		meta, err := decodeSnapshotMeta(d.bytes())
 		data := d.bytes()
+		kept := d.byte() == 1
 		if err != nil || d.err != nil || len(d.b) != 0 {
 			return errBadRecord
 		}
@@ -285,7 +341,13 @@ func (l *SharedLog) apply(seq uint64, body []byte) error {
 		if err := g.mem.InstallSnapshot(meta, w); err != nil {
 			return err
 		}
-		g.snapshotted(seq, meta.LastIncludedIndex)
+		if !kept {
+			// The snapshot replaced the whole log (Figure 13, step 7):
+			// what earlier records put after it is gone, even when the
+			// snapshot itself went in first.
+			g.mem.discardAfterSnapshot(meta.LastIncludedIndex)
+		}
+		g.snapshotted(seq, meta.LastIncludedIndex, kept)
 	default:
 		return errBadRecord
 	}
@@ -366,6 +428,36 @@ func (l *SharedLog) Sync() error {
 }
 
 func (l *SharedLog) syncLocked() error {
+	if err := l.writePendingLocked(); err != nil {
+		return err
+	}
+	if l.size < l.opts.SegmentBytes {
+		return nil
+	}
+	if err := l.startSegment(); err != nil {
+		return err
+	}
+	if len(l.segs) > l.opts.MaxSegments {
+		// The groups that pin the oldest segment are written again at the
+		// head, durably, before any segment goes: until then the old one
+		// is their only copy.
+		oldest := l.segs[0]
+		for _, id := range slices.Sorted(maps.Keys(l.groups)) {
+			if g := l.groups[id]; g.liveFrom() <= oldest {
+				g.checkpointLocked()
+			}
+		}
+		if len(l.pending) > 0 {
+			if err := l.writePendingLocked(); err != nil {
+				return err
+			}
+		}
+	}
+	return l.collectLocked()
+}
+
+// writePendingLocked writes the pending records and fsyncs them.
+func (l *SharedLog) writePendingLocked() error {
 	if _, err := l.f.Write(l.pending); err != nil {
 		return err
 	}
@@ -378,24 +470,7 @@ func (l *SharedLog) syncLocked() error {
 		}
 	}
 	l.stats.Syncs++
-	if l.size < l.opts.SegmentBytes {
-		return nil
-	}
-	if err := l.startSegment(); err != nil {
-		return err
-	}
-	if len(l.segs) > l.opts.MaxSegments {
-		// The groups that pin the oldest segment are written again here;
-		// the next Sync makes that durable, and the collection after it
-		// can delete the segment.
-		oldest := l.segs[0]
-		for _, id := range slices.Sorted(maps.Keys(l.groups)) {
-			if g := l.groups[id]; g.liveFrom() <= oldest {
-				g.checkpointLocked()
-			}
-		}
-	}
-	return l.collectLocked()
+	return nil
 }
 
 // collectLocked deletes the oldest segments that no group needs.
@@ -431,8 +506,16 @@ func (l *SharedLog) Close() error {
 	return l.f.Close()
 }
 
-// appendLocked adds one record to what the next Sync writes.
+// maxRecord bounds a record (its length is a uint32).
+const maxRecord = 1 << 30
+
+// appendLocked adds one record to what the next Sync writes. A record too
+// large for the format stops the log.
 func (l *SharedLog) appendLocked(body []byte) {
+	if len(body) > maxRecord {
+		l.failed = fmt.Errorf("shared log: a record of %d bytes (at most %d)", len(body), maxRecord)
+		return
+	}
 	var hdr [recHeader]byte
 	binary.LittleEndian.PutUint32(hdr[:], uint32(len(body)))
 	binary.LittleEndian.PutUint32(hdr[4:], crc32.Checksum(body, crcTable))
@@ -467,13 +550,21 @@ func (g *SharedGroup) wrote(seq uint64, hard bool, ents []core.Entry) {
 		return
 	}
 	first, last := ents[0].Index, ents[len(ents)-1].Index
-	// Entries from first on replace what was there.
+	snap := g.mem.snapshotIndex()
+	if last <= snap {
+		return // all covered by the snapshot: the image took none of them
+	}
+	// Entries from first on replace what was there; what the snapshot
+	// covers is not needed any more.
 	keep := g.runs[:0]
 	for _, r := range g.runs {
 		if r.first >= first {
 			continue
 		}
 		r.last = min(r.last, first-1)
+		if r.last <= snap {
+			continue
+		}
 		keep = append(keep, r)
 	}
 	g.runs = append(keep, entryRun{first: first, last: last, seg: seq})
@@ -482,12 +573,13 @@ func (g *SharedGroup) wrote(seq uint64, hard bool, ents []core.Entry) {
 	}
 }
 
-// snapshotted records a snapshot through index written in seg.
-func (g *SharedGroup) snapshotted(seq, index uint64) {
+// snapshotted records a snapshot through index written in seg; kept says
+// whether the entries after it stayed.
+func (g *SharedGroup) snapshotted(seq, index uint64, kept bool) {
 	g.snapSeg = seq
 	keep := g.runs[:0]
 	for _, r := range g.runs {
-		if r.last <= index {
+		if r.last <= index || !kept {
 			continue
 		}
 		keep = append(keep, r)
@@ -507,11 +599,12 @@ func (g *SharedGroup) checkpointLocked() {
 		if r, err := g.mem.OpenSnapshot(); err == nil && r != nil {
 			data, _ := io.ReadAll(io.NewSectionReader(r, 0, int64(r.Meta().Size)))
 			r.Close()
-			l.appendLocked(snapshotRecord(g.id, *meta, data))
-			g.snapshotted(l.current(), meta.LastIncludedIndex)
+			l.appendLocked(snapshotRecord(g.id, *meta, data, true))
+			g.snapshotted(l.current(), meta.LastIncludedIndex, true)
 		}
 	}
 	l.appendLocked(saveRecord(g.id, &hs, ents))
+	g.runs = g.runs[:0] // the whole log is in this record now
 	g.wrote(l.current(), true, ents)
 	l.stats.Checkpoints++
 }
@@ -539,7 +632,9 @@ func saveRecord(id uint64, hs *core.HardState, ents []core.Entry) []byte {
 	return b
 }
 
-func snapshotRecord(id uint64, meta core.SnapshotMeta, data []byte) []byte {
+// snapshotRecord is a snapshot, its data, and whether the entries after it
+// were kept (or the whole log replaced).
+func snapshotRecord(id uint64, meta core.SnapshotMeta, data []byte, kept bool) []byte {
 	m := encodeSnapshotMeta(meta)
 	b := make([]byte, 0, 24+len(m)+len(data))
 	b = append(b, sharedSnapshot)
@@ -547,7 +642,11 @@ func snapshotRecord(id uint64, meta core.SnapshotMeta, data []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(m)))
 	b = append(b, m...)
 	b = binary.AppendUvarint(b, uint64(len(data)))
-	return append(b, data...)
+	b = append(b, data...)
+	if kept {
+		return append(b, 1)
+	}
+	return append(b, 0)
 }
 
 // recReader decodes a record's body, remembering the first failure.
@@ -643,7 +742,11 @@ func (g *SharedGroup) InstallSnapshot(meta core.SnapshotMeta, w SnapshotWriter) 
 	if l.failed != nil {
 		return l.failed
 	}
+	if l.closed {
+		return ErrClosed
+	}
 	before := g.mem.snapshotIndex()
+	kept := g.mem.holds(meta.LastIncludedIndex, meta.LastIncludedTerm)
 	if err := g.mem.InstallSnapshot(meta, w); err != nil {
 		return err
 	}
@@ -659,8 +762,8 @@ func (g *SharedGroup) InstallSnapshot(meta core.SnapshotMeta, w SnapshotWriter) 
 	if err != nil {
 		return err
 	}
-	l.appendLocked(snapshotRecord(g.id, meta, data))
-	g.snapshotted(l.current(), meta.LastIncludedIndex)
+	l.appendLocked(snapshotRecord(g.id, meta, data, kept))
+	g.snapshotted(l.current(), meta.LastIncludedIndex, kept)
 	return nil
 }
 
