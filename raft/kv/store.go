@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/btree"
 
+	"raft-consensus/raft/internal/wire"
 	"raft-consensus/raft/node"
 )
 
@@ -86,41 +87,15 @@ func DecodeCommand(b []byte) (Command, error) {
 	if c.Op < OpSet || c.Op > OpGet {
 		return c, errNotKV
 	}
-	r := byteReader{b: b[2:]}
-	c.ClientID = r.uvarint()
-	c.Seq = r.uvarint()
-	c.Key = r.str()
-	c.Value = r.str()
-	if r.err || len(r.b) != 0 {
+	r := wire.Decoder{B: b[2:]}
+	c.ClientID = r.Uvarint()
+	c.Seq = r.Uvarint()
+	c.Key = r.Str()
+	c.Value = r.Str()
+	if r.Failed || len(r.B) != 0 {
 		return c, errNotKV
 	}
 	return c, nil
-}
-
-type byteReader struct {
-	b   []byte
-	err bool
-}
-
-func (r *byteReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = true
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *byteReader) str() string {
-	n := r.uvarint()
-	if r.err || n > uint64(len(r.b)) {
-		r.err = true
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	return s
 }
 
 // Store is the deterministic KV state machine. It is not safe for
@@ -330,34 +305,32 @@ func (s *Store) Restore(r io.Reader) error {
 }
 
 func (s *Store) restore(b []byte) error {
-	r := byteReader{b: b}
-	n := r.uvarint()
+	r := wire.Decoder{B: b}
+	n := r.Uvarint()
 	if n > uint64(len(b)) {
 		return errors.New("kv snapshot: bad key count")
 	}
 	data := newData()
 	for range n {
-		k := r.str()
-		data.ReplaceOrInsert(kvPair{k, r.str()})
+		k := r.Str()
+		data.ReplaceOrInsert(kvPair{k, r.Str()})
 	}
-	m := r.uvarint()
+	m := r.Uvarint()
 	if m > uint64(len(b)) {
 		return errors.New("kv snapshot: bad session count")
 	}
 	sessions := make(map[uint64]kvSession, m)
 	for range m {
-		id := r.uvarint()
-		seq := r.uvarint()
-		val := r.str()
-		if len(r.b) == 0 {
-			r.err = true
+		id := r.Uvarint()
+		seq := r.Uvarint()
+		val := r.Str()
+		found := r.Byte() == 1
+		if r.Failed {
 			break
 		}
-		found := r.b[0] == 1
-		r.b = r.b[1:]
 		sessions[id] = kvSession{Seq: seq, Result: Result{Value: val, Found: found}}
 	}
-	if r.err || len(r.b) != 0 {
+	if r.Failed || len(r.B) != 0 {
 		return errors.New("kv snapshot: malformed")
 	}
 	s.data, s.sessions = data, sessions

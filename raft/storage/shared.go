@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"raft-consensus/raft/core"
+	"raft-consensus/raft/internal/wire"
 	"raft-consensus/raft/storage/vfs"
 )
 
@@ -180,10 +181,10 @@ func OpenSharedLog(fs vfs.FS, dir string, opts SharedOptions) (*SharedLog, error
 
 // snapshotRecordIndex reads a snapshot record's group and last index.
 func snapshotRecordIndex(body []byte) (id, index uint64, err error) {
-	d := recReader{b: body[1:]}
-	id = d.uvarint()
+	d := recReader{wire.Decoder{B: body[1:]}}
+	id = d.Uvarint()
 	meta, err := decodeSnapshotMeta(d.bytes())
-	if err != nil || d.err != nil {
+	if err != nil || d.Failed {
 		return 0, 0, errBadRecord
 	}
 	return id, meta.LastIncludedIndex, nil
@@ -297,24 +298,24 @@ func readSharedRecord(b []byte) (int, []byte, bool) {
 
 // apply replays one record.
 func (l *SharedLog) apply(seq uint64, body []byte) error {
-	d := recReader{b: body}
-	kind := d.byte()
-	g := l.groupLocked(d.uvarint())
+	d := recReader{wire.Decoder{B: body}}
+	kind := d.Byte()
+	g := l.groupLocked(d.Uvarint())
 	switch kind {
 	case sharedSave:
 		var hs *core.HardState
-		if d.byte() == 1 {
-			hs = &core.HardState{Term: d.uvarint(), VotedFor: int(d.varint())}
+		if d.Byte() == 1 {
+			hs = &core.HardState{Term: d.Uvarint(), VotedFor: int(d.Varint())}
 		}
-		n := d.uvarint()
-		if d.err != nil || n > uint64(len(d.b)) {
+		n := d.Uvarint()
+		if d.Failed || n > uint64(len(d.B)) {
 			return errBadRecord
 		}
 		ents := make([]core.Entry, n)
 		for i := range ents {
-			ents[i] = core.Entry{Index: d.uvarint(), Term: d.uvarint(), Type: core.EntryType(d.byte()), Data: d.bytes()}
+			ents[i] = core.Entry{Index: d.Uvarint(), Term: d.Uvarint(), Type: core.EntryType(d.Byte()), Data: d.bytes()}
 		}
-		if d.err != nil || len(d.b) != 0 {
+		if d.Failed || len(d.B) != 0 {
 			return errBadRecord
 		}
 		switch err := g.mem.Save(hs, ents); {
@@ -331,8 +332,8 @@ func (l *SharedLog) apply(seq uint64, body []byte) error {
 	case sharedSnapshot:
 		meta, err := decodeSnapshotMeta(d.bytes())
 		data := d.bytes()
-		kept := d.byte() == 1
-		if err != nil || d.err != nil || len(d.b) != 0 {
+		kept := d.Byte() == 1
+		if err != nil || d.Failed || len(d.B) != 0 {
 			return errBadRecord
 		}
 		w, _ := g.mem.CreateSnapshot(meta.LastIncludedIndex)
@@ -649,54 +650,11 @@ func snapshotRecord(id uint64, meta core.SnapshotMeta, data []byte, kept bool) [
 	return append(b, 0)
 }
 
-// recReader decodes a record's body, remembering the first failure.
-type recReader struct {
-	b   []byte
-	err error
-}
+// recReader decodes a record's body. Its byte strings are copies: the
+// segment's bytes they come from are let go after recovery.
+type recReader struct{ wire.Decoder }
 
-func (d *recReader) fail() { d.err, d.b = errBadRecord, nil }
-
-func (d *recReader) byte() byte {
-	if len(d.b) < 1 {
-		d.fail()
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *recReader) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *recReader) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *recReader) bytes() []byte {
-	n := d.uvarint()
-	if d.err != nil || n > uint64(len(d.b)) {
-		d.fail()
-		return nil
-	}
-	v := slices.Clone(d.b[:n])
-	d.b = d.b[n:]
-	return v
-}
+func (d *recReader) bytes() []byte { return slices.Clone(d.Bytes()) }
 
 // Load implements Storage.
 func (g *SharedGroup) Load() (core.HardState, *core.SnapshotMeta, []core.Entry, error) {

@@ -23,11 +23,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/rpc"
 	"slices"
 
 	"raft-consensus/raft/core"
+	"raft-consensus/raft/internal/wire"
 )
 
 // rpcMethodNames are the net/rpc names of the node's handlers, one per
@@ -182,24 +182,24 @@ func (c *wireCodec) readFrame(response bool) (seq uint64, method, errStr string,
 		}
 		return 0, "", "", err
 	}
-	d := decoder{b: frame}
-	seq = d.uvarint()
-	code := d.byte()
+	d := decoder{wire.Decoder{B: frame}}
+	seq = d.Uvarint()
+	code := d.Byte()
 	switch {
 	case code == 0:
-		method = d.str()
+		method = d.Str()
 	case int(code) <= len(rpcMethodNames):
 		method = rpcMethodNames[code-1]
 	default:
-		d.fail()
+		d.Fail()
 	}
 	if response {
-		errStr = d.str()
+		errStr = d.Str()
 	}
-	if d.err {
+	if d.Failed {
 		return 0, "", "", errors.New("raft codec: malformed frame header")
 	}
-	c.body = d.b
+	c.body = d.B
 	return seq, method, errStr, nil
 }
 
@@ -343,47 +343,47 @@ func appendBytes(b []byte, s string) []byte {
 // decodeMessage decodes appendMessage's output into m. Entry and snapshot
 // data alias b.
 func decodeMessage(b []byte, m *core.Message) error {
-	d := decoder{b: b}
-	*m = core.Message{Type: core.MessageType(d.byte())}
-	flags := d.byte()
+	d := decoder{wire.Decoder{B: b}}
+	*m = core.Message{Type: core.MessageType(d.Byte())}
+	flags := d.Byte()
 	m.PreVote = flags&flagPreVote != 0
 	m.Transfer = flags&flagTransfer != 0
 	m.VoteGranted = flags&flagVoteGranted != 0
 	m.Success = flags&flagSuccess != 0
 	m.Done = flags&flagDone != 0
-	m.From, m.To = d.int(), d.int()
+	m.From, m.To = d.Int(), d.Int()
 	for _, p := range [...]*uint64{&m.Term, &m.LastLogIndex, &m.LastLogTerm, &m.PrevLogIndex, &m.PrevLogTerm,
 		&m.LeaderCommit, &m.ReadRound, &m.MatchIndex, &m.ConflictTerm, &m.ConflictIndex, &m.Offset} {
-		*p = d.uvarint()
+		*p = d.Uvarint()
 	}
 	// Each entry takes at least 4 bytes: a count beyond that is corrupt.
-	if n := d.uvarint(); n > 0 && n <= uint64(len(d.b))/4 {
+	if n := d.Uvarint(); n > 0 && n <= uint64(len(d.B))/4 {
 		m.Entries = make([]core.Entry, n)
 		for i := range m.Entries {
 			e := &m.Entries[i]
-			e.Index = d.uvarint()
-			e.Term = d.uvarint()
-			e.Type = core.EntryType(d.byte())
-			e.Data = d.bytes()
+			e.Index = d.Uvarint()
+			e.Term = d.Uvarint()
+			e.Type = core.EntryType(d.Byte())
+			e.Data = d.Bytes()
 		}
 	} else if n > 0 {
-		d.fail()
+		d.Fail()
 	}
 	if flags&flagSnapshot != 0 {
-		s := &core.SnapshotMeta{LastIncludedIndex: d.uvarint(), LastIncludedTerm: d.uvarint()}
+		s := &core.SnapshotMeta{LastIncludedIndex: d.Uvarint(), LastIncludedTerm: d.Uvarint()}
 		s.Config.Voters = d.ids()
 		s.Config.Learners = d.ids()
-		s.Size = d.uvarint()
-		s.App = d.bytes()
+		s.Size = d.Uvarint()
+		s.App = d.Bytes()
 		if flags&flagJoint != 0 {
 			if s.Config.Outgoing = d.ids(); len(s.Config.Outgoing) == 0 {
-				d.fail()
+				d.Fail()
 			}
 		}
 		m.Snapshot = s
 	}
-	m.Data = d.bytes()
-	if d.err || len(d.b) != 0 || flags >= flagJoint<<1 || (flags&flagJoint != 0 && flags&flagSnapshot == 0) {
+	m.Data = d.Bytes()
+	if d.Failed || len(d.B) != 0 || flags >= flagJoint<<1 || (flags&flagJoint != 0 && flags&flagSnapshot == 0) {
 		*m = core.Message{}
 		return errors.New("raft codec: malformed message")
 	}
@@ -391,77 +391,16 @@ func decodeMessage(b []byte, m *core.Message) error {
 }
 
 // decoder reads varints and byte strings, remembering the first failure.
-type decoder struct {
-	b   []byte
-	err bool
-}
-
-func (d *decoder) fail() { d.err, d.b = true, nil }
-
-func (d *decoder) byte() byte {
-	if len(d.b) == 0 {
-		d.fail()
-		return 0
-	}
-	v := d.b[0]
-	d.b = d.b[1:]
-	return v
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) int() int {
-	v, n := binary.Varint(d.b)
-	if n <= 0 || v < math.MinInt || v > math.MaxInt {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return int(v)
-}
-
-// length reads the count of a list whose elements take at least a byte
-// each: a count beyond the bytes left is malformed input (0 then), so a
-// hostile frame cannot make the decoder allocate more than it sent.
-func (d *decoder) length() uint64 {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return 0
-	}
-	return n
-}
-
-// bytes returns a length-prefixed byte string aliasing the input, nil if
-// empty (as gob decodes it).
-func (d *decoder) bytes() []byte {
-	n := d.length()
-	if n == 0 {
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) str() string { return string(d.bytes()) }
+type decoder struct{ wire.Decoder }
 
 func (d *decoder) ids() []int {
-	n := d.length()
+	n := d.Length()
 	if n == 0 {
 		return nil
 	}
 	ids := make([]int, n)
 	for i := range ids {
-		ids[i] = d.int()
+		ids[i] = d.Int()
 	}
 	return ids
 }

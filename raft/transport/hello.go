@@ -27,6 +27,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"raft-consensus/raft/internal/wire"
 )
 
 // Client is the "from" of a hello sent by a client (a KV client, the
@@ -97,9 +99,9 @@ func parseHello(b []byte) (Hello, error) {
 	if !strings.HasPrefix(string(b), helloMagic) {
 		return Hello{}, errors.New("not a raft-consensus hello (another program, or another version)")
 	}
-	d := decoder{b: b[len(helloMagic):]}
-	h := Hello{Cluster: d.str(), From: d.int(), To: d.int()}
-	if d.err || len(d.b) != 0 {
+	d := decoder{wire.Decoder{B: b[len(helloMagic):]}}
+	h := Hello{Cluster: d.Str(), From: d.Int(), To: d.Int()}
+	if d.Failed || len(d.B) != 0 {
 		return Hello{}, errors.New("malformed hello")
 	}
 	if len(h.Cluster) > MaxClusterID {
@@ -121,9 +123,9 @@ func sayHello(conn net.Conn, h Hello) error {
 	if err != nil {
 		return fmt.Errorf("no answer to the hello: %v", err)
 	}
-	d := decoder{b: b}
-	reason := d.str()
-	if d.err || len(d.b) != 0 {
+	d := decoder{wire.Decoder{B: b}}
+	reason := d.Str()
+	if d.Failed || len(d.B) != 0 {
 		return errors.New("malformed answer to the hello")
 	}
 	if reason != "" {
