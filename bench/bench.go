@@ -313,23 +313,15 @@ func run(ctx context.Context, o options, stderr io.Writer) (*Result, error) {
 		Impl: "raft-consensus", Nodes: o.nodes, Transport: o.transport, Store: o.store,
 		Clients: o.clients, Ops: len(lr.lat),
 		OpsPerSec: math.Round(float64(len(lr.lat))/o.duration.Seconds()*10) / 10,
-		P50Ms:     ms(percentile(lr.lat, 0.50)),
-		P99Ms:     ms(percentile(lr.lat, 0.99)),
 		Size:      o.size, DurationS: o.duration.Seconds(), Errors: lr.errs,
-		P90Ms:           ms(percentile(lr.lat, 0.90)),
 		ElectionTimeout: fmt.Sprintf("%v-%v", electionMin, electionMax), Heartbeat: heartbeat.String(),
 		Fsync: o.store == "disk", GoMaxProcs: runtime.GOMAXPROCS(0),
 		FailoverAllMs: []float64{},
 		Keys:          o.keys,
 		Pipeline:      o.pipeline, PipelineAfterUs: float64(o.pipelineAfter) / float64(time.Microsecond), NetDelayMs: float64(o.delay) / float64(time.Millisecond),
 	}
+	res.setLatencies(lr.lat)
 	if n := len(lr.lat); n > 0 {
-		var sum time.Duration
-		for _, d := range lr.lat {
-			sum += d
-		}
-		res.MeanMs = ms(sum / time.Duration(n))
-		res.MaxMs = ms(lr.lat[n-1])
 		res.CPUSeconds = math.Round(lr.cpu.Seconds()*1000) / 1000
 		res.CPUPerOpUs = math.Round(float64(lr.cpu)/float64(n)/10) / 100
 		res.AllocsPerOp = math.Round(float64(lr.allocs)/float64(n)*10) / 10
@@ -711,6 +703,19 @@ func (c *cluster) measureFailover(ctx context.Context, round int) (elect, total 
 		return 0, 0, fmt.Errorf("restart %d: %w", oldID, err)
 	}
 	return elect, total, nil
+}
+
+// setLatencies fills the latency fields from the sorted latencies of the
+// measured phase.
+func (r *Result) setLatencies(sorted []time.Duration) {
+	r.P50Ms, r.P90Ms, r.P99Ms = ms(percentile(sorted, 0.50)), ms(percentile(sorted, 0.90)), ms(percentile(sorted, 0.99))
+	if n := len(sorted); n > 0 {
+		var sum time.Duration
+		for _, d := range sorted {
+			sum += d
+		}
+		r.MeanMs, r.MaxMs = ms(sum/time.Duration(n)), ms(sorted[n-1])
+	}
 }
 
 func percentile(sorted []time.Duration, q float64) time.Duration {

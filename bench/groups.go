@@ -210,8 +210,7 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 	res := &GroupsResult{
 		Result: Result{Impl: "raft-consensus-multi", Nodes: o.nodes, Transport: "local", Store: o.store, Clients: o.clients, Ops: ops,
 			OpsPerSec: math.Round(float64(ops)/elapsed.Seconds()*10) / 10,
-			P50Ms:     ms(percentile(lat, 0.50)), P99Ms: ms(percentile(lat, 0.99)), P90Ms: ms(percentile(lat, 0.90)),
-			Size: o.size, DurationS: o.duration.Seconds(), Errors: errs, FailoverAllMs: []float64{},
+			Size:      o.size, DurationS: o.duration.Seconds(), Errors: errs, FailoverAllMs: []float64{},
 			ElectionTimeout: fmt.Sprintf("%v-%v", electionMin, electionMax), Heartbeat: heartbeat.String(),
 			GoMaxProcs: runtime.GOMAXPROCS(0), CPUSeconds: math.Round(cpu.Seconds()*1000) / 1000, Fsync: o.store == "disk"},
 		Groups: o.groups, Active: o.active,
@@ -224,13 +223,9 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 		HeapBytesPerReplica:        math.Round(float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / float64(o.nodes*o.groups)),
 		QuietAtIdle:                quiet,
 	}
+	res.setLatencies(lat)
 	if ops > 0 {
 		res.CPUPerOpUs = math.Round(float64(cpu)/float64(ops)/10) / 100
-		var sum time.Duration
-		for _, d := range lat {
-			sum += d
-		}
-		res.MeanMs, res.MaxMs = ms(sum/time.Duration(ops)), ms(lat[ops-1])
 	}
 	return res, nil
 }

@@ -151,19 +151,13 @@ func runProcesses(ctx context.Context, o options, stderr io.Writer) (*Result, er
 		Impl: "raft-consensus-processes", Nodes: o.nodes, Transport: o.transport, Store: "disk",
 		Clients: o.clients, Ops: len(lat),
 		OpsPerSec: math.Round(float64(len(lat))/o.duration.Seconds()*10) / 10,
-		P50Ms:     ms(percentile(lat, 0.50)), P99Ms: ms(percentile(lat, 0.99)), P90Ms: ms(percentile(lat, 0.90)),
-		Size: o.size, DurationS: o.duration.Seconds(), Errors: errs,
+		Size:      o.size, DurationS: o.duration.Seconds(), Errors: errs,
 		ElectionTimeout: fmt.Sprintf("%v-%v", electionMin, electionMax), Heartbeat: heartbeat.String(),
 		Fsync: true, GoMaxProcs: runtime.GOMAXPROCS(0), FailoverAllMs: []float64{},
 		Pipeline: o.pipeline, PipelineAfterUs: float64(o.pipelineAfter) / float64(time.Microsecond),
 	}
+	res.setLatencies(lat)
 	if n := len(lat); n > 0 {
-		res.MaxMs = ms(lat[n-1])
-		var sum time.Duration
-		for _, d := range lat {
-			sum += d
-		}
-		res.MeanMs = ms(sum / time.Duration(n))
 		if cpuStart.Load() > 0 {
 			res.CPUSeconds = math.Round(cpu.Seconds()*1000) / 1000
 			res.CPUPerOpUs = math.Round(float64(cpu)/float64(n)/10) / 100

@@ -67,7 +67,10 @@ func (h *Host) observe(gr *group) {
 		}
 	}
 	gr.term = c.Term()
-	if cfg := c.Config(); !cfg.Equal(gr.config) {
+	// Summary shares the core's slices: compared each round without a
+	// copy, copied only when the configuration changed.
+	if !c.Summary().Config.Equal(gr.config) {
+		cfg := c.Config()
 		for _, id := range gr.config.Members() {
 			if p := NodeID(id); p != h.cfg.ID && !cfg.IsMember(id) {
 				if h.peers[p]--; h.peers[p] <= 0 {

@@ -412,11 +412,8 @@ func (l *SharedLog) Stats() SharedStats {
 func (l *SharedLog) Sync() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.failed != nil {
-		return l.failed
-	}
-	if l.closed {
-		return ErrClosed
+	if err := l.usableLocked(); err != nil {
+		return err
 	}
 	if len(l.pending) == 0 {
 		return nil
@@ -509,6 +506,17 @@ func (l *SharedLog) Close() error {
 
 // maxRecord bounds a record (its length is a uint32).
 const maxRecord = 1 << 30
+
+// usableLocked says why the log takes nothing more, or nil.
+func (l *SharedLog) usableLocked() error {
+	if l.failed != nil {
+		return l.failed
+	}
+	if l.closed {
+		return ErrClosed
+	}
+	return nil
+}
 
 // appendLocked adds one record to what the next Sync writes. A record too
 // large for the format stops the log.
@@ -668,11 +676,8 @@ func (g *SharedGroup) Save(hs *core.HardState, entries []core.Entry) error {
 	l := g.log
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.failed != nil {
-		return l.failed
-	}
-	if l.closed {
-		return ErrClosed
+	if err := l.usableLocked(); err != nil {
+		return err
 	}
 	if err := g.mem.Save(hs, entries); err != nil {
 		return err
@@ -697,11 +702,8 @@ func (g *SharedGroup) InstallSnapshot(meta core.SnapshotMeta, w SnapshotWriter) 
 	l := g.log
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.failed != nil {
-		return l.failed
-	}
-	if l.closed {
-		return ErrClosed
+	if err := l.usableLocked(); err != nil {
+		return err
 	}
 	before := g.mem.snapshotIndex()
 	kept := g.mem.holds(meta.LastIncludedIndex, meta.LastIncludedTerm)
