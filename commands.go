@@ -16,6 +16,7 @@ import (
 	"raft-consensus/raft/cluster"
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/kv"
+	"raft-consensus/raft/shard"
 )
 
 // command is one entry of the menu. Adding a command is adding one entry
@@ -48,9 +49,16 @@ var commands []*command
 func init() {
 	// Assigned in init because the help handler reads the table itself.
 	commands = []*command{
-		{num: 1, names: []string{"create"}, args: "<nodes>", minArgs: 1, maxArgs: 1, run: cmdCreate,
+		{num: 1, names: []string{"create"}, args: "<nodes> [groups]", minArgs: 1, maxArgs: 2, run: cmdCreate,
 			help: fmt.Sprintf("create a cluster of 1–%d nodes (ids 0, 1, …)", raft.MaxNodes),
-			more: "One cluster at a time: shut it down (8) before creating another."},
+			more: `One cluster at a time: shut it down (8) before creating another.
+create 3 16: 3 nodes hosting 16 Raft groups (multi-raft), each group on every
+node. Keys map to groups by hash; set, get and delete go to the key's group.
+Each node sends each other node one batch per round for all its groups
+(heartbeats coalesced), idle groups go quiet, and each node keeps one shared
+log for all of them. crash, partition and the network act on nodes, so on
+every group they host; "groups" lists the groups; transfer, add, remove and
+change can name one group (g5).`},
 		{num: 2, names: []string{"set", "put"}, args: "<key> <value> [node]", minArgs: 2, maxArgs: 3, needsCluster: true, run: cmdSet,
 			help: "set a key, via the leader or at one node",
 			more: `Quote a value with spaces: set greeting "hello world". Without a node the
@@ -78,12 +86,17 @@ ReadIndex: a lagging follower or a cut-off old leader answers an old value.`},
 			more: "Waits up to the client timeout until exactly one running, connected node leads."},
 		{num: 10, names: []string{"exit", "quit", "stop"}, maxArgs: 0, run: cmdExit,
 			help: "shut down and leave (also Ctrl-D)"},
-		{num: 11, names: []string{"add", "add-servers"}, args: "<id>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdAdd,
+		{num: 11, names: []string{"add", "add-servers"}, args: "<id>... [group]", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdAdd,
 			help: "add servers (learner, then voter)",
-			more: "One at a time, each new server joins as a learner, catches up, and is promoted\nto voter; the command returns once the promotion is committed."},
-		{num: 12, names: []string{"remove", "remove-servers"}, args: "<id>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdRemove,
+			more: `One at a time, each new server joins as a learner, catches up, and is promoted
+to voter; the command returns once the promotion is committed. With many
+groups: add 3 starts node 3 and adds it to every group; add 3 g5 adds the
+running node 3 to group 5 only.`},
+		{num: 12, names: []string{"remove", "remove-servers"}, args: "<id>... [group]", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdRemove,
 			help: "remove servers, one at a time",
-			more: "A removed leader leads until its removal commits, then steps down."},
+			more: `A removed leader leads until its removal commits, then steps down. With many
+groups: remove 0 takes node 0 out of every group and stops it; remove 0 g5
+takes it out of group 5 only (its replica there is destroyed).`},
 		{num: 13, names: []string{"status"}, maxArgs: 0, needsCluster: true, run: cmdStatus,
 			help: "table of every node's state",
 			more: `log: the indexes the log holds, after its snapshot (snap N: the snapshot
@@ -103,9 +116,9 @@ partition 0 1 | 1 2 | 2 3 | 3 4 | 4 0.`},
 			more: "Disconnected nodes stay disconnected: reconnect them with 5."},
 		{num: 16, names: []string{"delete", "del"}, args: "<key> [node]", minArgs: 1, maxArgs: 2, needsCluster: true, run: cmdDelete,
 			help: "delete a key, via the leader or at one node"},
-		{num: 17, names: []string{"transfer"}, args: "<node>", minArgs: 1, maxArgs: 1, needsCluster: true, run: cmdTransfer,
+		{num: 17, names: []string{"transfer"}, args: "<node> [group]", minArgs: 1, maxArgs: 2, needsCluster: true, run: cmdTransfer,
 			help: "make a node the leader",
-			more: "The leader brings the node up to date and tells it to start an election\n(TimeoutNow); if it has not taken over within an election timeout, the old\nleader resumes."},
+			more: "The leader brings the node up to date and tells it to start an election\n(TimeoutNow); if it has not taken over within an election timeout, the old\nleader resumes. With many groups: transfer 1 makes node 1 the leader of every\ngroup it is a voter of; transfer 1 5 (or g5) of group 5 only."},
 		{num: 18, names: []string{"network", "net"}, args: "[drop P|delay D|reset]", maxArgs: 2, needsCluster: true, run: cmdNetwork,
 			help: "show or set message loss and delay",
 			more: `drop P: each message is lost with probability P (0.1 or 10%);
@@ -113,11 +126,13 @@ delay D: each message waits a random time below D (20ms, at most 10s);
 reset: both off; network alone shows the settings.`},
 		{num: 19, names: []string{"help", "menu", "?"}, args: "[command]", maxArgs: 1, run: cmdHelp,
 			help: "this menu, or the usage of one command"},
-		{num: 20, names: []string{"diagram"}, args: "[N] [all] | html <file>", maxArgs: 3, run: cmdDiagram,
+		{num: 20, names: []string{"diagram"}, args: "[N] [all] [group] | html <file>", maxArgs: 4, run: cmdDiagram,
 			help: "timing diagram of the latest events",
 			more: `diagram [N]: a table of the last N trace events (40), one column per node,
 heartbeats hidden ("all" shows them). diagram html FILE: a swim-lane page of
-every event of the session (heartbeats: the latest 2000), to open in a browser.`},
+every event of the session (heartbeats: the latest 2000), to open in a browser.
+With many groups: every group's events, or diagram g5 for group 5's (and the
+faults, which act on every group).`},
 		{num: 21, names: []string{"check"}, args: "[file.html]", maxArgs: 1, needsCluster: true, run: cmdCheck,
 			help: "linearizability check of the client history",
 			more: `Checks every set/get/delete of this cluster with porcupine (a write whose
@@ -132,13 +147,14 @@ With a file, writes porcupine's visualization of the history there.`},
 the other way still works (an asymmetric failure). Undo with uncut, or heal.`},
 		{num: 24, names: []string{"uncut"}, args: "<from> <to>", minArgs: 2, maxArgs: 2, needsCluster: true, run: cmdUncut,
 			help: "restore a link cut one way"},
-		{num: 25, names: []string{"log"}, args: "[node] [from[..to]]", maxArgs: 2, needsCluster: true, run: cmdLog,
+		{num: 25, names: []string{"log"}, args: "[node] [from[..to]] [group]", maxArgs: 3, needsCluster: true, run: cmdLog,
 			help: "every node's log side by side, or one node's",
 			more: `One column per index: the entry's term (a no-op is marked ·, a configuration
 change c, a command by its key); | marks the snapshot, C the commit index, A
 the applied index. Aligned by index, so the entries where logs differ show.
 Without a range, the window shows the first index where the logs differ, or
-else the latest entries; 10..20 picks one. With a node, one line per entry.`},
+else the latest entries; 10..20 picks one. With a node, one line per entry.
+With many groups: group 0's logs, or log g5 for group 5's.`},
 		{num: 26, names: []string{"run"}, args: "<duration>", minArgs: 1, maxArgs: 1, needsCluster: true, run: cmdRun,
 			help: "let virtual time pass (-sim), e.g. run 500ms",
 			more: `Time stands still between commands in virtual time; commands that wait (set,
@@ -189,7 +205,7 @@ any command between steps; "tour" goes on; "tour stop" leaves, "tour" comes
 back where it stopped.`},
 		{num: 37, names: []string{"resume"}, args: "<node>", minArgs: 1, maxArgs: 1, needsCluster: true, run: cmdResume,
 			help: "continue a paused node's process (cluster up)"},
-		{num: 38, names: []string{"change"}, args: "+<id>... -<id>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdChange,
+		{num: 38, names: []string{"change"}, args: "[group] +<id>... -<id>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdChange,
 			help: "add and remove servers in one step (joint consensus)",
 			more: `+3 starts server 3 empty and adds it as a voter; -0 removes server 0. All of
 them change in one step: when more than one voter changes, through the
@@ -197,7 +213,16 @@ joint configuration C_old,new of the Raft paper (§6), where every election
 and commit needs a majority of the old voters and one of the new; the
 leader then leaves it by itself. "change +3 -0" replaces server 0 by 3.
 The command returns once the final configuration is committed; the
-removed servers stop then. One voter in or out needs no joint step.`},
+removed servers stop then. One voter in or out needs no joint step.
+With many groups: change +3 -0 does it in every group (3 is started, 0
+stopped); change 5 +3 -0 (or g5) in group 5 only, with servers that run.`},
+		{num: 39, names: []string{"groups"}, args: "[from[..to]]", maxArgs: 1, needsCluster: true, run: cmdGroups,
+			help: "every group of a multi-raft cluster (create 3 16)",
+			more: `One line per group: its leader, term, commit index, members (voters, learners,
+"joint 0–2 → 1–3" during a joint change) and its running replicas, quiet
+(no ticks, no heartbeats) or active. A leader with nothing to replicate and
+every follower caught up quiesces its group; a proposal, a message or a node
+falling silent wakes it. groups 100..163 shows a range (64 at first).`},
 	}
 }
 
@@ -233,8 +258,18 @@ func cmdCreate(r *REPL, _ cluster.Cluster, args []string) error {
 	if err != nil || n < 1 || n > raft.MaxNodes {
 		return fmt.Errorf("the number of nodes must be 1 to %d, not %s — e.g. \"1 3\"", raft.MaxNodes, echo(args[0]))
 	}
+	groups := 1
+	if len(args) == 2 {
+		groups, err = strconv.Atoi(args[1])
+		if err != nil || groups < 1 || groups > shard.MaxGroups {
+			return fmt.Errorf("the number of groups must be 1 to %d, not %s — e.g. \"1 3 16\"", shard.MaxGroups, echo(args[1]))
+		}
+	}
 	if sim := r.Cluster(); sim != nil {
 		return fmt.Errorf("a cluster of %s is already running — shut it down first with \"shutdown\"", plural(len(sim.IDs()), "node"))
+	}
+	if groups > 1 {
+		return r.createGrouped(n, groups)
 	}
 	if r.opts.Sim {
 		return r.createVirtual(n)
@@ -293,12 +328,23 @@ func checkKey(num int, key string) error {
 }
 
 // servedBy says who answered: the node asked, or the leader found.
-func servedBy(sim cluster.Cluster, at int) string {
-	if at != core.None {
-		return fmt.Sprintf(" (leader %d)", at) // only the leader answers
+func servedBy(sim cluster.Cluster, at int, key string) string {
+	group := ""
+	leader := at // only the leader answers
+	if gc, ok := sim.(cluster.Grouped); ok {
+		g := gc.GroupOf(key)
+		group = fmt.Sprintf("group %d, ", g)
+		if leader == core.None {
+			leader, _ = gc.GroupLeader(g)
+		}
+	} else if leader == core.None {
+		leader, _ = sim.Leader()
 	}
-	if leader, _ := sim.Leader(); leader != core.None {
-		return fmt.Sprintf(" (leader %d)", leader)
+	if leader != core.None {
+		return fmt.Sprintf(" (%sleader %d)", group, leader)
+	}
+	if group != "" {
+		return " (" + strings.TrimSuffix(group, ", ") + ")"
 	}
 	return ""
 }
@@ -315,7 +361,7 @@ func cmdSet(r *REPL, sim cluster.Cluster, args []string) error {
 	if _, err := sim.Do(kv.OpSet, key, value, at); err != nil {
 		return clientError(err, at)
 	}
-	r.printf("ok: %s = %s%s", echo(key), echo(value), servedBy(sim, at))
+	r.printf("ok: %s = %s%s", echo(key), echo(value), servedBy(sim, at, key))
 	return nil
 }
 
@@ -338,11 +384,15 @@ func cmdGet(r *REPL, sim cluster.Cluster, args []string) error {
 	if err != nil {
 		return clientError(err, at)
 	}
+	where := ""
+	if g := groupOfKey(sim, key); g != "" {
+		where = " (" + g + ")"
+	}
 	if !res.Found {
-		r.printf("%s: not found", quoteIfNeeded(key))
+		r.printf("%s: not found%s", quoteIfNeeded(key), where)
 		return nil
 	}
-	r.printf("%s = %s", quoteIfNeeded(key), quoteIfNeeded(res.Value))
+	r.printf("%s = %s%s", quoteIfNeeded(key), quoteIfNeeded(res.Value), where)
 	return nil
 }
 
@@ -380,10 +430,10 @@ func cmdDelete(r *REPL, sim cluster.Cluster, args []string) error {
 		return clientError(err, at)
 	}
 	if !res.Found {
-		r.printf("ok: %s was not set, nothing deleted%s", echo(key), servedBy(sim, at))
+		r.printf("ok: %s was not set, nothing deleted%s", echo(key), servedBy(sim, at, key))
 		return nil
 	}
-	r.printf("ok: %s deleted%s", echo(key), servedBy(sim, at))
+	r.printf("ok: %s deleted%s", echo(key), servedBy(sim, at, key))
 	return nil
 }
 
@@ -495,6 +545,9 @@ func shutdown(sim cluster.Cluster) error {
 }
 
 func cmdLeader(r *REPL, sim cluster.Cluster, _ []string) error {
+	if gc, ok := sim.(cluster.Grouped); ok {
+		return groupedLeader(r, gc)
+	}
 	leader, term, err := sim.CheckUniqueLeader(r.opts.Timeout)
 	if err != nil {
 		return fmt.Errorf("%v — a majority must be running and connected; see \"status\"", err)
@@ -536,13 +589,24 @@ func nodeList(cmd string, args []string) ([]int, error) {
 }
 
 func cmdAdd(r *REPL, sim cluster.Cluster, args []string) error {
+	args, g, inGroup, err := takeGroupArg(sim, args)
+	if err != nil {
+		return err
+	}
 	ids, err := nodeList("add", args)
 	if err != nil {
 		return err
 	}
+	if inGroup {
+		return addToGroup(r, sim.(cluster.Grouped), ids, g)
+	}
 	for _, id := range ids {
 		if err := sim.AddServer(id); err != nil {
 			return fmt.Errorf("adding node %d: %s", id, describe(err))
+		}
+		if gc, ok := sim.(cluster.Grouped); ok {
+			r.printf("node %d added to every group (voter in %s)", id, plural(gc.GroupCount(), "group"))
+			continue
 		}
 		r.printf("node %d added (voter)", id)
 	}
@@ -550,9 +614,16 @@ func cmdAdd(r *REPL, sim cluster.Cluster, args []string) error {
 }
 
 func cmdRemove(r *REPL, sim cluster.Cluster, args []string) error {
+	args, g, inGroup, err := takeGroupArg(sim, args)
+	if err != nil {
+		return err
+	}
 	ids, err := nodeList("remove", args)
 	if err != nil {
 		return err
+	}
+	if inGroup {
+		return removeFromGroup(r, sim.(cluster.Grouped), ids, g)
 	}
 	for _, id := range ids {
 		if _, err := node(sim, strconv.Itoa(id)); err != nil {
@@ -565,12 +636,19 @@ func cmdRemove(r *REPL, sim cluster.Cluster, args []string) error {
 			}
 			return fmt.Errorf("removing node %d: %s%s", id, describe(err), hint)
 		}
+		if _, ok := sim.(cluster.Grouped); ok {
+			r.printf("node %d removed from every group and stopped", id)
+			continue
+		}
 		r.printf("node %d removed", id)
 	}
 	return nil
 }
 
 func cmdChange(r *REPL, sim cluster.Cluster, args []string) error {
+	if gc, ok := sim.(cluster.Grouped); ok && len(args) > 0 && args[0] != "" && args[0][0] != '+' && args[0][0] != '-' {
+		return changeGroup(r, gc, args)
+	}
 	adds, removes, err := parseMemberChanges(args)
 	if err != nil {
 		return err
@@ -609,6 +687,11 @@ func idList(ids []int) string {
 }
 
 func cmdStatus(r *REPL, sim cluster.Cluster, _ []string) error {
+	if gc, ok := sim.(cluster.Grouped); ok {
+		groupedStatus(r, gc)
+		r.networkLine(sim)
+		return nil
+	}
 	t := table.NewWriter()
 	t.SetStyle(compactStyle())
 	var columns []table.ColumnConfig
@@ -664,6 +747,13 @@ func cmdStatus(r *REPL, sim cluster.Cluster, _ []string) error {
 		t.AppendRow(row(st, st.ID, st.Role.String(), st.Term, leader, st.Commit, st.Applied, log, st.Member, state))
 	}
 	fmt.Fprintln(r.out, render(t))
+	r.networkLine(sim)
+	return nil
+}
+
+// networkLine prints the network settings, the partition and the cut
+// links below the status table.
+func (r *REPL) networkLine(sim cluster.Cluster) {
 	drop, delay := sim.NetworkSettings()
 	line := "network: " + networkDesc(drop, delay)
 	if p := r.partitionDesc(); p != "" {
@@ -673,7 +763,6 @@ func cmdStatus(r *REPL, sim cluster.Cluster, _ []string) error {
 		line += "; cut " + linksDesc(cuts)
 	}
 	r.printf("%s", line)
-	return nil
 }
 
 // compactStyle is a table without borders, to fit 80 columns.
@@ -809,6 +898,12 @@ func cmdTransfer(r *REPL, sim cluster.Cluster, args []string) error {
 	id, err := node(sim, args[0])
 	if err != nil {
 		return err
+	}
+	if gc, ok := sim.(cluster.Grouped); ok {
+		return transferGrouped(r, gc, id, args[1:])
+	}
+	if len(args) > 1 {
+		return fmt.Errorf("this cluster is one Raft group: %s names a group of a cluster made with \"create <nodes> <groups>\"", echo(args[1]))
 	}
 	if err := sim.TransferLeadership(id); err != nil {
 		if errors.Is(err, raft.ErrNodeCrashed) {

@@ -59,6 +59,13 @@ func parseLogRange(s string) (logRange, error) {
 // cmdLog: "log" (every node), "log 10..20" or "log 10.." (every node, a
 // window), "log 2" (node 2), "log 2 10..20" (node 2, a window).
 func cmdLog(r *REPL, c cluster.Cluster, args []string) error {
+	args, group, inGroup, err := takeGroupArg(c, args)
+	if err != nil {
+		return err
+	}
+	if len(args) > 2 {
+		return usageOf(25)
+	}
 	nodeArg, rangeArg := "", ""
 	switch {
 	case len(args) == 2:
@@ -70,12 +77,23 @@ func cmdLog(r *REPL, c cluster.Cluster, args []string) error {
 	}
 	var rng logRange
 	if rangeArg != "" {
-		var err error
 		if rng, err = parseLogRange(rangeArg); err != nil {
 			return err
 		}
 	}
 	logs, status := c.Logs(cluster.MaxLogEntries), c.Status()
+	if gc, ok := c.(cluster.Grouped); ok {
+		// Group 0's unless one is named.
+		if logs, err = gc.GroupLogs(group, cluster.MaxLogEntries); err != nil {
+			return err
+		}
+		if status, err = gc.GroupNodes(group); err != nil {
+			return err
+		}
+		if !inGroup {
+			r.printf("group 0's log (\"log g5\" shows group 5's)")
+		}
+	}
 	if nodeArg == "" {
 		return r.printLogs(logs, status, rng)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"raft-consensus/raft/cluster"
 	"raft-consensus/raft/kv"
 	"raft-consensus/raft/lincheck"
+	"raft-consensus/raft/trace"
 	"raft-consensus/utils/diagram"
 )
 
@@ -30,7 +32,7 @@ const defaultDiagramEvents = 40
 // table of the last N events (heartbeats hidden unless "all"); "diagram
 // html FILE [N]" writes the swim-lane page.
 func cmdDiagram(r *REPL, _ cluster.Cluster, args []string) error {
-	n, htmlFile, heartbeats := defaultDiagramEvents, "", false
+	n, htmlFile, heartbeats, group := defaultDiagramEvents, "", false, ""
 	for i := 0; i < len(args); i++ {
 		switch a := strings.ToLower(args[i]); {
 		case a == "html":
@@ -42,6 +44,16 @@ func cmdDiagram(r *REPL, _ cluster.Cluster, args []string) error {
 			i++
 		case a == "all":
 			heartbeats = true
+		case isGroupArg(a):
+			gc, ok := r.Cluster().(cluster.Grouped)
+			if !ok {
+				return fmt.Errorf("%s names a group: the cluster running is not one of many groups (create 3 16)", echo(args[i]))
+			}
+			g, err := parseGroup(gc, a, false)
+			if err != nil {
+				return err
+			}
+			group = fmt.Sprintf("g%d", g)
 		default:
 			v, err := strconv.Atoi(a)
 			if err != nil || v <= 0 || v > maxDiagramRows {
@@ -51,6 +63,10 @@ func cmdDiagram(r *REPL, _ cluster.Cluster, args []string) error {
 		}
 	}
 	events, note := r.Trace.Records()
+	if group != "" {
+		// The group's events, and the faults (which act on every group).
+		events = slices.DeleteFunc(events, func(rec trace.Record) bool { return rec.Group != "" && rec.Group != group })
+	}
 	if len(events) == 0 {
 		return fmt.Errorf("no trace events yet — create a cluster first (1 <nodes>)")
 	}
@@ -166,6 +182,10 @@ func cmdSnapshot(r *REPL, sim cluster.Cluster, args []string) error {
 				msg = fmt.Sprintf("node %d: %s", id, msg)
 			}
 			r.printf("note: %s — no new snapshot", msg)
+			continue
+		}
+		if _, ok := sim.(cluster.Grouped); ok {
+			r.printf("ok: node %d snapshotted %s (those with entries applied since their last snapshot)", id, plural(int(index), "group"))
 			continue
 		}
 		r.printf("ok: node %d snapshot through index %d", id, index)

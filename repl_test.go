@@ -101,8 +101,10 @@ func TestBadInputWithoutCluster(t *testing.T) {
 		{"set x", "error: usage: set <key> <value> [node]"},
 		{"set x 5 1 2", "error: usage: set <key> <value> [node]"},
 		{"get", "error: usage: get <key> [node] [stale]"},
-		{"1", "error: usage: create <nodes>"},
-		{"1 3 4", "error: usage: create <nodes>"},
+		{"1", "error: usage: create <nodes> [groups]"},
+		{"1 3 4 5", "error: usage: create <nodes> [groups]"},
+		{"1 3 x", `error: the number of groups must be 1 to 4096, not x — e.g. "1 3 16"`},
+		{"1 3 5000", `error: the number of groups must be 1 to 4096, not 5000 — e.g. "1 3 16"`},
 		{"1 0", `error: the number of nodes must be 1 to 16, not 0 — e.g. "1 3"`},
 		{"1 17", `error: the number of nodes must be 1 to 16, not 17 — e.g. "1 3"`},
 		{"1 -3", `error: the number of nodes must be 1 to 16, not -3 — e.g. "1 3"`},
@@ -113,8 +115,8 @@ func TestBadInputWithoutCluster(t *testing.T) {
 		{"help 1 2", "error: usage: help [command]"},
 		{`set x "open`, `error: unterminated " quote — close it, e.g. set greeting "hello world"`},
 		{"diagram", `error: no trace events yet — create a cluster first (1 <nodes>)`},
-		{"diagram 0", `error: 0 is not a number of events (1–100000) — usage: diagram [N] [all] | html <file>`},
-		{"diagram html", `error: usage: diagram [N] [all] | html <file>`},
+		{"diagram 0", `error: 0 is not a number of events (1–100000) — usage: diagram [N] [all] [group] | html <file>`},
+		{"diagram html", `error: usage: diagram [N] [all] [group] | html <file>`},
 		{"check", `error: no cluster yet — create one with "create <nodes>", e.g. "create 3" (or "1 3")`},
 		{"snapshot 1", `error: no cluster yet — create one with "create <nodes>", e.g. "create 3" (or "1 3")`},
 		{"exit now", "error: usage: exit"},
@@ -270,7 +272,7 @@ func TestSession(t *testing.T) {
 		step("11 3 3", `^error: node 3 is listed twice$`),
 		step("11 1", `^error: adding node 1: node 1 is already a member$`),
 		step("12 9", `^error: node 9 does not exist \(nodes 0–2\)$`),
-		step("change", `^error: usage: change \+<id>\.\.\. -<id>\.\.\.$`),
+		step("change", `^error: usage: change \[group\] \+<id>\.\.\. -<id>\.\.\.$`),
 		step("change 3", `^error: 3 is not a change — write \+ID to add a server and -ID to remove one, e\.g\. "change \+3 -0"$`),
 		step("change +x", `^error: x is not a node id — ids are numbers from 0 to 999, e\.g\. "change \+3 -0"$`),
 		step("change +3 -3", `^error: node 3 is named twice$`),
@@ -536,7 +538,7 @@ func TestLongLineIsSkipped(t *testing.T) {
 	in := strings.Repeat("x", maxLineBytes+10) + "\nfoo\nhelp 1"
 	r.Serve(strings.NewReader(in))
 	got := out.String()
-	want := fmt.Sprintf("error: the line is too long (at most %d bytes) — it was skipped\nerror: unknown command foo — type \"help\" for the menu\n1, create <nodes>\n", maxLineBytes)
+	want := fmt.Sprintf("error: the line is too long (at most %d bytes) — it was skipped\nerror: unknown command foo — type \"help\" for the menu\n1, create <nodes> [groups]\n", maxLineBytes)
 	if !strings.HasPrefix(got, want) {
 		t.Errorf("got %q, want it to start with %q", got, want)
 	}

@@ -4,12 +4,14 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/node"
 	"raft-consensus/raft/storage"
+	"raft-consensus/raft/trace"
 )
 
 // Config configures a Host.
@@ -35,6 +37,9 @@ type Config struct {
 	// vote leaves before what it depends on is durable (Figure 2), for all
 	// groups at once. If it fails the host stops: Failed says why.
 	Sync func() error
+	// Tracer, if set, receives every group's protocol events, tagged with
+	// the group (trace.ForGroup).
+	Tracer trace.Tracer
 
 	broken brokenRules
 }
@@ -91,10 +96,11 @@ type Host struct {
 
 // group is one replica.
 type group struct {
-	id     GroupID
-	host   *Host
-	driver *node.Driver
-	quiet  bool // not ticked until woken
+	id      GroupID
+	host    *Host
+	driver  *node.Driver
+	storage storage.Storage
+	quiet   bool // not ticked until woken
 	// quietUnder is the leader's node of a quiet follower.
 	quietUnder NodeID
 	dirty      bool
@@ -165,7 +171,9 @@ func (h *Host) CreateGroup(g GroupID, members []NodeID) error {
 	gr := &group{id: g, host: h, leader: core.None}
 	cc := h.cfg.Core
 	cc.Seed = h.cfg.Core.Seed*1_000_003 + int64(g) // groups of one host draw different timeouts
-	d, err := node.NewDriver(node.DriverConfig{Core: cc, Members: ids, Storage: h.cfg.Storage(g), Outbox: gr, Applier: gr})
+	gr.storage = h.cfg.Storage(g)
+	d, err := node.NewDriver(node.DriverConfig{Core: cc, Members: ids, Storage: gr.storage, Outbox: gr, Applier: gr,
+		Tracer: trace.ForGroup(h.cfg.Tracer, g.String())})
 	if err != nil {
 		return fmt.Errorf("group %v: %w", g, err)
 	}
@@ -233,16 +241,26 @@ func (h *Host) Summary(g GroupID) (sum core.Summary, quiet bool, err error) {
 // Propose proposes a command to group g, which must lead here; a quiet
 // group wakes.
 func (h *Host) Propose(g GroupID, data []byte) node.ProposeResult {
+	gr, err := h.awake(g)
+	if err != nil {
+		return node.ProposeResult{Err: err}
+	}
+	return gr.driver.Propose(data)
+}
+
+// awake returns group g, woken and marked for the next Flush, for a
+// request made here; an error if the host failed or does not host g.
+func (h *Host) awake(g GroupID) (*group, error) {
 	if h.failed != nil {
-		return node.ProposeResult{Err: h.failed}
+		return nil, h.failed
 	}
 	gr, ok := h.groups[g]
 	if !ok {
-		return node.ProposeResult{Err: fmt.Errorf("%w: %v", ErrUnknownGroup, g)}
+		return nil, fmt.Errorf("%w: %v", ErrUnknownGroup, g)
 	}
 	h.wake(gr, false)
 	h.touch(gr)
-	return gr.driver.Propose(data)
+	return gr, nil
 }
 
 // ReadIndex asks group g, which must lead here, to confirm its leadership
@@ -263,6 +281,56 @@ func (h *Host) ReadIndex(g GroupID, notify func(index uint64, err error)) {
 	gr.driver.ReadIndex(func(index uint64, err error) {
 		h.deliveries = append(h.deliveries, func() { notify(index, err) })
 	})
+}
+
+// ProposeConfChanges proposes a change of group g's members, which must
+// lead here: one server, or several at once through a joint configuration
+// (Raft paper §6; see core.ProposeConfChanges).
+func (h *Host) ProposeConfChanges(g GroupID, changes []core.ConfChange) node.ProposeResult {
+	gr, err := h.awake(g)
+	if err != nil {
+		return node.ProposeResult{Err: err}
+	}
+	return gr.driver.ProposeConfChanges(changes)
+}
+
+// TransferLeadership asks group g, which must lead here, to hand its
+// leadership to node to (thesis §3.10).
+func (h *Host) TransferLeadership(g GroupID, to NodeID) error {
+	gr, err := h.awake(g) // the transfer runs on ticks and appends
+	if err != nil {
+		return err
+	}
+	return gr.driver.TransferLeadership(int(to))
+}
+
+// Snapshot compacts group g's log through index, which its state machine
+// has applied: write writes that state out into the group's storage.
+func (h *Host) Snapshot(g GroupID, index uint64, app []byte, write func(io.Writer) error) error {
+	if h.failed != nil {
+		return h.failed
+	}
+	gr, ok := h.groups[g]
+	if !ok {
+		return fmt.Errorf("%w: %v", ErrUnknownGroup, g)
+	}
+	w, err := storage.WriteSnapshot(gr.storage, index, write)
+	if err != nil {
+		return err
+	}
+	h.touch(gr)
+	return gr.driver.Snapshot(index, w, app)
+}
+
+// Inspect runs f with group g's core, for displays that need more than
+// Summary (the log). f must only read, and must not keep what it is given.
+func (h *Host) Inspect(g GroupID, f func(*core.Core)) error {
+	gr, ok := h.groups[g]
+	if !ok {
+		return fmt.Errorf("%w: %v", ErrUnknownGroup, g)
+	}
+	f(gr.driver.Core())
+	return nil
 }
 
 // Tick advances every group that is not quiet by one tick, wakes the quiet

@@ -3,7 +3,6 @@ package multi
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"testing"
 	"time"
 
@@ -22,11 +21,7 @@ import (
 // history with porcupine, key by key.
 
 // groupOf is the group holding key, among groups groups.
-func groupOf(key string, groups int) GroupID {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return GroupID(h.Sum32() % uint32(groups))
-}
+func groupOf(key string, groups int) GroupID { return GroupOfKey(key, groups) }
 
 // groupNode is one replica as kv.Host sees its node.
 type groupNode struct {

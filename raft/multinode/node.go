@@ -17,6 +17,7 @@ import (
 	"raft-consensus/raft/multi"
 	"raft-consensus/raft/node"
 	"raft-consensus/raft/storage"
+	"raft-consensus/raft/trace"
 )
 
 // Transport carries batches between servers. Send must not block: a batch
@@ -39,6 +40,14 @@ type Config struct {
 	// Log, if set, holds every group of the node in one durable shared
 	// log (Storage is then its groups): one fsync per round for all.
 	Log *storage.SharedLog
+	// Apply, if set, receives every group's committed entries on the node
+	// goroutine, once the round that applied them is durable: where the
+	// application's state machines run (raft/shard's KV stores).
+	Apply func(g multi.GroupID, batch []node.CommitEntry)
+	// Events, if set, receives the host's events on the node goroutine.
+	Events func(multi.Event)
+	// Tracer, if set, receives every group's protocol events.
+	Tracer trace.Tracer
 }
 
 // ErrStopped is the error of a call on a stopped node.
@@ -97,7 +106,7 @@ func New(cfg Config) *Node {
 		stop: make(chan struct{}), done: make(chan struct{}), waiting: map[multi.GroupID]map[uint64]waiter{},
 		leaders: map[multi.GroupID]multi.NodeID{}}
 	n.host = multi.NewHost(multi.Config{ID: cfg.ID, Core: cfg.Core, Storage: cfg.Storage, Apply: n.apply, Events: n.event,
-		LivenessTicks: cfg.LivenessTicks, Sync: sync})
+		LivenessTicks: cfg.LivenessTicks, Sync: sync, Tracer: cfg.Tracer})
 	go n.run()
 	return n
 }
@@ -113,6 +122,15 @@ func (n *Node) Deliver(b *multi.Batch) {
 	default:
 	}
 }
+
+// Do runs fn with the host on the node goroutine and waits for it; the
+// round then flushes what fn did. fn must not block.
+func (n *Node) Do(ctx context.Context, fn func(*multi.Host)) error {
+	return n.do(ctx, func() { fn(n.host) })
+}
+
+// Done is closed once the node has stopped.
+func (n *Node) Done() <-chan struct{} { return n.done }
 
 // do runs fn on the node goroutine and waits for it.
 func (n *Node) do(ctx context.Context, fn func()) error {
@@ -258,11 +276,16 @@ func (n *Node) run() {
 // apply answers the proposals made here as their entries apply, once the
 // round that applied them is durable (Flush synced it).
 func (n *Node) apply(g multi.GroupID, batch []node.CommitEntry) {
+	if n.cfg.Apply != nil {
+		n.cfg.Apply(g, batch)
+	}
 	ws := n.waiting[g]
 	answer := func(w waiter, err error) { n.answers = append(n.answers, func() { w.done(err) }) }
 	for _, e := range batch {
 		if e.Snapshot != nil {
-			e.Snapshot.Data.Close() // no state machine here takes it
+			if n.cfg.Apply == nil {
+				e.Snapshot.Data.Close() // no state machine here takes it
+			}
 			for i, w := range ws {
 				if i <= e.Index {
 					answer(w, ErrUnknown)
@@ -283,6 +306,9 @@ func (n *Node) apply(g multi.GroupID, batch []node.CommitEntry) {
 }
 
 func (n *Node) event(e multi.Event) {
+	if n.cfg.Events != nil {
+		n.cfg.Events(e)
+	}
 	if e.Kind == multi.EventLeader {
 		n.mu.Lock()
 		n.leaders[e.Group] = e.Leader

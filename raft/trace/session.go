@@ -65,12 +65,15 @@ func IsHeartbeat(e core.Event, lastEmpty map[[2]int]bool) bool {
 }
 
 // Trace implements Tracer.
-func (s *SessionTracer) Trace(node string, e core.Event) {
+func (s *SessionTracer) Trace(node string, e core.Event) { s.TraceGroup(node, "", e) }
+
+// TraceGroup implements GroupTracer: the record keeps the group.
+func (s *SessionTracer) TraceGroup(node, group string, e core.Event) {
 	ts := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq++
-	rec := seqRecord{s.seq, Record{ts, node, e}}
+	rec := seqRecord{s.seq, Record{ts, node, e, group}}
 	if IsHeartbeat(e, s.lastEmpty) {
 		s.hbTotal++
 		if len(s.hb) < cap(s.hb) {

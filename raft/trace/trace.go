@@ -114,6 +114,9 @@ type Record struct {
 	Time  time.Time
 	Node  string
 	Event core.Event
+	// Group is the group of the replica that traced it ("g5"), in a
+	// cluster of many groups; "" otherwise.
+	Group string
 }
 
 // Msg is the record's text.
@@ -140,7 +143,7 @@ func NewRingTracer(n int, now func() time.Time) *RingTracer {
 func (r *RingTracer) Trace(node string, e core.Event) {
 	ts := r.now()
 	r.mu.Lock()
-	r.events[r.next] = Record{ts, node, e}
+	r.events[r.next] = Record{Time: ts, Node: node, Event: e}
 	r.next++
 	if r.next == len(r.events) {
 		r.next, r.full = 0, true

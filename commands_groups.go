@@ -1,0 +1,351 @@
+package main
+
+// The commands of a cluster of many Raft groups ("create 3 16", package
+// shard): the groups table, per-node counts in status, and the group
+// arguments of transfer, add, remove and change. A group is named g5 (or,
+// where no node id could stand there, 5).
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/jedib0t/go-pretty/v6/text"
+
+	"raft-consensus/raft/cluster"
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/shard"
+)
+
+// maxGroupRows bounds the groups table; a range shows the others.
+const maxGroupRows = 64
+
+// createGrouped creates a cluster of nodes servers hosting groups groups.
+func (r *REPL) createGrouped(nodes, groups int) error {
+	if r.opts.Sim {
+		return errors.New("many groups run on the wall clock only for now: start without -sim for \"create 3 16\"")
+	}
+	if r.opts.DataDir != "" {
+		return errors.New("a cluster of many groups keeps its shared logs in a temporary directory (or in memory with -memory): -data-dir holds one group's cluster only for now")
+	}
+	cfg, where, err := r.clusterConfig(nodes)
+	if err != nil {
+		return err
+	}
+	if cfg.DataDir != "" {
+		where = "one shared log per node in " + cfg.DataDir + ", removed at exit"
+	}
+	c, err := shard.New(shard.Config{Nodes: nodes, Groups: groups, DataDir: cfg.DataDir, ClientTimeout: r.opts.Timeout, Seed: r.seed.Load(), Tracer: r.tracer})
+	if err != nil {
+		return fmt.Errorf("creating the cluster: %v", err)
+	}
+	if !r.setCluster(c) {
+		shutdown(c)
+		return errors.New("the REPL is shutting down")
+	}
+	r.printf("ok: cluster of %s hosting %s created (nodes %s, groups 0–%d, every group on every node; %s)",
+		plural(nodes, "node"), plural(groups, "group"), idRange(c.IDs()), groups-1, where)
+	r.printf("keys map to groups by hash; \"groups\" lists them, \"status\" counts each node's")
+	return nil
+}
+
+// parseGroup parses a group argument: g5, or 5 when bare is allowed.
+func parseGroup(c cluster.Grouped, arg string, bare bool) (uint64, error) {
+	s := arg
+	if len(s) > 1 && (s[0] == 'g' || s[0] == 'G') {
+		s = s[1:]
+	} else if !bare {
+		return 0, fmt.Errorf("%s is not a group — name a group g0 to g%d", echo(arg), c.GroupCount()-1)
+	}
+	g, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s is not a group — groups are g0 to g%d", echo(arg), c.GroupCount()-1)
+	}
+	if !c.HasGroup(g) {
+		return 0, fmt.Errorf("there is no group %d — groups are g0 to g%d", g, c.GroupCount()-1)
+	}
+	return g, nil
+}
+
+// isGroupArg reports whether arg names a group (g5).
+func isGroupArg(arg string) bool {
+	if len(arg) < 2 || arg[0] != 'g' && arg[0] != 'G' {
+		return false
+	}
+	_, err := strconv.ParseUint(arg[1:], 10, 64)
+	return err == nil
+}
+
+// takeGroupArg removes a gN argument from args: the group, and whether
+// one was named. A group named on a single-group cluster is an error.
+func takeGroupArg(sim cluster.Cluster, args []string) ([]string, uint64, bool, error) {
+	i := slices.IndexFunc(args, isGroupArg)
+	if i < 0 {
+		return args, 0, false, nil
+	}
+	gc, ok := sim.(cluster.Grouped)
+	if !ok {
+		return nil, 0, false, fmt.Errorf("this cluster is one Raft group: %s names a group of a cluster made with \"create <nodes> <groups>\"", echo(args[i]))
+	}
+	g, err := parseGroup(gc, args[i], false)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	if slices.ContainsFunc(args[i+1:], isGroupArg) {
+		return nil, 0, false, errors.New("name one group at most")
+	}
+	return slices.Delete(slices.Clone(args), i, i+1), g, true, nil
+}
+
+// groupOfKey says which group serves key, for the answers of set, get
+// and delete ("" on a cluster of one group).
+func groupOfKey(sim cluster.Cluster, key string) string {
+	if gc, ok := sim.(cluster.Grouped); ok {
+		return fmt.Sprintf("group %d", gc.GroupOf(key))
+	}
+	return ""
+}
+
+func cmdGroups(r *REPL, sim cluster.Cluster, args []string) error {
+	gc, ok := sim.(cluster.Grouped)
+	if !ok {
+		return errors.New("this cluster is one Raft group — create 3 16 makes 3 nodes hosting 16 groups; status shows this one")
+	}
+	all := gc.Groups()
+	lo, hi := 0, len(all)-1
+	if len(args) == 1 {
+		var err error
+		if lo, hi, err = groupRange(gc, args[0]); err != nil {
+			return err
+		}
+	} else if hi >= maxGroupRows {
+		hi = maxGroupRows - 1
+	}
+	t := table.NewWriter()
+	t.SetStyle(compactStyle())
+	t.SetColumnConfigs([]table.ColumnConfig{{Number: 1, Align: text.AlignRight}, {Number: 2, Align: text.AlignRight},
+		{Number: 3, Align: text.AlignRight}, {Number: 4, Align: text.AlignRight}})
+	t.AppendHeader(table.Row{"group", "leader", "term", "commit", "members", "replicas"})
+	quiet, led := 0, 0
+	for _, gs := range all {
+		if gs.Replicas > 0 && gs.Quiet == gs.Replicas {
+			quiet++
+		}
+		if gs.Leader != core.None {
+			led++
+		}
+	}
+	for _, gs := range all[lo : hi+1] {
+		leader := "-"
+		if gs.Leader != core.None {
+			leader = strconv.Itoa(gs.Leader)
+		}
+		t.AppendRow(table.Row{gs.ID, leader, gs.Term, gs.Commit, membersDesc(gs.Config), replicasDesc(gs)})
+	}
+	fmt.Fprintln(r.out, render(t))
+	if lo > 0 || hi < len(all)-1 {
+		r.printf("groups %d–%d of %d shown — \"groups 100..163\" shows others", lo, hi, len(all))
+	}
+	r.printf("%s: %d with a leader, %d quiet (no ticks, no heartbeats until a proposal, a message or a lost node wakes them)",
+		plural(len(all), "group"), led, quiet)
+	return nil
+}
+
+// groupRange parses "5" or "5..20" (both ends included) for the groups
+// table.
+func groupRange(gc cluster.Grouped, arg string) (int, int, error) {
+	from, to, found := strings.Cut(arg, "..")
+	n := gc.GroupCount()
+	parse := func(s string) (int, error) {
+		s = strings.TrimPrefix(strings.TrimPrefix(s, "g"), "G")
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 0 || v >= n {
+			return 0, fmt.Errorf("%s is not a group — groups are 0 to %d, e.g. \"groups 0..15\"", echo(arg), n-1)
+		}
+		return v, nil
+	}
+	lo, err := parse(from)
+	if err != nil {
+		return 0, 0, err
+	}
+	hi := lo
+	if found {
+		if hi, err = parse(to); err != nil {
+			return 0, 0, err
+		}
+	}
+	if hi < lo {
+		return 0, 0, fmt.Errorf("%s: the range ends before it starts", echo(arg))
+	}
+	return lo, min(hi, lo+maxGroupRows*16-1), nil
+}
+
+// membersDesc shows a configuration: "0–2", "0–2 + learner 3", or
+// "joint 0–2 → 1–3" during a joint change.
+func membersDesc(cfg core.Configuration) string {
+	if len(cfg.Voters) == 0 && len(cfg.Learners) == 0 {
+		return "unknown"
+	}
+	s := idRange(cfg.Voters)
+	if cfg.IsJoint() {
+		s = "joint " + idRange(cfg.Outgoing) + " → " + s
+	}
+	if len(cfg.Learners) > 0 {
+		s += " + learner " + idRange(cfg.Learners)
+	}
+	return s
+}
+
+func replicasDesc(gs cluster.GroupStatus) string {
+	switch {
+	case gs.Replicas == 0:
+		return "none running"
+	case gs.Quiet == gs.Replicas:
+		return fmt.Sprintf("%d, quiet", gs.Replicas)
+	case gs.Quiet == 0:
+		return fmt.Sprintf("%d, active", gs.Replicas)
+	}
+	return fmt.Sprintf("%d, %d quiet", gs.Replicas, gs.Quiet)
+}
+
+// groupedStatus is status for a cluster of many groups: each node's
+// counts of groups.
+func groupedStatus(r *REPL, gc cluster.Grouped) {
+	t := table.NewWriter()
+	t.SetStyle(compactStyle())
+	var columns []table.ColumnConfig
+	for _, n := range []int{1, 3, 4, 5, 6} {
+		columns = append(columns, table.ColumnConfig{Number: n, Align: text.AlignRight})
+	}
+	t.SetColumnConfigs(columns)
+	t.AppendHeader(table.Row{"node", "state", "groups", "led", "active", "quiet"})
+	connected := map[int]bool{}
+	for _, st := range gc.Status() {
+		connected[st.ID] = st.Connected
+	}
+	for _, ng := range gc.NodeGroups() {
+		state := "up"
+		if !ng.Alive {
+			state = "crashed"
+		}
+		if !connected[ng.ID] {
+			if ng.Alive {
+				state = "disconnected"
+			} else {
+				state += ", disconnected"
+			}
+		}
+		if !ng.Alive {
+			t.AppendRow(table.Row{ng.ID, state, "-", "-", "-", "-"})
+			continue
+		}
+		t.AppendRow(table.Row{ng.ID, state, ng.Replicas, ng.Led, ng.Active, ng.Quiet})
+	}
+	fmt.Fprintln(r.out, render(t))
+	r.printf("groups: each node's replicas; led: those it leads; active: those that tick; quiet: those that do not — \"groups\" shows each group")
+}
+
+// groupedLeader waits until every group has a leader and says who leads
+// how many.
+func groupedLeader(r *REPL, gc cluster.Grouped) error {
+	led, err := gc.WaitLeaders(r.opts.Timeout)
+	if err != nil {
+		return fmt.Errorf("%v — a majority of each group must be running and connected; see \"groups\"", err)
+	}
+	var parts []string
+	for _, id := range gc.IDs() {
+		if led[id] > 0 {
+			parts = append(parts, fmt.Sprintf("node %d leads %d", id, led[id]))
+		}
+	}
+	r.printf("every group has a leader: %s", strings.Join(parts, ", "))
+	return nil
+}
+
+func addToGroup(r *REPL, gc cluster.Grouped, ids []int, g uint64) error {
+	for _, id := range ids {
+		if _, err := node(gc, strconv.Itoa(id)); err != nil {
+			return fmt.Errorf("%v — add %d g%d adds a running node to one group; \"add %d\" starts a new node in every group", err, id, g, id)
+		}
+		if err := gc.AddToGroup(id, g); err != nil {
+			return fmt.Errorf("adding node %d to group %d: %s", id, g, describe(err))
+		}
+		r.printf("node %d added to group %d (voter)", id, g)
+	}
+	return nil
+}
+
+func removeFromGroup(r *REPL, gc cluster.Grouped, ids []int, g uint64) error {
+	for _, id := range ids {
+		if _, err := node(gc, strconv.Itoa(id)); err != nil {
+			return err
+		}
+		if err := gc.RemoveFromGroup(id, g); err != nil {
+			return fmt.Errorf("removing node %d from group %d: %s", id, g, describe(err))
+		}
+		r.printf("node %d removed from group %d (its replica there is gone)", id, g)
+	}
+	return nil
+}
+
+// changeGroup is "change <group> +3 -0".
+func changeGroup(r *REPL, gc cluster.Grouped, args []string) error {
+	g, err := parseGroup(gc, args[0], true)
+	if err != nil {
+		return err
+	}
+	if len(args) == 1 {
+		return usageError("usage: change <group> +<id>... -<id>... — e.g. \"change 5 +3 -0\"")
+	}
+	adds, removes, err := parseMemberChanges(args[1:])
+	if err != nil {
+		return err
+	}
+	if err := gc.ChangeGroup(g, adds, removes); err != nil {
+		return fmt.Errorf("changing the members of group %d: %s", g, describe(err))
+	}
+	var parts []string
+	if len(adds) > 0 {
+		parts = append(parts, fmt.Sprintf("added %s (voters)", idList(adds)))
+	}
+	if len(removes) > 0 {
+		parts = append(parts, fmt.Sprintf("removed %s", idList(removes)))
+	}
+	how := "in one step"
+	if len(adds)+len(removes) > 1 {
+		how = "through a joint configuration, now left" // more than one voter changed
+	}
+	r.printf("group %d's members changed %s: %s", g, how, strings.Join(parts, ", "))
+	return nil
+}
+
+// transferGrouped is transfer on a cluster of many groups: of one group,
+// or of every group the node is a voter of.
+func transferGrouped(r *REPL, gc cluster.Grouped, id int, rest []string) error {
+	if len(rest) == 1 {
+		g, err := parseGroup(gc, rest[0], true)
+		if err != nil {
+			return err
+		}
+		if err := gc.TransferGroup(id, g); err != nil {
+			return fmt.Errorf("transferring group %d to node %d: %s", g, id, describe(err))
+		}
+		_, term := gc.GroupLeader(g)
+		r.printf("ok: node %d now leads group %d (term %d)", id, g, term)
+		return nil
+	}
+	if err := gc.TransferLeadership(id); err != nil {
+		return fmt.Errorf("transferring to node %d: %s", id, describe(err))
+	}
+	led := 0
+	for _, gs := range gc.Groups() {
+		if gs.Leader == id {
+			led++
+		}
+	}
+	r.printf("ok: node %d now leads %s (every group it is a voter of)", id, plural(led, "group"))
+	return nil
+}

@@ -1,0 +1,716 @@
+// Package shard is a sharded KV on many Raft groups: a cluster of servers
+// in one process, each a multinode.Node hosting a replica of every group
+// (raft/multi: coalesced heartbeats, quiescence, one shared log per
+// server), with a kv.Store per replica. A key belongs to the group its
+// FNV-1a hash picks (multi.GroupOfKey); a client has one kv.Client per
+// group, so its writes are exactly-once in each group's sessions and its
+// reads are linearizable per key (ReadIndex in the key's group).
+//
+// Cluster implements cluster.Grouped, so the REPL drives it as it drives
+// the single-group cluster: faults act on servers, and so on every group
+// they host; membership changes and transfers may name one group.
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"raft-consensus/raft/cluster"
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/kv"
+	"raft-consensus/raft/multi"
+	"raft-consensus/raft/storage"
+	"raft-consensus/raft/trace"
+)
+
+// MaxGroups bounds the groups of a cluster made here (the REPL's); the
+// host itself has no limit.
+const MaxGroups = 4096
+
+// Config configures a Cluster.
+type Config struct {
+	// Nodes is the number of servers (1 to cluster.MaxNodes), Groups the
+	// number of groups (1 to MaxGroups), each on every server at first.
+	Nodes, Groups int
+	// DataDir, if set, gives each server one durable shared log for all
+	// its groups in DataDir/node-<id>; otherwise each replica has a
+	// MemoryStorage that outlives the server's crashes.
+	DataDir string
+	// Tick is the length of a tick (10 ms); ElectionTicksMin/Max (15, 30)
+	// and HeartbeatTicks (5) are in ticks.
+	Tick                               time.Duration
+	ElectionTicksMin, ElectionTicksMax int
+	HeartbeatTicks                     int
+	// LivenessTicks: see multi.Config (default the maximum election
+	// timeout).
+	LivenessTicks int
+	// ClientTimeout bounds one client operation, retries included (3 s).
+	ClientTimeout time.Duration
+	// Seed seeds election timeouts and the network's faults.
+	Seed int64
+	// Tracer, if set, receives every replica's protocol events, tagged
+	// with its group, and the faults injected.
+	Tracer trace.Tracer
+}
+
+// errCrashed is what a call on a crashed server wraps.
+var errCrashed = cluster.ErrNodeCrashed
+
+// Cluster is the servers, their network and a client.
+type Cluster struct {
+	cfg        Config
+	net        *network
+	began      time.Time
+	history    kv.History
+	interrupts cluster.Interrupts
+
+	mu      sync.Mutex
+	servers map[int]*server
+	clients map[multi.GroupID]*kv.Client
+	// members are each group's members as last known, for the clients.
+	members map[multi.GroupID][]int
+	down    bool
+	// clientID is the client's id in every group (its sessions are per
+	// group's store): random, so that a recovered log does not take it
+	// for an old client.
+	clientID uint64
+}
+
+var _ cluster.Grouped = (*Cluster)(nil)
+
+// New starts a cluster: every group on every server, all founding voters.
+func New(cfg Config) (*Cluster, error) {
+	if cfg.Nodes < 1 || cfg.Nodes > cluster.MaxNodes {
+		return nil, fmt.Errorf("%w: %d nodes (1 to %d)", cluster.ErrBadNodeCount, cfg.Nodes, cluster.MaxNodes)
+	}
+	if cfg.Groups < 1 || cfg.Groups > MaxGroups {
+		return nil, fmt.Errorf("%d groups: the number of groups must be 1 to %d", cfg.Groups, MaxGroups)
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 10 * time.Millisecond
+	}
+	if cfg.ElectionTicksMin <= 0 {
+		cfg.ElectionTicksMin, cfg.ElectionTicksMax = 15, 30
+	}
+	if cfg.ElectionTicksMax <= cfg.ElectionTicksMin {
+		cfg.ElectionTicksMax = cfg.ElectionTicksMin + 1
+	}
+	if cfg.HeartbeatTicks <= 0 {
+		cfg.HeartbeatTicks = 5
+	}
+	if cfg.ClientTimeout <= 0 {
+		cfg.ClientTimeout = 3 * time.Second
+	}
+	c := &Cluster{cfg: cfg, net: newNetwork(cfg.Seed), began: time.Now(), servers: map[int]*server{},
+		clients: map[multi.GroupID]*kv.Client{}, members: map[multi.GroupID][]int{}, clientID: rand.Uint64() | 1}
+	var founders []multi.NodeID
+	for i := range cfg.Nodes {
+		founders = append(founders, multi.NodeID(i))
+	}
+	all := func(multi.GroupID) []multi.NodeID { return founders }
+	for g := range multi.GroupID(cfg.Groups) {
+		c.members[g] = ids(founders)
+	}
+	for i := range cfg.Nodes {
+		s := c.newServer(i)
+		for g := range multi.GroupID(cfg.Groups) {
+			s.hosted[g] = true
+		}
+		if err := c.start(s, all); err != nil {
+			c.Shutdown()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Cluster) newServer(id int) *server {
+	s := &server{id: multi.NodeID(id), mem: map[multi.GroupID]*storage.MemoryStorage{}, hosted: map[multi.GroupID]bool{}}
+	if c.cfg.DataDir != "" {
+		s.dir = filepath.Join(c.cfg.DataDir, "node-"+strconv.Itoa(id))
+	}
+	c.servers[id] = s
+	return s
+}
+
+func (c *Cluster) coreConfig(id multi.NodeID) core.CoreConfig {
+	return core.CoreConfig{ElectionTicksMin: c.cfg.ElectionTicksMin, ElectionTicksMax: c.cfg.ElectionTicksMax,
+		HeartbeatTicks: c.cfg.HeartbeatTicks, PreVote: true, CheckQuorum: true, MaxInflight: 8,
+		MaxEntriesPerAppend: 64, MaxBytesPerAppend: 1 << 20, SnapshotChunkBytes: 1 << 16,
+		Seed: c.cfg.Seed*7919 + int64(id) + 1}
+}
+
+func ids(nodes []multi.NodeID) []int {
+	out := make([]int, len(nodes))
+	for i, n := range nodes {
+		out[i] = int(n)
+	}
+	return out
+}
+
+// GroupCount is the number of groups; ids are 0 to GroupCount()-1.
+func (c *Cluster) GroupCount() int { return c.cfg.Groups }
+
+// GroupOf is the group holding key.
+func (c *Cluster) GroupOf(key string) uint64 { return uint64(multi.GroupOfKey(key, c.cfg.Groups)) }
+
+// HasGroup reports whether group g exists.
+func (c *Cluster) HasGroup(g uint64) bool { return g < uint64(c.cfg.Groups) }
+
+// IDs lists the servers, in order.
+func (c *Cluster) IDs() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.idsLocked()
+}
+
+func (c *Cluster) idsLocked() []int {
+	out := make([]int, 0, len(c.servers))
+	for id := range c.servers {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// running returns a running server's instance, or why there is none.
+func (c *Cluster) running(id int) (*instance, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down {
+		return nil, cluster.ErrClusterDown
+	}
+	s, ok := c.servers[id]
+	switch {
+	case !ok:
+		return nil, cluster.NoSuchNode(id, c.idsLocked())
+	case s.run == nil:
+		return nil, fmt.Errorf("%w: node %d", errCrashed, id)
+	}
+	return s.run, nil
+}
+
+// replica is one replica's state, copied on its node goroutine.
+type replica struct {
+	sum   core.Summary
+	quiet bool
+}
+
+// replicas reports every running server's replicas (the groups in only,
+// or all of them when only is nil), by server and group.
+func (c *Cluster) replicas(only []multi.GroupID) map[int]map[multi.GroupID]replica {
+	runs := c.instances()
+	out := map[int]map[multi.GroupID]replica{}
+	for id, run := range runs {
+		reps := map[multi.GroupID]replica{}
+		err := run.node.Do(context.Background(), func(h *multi.Host) {
+			groups := only
+			if groups == nil {
+				groups = h.Groups()
+			}
+			for _, g := range groups {
+				if sum, quiet, err := h.Summary(g); err == nil {
+					sum.Config = sum.Config.Clone()
+					reps[g] = replica{sum, quiet}
+				}
+			}
+		})
+		if err == nil {
+			out[id] = reps
+		}
+	}
+	return out
+}
+
+// instances are the running servers' instances, by id.
+func (c *Cluster) instances() map[int]*instance {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[int]*instance{}
+	for id, s := range c.servers {
+		if s.run != nil {
+			out[id] = s.run
+		}
+	}
+	return out
+}
+
+// groupLeader is group g's leader among reps: the running replica that
+// leads with the highest term, or core.None.
+func groupLeader(reps map[int]map[multi.GroupID]replica, g multi.GroupID) (int, replica) {
+	best, bestRep := core.None, replica{}
+	for id, rs := range reps {
+		r, ok := rs[g]
+		if ok && r.sum.Role == core.Leader && (best == core.None || r.sum.Term > bestRep.sum.Term) {
+			best, bestRep = id, r
+		}
+	}
+	return best, bestRep
+}
+
+// Groups reports every group, in id order.
+func (c *Cluster) Groups() []cluster.GroupStatus {
+	reps := c.replicas(nil)
+	out := make([]cluster.GroupStatus, c.cfg.Groups)
+	for i := range out {
+		g := multi.GroupID(i)
+		st := cluster.GroupStatus{ID: uint64(g), Leader: core.None}
+		var view replica
+		for _, rs := range reps {
+			if r, ok := rs[g]; ok {
+				st.Replicas++
+				if r.quiet {
+					st.Quiet++
+				}
+				if r.sum.Term > view.sum.Term || view.sum.Term == 0 {
+					view = r
+				}
+			}
+		}
+		if l, r := groupLeader(reps, g); l != core.None {
+			st.Leader, view = l, r
+		}
+		st.Term, st.Commit, st.Config = view.sum.Term, view.sum.Commit, view.sum.Config
+		out[i] = st
+	}
+	return out
+}
+
+// NodeGroups counts each server's groups.
+func (c *Cluster) NodeGroups() []cluster.NodeGroups {
+	reps := c.replicas(nil)
+	var out []cluster.NodeGroups
+	for _, id := range c.IDs() {
+		ng := cluster.NodeGroups{ID: id}
+		if rs, ok := reps[id]; ok {
+			ng.Alive = true
+			for _, r := range rs {
+				ng.Replicas++
+				if r.sum.Role == core.Leader {
+					ng.Led++
+				}
+				if r.quiet {
+					ng.Quiet++
+				} else {
+					ng.Active++
+				}
+			}
+		}
+		out = append(out, ng)
+	}
+	return out
+}
+
+// Status reports every server, with group 0's role, term and log.
+func (c *Cluster) Status() []cluster.NodeStatus {
+	st, _ := c.GroupNodes(0)
+	return st
+}
+
+// GroupNodes reports every server, with group g's role, term and log.
+func (c *Cluster) GroupNodes(group uint64) ([]cluster.NodeStatus, error) {
+	if !c.HasGroup(group) {
+		return nil, c.noSuchGroup(group)
+	}
+	g := multi.GroupID(group)
+	reps := c.replicas([]multi.GroupID{g})
+	leader, _ := groupLeader(reps, g)
+	var out []cluster.NodeStatus
+	for _, id := range c.IDs() {
+		st := cluster.NodeStatus{ID: id, Connected: !c.net.isDisconnected(multi.NodeID(id)), Leader: core.None, Member: "unknown"}
+		if rs, ok := reps[id]; ok {
+			st.Alive = true
+			if r, ok := rs[g]; ok {
+				s := r.sum
+				st.Role, st.Term, st.Leader, st.Commit, st.LastIndex, st.SnapshotIndex = s.Role, s.Term, s.Leader, s.Commit, s.LastIndex, s.SnapshotIndex
+				st.LogLength = s.LastIndex - s.SnapshotIndex
+			}
+		}
+		if leader != core.None {
+			st.Member = cluster.Member(reps[leader][g].sum.Config, true, id, slices.Contains(c.groupMembers(g), id))
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Logs reports group 0's log on every server.
+func (c *Cluster) Logs(limit int) []cluster.NodeLog {
+	logs, _ := c.GroupLogs(0, limit)
+	return logs
+}
+
+// GroupLogs reports group g's log on every server that hosts it.
+func (c *Cluster) GroupLogs(g uint64, limit int) ([]cluster.NodeLog, error) {
+	if !c.HasGroup(g) {
+		return nil, c.noSuchGroup(g)
+	}
+	runs := c.instances()
+	var out []cluster.NodeLog
+	for _, id := range c.IDs() {
+		run := runs[id]
+		if run == nil {
+			out = append(out, cluster.NodeLog{ID: id})
+			continue
+		}
+		var l cluster.NodeLog
+		found := false
+		err := run.node.Do(context.Background(), func(h *multi.Host) {
+			h.Inspect(multi.GroupID(g), func(cr *core.Core) { //nolint:errcheck // found says whether it ran
+				found = true
+				l = cluster.LogOf(id, cr, cr.Applied(), limit)
+			})
+		})
+		if err == nil && found {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+func (c *Cluster) noSuchGroup(g uint64) error {
+	return fmt.Errorf("no such group: group %d does not exist (groups 0–%d)", g, c.cfg.Groups-1)
+}
+
+// Leader is group 0's leader.
+func (c *Cluster) Leader() (int, uint64) { return c.GroupLeader(0) }
+
+// GroupLeader is group g's running, connected leader.
+func (c *Cluster) GroupLeader(g uint64) (int, uint64) {
+	if !c.HasGroup(g) {
+		return core.None, 0
+	}
+	l, r := groupLeader(c.replicas([]multi.GroupID{multi.GroupID(g)}), multi.GroupID(g))
+	if l != core.None && c.net.isDisconnected(multi.NodeID(l)) {
+		return core.None, 0
+	}
+	return l, r.sum.Term
+}
+
+// CheckUniqueLeader waits until group 0 has exactly one running,
+// connected leader.
+func (c *Cluster) CheckUniqueLeader(timeout time.Duration) (int, uint64, error) {
+	var leader int
+	var term uint64
+	err := cluster.Poll(c.interrupts.Context(), timeout, c.cfg.Tick, func() (bool, error) {
+		reps := c.replicas([]multi.GroupID{0})
+		n := 0
+		terms := map[uint64]int{}
+		for id, rs := range reps {
+			r, ok := rs[0]
+			if !ok || r.sum.Role != core.Leader || c.net.isDisconnected(multi.NodeID(id)) {
+				continue
+			}
+			if terms[r.sum.Term]++; terms[r.sum.Term] > 1 {
+				return false, fmt.Errorf("%w: term %d", cluster.ErrTwoLeaders, r.sum.Term)
+			}
+			n++
+			leader, term = id, r.sum.Term
+		}
+		return n == 1, nil
+	})
+	if err != nil {
+		if errors.Is(err, cluster.ErrTimeout) {
+			return core.None, 0, fmt.Errorf("%w within %v", cluster.ErrNoLeader, timeout)
+		}
+		return core.None, 0, err
+	}
+	return leader, term, nil
+}
+
+// WaitLeaders waits until every group has a leader, and returns how many
+// each server leads.
+func (c *Cluster) WaitLeaders(timeout time.Duration) (map[int]int, error) {
+	var led map[int]int
+	err := cluster.Poll(c.interrupts.Context(), timeout, c.cfg.Tick, func() (bool, error) {
+		reps := c.replicas(nil)
+		led = map[int]int{}
+		for g := range multi.GroupID(c.cfg.Groups) {
+			l, _ := groupLeader(reps, g)
+			if l == core.None || c.net.isDisconnected(multi.NodeID(l)) {
+				return false, nil
+			}
+			led[l]++
+		}
+		return true, nil
+	})
+	if errors.Is(err, cluster.ErrTimeout) {
+		missing := 0
+		reps := c.replicas(nil)
+		for g := range multi.GroupID(c.cfg.Groups) {
+			if l, _ := groupLeader(reps, g); l == core.None {
+				missing++
+			}
+		}
+		return nil, fmt.Errorf("%w: %d of %d groups have none after %v", cluster.ErrNoLeader, missing, c.cfg.Groups, timeout)
+	}
+	return led, err
+}
+
+// groupMembers are group g's members as last known.
+func (c *Cluster) groupMembers(g multi.GroupID) []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.members[g])
+}
+
+// groupView is one group as a kv.Client reaches it.
+type groupView struct {
+	c *Cluster
+	g multi.GroupID
+}
+
+func (v groupView) IDs() []int { return v.c.groupMembers(v.g) }
+
+func (v groupView) Endpoint(id int) (kv.Endpoint, error) {
+	run, err := v.c.running(id)
+	if err != nil {
+		return nil, err
+	}
+	return endpoint{id: multi.NodeID(id), run: run, g: v.g}, nil
+}
+
+// client is the cluster's client of group g.
+func (c *Cluster) client(g multi.GroupID) *kv.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl := c.clients[g]; cl != nil {
+		return cl
+	}
+	// One client id for all groups: its sessions are per group's store.
+	cl := kv.NewClient(groupView{c, g}, kv.ClientConfig{ID: c.clientID,
+		Timeout: c.cfg.ClientTimeout, History: &c.history, Since: func() time.Duration { return time.Since(c.began) }})
+	c.clients[g] = cl
+	return cl
+}
+
+// Do runs one client operation in key's group: through its leader, which
+// the client finds, when node is core.None; at that node only otherwise.
+func (c *Cluster) Do(op kv.Op, key, value string, node int) (kv.Result, error) {
+	ctx := c.interrupts.Context()
+	g := multi.GroupOfKey(key, c.cfg.Groups)
+	if node != core.None {
+		if _, err := c.running(node); err != nil {
+			return kv.Result{}, err
+		}
+		return c.client(g).On(ctx, node, op, key, value)
+	}
+	return c.client(g).Do(ctx, op, key, value)
+}
+
+// ReadStale reads key from node's replica of its group as it stands.
+func (c *Cluster) ReadStale(key string, node int) (cluster.StaleRead, error) {
+	run, err := c.running(node)
+	if err != nil {
+		return cluster.StaleRead{}, err
+	}
+	g := multi.GroupOfKey(key, c.cfg.Groups)
+	var out cluster.StaleRead
+	var rerr error
+	err = run.node.Do(context.Background(), func(h *multi.Host) {
+		st := run.stores[g]
+		sum, _, err := h.Summary(g)
+		if st == nil || err != nil {
+			rerr = fmt.Errorf("node %d has no replica of group %d", node, g)
+			return
+		}
+		res, err := st.StateMachine().Read(key)
+		r, ok := res.(kv.Result)
+		switch {
+		case err != nil:
+			rerr = err
+		case !ok:
+			rerr = fmt.Errorf("node %d's state machine answered %T, not a value", node, res)
+		default:
+			out = cluster.StaleRead{Value: r.Value, Found: r.Found, Applied: st.Applied(), Role: sum.Role, Term: sum.Term}
+		}
+	})
+	if err != nil {
+		return out, stoppedErr(multi.NodeID(node), err)
+	}
+	return out, rerr
+}
+
+// History is every client operation so far.
+func (c *Cluster) History() []kv.Operation { return c.history.Operations() }
+
+// CrashPeer stops a server: every replica it hosts goes down at once.
+func (c *Cluster) CrashPeer(id int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.servers[id]
+	switch {
+	case c.down:
+		return cluster.ErrClusterDown
+	case !ok:
+		return cluster.NoSuchNode(id, c.idsLocked())
+	case s.run == nil:
+		return fmt.Errorf("%w: node %d", errCrashed, id)
+	}
+	c.stop(s)
+	c.traceNode(id, core.Fault(nil, "crash"))
+	return nil
+}
+
+// RestartPeer starts a crashed server again from its storage.
+func (c *Cluster) RestartPeer(id int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.servers[id]
+	switch {
+	case c.down:
+		return cluster.ErrClusterDown
+	case !ok:
+		return cluster.NoSuchNode(id, c.idsLocked())
+	case s.run != nil:
+		return fmt.Errorf("%w: node %d", cluster.ErrNodeAlive, id)
+	}
+	// Every replica it hosts has state in its storage: no founders needed.
+	if err := c.start(s, func(multi.GroupID) []multi.NodeID { return nil }); err != nil {
+		return err
+	}
+	c.traceNode(id, core.Fault(nil, "restart"))
+	return nil
+}
+
+func (c *Cluster) traceNode(id int, e core.Event) {
+	if c.cfg.Tracer != nil {
+		c.cfg.Tracer.Trace(strconv.Itoa(id), e)
+	}
+}
+
+func (c *Cluster) traceSim(e core.Event) {
+	if c.cfg.Tracer != nil {
+		c.cfg.Tracer.Trace(trace.SimNode, e)
+	}
+}
+
+func (c *Cluster) exists(id int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.servers[id]; !ok {
+		return cluster.NoSuchNode(id, c.idsLocked())
+	}
+	return nil
+}
+
+// DisconnectPeer cuts a server off from every other.
+func (c *Cluster) DisconnectPeer(id int) error {
+	if err := c.exists(id); err != nil {
+		return err
+	}
+	c.net.setDisconnected(multi.NodeID(id), true)
+	c.traceNode(id, core.Fault(nil, "disconnect"))
+	return nil
+}
+
+// ReconnectPeer restores a disconnected server's links.
+func (c *Cluster) ReconnectPeer(id int) error {
+	if err := c.exists(id); err != nil {
+		return err
+	}
+	c.net.setDisconnected(multi.NodeID(id), false)
+	c.traceNode(id, core.Fault(nil, "reconnect"))
+	return nil
+}
+
+// Partition splits the servers into groups that do not talk.
+func (c *Cluster) Partition(groups ...[]int) error {
+	desc, err := cluster.CheckPartition(groups, c.IDs())
+	if err != nil {
+		return err
+	}
+	c.net.setPartition(groups)
+	c.traceSim(core.Fault(groups, "partition %s", desc))
+	return nil
+}
+
+// Heal undoes the partition and every cut link.
+func (c *Cluster) Heal() {
+	c.net.heal()
+	c.traceSim(core.Fault(nil, "heal"))
+}
+
+// CutLink loses what from sends to.
+func (c *Cluster) CutLink(from, to int) error {
+	if err := c.link(from, to); err != nil {
+		return err
+	}
+	c.net.setCut(from, to, true)
+	c.traceSim(core.Fault(nil, "cut %d → %d", from, to))
+	return nil
+}
+
+// RestoreLink undoes CutLink.
+func (c *Cluster) RestoreLink(from, to int) error {
+	if err := c.link(from, to); err != nil {
+		return err
+	}
+	c.net.setCut(from, to, false)
+	c.traceSim(core.Fault(nil, "restore %d → %d", from, to))
+	return nil
+}
+
+func (c *Cluster) link(from, to int) error {
+	if err := c.exists(from); err != nil {
+		return err
+	}
+	if err := c.exists(to); err != nil {
+		return err
+	}
+	if from == to {
+		return fmt.Errorf("a link joins two nodes: %d and %d are one", from, to)
+	}
+	return nil
+}
+
+// CutLinks lists the links cut one way.
+func (c *Cluster) CutLinks() [][2]int { return c.net.cutLinks() }
+
+// SetDropRate makes every batch (all groups' messages to one server in
+// one round) lost with probability p.
+func (c *Cluster) SetDropRate(p float64) error {
+	if p < 0 || p > 1 {
+		return fmt.Errorf("drop rate %v is not between 0 and 1", p)
+	}
+	_, d := c.net.settings()
+	c.net.set(p, d)
+	c.traceSim(core.Fault(nil, "drop rate %.2f", p))
+	return nil
+}
+
+// SetMaxDelay delays every batch by a random time below d.
+func (c *Cluster) SetMaxDelay(d time.Duration) error {
+	if d < 0 || d > 10*time.Second {
+		return fmt.Errorf("delay %v is not between 0 and 10s", d)
+	}
+	p, _ := c.net.settings()
+	c.net.set(p, d)
+	c.traceSim(core.Fault(nil, "delay %v", d))
+	return nil
+}
+
+// NetworkSettings reports the loss and delay.
+func (c *Cluster) NetworkSettings() (float64, time.Duration) { return c.net.settings() }
+
+// Interrupt cuts the waiting calls short.
+func (c *Cluster) Interrupt() { c.interrupts.Interrupt() }
+
+// Shutdown stops every server.
+func (c *Cluster) Shutdown() {
+	c.mu.Lock()
+	c.down = true
+	for _, s := range c.servers {
+		c.stop(s)
+	}
+	c.mu.Unlock()
+	c.interrupts.Interrupt()
+	c.net.close()
+}

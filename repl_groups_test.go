@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fortytw2/leaktest"
+
+	"raft-consensus/raft/multi"
+)
+
+// TestGroupsSession drives a cluster of many groups through the REPL:
+// routing by key, the groups table, per-node counts, a crash that moves
+// every group a node led, per-group transfer and membership, the log and
+// diagram of one group, and bad group ids.
+func TestGroupsSession(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	r, out := newTestREPL(t, 5*time.Second)
+	ga, gb := multi.GroupOfKey("a", 8), multi.GroupOfKey("b", 8)
+	steps := []sessionStep{
+		step("1 3 8", `^ok: cluster of 3 nodes hosting 8 groups created \(nodes 0–2, groups 0–7, every group on every node; storage in memory\)$`, `^keys map to groups`),
+		step("set a 1", fmt.Sprintf(`^ok: a = 1 \(group %d, leader [0-2]\)$`, ga)),
+		step("set b 2", fmt.Sprintf(`^ok: b = 2 \(group %d, leader [0-2]\)$`, gb)),
+		step("get a", fmt.Sprintf(`^a = 1 \(group %d\)$`, ga)),
+		step("leader", `^every group has a leader: node`),
+		step("status", `^NODE +STATE +GROUPS +LED +ACTIVE +QUIET$`, `^─+$`, `^ +0  up +8 `, `^ +1  up +8 `, `^ +2  up +8 `, `^groups: each node`, `^network: drop rate 0`),
+		step("crash 0", `^node 0 crashed$`),
+		step("leader", `^every group has a leader: node [12] leads \d+, node [12] leads \d+$`),
+		step("get b", fmt.Sprintf(`^b = 2 \(group %d\)$`, gb)),
+		step("status", `^NODE`, `^─+$`, `^ +0  crashed +- +- +- +-$`, `^ +1  up +8 `, `^ +2  up +8 `, `^groups: `, `^network: `),
+		step("restart 0", `^node 0 restarted$`),
+		step("transfer 2 g3", `^ok: node 2 now leads group 3 \(term \d+\)$`),
+		step("transfer 0", `^ok: node 0 now leads 8 groups \(every group it is a voter of\)$`),
+		step("add 3", `^node 3 added to every group \(voter in 8 groups\)$`),
+		step("change 5 -3 -0", `^group 5's members changed through a joint configuration, now left: removed 3 0$`),
+		step("remove 1 g2", `^node 1 removed from group 2 \(its replica there is gone\)$`),
+		step("add 1 g2", `^node 1 added to group 2 \(voter\)$`),
+		step("groups 5", `^GROUP +LEADER +TERM +COMMIT +MEMBERS +REPLICAS$`, `^─+$`, `^ +5 +[12] +\d+ +\d+ +1, 2 +2, `, `^groups 5–5 of 8 shown`, `^8 groups: 8 with a leader`),
+		step("log g5", `^index `, `^node 1 `, `^ `, `^node 2 `, `^ `, `^indexes`, `^cells`),
+		step("diagram 5 g5", `^┌`, `^│ REPL session`, `^├`, `^│ time`, `^├`, `^│`, `^│`, `^│`, `^│`, `^│`, `^└`),
+		step("check", `^history of 4 operations: linearizable$`),
+		// Bad group ids, and group words on the wrong command.
+		step("transfer 1 99", `^error: there is no group 99 — groups are g0 to g7$`),
+		step("transfer 1 gx", `^error: gx is not a group — groups are g0 to g7$`),
+		step("add 2 g1", `^error: adding node 2 to group 1: node 2 is already a voter of group 1$`),
+		step("add 9 g1", `^error: node 9 does not exist \(nodes 0–3\) — add 9 g1 adds a running node to one group; "add 9" starts a new node in every group$`),
+		step("add 1 g1 g2", `^error: name one group at most$`),
+		step("change 5 +1 +1", `^error: node 1 is named twice$`),
+		step("change 8 +1", `^error: there is no group 8 — groups are g0 to g7$`),
+		step("change 5", `^error: usage: change <group> `),
+		step("groups 3..1", `^error: 3..1: the range ends before it starts$`),
+		step("groups 9", `^error: 9 is not a group — groups are 0 to 7`),
+		step("diagram g8", `^error: there is no group 8 — groups are g0 to g7$`),
+		step("8", `^cluster shut down$`),
+		step("1 3", `^ok: cluster of 3 nodes created`),
+		step("groups", `^error: this cluster is one Raft group — create 3 16 makes 3 nodes hosting 16 groups`),
+		step("transfer 1 2", `^error: this cluster is one Raft group: 2 names a group`),
+		step("add 3 g1", `^error: this cluster is one Raft group: g1 names a group`),
+		step("1 3 0", `^error: the number of groups must be 1 to 4096, not 0 — e.g. "1 3 16"$`),
+		step("quit", `^cluster shut down$`),
+	}
+	var in strings.Builder
+	for _, s := range steps {
+		in.WriteString(s.in + "\n")
+	}
+	r.Serve(strings.NewReader(in.String()))
+	checkTranscript(t, steps, out.String())
+}
