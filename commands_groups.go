@@ -147,7 +147,11 @@ func cmdGroups(r *REPL, sim cluster.Cluster, args []string) error {
 	}
 	fmt.Fprintln(r.out, render(t))
 	if lo > 0 || hi < len(all)-1 {
-		r.printf("groups %d–%d of %d shown — \"groups 100..163\" shows others", lo, hi, len(all))
+		next := hi + 1
+		if next >= len(all) {
+			next = 0
+		}
+		r.printf("groups %d–%d of %d shown — \"groups %d..%d\" shows others", lo, hi, len(all), next, min(len(all)-1, next+maxGroupRows-1))
 	}
 	r.printf("%s: %d with a leader, %d quiet (no ticks, no heartbeats until a proposal, a message or a lost node wakes them)",
 		plural(len(all), "group"), led, quiet)

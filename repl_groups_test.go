@@ -37,7 +37,7 @@ func TestGroupsSession(t *testing.T) {
 		step("change 5 -3 -0", `^group 5's members changed through a joint configuration, now left: removed 3 0$`),
 		step("remove 1 g2", `^node 1 removed from group 2 \(its replica there is gone\)$`),
 		step("add 1 g2", `^node 1 added to group 2 \(voter\)$`),
-		step("groups 5", `^GROUP +LEADER +TERM +COMMIT +MEMBERS +REPLICAS$`, `^─+$`, `^ +5 +[12] +\d+ +\d+ +1, 2 +2, `, `^groups 5–5 of 8 shown`, `^8 groups: 8 with a leader`),
+		step("groups 5", `^GROUP +LEADER +TERM +COMMIT +MEMBERS +REPLICAS$`, `^─+$`, `^ +5 +[12] +\d+ +\d+ +1, 2 +2, `, `^groups 5–5 of 8 shown — "groups 6..7" shows others$`, `^8 groups: 8 with a leader`),
 		step("log g5", `^index `, `^node 1 `, `^ `, `^node 2 `, `^ `, `^indexes`, `^cells`),
 		step("diagram 5 g5", `^┌`, `^│ REPL session`, `^├`, `^│ time`, `^├`, `^│`, `^│`, `^│`, `^│`, `^│`, `^└`),
 		step("check", `^history of 4 operations: linearizable$`),
@@ -67,4 +67,24 @@ func TestGroupsSession(t *testing.T) {
 	}
 	r.Serve(strings.NewReader(in.String()))
 	checkTranscript(t, steps, out.String())
+}
+
+// Many groups run on the wall clock and in the session's own storage only
+// for now: the REPL says so instead of doing something else.
+func TestGroupsRefusedWhereNotSupported(t *testing.T) {
+	for _, tc := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{Sim: true, Seed: 1}, "error: many groups run on the wall clock only for now"},
+		{Options{DataDir: t.TempDir()}, "error: a cluster of many groups keeps its shared logs in a temporary directory"},
+	} {
+		var out strings.Builder
+		r := NewREPL(&out, tc.opts)
+		r.Exec("1 3 16")
+		r.Close()
+		if !strings.HasPrefix(out.String(), tc.want) {
+			t.Errorf("%+v: got %q, want %q…", tc.opts, out.String(), tc.want)
+		}
+	}
 }

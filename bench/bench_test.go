@@ -83,19 +83,22 @@ func TestRunShort(t *testing.T) {
 }
 
 // TestRunGroupsShort runs many groups per node briefly: the load commits,
-// and every replica is quiet in the idle phase.
+// every replica is quiet in the idle phase, and the node leading the most
+// groups is crashed twice and restarted on its storage.
 func TestRunGroupsShort(t *testing.T) {
-	var out, errb bytes.Buffer
-	if code := Run([]string{"-groups", "20", "-active", "2", "-clients", "4", "-duration", "300ms", "-warmup", "100ms"}, &out, &errb); code != 0 {
-		t.Fatalf("exit code %d: %s", code, errb.String())
-	}
-	var res GroupsResult
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		t.Fatalf("%v in %q", err, out.String())
-	}
-	if res.Impl != "raft-consensus-multi" || res.Groups != 20 || res.Active != 2 || res.Ops == 0 || res.QuietAtIdle != 60 ||
-		res.IdleHeartbeatsPerSecPair != 0 || res.RPCsPerSecPerPair == 0 {
-		t.Errorf("unexpected result %s", out.String())
+	for _, store := range []string{"mem", "disk"} {
+		var out, errb bytes.Buffer
+		if code := Run([]string{"-groups", "20", "-active", "2", "-clients", "4", "-duration", "300ms", "-warmup", "100ms", "-failovers", "2", "-store", store}, &out, &errb); code != 0 {
+			t.Fatalf("%s: exit code %d: %s", store, code, errb.String())
+		}
+		var res GroupsResult
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			t.Fatalf("%v in %q", err, out.String())
+		}
+		if res.Impl != "raft-consensus-multi" || res.Groups != 20 || res.Active != 2 || res.Ops == 0 || res.QuietAtIdle != 60 ||
+			res.IdleHeartbeatsPerSecPair != 0 || res.RPCsPerSecPerPair == 0 || res.FailoverMs == nil || len(res.FailoverAllMs) != 2 {
+			t.Errorf("%s: unexpected result %s", store, out.String())
+		}
 	}
 }
 

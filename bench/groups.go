@@ -59,48 +59,72 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 	runtime.GC()
 	runtime.ReadMemStats(&m0)
 	net := multinode.NewLocalNetwork()
-	var nodes []*multinode.Node
-	var logs []*storage.SharedLog
+	nodes := make([]*multinode.Node, o.nodes)
+	logs := make([]*storage.SharedLog, o.nodes)
+	dir := ""
 	if o.store == "disk" {
-		dir, err := os.MkdirTemp("", "raft-bench-groups-")
+		d, err := os.MkdirTemp("", "raft-bench-groups-")
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(dir)
-		for i := range o.nodes {
-			l, err := storage.OpenSharedLog(vfs.OS{}, filepath.Join(dir, fmt.Sprint(i)), storage.SharedOptions{})
-			if err != nil {
-				return nil, err
-			}
-			defer l.Close()
-			logs = append(logs, l)
-		}
+		defer os.RemoveAll(d)
+		dir = d
 	}
 	var ids []multi.NodeID
 	for i := range o.nodes {
 		ids = append(ids, multi.NodeID(i))
 	}
-	for i := range o.nodes {
+	// Each node's storage outlives it, for the failovers' restarts: its
+	// shared log on disk, or its groups' MemoryStorages.
+	mems := make([]map[multi.GroupID]*storage.MemoryStorage, o.nodes)
+	start := func(i int) error {
 		c := cc
 		c.Seed = o.seed*7 + int64(i) + 1
 		mc := multinode.Config{ID: multi.NodeID(i), Core: c, Tick: tick, Transport: net.Transport()}
-		if logs != nil {
-			mc.Log = logs[i]
+		if dir != "" {
+			l, err := storage.OpenSharedLog(vfs.OS{}, filepath.Join(dir, fmt.Sprint(i)), storage.SharedOptions{})
+			if err != nil {
+				return err
+			}
+			logs[i], mc.Log = l, l
+		} else {
+			if mems[i] == nil {
+				mems[i] = map[multi.GroupID]*storage.MemoryStorage{}
+			}
+			mem := mems[i]
+			mc.Storage = func(g multi.GroupID) storage.Storage {
+				if mem[g] == nil {
+					mem[g] = storage.NewMemoryStorage()
+				}
+				return mem[g]
+			}
 		}
 		n := multinode.New(mc)
 		net.Add(n)
-		nodes = append(nodes, n)
-	}
-	defer func() {
-		for _, n := range nodes {
-			n.Stop()
-		}
-	}()
-	for _, n := range nodes {
+		nodes[i] = n
 		for g := range multi.GroupID(o.groups) {
 			if err := n.CreateGroup(g, ids); err != nil {
-				return nil, err
+				return err
 			}
+		}
+		return nil
+	}
+	stop := func(i int) {
+		nodes[i].Stop()
+		if logs[i] != nil {
+			logs[i].Close()
+		}
+	}
+	defer func() {
+		for i := range nodes {
+			if nodes[i] != nil {
+				stop(i)
+			}
+		}
+	}()
+	for i := range o.nodes {
+		if err := start(i); err != nil {
+			return nil, err
 		}
 	}
 	propose := func(ctx context.Context, g multi.GroupID, data []byte) error {
@@ -142,13 +166,13 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 	var lat []time.Duration
 	errs := 0
 	var measuring atomic.Bool
-	start := make(chan struct{})
+	begin := make(chan struct{})
 	for c := range o.clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			g := multi.GroupID(c % o.active)
-			<-start
+			<-begin
 			for lctx.Err() == nil {
 				t := time.Now()
 				err := propose(lctx, g, payload)
@@ -166,7 +190,7 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 			}
 		}()
 	}
-	close(start)
+	close(begin)
 	time.Sleep(o.warmup)
 	stats0, syncs0 := sumStats(nodes), sumSyncs(logs)
 	cpu0 := processCPU()
@@ -227,7 +251,116 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 	if ops > 0 {
 		res.CPUPerOpUs = math.Round(float64(cpu)/float64(ops)/10) / 100
 	}
+	if o.failovers > 0 && o.nodes >= 3 {
+		var all, last []time.Duration
+		for round := range o.failovers {
+			f, err := groupsFailover(ctx, nodes, o.groups, stop, start)
+			if err != nil {
+				return nil, fmt.Errorf("failover %d: %w", round, err)
+			}
+			logf("failover %d: node %d led %d groups; every one had a new leader after %v (the first after %v, half after %v, 90%% after %v)",
+				round, f.node, f.led, f.all, f.first, f.each[len(f.each)/2], f.each[len(f.each)*9/10])
+			all, last = append(all, f.all), append(last, f.first)
+			res.FailoverAllMs = append(res.FailoverAllMs, ms(f.all))
+		}
+		a, e := ms(median(all)), ms(median(last))
+		res.FailoverMs, res.FailoverElectMs = &a, &e
+	}
 	return res, nil
+}
+
+// groupFailover is one failover of a node leading many groups.
+type groupFailover struct {
+	node, led  int
+	first, all time.Duration   // until the first, and every, group it led has a new leader
+	each       []time.Duration // until each had one, in order
+}
+
+// groupsFailover waits until every group has a leader and the groups
+// are quiet, crashes the node leading the most groups, and measures the
+// time until each of those groups has a new leader on another node (a
+// quiet group's followers learn of the death from the node's silence,
+// multi.Config.LivenessTicks, then elect). Then it restarts the node on
+// its storage.
+func groupsFailover(ctx context.Context, nodes []*multinode.Node, groups int, stop func(int), start func(int) error) (groupFailover, error) {
+	var f groupFailover
+	leaders := func(n *multinode.Node, only []multi.GroupID) (map[multi.GroupID]bool, error) {
+		led := map[multi.GroupID]bool{}
+		err := n.Do(ctx, func(h *multi.Host) {
+			gs := only
+			if gs == nil {
+				gs = h.Groups()
+			}
+			for _, g := range gs {
+				if sum, _, err := h.Summary(g); err == nil && sum.Role == core.Leader {
+					led[g] = true
+				}
+			}
+		})
+		return led, err
+	}
+	// Settle: every group led, every replica quiet (the hard case: no
+	// heartbeat tells a follower its leader died).
+	deadline := time.Now().Add(60 * time.Second)
+	var led []map[multi.GroupID]bool
+	for {
+		led = led[:0]
+		total, quiet, all := 0, 0, 0
+		for _, n := range nodes {
+			l, err := leaders(n, nil)
+			if err != nil {
+				return f, err
+			}
+			q, a, err := n.Quiet()
+			if err != nil {
+				return f, err
+			}
+			led, total, quiet, all = append(led, l), total+len(l), quiet+q, all+a
+		}
+		if total == groups && quiet == all {
+			break
+		}
+		if time.Now().After(deadline) {
+			return f, fmt.Errorf("not settled after 60s: %d of %d groups led, %d of %d replicas quiet", total, groups, quiet, all)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := range led {
+		if len(led[i]) > len(led[f.node]) {
+			f.node = i
+		}
+	}
+	var affected []multi.GroupID
+	for g := range led[f.node] {
+		affected = append(affected, g)
+	}
+	f.led = len(affected)
+	t0 := time.Now()
+	stop(f.node)
+	for len(affected) > 0 {
+		if time.Since(t0) > 30*time.Second {
+			return f, fmt.Errorf("%d of the %d groups node %d led have no leader 30s after it crashed", len(affected), f.led, f.node)
+		}
+		for i, n := range nodes {
+			if i == f.node {
+				continue
+			}
+			l, err := leaders(n, affected)
+			if err != nil {
+				return f, err
+			}
+			if len(l) > 0 && f.first == 0 {
+				f.first = time.Since(t0)
+			}
+			for range l {
+				f.each = append(f.each, time.Since(t0))
+			}
+			affected = slices.DeleteFunc(affected, func(g multi.GroupID) bool { return l[g] })
+		}
+		time.Sleep(time.Millisecond)
+	}
+	f.all = time.Since(t0)
+	return f, start(f.node)
 }
 
 func sumStats(nodes []*multinode.Node) multi.Stats {
@@ -245,7 +378,9 @@ func sumStats(nodes []*multinode.Node) multi.Stats {
 func sumSyncs(logs []*storage.SharedLog) uint64 {
 	var n uint64
 	for _, l := range logs {
-		n += l.Stats().Syncs
+		if l != nil {
+			n += l.Stats().Syncs
+		}
 	}
 	return n
 }

@@ -23,3 +23,29 @@ func (c *Core) Quiescent() bool {
 	}
 	return true
 }
+
+// LeaderSilent tells a follower that its leader's server has sent nothing
+// for at least the minimum election timeout, though no tick told it so: a
+// quiesced follower (raft/multi) does not tick, and learns of the silence
+// from its host. It no longer ignores vote requests as a follower in touch
+// with a leader does (thesis §4.2.3). The host makes one survivor of each
+// group first: it stands for election one heartbeat interval later, when
+// the other survivors' hosts, which hear from every node each interval,
+// have noticed the silence too (and grant their votes instead of ignoring
+// them). The others wait a whole fresh random timeout, the time a
+// candidate has to win before another tries: should the first not win (it
+// is cut off, or they do not agree on who is first), the random timeouts
+// settle it as always (§5.2). Votes and terms are untouched: nothing here
+// bears on safety.
+func (c *Core) LeaderSilent(first bool) {
+	if c.role != Follower && c.role != PreCandidate {
+		return
+	}
+	wait := c.cfg.HeartbeatTicks + 1
+	c.electionElapsed = max(c.electionElapsed, c.cfg.ElectionTicksMin)
+	if first {
+		c.electionElapsed = max(c.electionElapsed, c.electionTimeout-wait)
+		return
+	}
+	c.electionTimeout = c.electionElapsed + c.cfg.ElectionTicksMin + c.rand.IntN(c.cfg.ElectionTicksMax-c.cfg.ElectionTicksMin)
+}

@@ -28,8 +28,12 @@ type Config struct {
 	// Events, if set, receives the events of every group (Event).
 	Events func(Event)
 	// LivenessTicks is how long a node may stay silent before the host
-	// wakes the quiesced groups it leads (default: the maximum election
-	// timeout).
+	// wakes the quiesced groups it leads, whose followers then count that
+	// silence toward their election timeouts (core.LeaderSilent). The
+	// default, the minimum election timeout, is what a ticking follower
+	// waits before it may campaign: a quiet group fails over about as
+	// fast as an active one. Every host sends every peer a batch per
+	// heartbeat interval, so this is several missed batches.
 	LivenessTicks int
 	// Sync, if set, makes durable what every group saved since the last
 	// call (storage.SharedLog.Sync: one fsync for the whole round). Flush
@@ -62,6 +66,13 @@ type brokenRules struct {
 	// noLivenessWake never wakes a quiesced follower whose leader's node
 	// fell silent: if that node dies, the group has no leader for good.
 	noLivenessWake bool
+	// everyoneFirst makes every survivor of a group whose leader's node
+	// fell silent stand for election first (no successor): they split
+	// the vote.
+	everyoneFirst bool
+	// voteLeaseKept lets a quiet follower ignore a survivor's vote request
+	// until its own host judges the leader's node dead.
+	voteLeaseKept bool
 }
 
 // Host is one server's replicas of many groups.
@@ -144,7 +155,7 @@ var ErrGroupExists = errors.New("the group exists on this node")
 // NewHost returns a host with no groups.
 func NewHost(cfg Config) *Host {
 	if cfg.LivenessTicks <= 0 {
-		cfg.LivenessTicks = cfg.Core.ElectionTicksMax
+		cfg.LivenessTicks = cfg.Core.ElectionTicksMin
 	}
 	cfg.Core.ID = int(cfg.ID)
 	return &Host{cfg: cfg, groups: map[GroupID]*group{}, out: map[NodeID]*Batch{}, heard: map[NodeID]uint64{}, peers: map[NodeID]int{},
@@ -349,7 +360,12 @@ func (h *Host) Tick() {
 		slices.Sort(dead)
 		for _, p := range dead {
 			for _, g := range slices.Sorted(maps.Keys(h.quietFollowers[p])) {
-				h.wake(h.quietFollowers[p][g], false)
+				gr := h.quietFollowers[p][g]
+				h.wake(gr, false)
+				// Its leader has been silent for LivenessTicks: that counts
+				// toward its election timeout, and one survivor goes first.
+				gr.driver.Core().LeaderSilent(h.cfg.broken.everyoneFirst || h.successor(gr, p) == h.cfg.ID)
+				h.touch(gr)
 			}
 		}
 	}
@@ -406,6 +422,14 @@ func (h *Host) Step(b *Batch) {
 		// elsewhere; a reply is stepped and wakes nothing: a late one must
 		// not undo a quiescence.
 		if gm.Msg.Type.IsRequest() {
+			under := gr.quietUnder
+			if gr.quiet && gm.Msg.Type == core.MsgRequestVote && under >= 0 && NodeID(gm.Msg.From) != under && h.silent(under) && !h.cfg.broken.voteLeaseKept {
+				// A survivor asks for its vote before this host has judged
+				// the quiet leader's node dead; it has missed two liveness
+				// batches already: the vote is not to be ignored.
+				h.wake(gr, false)
+				gr.driver.Core().LeaderSilent(false)
+			}
 			h.wake(gr, gm.Msg.From != gr.driver.Core().Leader())
 		}
 		h.step(gr, gm.Msg)

@@ -6,9 +6,16 @@ import (
 )
 
 // idleWorld is a healthy 3-node world of groups that has gone quiet.
-func idleWorld(t testing.TB, groups int) *simWorld {
+func idleWorld(t testing.TB, groups int) *simWorld { return idleWorldBroken(t, groups, brokenRules{}) }
+
+func idleWorldBroken(t testing.TB, groups int, broken brokenRules) *simWorld {
+	return idleWorldOf(t, simParams{seed: 7, nodes: 3, groups: groups, broken: broken})
+}
+
+func idleWorldOf(t testing.TB, p simParams) *simWorld {
 	t.Helper()
-	w := newSimWorld(t, simParams{seed: 7, nodes: 3, groups: groups})
+	groups := p.groups
+	w := newSimWorld(t, p)
 	for range groups {
 		w.propose() // something to replicate first: quiescence follows work
 	}
@@ -203,5 +210,99 @@ func TestWokenFollowerWakesItsLeader(t *testing.T) {
 	}
 	if w.err != nil {
 		t.Fatal(w.err)
+	}
+}
+
+// quietFailover crashes the node leading the most groups of a quiet world
+// and returns, for the groups it led, the ticks until each had a new
+// leader and how many more terms that took than one election.
+func quietFailover(t *testing.T, w *simWorld) (worst uint64, extraTerms int, led int) {
+	t.Helper()
+	count := map[NodeID]int{}
+	for g := range GroupID(w.p.groups) {
+		count[w.leader(g)]++
+	}
+	victim := NodeID(0)
+	for n, k := range count {
+		if k > count[victim] {
+			victim = n
+		}
+	}
+	terms := map[GroupID]uint64{}
+	for g := range GroupID(w.p.groups) {
+		if w.leader(g) == victim {
+			sum, _, _ := w.hosts[victim].Summary(g)
+			terms[g] = sum.Term
+		}
+	}
+	w.crash(victim)
+	start := w.tick
+	for len(terms) > 0 {
+		if w.tick-start > 400 {
+			t.Fatalf("%d groups without a leader 400 ticks after node %d died", len(terms), victim)
+		}
+		w.step()
+		for g, term := range terms {
+			if l := w.leader(g); l >= 0 && l != victim {
+				sum, _, _ := w.hosts[l].Summary(g)
+				extraTerms += int(sum.Term - term - 1)
+				worst = max(worst, w.tick-start)
+				delete(terms, g)
+				led++
+			}
+		}
+	}
+	return worst, extraTerms, led
+}
+
+// TestQuietGroupsFailOverFast: when the node leading many quiet groups
+// dies, each group's survivors learn of it from its silence (LivenessTicks),
+// count that silence toward their election timeouts, and let one of them
+// (successor) stand first: every group elects within one election of
+// detecting it, without a split vote.
+func TestQuietGroupsFailOverFast(t *testing.T) {
+	for slow := range 4 {
+		w := idleWorldOf(t, simParams{seed: 7, nodes: 3, groups: 300, slow: slow})
+		worst, extra, led := quietFailover(t, w)
+		t.Logf("slow host %d: %d groups failed over within %d ticks (bound %d), %d extra terms", slow-1, led, worst, failoverBound, extra)
+		if worst > failoverBound || extra > 0 {
+			t.Fatalf("slow host %d: %d groups: the slowest took %d ticks (bound %d), %d extra terms (split votes)", slow-1, led, worst, failoverBound, extra)
+		}
+	}
+}
+
+// failoverBound: detection (LivenessTicks, plus the last batch's interval
+// and delay), the successor's wait of a heartbeat interval, then a PreVote
+// and a vote round trip of at most 3 ticks a hop; a slow host's view of
+// the silence takes a third longer.
+var failoverBound = func() uint64 {
+	cc := simCoreConfig()
+	return uint64((cc.ElectionTicksMin+cc.HeartbeatTicks+3)*4/3 + cc.HeartbeatTicks + 1 + 4*3 + 1)
+}()
+
+// TestQuietFailoverCatchesBrokenRules: without a successor the survivors
+// split votes; with a quiet follower keeping its lease, the first
+// survivor's vote is ignored and it waits a whole timeout more.
+func TestQuietFailoverCatchesBrokenRules(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		broken brokenRules
+	}{
+		{"every survivor stands first", brokenRules{everyoneFirst: true}},
+		{"a quiet follower ignores votes until its own host judges the leader dead", brokenRules{voteLeaseKept: true}},
+	} {
+		caught := false
+		for slow := range 4 {
+			w := idleWorldOf(t, simParams{seed: 7, nodes: 3, groups: 300, slow: slow, broken: tc.broken})
+			worst, extra, led := quietFailover(t, w)
+			if worst > failoverBound || extra > 0 {
+				t.Logf("%s: caught with slow host %d: the slowest of %d groups took %d ticks (bound %d), %d extra terms", tc.name, slow-1, led, worst, failoverBound, extra)
+				caught = true
+				break
+			}
+		}
+		if !caught {
+			t.Errorf("%s: every group failed over in time with no split vote: not caught", tc.name)
+		}
 	}
 }

@@ -64,6 +64,13 @@ func (h *Host) alive(p NodeID) bool {
 	return ok && h.ticks-t <= uint64(h.cfg.LivenessTicks)
 }
 
+// silent reports whether node p has missed two of the batches it sends
+// every heartbeat interval: not yet judged dead (alive), but suspect.
+func (h *Host) silent(p NodeID) bool {
+	t, ok := h.heard[p]
+	return !ok || h.ticks-t > uint64(2*max(1, h.cfg.Core.HeartbeatTicks))
+}
+
 // setQuiet makes gr quiet: it leaves the ticking groups; a follower is
 // listed under its leader's node, to wake when that falls silent.
 func (h *Host) setQuiet(gr *group) {
@@ -117,4 +124,34 @@ func (h *Host) stillQuiet(gr *group) bool {
 		return c.Leader() != core.None && NodeID(c.Leader()) == gr.quietUnder
 	}
 	return false
+}
+
+// successor is the voter of gr that stands for election first when the
+// node of its leader, dead, fell silent: of the voters this host believes
+// alive, the one a hash of the group and its id ranks first. Every
+// survivor that sees the same nodes alive picks the same one, so they do
+// not split the vote; and the groups a dead node led spread over the
+// survivors instead of all going to one.
+func (h *Host) successor(gr *group, dead NodeID) NodeID {
+	best, bestRank := NodeID(-1), uint64(0)
+	for _, id := range gr.config.AllVoters() {
+		p := NodeID(id)
+		if p == dead || p != h.cfg.ID && !h.alive(p) {
+			continue
+		}
+		if r := successorRank(gr.id, p); best < 0 || r < bestRank {
+			best, bestRank = p, r
+		}
+	}
+	return best
+}
+
+// successorRank mixes a group and a node id (splitmix64's finalizer).
+func successorRank(g GroupID, p NodeID) uint64 {
+	x := uint64(g)*0x9e3779b97f4a7c15 + uint64(p)*0xbf58476d1ce4e5b9
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }

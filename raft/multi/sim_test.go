@@ -34,6 +34,14 @@ type simParams struct {
 	// simulated disk: a crash loses what was not synced (and may tear the
 	// write in flight), and a fault crashes a host inside its next Sync.
 	disk bool
+	// slow, if set (a node id + 1), makes that host skip every fourth
+	// tick, as a busy server whose ticker drops ticks: its view of time,
+	// and of other nodes' silence, lags.
+	slow int
+	// membership adds faults that change groups' members (a server
+	// replaced through a joint configuration, a learner added, a voter
+	// removed) and transfer leaderships.
+	membership bool
 }
 
 type simWorld struct {
@@ -43,7 +51,12 @@ type simWorld struct {
 	tick     uint64
 	hosts    map[NodeID]*Host // nil: down
 	storages map[NodeID]map[GroupID]*storage.MemoryStorage
+	// members are the nodes holding a replica of each group (founders,
+	// then as changes add them and their removals commit); founders, the
+	// group's first members, which create it with these members.
 	members  map[GroupID][]NodeID
+	founders map[GroupID][]NodeID
+	changes  int            // membership changes proposed and taken by a leader
 	side     map[NodeID]int // partition side; all 0: none
 	drop     float64
 	inflight []flight
@@ -95,7 +108,7 @@ func simCoreConfig() core.CoreConfig {
 
 func newSimWorld(t testing.TB, p simParams) *simWorld {
 	w := &simWorld{t: t, p: p, rng: rand.New(rand.NewSource(p.seed)), hosts: map[NodeID]*Host{},
-		storages: map[NodeID]map[GroupID]*storage.MemoryStorage{}, members: map[GroupID][]NodeID{}, side: map[NodeID]int{},
+		storages: map[NodeID]map[GroupID]*storage.MemoryStorage{}, members: map[GroupID][]NodeID{}, founders: map[GroupID][]NodeID{}, side: map[NodeID]int{},
 		applied: map[NodeID]map[GroupID][]string{}, chosen: map[GroupID]map[uint64]string{},
 		leaders: map[GroupID]map[uint64]NodeID{}, acked: map[GroupID][]string{}, pending: map[string]NodeID{},
 		disks: map[NodeID]*simdisk.Disk{}, logs: map[NodeID]*storage.SharedLog{}}
@@ -105,6 +118,7 @@ func newSimWorld(t testing.TB, p simParams) *simWorld {
 		for _, n := range perm {
 			w.members[g] = append(w.members[g], NodeID(n))
 		}
+		w.founders[g] = slices.Clone(w.members[g])
 		w.chosen[g] = map[uint64]string{}
 		w.leaders[g] = map[uint64]NodeID{}
 	}
@@ -158,14 +172,163 @@ func (w *simWorld) start(n NodeID) {
 	w.hosts[n] = h
 	for g := range GroupID(w.p.groups) {
 		if slices.Contains(w.members[g], n) {
-			if err := h.CreateGroup(g, w.members[g]); err != nil {
-				w.failf("node %d: %v", n, err)
-			}
+			w.createReplica(n, g)
 		}
 	}
 	if w.p.started != nil {
 		w.p.started(n, h)
 	}
+}
+
+// createReplica creates node n's replica of g: a founder with the
+// founding members, a node added later empty (it joins when the leader
+// sends it the log).
+func (w *simWorld) createReplica(n NodeID, g GroupID) {
+	var members []NodeID
+	if slices.Contains(w.founders[g], n) {
+		members = w.founders[g]
+	}
+	w.applied[n][g] = nil // it replays its log from the start
+	if err := w.hosts[n].CreateGroup(g, members); err != nil {
+		w.failf("node %d: %v", n, err)
+	}
+}
+
+// changeMembers makes group g's leader propose a change of members: a
+// voter replaced by a server from outside (through a joint
+// configuration), a learner added (promoted once caught up), or, with
+// more than three voters, one removed. A group keeps at least three
+// voters, so that the final check's crash leaves it a majority.
+var debugGroup GroupID = 1 << 60
+
+func (w *simWorld) changeMembers() {
+	g := GroupID(w.rng.Intn(w.p.groups))
+	l := w.leader(g)
+	if l < 0 {
+		return
+	}
+	sum, _, _ := w.hosts[l].Summary(g)
+	if sum.Config.IsJoint() || sum.ConfigIndex > sum.Commit {
+		return // one change at a time
+	}
+	var outside []NodeID
+	for n := range NodeID(w.p.nodes) {
+		if !sum.Config.IsMember(int(n)) && !slices.Contains(w.members[g], n) {
+			outside = append(outside, n)
+		}
+	}
+	voters := sum.Config.Voters
+	var changes []core.ConfChange
+	var add NodeID = -1
+	switch w.rng.Intn(3) {
+	case 0:
+		if len(outside) == 0 {
+			return
+		}
+		add = outside[w.rng.Intn(len(outside))]
+		changes = []core.ConfChange{{Type: core.AddVoter, ID: int(add)}, {Type: core.RemoveServer, ID: voters[w.rng.Intn(len(voters))]}}
+	case 1:
+		if len(outside) == 0 {
+			return
+		}
+		add = outside[w.rng.Intn(len(outside))]
+		changes = []core.ConfChange{{Type: core.AddLearner, ID: int(add)}}
+	case 2:
+		if len(voters) <= 3 {
+			return
+		}
+		changes = []core.ConfChange{{Type: core.RemoveServer, ID: voters[w.rng.Intn(len(voters))]}}
+	}
+	if add >= 0 {
+		// Its replica exists before the leader sends to it; if the change
+		// is lost, collect destroys it once a configuration without it
+		// commits.
+		w.members[g] = append(w.members[g], add)
+		if w.hosts[add] != nil {
+			w.createReplica(add, g)
+		}
+	}
+	res := w.hosts[l].ProposeConfChanges(g, changes)
+	if res.Err == nil {
+		w.changes++
+	}
+	if debugGroup == g {
+		w.t.Logf("tick %d: leader %d of %v proposes %v: %+v", w.tick, l, g, changes, res)
+	}
+}
+
+// collect destroys the replicas of servers that a group's committed
+// configuration no longer holds, as an operator (or shard.Cluster) does:
+// a removed replica that never learned of its removal would otherwise
+// stand for election now and then, waking its group for nothing.
+func (w *simWorld) collect() {
+	for g := range GroupID(w.p.groups) {
+		l := w.leader(g)
+		if l < 0 {
+			continue
+		}
+		sum, _, _ := w.hosts[l].Summary(g)
+		if sum.Config.IsJoint() || sum.ConfigIndex > sum.Commit {
+			continue
+		}
+		// Only once the leader has committed an entry of its own term, and
+		// no replica has a higher term, is its log the one every later
+		// leader extends: an entry that is not in it either conflicts with
+		// its committed entry (an older term's) or would need a higher
+		// term. Before that, another leader's change still in some log may
+		// win an election and commit, and the replica it adds must be
+		// there. The simulation sees every replica's term (it asks only
+		// when every holder of the group is up); a cluster without that
+		// view waits for its own change to commit instead (shard.Cluster).
+		highest := true
+		for _, n := range w.members[g] {
+			h := w.hosts[n]
+			if h == nil {
+				highest = false
+				break
+			}
+			if s, _, err := h.Summary(g); err == nil && s.Term > sum.Term {
+				highest = false
+			}
+		}
+		if !highest {
+			continue
+		}
+		var ownTerm bool
+		w.hosts[l].Inspect(g, func(c *core.Core) { //nolint:errcheck // the leader hosts g
+			t, ok := c.TermAt(c.Committed())
+			ownTerm = ok && t == c.Term()
+		})
+		if !ownTerm {
+			continue
+		}
+		for _, n := range slices.Clone(w.members[g]) {
+			if sum.Config.IsMember(int(n)) {
+				continue
+			}
+			if debugGroup == g {
+				w.t.Logf("tick %d: collect drops node %d from %v: leader %d %+v", w.tick, n, g, l, sum)
+			}
+			if h := w.hosts[n]; h != nil {
+				if err := h.DestroyGroup(g); err != nil {
+					w.failf("node %d: destroying its replica of removed group %v: %v", n, g, err)
+				}
+			}
+			w.members[g] = slices.DeleteFunc(w.members[g], func(m NodeID) bool { return m == n })
+		}
+	}
+}
+
+// transfer asks group g's leader to hand over to another voter.
+func (w *simWorld) transfer() {
+	g := GroupID(w.rng.Intn(w.p.groups))
+	l := w.leader(g)
+	if l < 0 {
+		return
+	}
+	sum, _, _ := w.hosts[l].Summary(g)
+	to := sum.Config.Voters[w.rng.Intn(len(sum.Config.Voters))]
+	w.hosts[l].TransferLeadership(g, NodeID(to)) //nolint:errcheck // refused while one is under way: fine
 }
 
 func (w *simWorld) apply(n NodeID, g GroupID, batch []node.CommitEntry) {
@@ -226,6 +389,9 @@ func (w *simWorld) linked(a, b NodeID) bool { return w.side[a] == w.side[b] }
 func (w *simWorld) step() {
 	w.tick++
 	w.runTimers()
+	if w.p.membership && w.tick%10 == 0 {
+		w.collect()
+	}
 	var arriving []*Batch
 	keep := w.inflight[:0]
 	for _, f := range w.inflight {
@@ -246,7 +412,9 @@ func (w *simWorld) step() {
 		if h == nil {
 			continue
 		}
-		h.Tick()
+		if w.p.slow != int(n)+1 || w.tick%4 != 0 {
+			h.Tick()
+		}
 		out := h.Flush()
 		if h.Failed() != nil {
 			w.crash(n) // its disk crashed inside the Sync: so did the host
@@ -297,7 +465,15 @@ func (w *simWorld) fault() {
 		}
 		return
 	}
-	switch w.rng.Intn(5) {
+	kinds := 5
+	if w.p.membership {
+		kinds = 7
+	}
+	switch w.rng.Intn(kinds) {
+	case 5:
+		w.changeMembers()
+	case 6:
+		w.transfer()
 	case 0:
 		n := NodeID(w.rng.Intn(w.p.nodes))
 		if w.hosts[n] != nil {
@@ -339,6 +515,9 @@ func (w *simWorld) run() error {
 		}
 		if w.rng.Intn(40) == 0 {
 			w.fault()
+		}
+		if w.p.membership && w.rng.Intn(50) == 0 {
+			w.changeMembers()
 		}
 		w.step()
 	}
@@ -421,27 +600,35 @@ func (w *simWorld) run() error {
 	return w.err
 }
 
-func runSeeds(t *testing.T, first, n int64, broken brokenRules) (failed int64, firstErr error) {
+func runSeeds(t *testing.T, first, n int64, broken brokenRules) (failed int64, changes int, firstErr error) {
 	for seed := first; seed < first+n; seed++ {
 		// Half the seeds keep the groups in a shared log on a simulated
 		// disk (all of them for a bug of durability).
 		disk := seed%4 >= 2 || broken.syncLate
-		w := newSimWorld(t, simParams{seed: seed, nodes: 3 + 2*int(seed%2), groups: 24, broken: broken, disk: disk})
+		// Five-node worlds change members (three-node ones have no server
+		// outside a group to bring in).
+		w := newSimWorld(t, simParams{seed: seed, nodes: 3 + 2*int(seed%2), groups: 24, broken: broken, disk: disk, membership: seed%2 == 1})
 		if err := w.run(); err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
 			failed++
 		}
+		changes += w.changes
 	}
-	return failed, firstErr
+	return failed, changes, firstErr
 }
 
 func TestSimulationOfManyGroups(t *testing.T) {
 	const seeds = 60
-	if failed, err := runSeeds(t, 1, seeds, brokenRules{}); failed > 0 {
+	failed, changes, err := runSeeds(t, 1, seeds, brokenRules{})
+	if failed > 0 {
 		t.Fatalf("%d of %d seeds failed; the first: %v", failed, seeds, err)
 	}
+	if changes < seeds {
+		t.Fatalf("%d seeds proposed only %d membership changes", seeds, changes)
+	}
+	t.Logf("%d seeds, %d membership changes taken by a leader", seeds, changes)
 }
 
 // TestSimulationCatchesBrokenHosts breaks a rule of quiescence on purpose
@@ -456,7 +643,7 @@ func TestSimulationCatchesBrokenHosts(t *testing.T) {
 		{"a round's batches leave before its Sync (the next round syncs it)", brokenRules{syncLate: true}},
 	} {
 		const seeds = 40
-		failed, err := runSeeds(t, 1, seeds, tc.broken)
+		failed, _, err := runSeeds(t, 1, seeds, tc.broken)
 		if failed == 0 {
 			t.Errorf("%s: %d seeds ran and none failed", tc.name, seeds)
 			continue
