@@ -116,7 +116,7 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&o.nodes, "nodes", 3, "number of raft nodes in the cluster (1 to 16)")
-	fs.StringVar(&o.transport, "transport", "tcp", "transport: tcp (net/rpc on 127.0.0.1; the only one)")
+	fs.StringVar(&o.transport, "transport", "tcp", "transport: tcp (net/rpc on 127.0.0.1; with -groups, one stream per node pair on 127.0.0.1), or with -groups local (in process; the default there)")
 	fs.StringVar(&o.store, "store", "mem", "storage: mem (MemoryStorage) or disk (DiskStorage with fsync, in a temp dir removed at exit)")
 	fs.IntVar(&o.clients, "clients", 16, "concurrent client goroutines writing on the leader")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured throughput phase")
@@ -161,8 +161,8 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 		return bad("unexpected argument %q", fs.Arg(0))
 	case o.nodes < 1 || o.nodes > raft.MaxNodes:
 		return bad("-nodes must be between 1 and %d", raft.MaxNodes)
-	case o.transport != "tcp":
-		return bad("-transport must be tcp")
+	case o.transport != "tcp" && (o.transport != "local" || o.groups == 0):
+		return bad("-transport must be tcp (or, with -groups, local)")
 	case o.store != "mem" && o.store != "disk":
 		return bad("-store must be mem or disk")
 	case o.clients < 1:
@@ -200,6 +200,13 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 	}
 	if o.groups > 0 && o.active == 0 {
 		o.active = min(o.groups, o.clients)
+	}
+	if o.groups > 0 {
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "transport" })
+		if !set {
+			o.transport = "local" // the groups' figures were first taken in one process
+		}
 	}
 	return o, 0, true
 }

@@ -25,6 +25,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"-clients", "0"}, 2, "-clients must be >= 1"},
 		{[]string{"-size", "3"}, 2, "-size must be >="},
 		{[]string{"-transport", "inmem"}, 2, "-transport must be tcp"},
+		{[]string{"-transport", "local"}, 2, "-transport must be tcp (or, with -groups, local)"},
 		{[]string{"-nodes", "99"}, 2, "-nodes must be between"},
 		{[]string{"-duration", "0s"}, 2, "-duration must be > 0"},
 		{[]string{"extra"}, 2, "unexpected argument"},
@@ -86,16 +87,17 @@ func TestRunShort(t *testing.T) {
 // every replica is quiet in the idle phase, and the node leading the most
 // groups is crashed twice and restarted on its storage.
 func TestRunGroupsShort(t *testing.T) {
-	for _, store := range []string{"mem", "disk"} {
+	for _, run := range [][2]string{{"mem", "local"}, {"disk", "local"}, {"mem", "tcp"}} {
+		store, transport := run[0], run[1]
 		var out, errb bytes.Buffer
-		if code := Run([]string{"-groups", "20", "-active", "2", "-clients", "4", "-duration", "300ms", "-warmup", "100ms", "-failovers", "2", "-store", store}, &out, &errb); code != 0 {
-			t.Fatalf("%s: exit code %d: %s", store, code, errb.String())
+		if code := Run([]string{"-groups", "20", "-active", "2", "-clients", "4", "-duration", "300ms", "-warmup", "100ms", "-failovers", "2", "-store", store, "-transport", transport}, &out, &errb); code != 0 {
+			t.Fatalf("%s %s: exit code %d: %s", store, transport, code, errb.String())
 		}
 		var res GroupsResult
 		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 			t.Fatalf("%v in %q", err, out.String())
 		}
-		if res.Impl != "raft-consensus-multi" || res.Groups != 20 || res.Active != 2 || res.Ops == 0 || res.QuietAtIdle != 60 ||
+		if res.Impl != "raft-consensus-multi" || res.Groups != 20 || res.Active != 2 || res.Ops == 0 || res.QuietAtIdle != 60 || res.Transport != transport ||
 			res.IdleHeartbeatsPerSecPair != 0 || res.RPCsPerSecPerPair == 0 || res.FailoverMs == nil || len(res.FailoverAllMs) != 2 {
 			t.Errorf("%s: unexpected result %s", store, out.String())
 		}

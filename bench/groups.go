@@ -60,6 +60,26 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 	runtime.ReadMemStats(&m0)
 	net := multinode.NewLocalNetwork()
 	nodes := make([]*multinode.Node, o.nodes)
+	// With -transport tcp each node has a TCP transport (one stream per
+	// ordered pair), kept across its restarts.
+	var tcps []*multinode.TCP
+	if o.transport == "tcp" {
+		for i := range o.nodes {
+			t, err := multinode.ListenTCP(multinode.TCPConfig{ID: multi.NodeID(i), Cluster: "bench", Listen: "127.0.0.1:0"})
+			if err != nil {
+				return nil, err
+			}
+			defer t.Close()
+			tcps = append(tcps, t)
+		}
+		for i, t := range tcps {
+			for j, u := range tcps {
+				if i != j {
+					t.SetPeer(multi.NodeID(j), u.Addr())
+				}
+			}
+		}
+	}
 	logs := make([]*storage.SharedLog, o.nodes)
 	dir := ""
 	if o.store == "disk" {
@@ -81,6 +101,9 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 		c := cc
 		c.Seed = o.seed*7 + int64(i) + 1
 		mc := multinode.Config{ID: multi.NodeID(i), Core: c, Tick: tick, Transport: net.Transport()}
+		if tcps != nil {
+			mc.Transport = tcps[i]
+		}
 		if dir != "" {
 			l, err := storage.OpenSharedLog(vfs.OS{}, filepath.Join(dir, fmt.Sprint(i)), storage.SharedOptions{})
 			if err != nil {
@@ -100,7 +123,11 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 			}
 		}
 		n := multinode.New(mc)
-		net.Add(n)
+		if tcps != nil {
+			tcps[i].Attach(n)
+		} else {
+			net.Add(n)
+		}
 		nodes[i] = n
 		for g := range multi.GroupID(o.groups) {
 			if err := n.CreateGroup(g, ids); err != nil {
@@ -232,7 +259,7 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 	logf("idle: %d of %d replicas quiet; %v of CPU in %v", quiet, all, icpu, idleFor)
 
 	res := &GroupsResult{
-		Result: Result{Impl: "raft-consensus-multi", Nodes: o.nodes, Transport: "local", Store: o.store, Clients: o.clients, Ops: ops,
+		Result: Result{Impl: "raft-consensus-multi", Nodes: o.nodes, Transport: o.transport, Store: o.store, Clients: o.clients, Ops: ops,
 			OpsPerSec: math.Round(float64(ops)/elapsed.Seconds()*10) / 10,
 			Size:      o.size, DurationS: o.duration.Seconds(), Errors: errs, FailoverAllMs: []float64{},
 			ElectionTimeout: fmt.Sprintf("%v-%v", electionMin, electionMax), Heartbeat: heartbeat.String(),

@@ -287,6 +287,14 @@ const (
 	flagJoint // the snapshot's configuration is joint: its outgoing voters follow
 )
 
+// AppendMessage appends the binary encoding of m to b: the transport's,
+// for other framings of messages (raft/multinode's batches).
+func AppendMessage(b []byte, m *core.Message) []byte { return appendMessage(b, m) }
+
+// DecodeMessage decodes what AppendMessage wrote, all of b; entry and
+// snapshot data alias b. It never panics on bad input.
+func DecodeMessage(b []byte, m *core.Message) error { return decodeMessage(b, m) }
+
 func appendMessage(b []byte, m *core.Message) []byte {
 	var flags byte
 	joint := m.Snapshot != nil && m.Snapshot.Config.IsJoint()

@@ -140,6 +140,8 @@ type identity struct {
 	id      int // the listener's node id, or Client if it has none
 	// known says whether a node id may send Raft requests (nil: any).
 	known func(id int) bool
+	// nodesOnly refuses clients (a node-to-node stream).
+	nodesOnly bool
 }
 
 // hear reads a connection's hello and answers it; the connection is
@@ -182,6 +184,8 @@ func (id identity) admit(h Hello, conn net.Conn) error {
 		return fmt.Errorf("this is node %d, not node %d (is the address book out of date?)", id.id, h.To)
 	case h.From < Client:
 		return fmt.Errorf("bad sender id %d", h.From)
+	case h.From == Client && id.nodesOnly:
+		return errors.New("a client may not send node frames")
 	case h.From != Client && id.known != nil && !id.known(h.From):
 		return fmt.Errorf("node %d is not a known member of this cluster", h.From)
 	}

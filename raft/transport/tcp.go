@@ -277,13 +277,8 @@ func (t *TCPTransport) Close() error {
 // Listener serves a Handler's RPCs over net/rpc on a TCP listener, and
 // any further services its ListenConfig names.
 type Listener struct {
-	listener net.Listener
-	cfg      ListenConfig
-	wg       sync.WaitGroup
-
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
+	door *door
+	cfg  ListenConfig
 }
 
 // ListenConfig configures a Listener.
@@ -362,85 +357,20 @@ func ListenWith(cfg ListenConfig) (*Listener, error) {
 			return nil, err
 		}
 	}
-	s := &Listener{listener: l, cfg: cfg, conns: map[net.Conn]struct{}{}}
-	s.wg.Add(1)
-	go s.accept(srv)
+	s := &Listener{cfg: cfg, door: newDoor(l, cfg.TLS, identity{cluster: cfg.Cluster, id: cfg.ID, known: cfg.Known}, cfg.Logf)}
+	s.door.open(func(conn net.Conn, h Hello) {
+		// ServeCodec returns when the connection ends.
+		srv.ServeCodec(newServerCodec(conn, cfg.Handler, h.From))
+	})
 	return s, nil
 }
 
-func (s *Listener) accept(srv *rpc.Server) {
-	defer s.wg.Done()
-	id := identity{cluster: s.cfg.Cluster, id: s.cfg.ID, known: s.cfg.Known}
-	for {
-		conn, err := s.listener.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			conn.Close()
-			return
-		}
-		s.conns[conn] = struct{}{}
-		s.mu.Unlock()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.serve(srv, id, conn)
-			s.mu.Lock()
-			delete(s.conns, conn)
-			s.mu.Unlock()
-		}()
-	}
-}
-
-// serve runs one connection: the TLS handshake if any, the hello, then
-// net/rpc until the connection ends.
-func (s *Listener) serve(srv *rpc.Server, id identity, raw net.Conn) {
-	conn := raw
-	if s.cfg.TLS != nil {
-		tc := tls.Server(raw, s.cfg.TLS)
-		ctx, cancel := context.WithTimeout(context.Background(), helloTimeout)
-		err := tc.HandshakeContext(ctx)
-		cancel()
-		if err != nil {
-			s.refused(raw, err)
-			raw.Close()
-			return
-		}
-		conn = tc
-	}
-	h, err := id.hear(conn)
-	if err != nil {
-		s.refused(raw, err)
-		conn.Close()
-		return
-	}
-	srv.ServeCodec(newServerCodec(conn, s.cfg.Handler, h.From))
-}
-
-func (s *Listener) refused(conn net.Conn, err error) {
-	if s.cfg.Logf != nil {
-		s.cfg.Logf("refused a connection from %s: %v", conn.RemoteAddr(), err)
-	}
-}
-
 // Addr is where the server listens.
-func (s *Listener) Addr() string { return s.listener.Addr().String() }
+func (s *Listener) Addr() string { return s.door.addr() }
 
 // Close stops listening, closes every connection and waits for the
 // serving goroutines to finish.
-func (s *Listener) Close() {
-	s.mu.Lock()
-	s.closed = true
-	s.listener.Close()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
+func (s *Listener) Close() { s.door.close() }
 
 // rpcService gives net/rpc the methods it dispatches to, one per request
 // type ("Raft.<Method>"). The codec has already checked each request's
