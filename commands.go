@@ -597,6 +597,9 @@ func cmdAdd(r *REPL, sim cluster.Cluster, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := groupedIDs(sim, "add", ids, inGroup); err != nil {
+		return err
+	}
 	if inGroup {
 		return addToGroup(r, sim.(cluster.Grouped), ids, g)
 	}
@@ -620,6 +623,9 @@ func cmdRemove(r *REPL, sim cluster.Cluster, args []string) error {
 	}
 	ids, err := nodeList("remove", args)
 	if err != nil {
+		return err
+	}
+	if err := groupedIDs(sim, "remove", ids, inGroup); err != nil {
 		return err
 	}
 	if inGroup {

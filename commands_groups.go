@@ -176,7 +176,10 @@ func groupRange(gc cluster.Grouped, arg string) (int, int, error) {
 		return 0, 0, err
 	}
 	hi := lo
-	if found {
+	switch {
+	case found && to == "":
+		hi = n - 1 // "groups 100..": to the end
+	case found:
 		if hi, err = parse(to); err != nil {
 			return 0, 0, err
 		}
@@ -250,6 +253,11 @@ func groupedStatus(r *REPL, gc cluster.Grouped) {
 	}
 	fmt.Fprintln(r.out, render(t))
 	r.printf("groups: each node's replicas; led: those it leads; active: those that tick; quiet: those that do not — \"groups\" shows each group")
+	if v, ok := gc.(interface{ Violations() []string }); ok {
+		for _, line := range v.Violations() {
+			r.errorf("SAFETY: %s", line)
+		}
+	}
 }
 
 // groupedLeader waits until every group has a leader and says who leads
@@ -266,6 +274,19 @@ func groupedLeader(r *REPL, gc cluster.Grouped) error {
 		}
 	}
 	r.printf("every group has a leader: %s", strings.Join(parts, ", "))
+	return nil
+}
+
+// groupedIDs checks the ids of add and remove: at least one, and with many
+// groups and no group named, one only, since "remove 0 5" could be read as
+// "node 0 from group 5" (which is "remove 0 g5").
+func groupedIDs(sim cluster.Cluster, cmd string, ids []int, inGroup bool) error {
+	if len(ids) == 0 {
+		return usageError(fmt.Sprintf("usage: %s <id>... [group] — name a node, e.g. \"%s 3 g5\"", cmd, cmd))
+	}
+	if _, ok := sim.(cluster.Grouped); ok && !inGroup && len(ids) > 1 {
+		return fmt.Errorf("with many groups, %s takes one node at a time in every group (\"%s %d\"), or nodes of one group named as g5 (\"%s %d g5\")", cmd, cmd, ids[0], cmd, ids[0])
+	}
 	return nil
 }
 

@@ -195,8 +195,8 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 		return bad("-active must be between 1 and -groups")
 	case o.groups > 0 && o.nodes < 2:
 		return bad("-groups needs -nodes >= 2 (its figures are per node pair)")
-	case o.groups > 0 && (o.processes || o.keys > 0 || o.delay > 0 || o.cpuProfile != "" || o.memProfile != ""):
-		return bad("-groups does not go with -processes, -keys, -delay, -cpuprofile or -memprofile yet")
+	case o.groups > 0 && (o.processes || o.keys > 0 || o.delay > 0 || o.memProfile != ""):
+		return bad("-groups does not go with -processes, -keys, -delay or -memprofile yet")
 	}
 	if o.groups > 0 && o.active == 0 {
 		o.active = min(o.groups, o.clients)

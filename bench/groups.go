@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -221,10 +222,27 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 	time.Sleep(o.warmup)
 	stats0, syncs0 := sumStats(nodes), sumSyncs(logs)
 	cpu0 := processCPU()
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			lcancel()
+			wg.Wait()
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			lcancel()
+			wg.Wait()
+			return nil, err
+		}
+	}
 	measuring.Store(true)
 	tm := time.Now()
 	time.Sleep(o.duration)
 	measuring.Store(false)
+	if o.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	elapsed := time.Since(tm)
 	cpu := processCPU() - cpu0
 	stats1, syncs1 := sumStats(nodes), sumSyncs(logs)
@@ -344,7 +362,15 @@ func groupsFailover(ctx context.Context, nodes []*multinode.Node, groups int, st
 			}
 			led, total, quiet, all = append(led, l), total+len(l), quiet+q, all+a
 		}
-		if total == groups && quiet == all {
+		distinct := map[multi.GroupID]bool{}
+		for _, l := range led {
+			for g := range l {
+				distinct[g] = true
+			}
+		}
+		// Each group led once, by one node: a deposed leader that does not
+		// know it yet would count twice.
+		if total == groups && len(distinct) == groups && quiet == all {
 			break
 		}
 		if time.Now().After(deadline) {

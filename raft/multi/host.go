@@ -426,11 +426,13 @@ func (h *Host) Step(b *Batch) {
 			if gr.quiet && gm.Msg.Type == core.MsgRequestVote && under >= 0 && NodeID(gm.Msg.From) != under && h.silent(under) && !h.cfg.broken.voteLeaseKept {
 				// A survivor asks for its vote before this host has judged
 				// the quiet leader's node dead; it has missed two liveness
-				// batches already: the vote is not to be ignored.
+				// batches already: the vote is not to be ignored (and the
+				// suspect leader is not asked to wake).
 				h.wake(gr, false)
 				gr.driver.Core().LeaderSilent(false)
+			} else {
+				h.wake(gr, gm.Msg.From != gr.driver.Core().Leader())
 			}
-			h.wake(gr, gm.Msg.From != gr.driver.Core().Leader())
 		}
 		h.step(gr, gm.Msg)
 	}

@@ -48,11 +48,14 @@ type Config struct {
 	Tick                               time.Duration
 	ElectionTicksMin, ElectionTicksMax int
 	HeartbeatTicks                     int
-	// LivenessTicks: see multi.Config (default the maximum election
+	// LivenessTicks: see multi.Config (default the minimum election
 	// timeout).
 	LivenessTicks int
 	// ClientTimeout bounds one client operation, retries included (3 s).
 	ClientTimeout time.Duration
+	// ChangeTimeout bounds one group's membership change or transfer
+	// (default the larger of 10 s and 3 client timeouts).
+	ChangeTimeout time.Duration
 	// Seed seeds election timeouts and the network's faults.
 	Seed int64
 	// Tracer, if set, receives every replica's protocol events, tagged
@@ -81,6 +84,9 @@ type Cluster struct {
 	// group's store): random, so that a recovered log does not take it
 	// for an old client.
 	clientID uint64
+
+	vmu        sync.Mutex // guards violations, which node goroutines append to
+	violations []string
 }
 
 var _ cluster.Grouped = (*Cluster)(nil)
@@ -144,7 +150,27 @@ func (c *Cluster) coreConfig(id multi.NodeID) core.CoreConfig {
 	return core.CoreConfig{ElectionTicksMin: c.cfg.ElectionTicksMin, ElectionTicksMax: c.cfg.ElectionTicksMax,
 		HeartbeatTicks: c.cfg.HeartbeatTicks, PreVote: true, CheckQuorum: true, MaxInflight: 8,
 		MaxEntriesPerAppend: 64, MaxBytesPerAppend: 1 << 20, SnapshotChunkBytes: 1 << 16,
-		Seed: c.cfg.Seed*7919 + int64(id) + 1}
+		Seed: c.cfg.Seed*7919 + int64(id) + 1,
+		// A broken invariant stops the replica (its driver does), and is
+		// reported: it never panics the process.
+		OnViolation: func(v core.InvariantViolation) {
+			c.violation(fmt.Sprintf("node %d: %v (the replica stopped)", id, v))
+		}}
+}
+
+// violation records a broken invariant (a bug, which no input may cause).
+func (c *Cluster) violation(v string) {
+	c.vmu.Lock()
+	defer c.vmu.Unlock()
+	c.violations = append(c.violations, v)
+	c.traceSim(core.Info("SAFETY: %s", v))
+}
+
+// Violations lists the invariants replicas broke, if any.
+func (c *Cluster) Violations() []string {
+	c.vmu.Lock()
+	defer c.vmu.Unlock()
+	return slices.Clone(c.violations)
 }
 
 func ids(nodes []multi.NodeID) []int {

@@ -2,6 +2,7 @@ package shard
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,5 +185,83 @@ func TestClusterChangesGroupsMembers(t *testing.T) {
 			t.Fatal("a bad change was accepted")
 		}
 		t.Log(err)
+	}
+}
+
+// A change that timed out and committed later is seen: removing the
+// server then takes it out of that group too. And an add that reached
+// only some groups (one had no leader) is finished by adding again.
+func TestClusterFinishesHalfDoneChanges(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	c, err := New(Config{Nodes: 3, Groups: 3, Tick: 5 * time.Millisecond, Seed: 1, LivenessTicks: 100,
+		ClientTimeout: 2 * time.Second, ChangeTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Shutdown()
+	if _, err := c.WaitLeaders(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddServer(3); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoveFromGroup(3, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Cut off, node 3 cannot catch up: the add times out, proposed.
+	if err := c.DisconnectPeer(3); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddToGroup(3, 1); err == nil {
+		t.Fatal("an add to a cut-off server succeeded")
+	} else {
+		t.Log(err)
+	}
+	if err := c.ReconnectPeer(3); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool { return c.Groups()[1].Config.IsVoter(3) }) // the leader promotes it
+	if err := c.RemoveServer(3); err != nil {
+		t.Fatal(err)
+	}
+	for _, gs := range c.Groups() {
+		if gs.Config.IsMember(3) {
+			t.Fatalf("group %d still has node 3 after its removal: %v", gs.ID, gs.Config)
+		}
+	}
+
+	// Group 2 on node 0 only, then node 0 down: an add reaches groups 0
+	// and 1 and not 2.
+	if err := c.ChangeGroup(2, nil, []int{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CrashPeer(0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		gs := c.Groups()
+		return gs[0].Leader != core.None && gs[0].Leader != 0 && gs[1].Leader != core.None && gs[1].Leader != 0
+	})
+	if err := c.AddServer(4); err == nil || !strings.Contains(err.Error(), "node 4 joined some groups and stays") {
+		t.Fatalf("adding node 4 with group 2 down: %v", err)
+	} else {
+		t.Log(err)
+	}
+	if gs := c.Groups(); !gs[0].Config.IsVoter(4) || gs[2].Config.IsMember(4) {
+		t.Fatalf("after the half-done add: group 0 %v, group 2 %v", gs[0].Config, gs[2].Config)
+	}
+	if err := c.RestartPeer(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddServer(4); err != nil {
+		t.Fatalf("adding node 4 again: %v", err)
+	}
+	for _, gs := range c.Groups() {
+		if !gs.Config.IsVoter(4) {
+			t.Fatalf("group %d: node 4 not a voter after the second add: %v", gs.ID, gs.Config)
+		}
+	}
+	if err := c.AddServer(4); err == nil {
+		t.Fatal("node 4 added a third time")
 	}
 }

@@ -18,7 +18,12 @@ import (
 const changeParallel = 32
 
 // changeTimeout bounds one group's membership change or transfer.
-func (c *Cluster) changeTimeout() time.Duration { return max(10*time.Second, 3*c.cfg.ClientTimeout) }
+func (c *Cluster) changeTimeout() time.Duration {
+	if c.cfg.ChangeTimeout > 0 {
+		return c.cfg.ChangeTimeout
+	}
+	return max(10*time.Second, 3*c.cfg.ClientTimeout)
+}
 
 // leaderOf is group g's leader now: its id, summary and instance.
 func (c *Cluster) leaderOf(g multi.GroupID) (int, core.Summary, *instance) {
@@ -38,21 +43,19 @@ func (c *Cluster) changeGroup(ctx context.Context, g multi.GroupID, ch cluster.C
 	var last error
 	for {
 		switch {
+		case errors.Is(ctx.Err(), context.DeadlineExceeded) || time.Now().After(deadline):
+			return proposed, fmt.Errorf("group %d: %w", g, cluster.NotCommitted(ch, timeout, last))
 		case ctx.Err() != nil:
 			return proposed, cluster.ErrInterrupted
-		case time.Now().After(deadline):
-			return proposed, fmt.Errorf("group %d: %w", g, cluster.NotCommitted(ch, timeout, last))
 		}
 		l, sum, run := c.leaderOf(g)
 		if run != nil {
 			if ch.Taken(sum.Config) {
 				proposed = true
 			}
+			c.sawConfig(g, sum.Config)
 			switch cluster.NextStep(ch, sum) {
 			case cluster.Done:
-				c.mu.Lock()
-				c.members[g] = sum.Config.Members()
-				c.mu.Unlock()
 				return proposed, nil
 			case cluster.Propose:
 				var res error
@@ -72,6 +75,45 @@ func (c *Cluster) changeGroup(ctx context.Context, g multi.GroupID, ch cluster.C
 		cluster.Sleep(ctx, c.cfg.Tick)
 	}
 }
+
+// sawConfig records group g's configuration as a leader has it: its
+// members are the client's servers for the group, and the groups a server
+// leaves or joins are chosen by it. A change that timed out may still
+// commit later; the next look at the group's leader sees it.
+func (c *Cluster) sawConfig(g multi.GroupID, cfg core.Configuration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.members[g] = cfg.Members()
+}
+
+// refreshMembers looks at every group's leader for its configuration.
+func (c *Cluster) refreshMembers() {
+	for _, gs := range c.Groups() {
+		if gs.Leader != core.None {
+			c.sawConfig(multi.GroupID(gs.ID), gs.Config)
+		}
+	}
+}
+
+// groupsOf are the groups server id is a member of, or hosts a replica
+// of, as their leaders have them now.
+func (c *Cluster) groupsOf(id int) []multi.GroupID {
+	c.refreshMembers()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []multi.GroupID
+	for g := range multi.GroupID(c.cfg.Groups) {
+		if slices.Contains(c.members[g], id) || c.servers[id] != nil && c.servers[id].hosted[g] {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// wholeTimeout bounds a change of a server in every group: one group's
+// timeout twice over, so that a partition does not hold the REPL for the
+// groups' timeouts one after another.
+func (c *Cluster) wholeTimeout() time.Duration { return 2 * c.changeTimeout() }
 
 // checkGroup checks a group id argument.
 func (c *Cluster) checkGroup(g uint64) error {
@@ -103,7 +145,7 @@ func (c *Cluster) addReplicas(g multi.GroupID, ids []int) error {
 			if _, _, err := h.Summary(g); err == nil {
 				return // a replica left from an earlier try
 			}
-			cerr = createReplica(multi.NodeID(id), run, h, g, nil)
+			cerr = c.createReplica(multi.NodeID(id), run, h, g, nil)
 		}); err != nil {
 			return err
 		}
@@ -118,7 +160,11 @@ func (c *Cluster) addReplicas(g multi.GroupID, ids []int) error {
 }
 
 // dropReplicas destroys the replicas of g on the servers ids (those not
-// running forget it: they do not create it again on a restart).
+// running forget it: they do not create it again on a restart). In memory
+// the replica's storage goes too, so that a server added to the group
+// again joins empty; a shared log keeps the group's records (there is no
+// call to drop them yet), and a server added again starts from them: its
+// own persisted state, as a server that was down would.
 func (c *Cluster) dropReplicas(g multi.GroupID, ids []int) {
 	for _, id := range ids {
 		c.mu.Lock()
@@ -127,12 +173,17 @@ func (c *Cluster) dropReplicas(g multi.GroupID, ids []int) {
 		if s != nil {
 			delete(s.hosted, g)
 			run = s.run
+			if run == nil {
+				delete(s.mem, g) // no node goroutine runs: the map is ours
+			}
 		}
 		c.mu.Unlock()
 		if run != nil {
 			run.node.Do(context.Background(), func(h *multi.Host) { //nolint:errcheck // a crashed one is gone anyway
 				if h.DestroyGroup(g) == nil {
 					delete(run.stores, g)
+					delete(run.broken, g)
+					delete(s.mem, g)
 				}
 			})
 		}
@@ -318,18 +369,36 @@ func (c *Cluster) hostsAny(id int) bool {
 	return s != nil && len(s.hosted) > 0
 }
 
-// AddServer starts server id and adds it to every group.
+// AddServer starts server id and adds it to every group. A server that an
+// earlier AddServer left in some groups only (a group had no leader) is
+// added to the others.
 func (c *Cluster) AddServer(id int) error {
-	if err := c.newID(id); err != nil {
-		return err
+	groups := c.allGroups()
+	if c.exists(id) == nil && c.hostsAny(id) {
+		if _, err := c.running(id); err != nil {
+			return err
+		}
+		in := c.groupsOf(id)
+		groups = slices.DeleteFunc(groups, func(g multi.GroupID) bool { return slices.Contains(in, g) })
+		if len(groups) == 0 {
+			return fmt.Errorf("node %d is already a member of every group", id)
+		}
+	} else {
+		if err := c.newID(id); err != nil {
+			return err
+		}
+		if err := c.startEmpty(id); err != nil {
+			return err
+		}
 	}
-	if err := c.startEmpty(id); err != nil {
-		return err
-	}
-	ctx := c.interrupts.Context()
-	err := c.eachGroup(c.allGroups(), func(g multi.GroupID) error { return c.addToGroup(ctx, g, id) })
-	if err != nil && !c.hostsAny(id) {
+	ctx, cancel := context.WithTimeout(c.interrupts.Context(), c.wholeTimeout())
+	defer cancel()
+	err := c.eachGroup(groups, func(g multi.GroupID) error { return c.addToGroup(ctx, g, id) })
+	switch {
+	case err != nil && !c.hostsAny(id):
 		c.forget(id) // no group took it
+	case err != nil:
+		err = fmt.Errorf("%w — node %d joined some groups and stays; add %d again to add it to the others", err, id, id)
 	}
 	return err
 }
@@ -339,15 +408,11 @@ func (c *Cluster) RemoveServer(id int) error {
 	if err := c.exists(id); err != nil {
 		return err
 	}
-	ctx := c.interrupts.Context()
-	var groups []multi.GroupID
-	for _, g := range c.allGroups() {
-		if slices.Contains(c.groupMembers(g), id) {
-			groups = append(groups, g)
-		}
-	}
+	ctx, cancel := context.WithTimeout(c.interrupts.Context(), c.wholeTimeout())
+	defer cancel()
+	groups := c.groupsOf(id)
 	if err := c.eachGroup(groups, func(g multi.GroupID) error { return c.removeFromGroup(ctx, g, id) }); err != nil {
-		return err
+		return fmt.Errorf("%w — node %d stays in the groups that did not remove it; remove %d again", err, id, id)
 	}
 	c.forget(id)
 	return nil
@@ -357,10 +422,19 @@ func (c *Cluster) RemoveServer(id int) error {
 // group, and removes the servers removes from every group, in one step
 // per group; then it stops the removed servers.
 func (c *Cluster) ChangeMembers(adds, removes []int) error {
+	// An added server that an earlier try left in some groups is reused.
+	var fresh []int
 	for _, id := range adds {
+		if c.exists(id) == nil && c.hostsAny(id) {
+			if _, err := c.running(id); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := c.newID(id); err != nil {
 			return err
 		}
+		fresh = append(fresh, id)
 	}
 	for _, id := range removes {
 		if err := c.exists(id); err != nil {
@@ -371,24 +445,52 @@ func (c *Cluster) ChangeMembers(adds, removes []int) error {
 	if err != nil {
 		return err
 	}
-	if err := cluster.CheckMembersChange(cfg, adds, removes, cluster.MaxNodes-1); err != nil {
-		return err
-	}
+	// Checked against group 0 as it stands: a retry finds part of the
+	// change made there already.
+	var addsG0, removesG0 []int
 	for _, id := range adds {
-		if err := c.startEmpty(id); err != nil {
+		if !cfg.IsMember(id) {
+			addsG0 = append(addsG0, id)
+		}
+	}
+	for _, id := range removes {
+		if cfg.IsMember(id) {
+			removesG0 = append(removesG0, id)
+		}
+	}
+	if len(addsG0)+len(removesG0) > 0 {
+		if err := cluster.CheckMembersChange(cfg, addsG0, removesG0, cluster.MaxNodes-1); err != nil {
 			return err
 		}
 	}
-	ctx := c.interrupts.Context()
+	for i, id := range fresh {
+		if err := c.startEmpty(id); err != nil {
+			for _, started := range fresh[:i] {
+				c.forget(started)
+			}
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.interrupts.Context(), c.wholeTimeout())
+	defer cancel()
+	c.refreshMembers()
 	err = c.eachGroup(c.allGroups(), func(g multi.GroupID) error {
 		members := c.groupMembers(g)
-		var in []int
-		for _, id := range removes {
-			if slices.Contains(members, id) {
+		var in, out []int
+		for _, id := range adds {
+			if !slices.Contains(members, id) {
 				in = append(in, id)
 			}
 		}
-		return c.changeGroupMembers(ctx, g, adds, in)
+		for _, id := range removes {
+			if slices.Contains(members, id) {
+				out = append(out, id)
+			}
+		}
+		if len(in)+len(out) == 0 {
+			return nil // done by an earlier try
+		}
+		return c.changeGroupMembers(ctx, g, in, out)
 	})
 	for _, id := range adds {
 		if err != nil && !c.hostsAny(id) {
@@ -427,9 +529,9 @@ func (c *Cluster) transfer(ctx context.Context, g multi.GroupID, id int) error {
 		switch {
 		case l == id:
 			return nil
-		case ctx.Err() != nil:
+		case ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
 			return cluster.ErrInterrupted
-		case time.Now().After(deadline):
+		case ctx.Err() != nil || time.Now().After(deadline):
 			if last == nil {
 				last = cluster.ErrTimeout
 			}
@@ -458,14 +560,9 @@ func (c *Cluster) TransferLeadership(id int) error {
 	if _, err := c.running(id); err != nil {
 		return err
 	}
-	ctx := c.interrupts.Context()
-	var groups []multi.GroupID
-	for _, g := range c.allGroups() {
-		if slices.Contains(c.groupMembers(g), id) {
-			groups = append(groups, g)
-		}
-	}
-	return c.eachGroup(groups, func(g multi.GroupID) error { return c.transfer(ctx, g, id) })
+	ctx, cancel := context.WithTimeout(c.interrupts.Context(), c.wholeTimeout())
+	defer cancel()
+	return c.eachGroup(c.groupsOf(id), func(g multi.GroupID) error { return c.transfer(ctx, g, id) })
 }
 
 // Snapshot snapshots every replica on server id and returns how many

@@ -34,11 +34,11 @@ type instance struct {
 	node *multinode.Node
 	log  *storage.SharedLog
 	// stores are the replicas' KV stores; only the node goroutine touches
-	// them (through node.Do and Config.Apply).
+	// them (through node.Do and Config.Apply). broken are the replicas
+	// whose store broke an invariant or could not read its storage: they
+	// apply nothing more and serve no client.
 	stores map[multi.GroupID]*kv.Host
-	// failed is set (on the node goroutine) when a store broke an
-	// invariant or its storage failed.
-	failed error
+	broken map[multi.GroupID]bool
 }
 
 // groupNode is one replica as kv.Host sees its node.
@@ -57,7 +57,7 @@ func (n groupNode) Summary() core.Summary {
 func (c *Cluster) start(s *server, members func(multi.GroupID) []multi.NodeID) error {
 	cfg := multinode.Config{ID: s.id, Core: c.coreConfig(s.id), Tick: c.cfg.Tick, Transport: c.net,
 		LivenessTicks: c.cfg.LivenessTicks, Tracer: c.cfg.Tracer}
-	run := &instance{stores: map[multi.GroupID]*kv.Host{}}
+	run := &instance{stores: map[multi.GroupID]*kv.Host{}, broken: map[multi.GroupID]bool{}}
 	if s.dir != "" {
 		if err := os.MkdirAll(s.dir, 0o755); err != nil {
 			return fmt.Errorf("node %d: %w", s.id, err)
@@ -92,7 +92,7 @@ func (c *Cluster) start(s *server, members func(multi.GroupID) []multi.NodeID) e
 	var err error
 	if derr := run.node.Do(context.Background(), func(h *multi.Host) {
 		for g := range s.hosted {
-			if err = createReplica(s.id, run, h, g, members(g)); err != nil {
+			if err = c.createReplica(s.id, run, h, g, members(g)); err != nil {
 				return
 			}
 		}
@@ -107,17 +107,17 @@ func (c *Cluster) start(s *server, members func(multi.GroupID) []multi.NodeID) e
 
 // createReplica creates the server's replica of g and its store (on the
 // node goroutine).
-func createReplica(id multi.NodeID, run *instance, h *multi.Host, g multi.GroupID, members []multi.NodeID) error {
+func (c *Cluster) createReplica(id multi.NodeID, run *instance, h *multi.Host, g multi.GroupID, members []multi.NodeID) error {
 	if err := h.CreateGroup(g, members); err != nil {
 		return fmt.Errorf("node %d: %w", id, err)
 	}
+	broke := func(what string) {
+		run.broken[g] = true
+		c.violation(fmt.Sprintf("node %d group %d: %s (the replica serves nothing more)", id, g, what))
+	}
 	run.stores[g] = kv.NewHost(groupNode{h, g}, kv.NewStore(), kv.HostConfig{ID: int(id),
-		OnViolation: func(v core.InvariantViolation) {
-			run.failed = fmt.Errorf("node %d group %d: %v", id, g, v)
-		},
-		OnStorageFailure: func(err error) {
-			run.failed = fmt.Errorf("node %d group %d: %w", id, g, err)
-		}})
+		OnViolation:      func(v core.InvariantViolation) { broke(v.Error()) },
+		OnStorageFailure: func(err error) { broke(err.Error()) }})
 	return nil
 }
 
@@ -158,8 +158,12 @@ func (e endpoint) Do(ctx context.Context, cmd kv.Command) (kv.Result, error) {
 	n := e.run.node
 	err := n.Do(ctx, func(h *multi.Host) {
 		st := e.run.stores[e.g]
-		if st == nil {
+		switch {
+		case st == nil:
 			done <- answer{err: fmt.Errorf("%w: node %d has no replica of group %d", multi.ErrUnknownGroup, e.id, e.g)}
+			return
+		case e.run.broken[e.g]:
+			done <- answer{err: fmt.Errorf("node %d's replica of group %d is broken (see status)", e.id, e.g)}
 			return
 		}
 		reply := func(res any, err error) { done <- answer{res, err} }

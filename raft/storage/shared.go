@@ -563,20 +563,32 @@ func (g *SharedGroup) wrote(seq uint64, hard bool, ents []core.Entry) {
 	if last <= snap {
 		return // all covered by the snapshot: the image took none of them
 	}
-	// Entries from first on replace what was there; what the snapshot
-	// covers is not needed any more.
-	keep := g.runs[:0]
-	for _, r := range g.runs {
-		if r.first >= first {
-			continue
-		}
-		r.last = min(r.last, first-1)
-		if r.last <= snap {
-			continue
-		}
-		keep = append(keep, r)
+	// Entries from first on replace what was there. The runs are in index
+	// order (each write appends after what it keeps), so what they replace
+	// is at the end: a write costs what it replaces, not the whole list.
+	i := len(g.runs)
+	for i > 0 && g.runs[i-1].first >= first {
+		i--
 	}
-	g.runs = append(keep, entryRun{first: first, last: last, seg: seq})
+	g.runs = g.runs[:i]
+	if i > 0 {
+		g.runs[i-1].last = min(g.runs[i-1].last, first-1)
+	}
+	// What the snapshot covers is not needed any more (from the start).
+	j := 0
+	for j < len(g.runs) && g.runs[j].last <= snap {
+		j++
+	}
+	if j > 0 {
+		g.runs = append(g.runs[:0], g.runs[j:]...)
+	}
+	// A write that follows the last run in its segment extends it: one run
+	// per segment and truncation, not one per write.
+	if n := len(g.runs); n > 0 && g.runs[n-1].seg == seq && g.runs[n-1].last+1 == first {
+		g.runs[n-1].last = last
+	} else {
+		g.runs = append(g.runs, entryRun{first: first, last: last, seg: seq})
+	}
 	if g.hardSeg == 0 {
 		g.hardSeg = seq
 	}

@@ -153,3 +153,48 @@ func TestSharedLogWithoutSyncLosesWrites(t *testing.T) {
 		t.Fatal("the crash kept all 50 entries that were never synced (with this seed the disk keeps none)")
 	}
 }
+
+// A group's bookkeeping of where its entries are grows with segments and
+// truncations, not with writes: appending one entry at a time costs the
+// same at the ten-thousandth write as at the first (it was a scan of
+// every write once, quadratic over a run).
+func TestSharedGroupRunsStaySmall(t *testing.T) {
+	disk := simdisk.New(rand.New(rand.NewSource(1)))
+	l, err := OpenSharedLog(disk, "/wal", SharedOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	g := l.Group(1)
+	for i := uint64(1); i <= 10000; i++ {
+		if err := g.Save(&core.HardState{Term: 1}, sharedEntries(i, i, 1, "e")); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 0 {
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	l.mu.Lock()
+	runs, segs := len(g.runs), len(l.segs)
+	l.mu.Unlock()
+	if runs > segs {
+		t.Fatalf("%d runs of entries over %d segments after 10,000 writes", runs, segs)
+	}
+	// A truncation cuts the run it falls in; in the same segment the new
+	// entry extends what is left of it.
+	if err := g.Save(nil, sharedEntries(9000, 9000, 2, "t")); err != nil {
+		t.Fatal(err)
+	}
+	_, _, ents, _ := g.Load()
+	if n := len(ents); n != 9000 || ents[n-1].Term != 2 {
+		t.Fatalf("after the truncation: %d entries, the last of term %d", n, ents[n-1].Term)
+	}
+	l.mu.Lock()
+	last := g.runs[len(g.runs)-1]
+	l.mu.Unlock()
+	if last.last != 9000 {
+		t.Fatalf("the last run is %+v, want it to end at 9000", last)
+	}
+}
