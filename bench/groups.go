@@ -180,7 +180,11 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 	if err, _ := werr.Load().(error); err != nil {
 		return nil, err
 	}
-	logf("%d groups on %d nodes up after %v", o.groups, o.nodes, time.Since(t0))
+	led := map[multi.NodeID]int{}
+	for g := range multi.GroupID(o.groups) {
+		led[nodes[0].Leader(g)]++
+	}
+	logf("%d groups on %d nodes up after %v; leaders by node: %v", o.groups, o.nodes, time.Since(t0), led)
 	// The heap of replicas that hold one entry each, before the load
 	// fills the active groups' logs.
 	var m1 runtime.MemStats
@@ -275,6 +279,13 @@ func runGroups(ctx context.Context, o options, stderr io.Writer) (*GroupsResult,
 	time.Sleep(2 * time.Second)
 	idle1, icpu, idleFor := sumStats(nodes), processCPU()-icpu0, time.Since(it)
 	logf("idle: %d of %d replicas quiet; %v of CPU in %v", quiet, all, icpu, idleFor)
+	for i, n := range nodes {
+		logf("node %d: %d batches lost to a full inbox", i, n.Dropped())
+	}
+	for i, t := range tcps {
+		st := t.Stats()
+		logf("node %d's TCP transport: %d frames sent (%d bytes), %d dropped (a peer's queue full or unreachable), %d received", i, st.FramesSent, st.BytesSent, st.FramesDropped, st.FramesReceived)
+	}
 
 	res := &GroupsResult{
 		Result: Result{Impl: "raft-consensus-multi", Nodes: o.nodes, Transport: o.transport, Store: o.store, Clients: o.clients, Ops: ops,

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"raft-consensus/raft/core"
@@ -79,6 +80,8 @@ type Node struct {
 	waiting map[multi.GroupID]map[uint64]waiter
 	answers []func()
 
+	dropped atomic.Uint64 // batches lost to a full inbox
+
 	mu      sync.Mutex
 	leaders map[multi.GroupID]multi.NodeID // as this node last saw them
 	stats   multi.Stats
@@ -120,8 +123,12 @@ func (n *Node) Deliver(b *multi.Batch) {
 	select {
 	case n.inbox <- b:
 	default:
+		n.dropped.Add(1)
 	}
 }
+
+// Dropped counts the batches lost to a full inbox.
+func (n *Node) Dropped() uint64 { return n.dropped.Load() }
 
 // Do runs fn with the host on the node goroutine and waits for it; the
 // round then flushes what fn did. fn must not block.
