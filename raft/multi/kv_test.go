@@ -69,6 +69,7 @@ func newKVWorld(t testing.TB, p simParams, clients, keys, ops int) *kvWorld {
 	kw := &kvWorld{keys: keys, ops: ops, stores: map[NodeID]map[GroupID]*kv.Host{}}
 	p.apply = kw.apply
 	p.started = kw.started
+	p.created = kw.created
 	kw.simWorld = newSimWorld(t, p)
 	for i := range clients {
 		c := &kvClient{w: kw, id: uint64(i + 1), states: map[GroupID]*kv.ClientState{}}
@@ -86,6 +87,13 @@ func (kw *kvWorld) started(n NodeID, h *Host) {
 		kw.stores[n][g] = kv.NewHost(groupNode{h, g}, kv.NewStore(), kv.HostConfig{
 			OnViolation: func(v core.InvariantViolation) { kw.failf("node %d group %v: %v", n, g, v) }})
 	}
+}
+
+// created gives a replica that a membership change added a fresh store:
+// it replays the log as the leader sends it.
+func (kw *kvWorld) created(n NodeID, g GroupID, h *Host) {
+	kw.stores[n][g] = kv.NewHost(groupNode{h, g}, kv.NewStore(), kv.HostConfig{
+		OnViolation: func(v core.InvariantViolation) { kw.failf("node %d group %v: %v", n, g, v) }})
 }
 
 func (kw *kvWorld) apply(n NodeID, g GroupID, batch []node.CommitEntry) {
@@ -151,6 +159,12 @@ func (c *kvClient) send() {
 	answer := func(res any, err error) {
 		w.after(1, func() { c.answered(token, res, err) })
 	}
+	if st == nil {
+		// The replica is gone (a membership change removed it): the
+		// host answers as it does for a group it does not host.
+		answer(nil, fmt.Errorf("%w: %v", ErrUnknownGroup, c.group))
+		return
+	}
 	if cmd.Op == kv.OpGet {
 		r := kv.NewRead(cmd.Key, answer)
 		h.ReadIndex(c.group, func(index uint64, err error) { st.ReadIndexed(r, index, err) })
@@ -215,6 +229,9 @@ func (kw *kvWorld) runKV() error {
 		if kw.rng.Intn(40) == 0 {
 			kw.fault()
 		}
+		if kw.p.membership && kw.rng.Intn(50) == 0 {
+			kw.changeMembers()
+		}
 		kw.step()
 	}
 	kw.healAll()
@@ -243,11 +260,15 @@ func (kw *kvWorld) runKV() error {
 
 func TestShardedKVIsLinearizable(t *testing.T) {
 	const seeds = 100
+	changes := 0
+	defer func() { t.Logf("%d seeds, %d membership changes taken by a leader", seeds, changes) }()
 	for seed := int64(1); seed <= seeds; seed++ {
-		kw := newKVWorld(t, simParams{seed: seed, nodes: 3 + 2*int(seed%2), groups: 8, disk: seed%4 >= 2}, 4, 12, 40)
+		// Five-host seeds change groups' members under the load too.
+		kw := newKVWorld(t, simParams{seed: seed, nodes: 3 + 2*int(seed%2), groups: 8, disk: seed%4 >= 2, membership: seed%2 == 1}, 4, 12, 40)
 		if err := kw.runKV(); err != nil {
 			t.Fatal(err)
 		}
+		changes += kw.changes
 		writes := 0
 		for _, op := range kw.history {
 			if op.Input.Op != kv.OpGet {

@@ -30,6 +30,9 @@ type simParams struct {
 	// every host (re)started, its groups created.
 	apply   func(NodeID, GroupID, []node.CommitEntry)
 	started func(NodeID, *Host)
+	// created, if set, is told of every replica a membership change
+	// creates on a running host after its start.
+	created func(NodeID, GroupID, *Host)
 	// disk puts every host's groups in one storage.SharedLog on a
 	// simulated disk: a crash loses what was not synced (and may tear the
 	// write in flight), and a fault crashes a host inside its next Sync.
@@ -199,8 +202,6 @@ func (w *simWorld) createReplica(n NodeID, g GroupID) {
 // configuration), a learner added (promoted once caught up), or, with
 // more than three voters, one removed. A group keeps at least three
 // voters, so that the final check's crash leaves it a majority.
-var debugGroup GroupID = 1 << 60
-
 func (w *simWorld) changeMembers() {
 	g := GroupID(w.rng.Intn(w.p.groups))
 	l := w.leader(g)
@@ -244,16 +245,15 @@ func (w *simWorld) changeMembers() {
 		// is lost, collect destroys it once a configuration without it
 		// commits.
 		w.members[g] = append(w.members[g], add)
-		if w.hosts[add] != nil {
+		if h := w.hosts[add]; h != nil {
 			w.createReplica(add, g)
+			if w.p.created != nil {
+				w.p.created(add, g, h)
+			}
 		}
 	}
-	res := w.hosts[l].ProposeConfChanges(g, changes)
-	if res.Err == nil {
+	if res := w.hosts[l].ProposeConfChanges(g, changes); res.Err == nil {
 		w.changes++
-	}
-	if debugGroup == g {
-		w.t.Logf("tick %d: leader %d of %v proposes %v: %+v", w.tick, l, g, changes, res)
 	}
 }
 
@@ -305,9 +305,6 @@ func (w *simWorld) collect() {
 		for _, n := range slices.Clone(w.members[g]) {
 			if sum.Config.IsMember(int(n)) {
 				continue
-			}
-			if debugGroup == g {
-				w.t.Logf("tick %d: collect drops node %d from %v: leader %d %+v", w.tick, n, g, l, sum)
 			}
 			if h := w.hosts[n]; h != nil {
 				if err := h.DestroyGroup(g); err != nil {
