@@ -150,8 +150,8 @@ the other way still works (an asymmetric failure). Undo with uncut, or heal.`},
 		{num: 25, names: []string{"log"}, args: "[node] [from[..to]] [group]", maxArgs: 3, needsCluster: true, run: cmdLog,
 			help: "every node's log side by side, or one node's",
 			more: `One column per index: the entry's term (a no-op is marked ·, a configuration
-change c, a command by its key); | marks the snapshot, C the commit index, A
-the applied index. Aligned by index, so the entries where logs differ show.
+change cfg, a set k=v, a delete -k; ~ an entry in the snapshot); S marks the
+snapshot's end, C the commit index, A the applied index. Aligned by index, so the entries where logs differ show.
 Without a range, the window shows the first index where the logs differ, or
 else the latest entries; 10..20 picks one. With a node, one line per entry.
 With many groups: group 0's logs, or log g5 for group 5's.`},
@@ -654,6 +654,9 @@ func cmdRemove(r *REPL, sim cluster.Cluster, args []string) error {
 func cmdChange(r *REPL, sim cluster.Cluster, args []string) error {
 	if gc, ok := sim.(cluster.Grouped); ok && len(args) > 0 && args[0] != "" && args[0][0] != '+' && args[0][0] != '-' {
 		return changeGroup(r, gc, args)
+	}
+	if len(args) > 0 && isGroupArg(args[0]) {
+		return oneGroupError(args[0])
 	}
 	adds, removes, err := parseMemberChanges(args)
 	if err != nil {

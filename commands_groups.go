@@ -48,7 +48,7 @@ func (r *REPL) createGrouped(nodes, groups int) error {
 	}
 	r.printf("ok: cluster of %s hosting %s created (nodes %s, groups 0–%d, every group on every node; %s)",
 		plural(nodes, "node"), plural(groups, "group"), idRange(c.IDs()), groups-1, where)
-	r.printf("keys map to groups by hash; \"groups\" lists them, \"status\" counts each node's")
+	r.printf("keys map to groups by hash; \"groups\" lists the groups, \"status\" counts each node's")
 	return nil
 }
 
@@ -70,13 +70,10 @@ func parseGroup(c cluster.Grouped, arg string, bare bool) (uint64, error) {
 	return g, nil
 }
 
-// isGroupArg reports whether arg names a group (g5).
+// isGroupArg reports whether arg is meant as a group: g5 (or gx, which
+// is then a bad group, not a bad node id).
 func isGroupArg(arg string) bool {
-	if len(arg) < 2 || arg[0] != 'g' && arg[0] != 'G' {
-		return false
-	}
-	_, err := strconv.ParseUint(arg[1:], 10, 64)
-	return err == nil
+	return len(arg) >= 2 && (arg[0] == 'g' || arg[0] == 'G')
 }
 
 // takeGroupArg removes a gN argument from args: the group, and whether
@@ -88,7 +85,7 @@ func takeGroupArg(sim cluster.Cluster, args []string) ([]string, uint64, bool, e
 	}
 	gc, ok := sim.(cluster.Grouped)
 	if !ok {
-		return nil, 0, false, fmt.Errorf("this cluster is one Raft group: %s names a group of a cluster made with \"create <nodes> <groups>\"", echo(args[i]))
+		return nil, 0, false, oneGroupError(args[i])
 	}
 	g, err := parseGroup(gc, args[i], false)
 	if err != nil {
@@ -98,6 +95,11 @@ func takeGroupArg(sim cluster.Cluster, args []string) ([]string, uint64, bool, e
 		return nil, 0, false, errors.New("name one group at most")
 	}
 	return slices.Delete(slices.Clone(args), i, i+1), g, true, nil
+}
+
+// oneGroupError is the error of a group argument on a cluster of one group.
+func oneGroupError(arg string) error {
+	return fmt.Errorf("this cluster is one Raft group: %s names a group of a cluster of many (\"create 3 16\": 3 nodes, 16 groups)", echo(arg))
 }
 
 // groupOfKey says which group serves key, for the answers of set, get
@@ -126,8 +128,11 @@ func cmdGroups(r *REPL, sim cluster.Cluster, args []string) error {
 	}
 	t := table.NewWriter()
 	t.SetStyle(compactStyle())
-	t.SetColumnConfigs([]table.ColumnConfig{{Number: 1, Align: text.AlignRight}, {Number: 2, Align: text.AlignRight},
-		{Number: 3, Align: text.AlignRight}, {Number: 4, Align: text.AlignRight}})
+	var columns []table.ColumnConfig
+	for n := 1; n <= 4; n++ {
+		columns = append(columns, table.ColumnConfig{Number: n, Align: text.AlignRight, AlignHeader: text.AlignRight})
+	}
+	t.SetColumnConfigs(columns)
 	t.AppendHeader(table.Row{"group", "leader", "term", "commit", "members", "replicas"})
 	quiet, led := 0, 0
 	for _, gs := range all {
@@ -151,7 +156,11 @@ func cmdGroups(r *REPL, sim cluster.Cluster, args []string) error {
 		if next >= len(all) {
 			next = 0
 		}
-		r.printf("groups %d–%d of %d shown — \"groups %d..%d\" shows others", lo, hi, len(all), next, min(len(all)-1, next+maxGroupRows-1))
+		shown := fmt.Sprintf("groups %d–%d", lo, hi)
+		if lo == hi {
+			shown = fmt.Sprintf("group %d", lo)
+		}
+		r.printf("%s of %d shown — \"groups %d..%d\" shows others", shown, len(all), next, min(len(all)-1, next+maxGroupRows-1))
 	}
 	r.printf("%s: %d with a leader, %d quiet (no ticks, no heartbeats until a proposal, a message or a lost node wakes them)",
 		plural(len(all), "group"), led, quiet)
@@ -166,10 +175,18 @@ func groupRange(gc cluster.Grouped, arg string) (int, int, error) {
 	parse := func(s string) (int, error) {
 		s = strings.TrimPrefix(strings.TrimPrefix(s, "g"), "G")
 		v, err := strconv.Atoi(s)
-		if err != nil || v < 0 || v >= n {
-			return 0, fmt.Errorf("%s is not a group — groups are 0 to %d, e.g. \"groups 0..15\"", echo(arg), n-1)
+		switch {
+		case err != nil && strings.Trim(s, "0123456789") == "" && s != "":
+			return 0, fmt.Errorf("group %s does not exist — groups are 0 to %d", s, n-1) // too large for an int
+		case err != nil:
+			return 0, fmt.Errorf("%s is not a group or a range of groups — e.g. \"groups 5\", \"groups 0..15\" or \"groups 16..\"", echo(arg))
+		case v < 0 || v >= n:
+			return 0, fmt.Errorf("group %d does not exist — groups are 0 to %d", v, n-1)
 		}
 		return v, nil
+	}
+	if strings.Count(arg, "..") > 1 || from == "" {
+		return 0, 0, fmt.Errorf("%s is not a group or a range of groups — e.g. \"groups 5\", \"groups 0..15\" or \"groups 16..\"", echo(arg))
 	}
 	lo, err := parse(from)
 	if err != nil {
@@ -225,7 +242,7 @@ func groupedStatus(r *REPL, gc cluster.Grouped) {
 	t.SetStyle(compactStyle())
 	var columns []table.ColumnConfig
 	for _, n := range []int{1, 3, 4, 5, 6} {
-		columns = append(columns, table.ColumnConfig{Number: n, Align: text.AlignRight})
+		columns = append(columns, table.ColumnConfig{Number: n, Align: text.AlignRight, AlignHeader: text.AlignRight})
 	}
 	t.SetColumnConfigs(columns)
 	t.AppendHeader(table.Row{"node", "state", "groups", "led", "active", "quiet"})
@@ -252,7 +269,8 @@ func groupedStatus(r *REPL, gc cluster.Grouped) {
 		t.AppendRow(table.Row{ng.ID, state, ng.Replicas, ng.Led, ng.Active, ng.Quiet})
 	}
 	fmt.Fprintln(r.out, render(t))
-	r.printf("groups: each node's replicas; led: those it leads; active: those that tick; quiet: those that do not — \"groups\" shows each group")
+	r.printf("groups: the node's replicas; led: those it leads; active: those that tick;")
+	r.printf("quiet: those that do not (no ticks, no heartbeats) — \"groups\" shows each group")
 	if v, ok := gc.(interface{ Violations() []string }); ok {
 		for _, line := range v.Violations() {
 			r.errorf("SAFETY: %s", line)
@@ -354,6 +372,10 @@ func transferGrouped(r *REPL, gc cluster.Grouped, id int, rest []string) error {
 		g, err := parseGroup(gc, rest[0], true)
 		if err != nil {
 			return err
+		}
+		if l, term := gc.GroupLeader(g); l == id {
+			r.printf("ok: node %d already leads group %d (term %d): nothing to transfer", id, g, term)
+			return nil
 		}
 		if err := gc.TransferGroup(id, g); err != nil {
 			return fmt.Errorf("transferring group %d to node %d: %s", g, id, describe(err))

@@ -90,7 +90,9 @@ func cmdLog(r *REPL, c cluster.Cluster, args []string) error {
 		if status, err = gc.GroupNodes(group); err != nil {
 			return err
 		}
-		if !inGroup {
+		if inGroup {
+			r.printf("group %d's log", group)
+		} else {
 			r.printf("group 0's log (\"log g5\" shows group 5's)")
 		}
 	}

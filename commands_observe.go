@@ -47,7 +47,7 @@ func cmdDiagram(r *REPL, _ cluster.Cluster, args []string) error {
 		case isGroupArg(a):
 			gc, ok := r.Cluster().(cluster.Grouped)
 			if !ok {
-				return fmt.Errorf("%s names a group: the cluster running is not one of many groups (create 3 16)", echo(args[i]))
+				return oneGroupError(args[i])
 			}
 			g, err := parseGroup(gc, a, false)
 			if err != nil {

@@ -73,6 +73,9 @@ type brokenRules struct {
 	// voteLeaseKept lets a quiet follower ignore a survivor's vote request
 	// until its own host judges the leader's node dead.
 	voteLeaseKept bool
+	// noLeaderWake leaves quiet leaders quiet when a follower's node falls
+	// silent: a leader cut off from its majority goes on believing it leads.
+	noLeaderWake bool
 }
 
 // Host is one server's replicas of many groups.
@@ -87,7 +90,10 @@ type Host struct {
 	// peers are the nodes sharing a group with this one: each gets a batch
 	// every heartbeat interval, empty or not (liveness).
 	peers map[NodeID]int
-	dirty []*group // groups stepped or ticked since the last Flush
+	// silentPeers are the peers judged dead (silent for LivenessTicks)
+	// whose quiet leaders have been woken, until they are heard again.
+	silentPeers map[NodeID]bool
+	dirty       []*group // groups stepped or ticked since the last Flush
 	// active are the groups that tick (not quiet), in id order once
 	// activeSorted; quietFollowers, the quiet followers by their leader's
 	// node, to wake when it falls silent. A quiet group costs a tick
@@ -159,6 +165,7 @@ func NewHost(cfg Config) *Host {
 	}
 	cfg.Core.ID = int(cfg.ID)
 	return &Host{cfg: cfg, groups: map[GroupID]*group{}, out: map[NodeID]*Batch{}, heard: map[NodeID]uint64{}, peers: map[NodeID]int{},
+		silentPeers:    map[NodeID]bool{},
 		quietFollowers: map[NodeID]map[GroupID]*group{}}
 }
 
@@ -368,6 +375,9 @@ func (h *Host) Tick() {
 				h.touch(gr)
 			}
 		}
+	}
+	if !h.cfg.broken.noLeaderWake {
+		h.wakeLeadersOfSilent()
 	}
 	if h.activeStale {
 		// Groups that went quiet or were destroyed leave the list here,

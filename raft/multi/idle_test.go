@@ -3,6 +3,8 @@ package multi
 import (
 	"runtime"
 	"testing"
+
+	"raft-consensus/raft/core"
 )
 
 // idleWorld is a healthy 3-node world of groups that has gone quiet.
@@ -305,4 +307,50 @@ func TestQuietFailoverCatchesBrokenRules(t *testing.T) {
 			t.Errorf("%s: every group failed over in time with no split vote: not caught", tc.name)
 		}
 	}
+}
+
+// cutOffLeaders isolates the node leading the most groups of a quiet world
+// and returns how many groups it still believes it leads after ticks.
+func cutOffLeaders(t *testing.T, w *simWorld, ticks int) (victim NodeID, led, still int) {
+	t.Helper()
+	count := map[NodeID]int{}
+	for g := range GroupID(w.p.groups) {
+		count[w.leader(g)]++
+	}
+	for n, k := range count {
+		if k > count[victim] {
+			victim = n
+		}
+	}
+	w.side[victim] = 1 // a partition: it alone on its side
+	for range ticks {
+		w.step()
+	}
+	for g := range GroupID(w.p.groups) {
+		if sum, _, err := w.hosts[victim].Summary(g); err == nil && sum.Role == core.Leader {
+			still++
+		}
+	}
+	return victim, count[victim], still
+}
+
+// TestCutOffQuietLeadersStepDown: a node cut off by a partition while its
+// groups are quiet hears nothing and is heard by nobody; its quiet leaders
+// wake when their followers' nodes fall silent, and CheckQuorum makes them
+// step down within an election timeout (thesis §6.2), as an active
+// leader would. Without the wake (noLeaderWake) they lead on, quiet, for
+// ever.
+func TestCutOffQuietLeadersStepDown(t *testing.T) {
+	cc := simCoreConfig()
+	ticks := cc.ElectionTicksMin + 3*cc.ElectionTicksMax
+	victim, led, still := cutOffLeaders(t, idleWorld(t, 100), ticks)
+	t.Logf("node %d, cut off, led %d quiet groups; %d ticks later it believes it leads %d", victim, led, ticks, still)
+	if led == 0 || still > 0 {
+		t.Fatalf("node %d, cut off, led %d groups and still leads %d after %d ticks", victim, led, still, ticks)
+	}
+	_, led, still = cutOffLeaders(t, idleWorldBroken(t, 100, brokenRules{noLeaderWake: true}), ticks)
+	if still == 0 {
+		t.Fatalf("with noLeaderWake, the cut-off node's %d quiet leaders stepped down anyway: the test cannot tell", led)
+	}
+	t.Logf("noLeaderWake: caught, %d of %d quiet leaders lead on", still, led)
 }

@@ -1,6 +1,11 @@
 package multi
 
-import "raft-consensus/raft/core"
+import (
+	"maps"
+	"slices"
+
+	"raft-consensus/raft/core"
+)
 
 // Quiescence, after CockroachDB's: a leader whose group has nothing in
 // flight (core.Quiescent: every entry committed, applied and held by every
@@ -124,6 +129,51 @@ func (h *Host) stillQuiet(gr *group) bool {
 		return c.Leader() != core.None && NodeID(c.Leader()) == gr.quietUnder
 	}
 	return false
+}
+
+// wakeLeadersOfSilent wakes, when a peer node is first judged dead, the
+// quiet leaders of groups it is a member of: awake, a leader ticks, and
+// CheckQuorum (thesis §6.2) makes it step down if it has lost its
+// majority, a partition having cut it off with its group quiet. A quiet
+// leader would otherwise go on believing it leads (it does no harm, since
+// it can neither commit nor confirm a read, but it says so to whoever
+// asks). While the peer stays dead, the group stays awake: a leader
+// quiesces only with every follower's node alive.
+func (h *Host) wakeLeadersOfSilent() {
+	// Every tick: so first a cheap look for a peer that changed.
+	changed := len(h.silentPeers) > len(h.peers)
+	for p := range h.peers {
+		if changed = changed || h.alive(p) == h.silentPeers[p]; changed {
+			break
+		}
+	}
+	if !changed {
+		return
+	}
+	for p := range h.silentPeers {
+		if _, ok := h.peers[p]; !ok {
+			delete(h.silentPeers, p) // no group shares it any more
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(h.peers)) { // a deterministic order
+		if h.alive(p) {
+			delete(h.silentPeers, p)
+			continue
+		}
+		if h.silentPeers[p] {
+			continue
+		}
+		h.silentPeers[p] = true
+		// Rare (once per node death), so a pass over the groups will do;
+		// sorted, for a deterministic order.
+		for _, g := range h.Groups() {
+			gr := h.groups[g]
+			if gr.quiet && gr.driver.Core().Role() == core.Leader && gr.config.IsMember(int(p)) {
+				h.wake(gr, false)
+				h.touch(gr)
+			}
+		}
+	}
 }
 
 // successor is the voter of gr that stands for election first when the

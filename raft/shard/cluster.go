@@ -578,7 +578,7 @@ func (c *Cluster) CrashPeer(id int) error {
 	case !ok:
 		return cluster.NoSuchNode(id, c.idsLocked())
 	case s.run == nil:
-		return fmt.Errorf("%w: node %d", errCrashed, id)
+		return fmt.Errorf("%w: node %d is already crashed", errCrashed, id)
 	}
 	c.stop(s)
 	c.traceNode(id, core.Fault(nil, "crash"))
@@ -596,7 +596,7 @@ func (c *Cluster) RestartPeer(id int) error {
 	case !ok:
 		return cluster.NoSuchNode(id, c.idsLocked())
 	case s.run != nil:
-		return fmt.Errorf("%w: node %d", cluster.ErrNodeAlive, id)
+		return fmt.Errorf("%w: node %d is running (crash it first)", cluster.ErrNodeAlive, id)
 	}
 	// Every replica it hosts has state in its storage: no founders needed.
 	if err := c.start(s, func(multi.GroupID) []multi.NodeID { return nil }); err != nil {
@@ -632,6 +632,9 @@ func (c *Cluster) DisconnectPeer(id int) error {
 	if err := c.exists(id); err != nil {
 		return err
 	}
+	if c.net.isDisconnected(multi.NodeID(id)) {
+		return fmt.Errorf("node %d is already disconnected", id)
+	}
 	c.net.setDisconnected(multi.NodeID(id), true)
 	c.traceNode(id, core.Fault(nil, "disconnect"))
 	return nil
@@ -641,6 +644,9 @@ func (c *Cluster) DisconnectPeer(id int) error {
 func (c *Cluster) ReconnectPeer(id int) error {
 	if err := c.exists(id); err != nil {
 		return err
+	}
+	if !c.net.isDisconnected(multi.NodeID(id)) {
+		return fmt.Errorf("node %d is not disconnected", id)
 	}
 	c.net.setDisconnected(multi.NodeID(id), false)
 	c.traceNode(id, core.Fault(nil, "reconnect"))

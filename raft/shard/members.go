@@ -207,7 +207,7 @@ func (c *Cluster) ChangeGroup(g uint64, adds, removes []int) error {
 	}
 	for _, id := range adds {
 		if _, err := c.running(id); err != nil {
-			return fmt.Errorf("%w (change adds existing servers to a group: add %d starts a new one in every group)", err, id)
+			return fmt.Errorf("%w — change adds running servers to a group; \"add %d\" starts a new one in every group", err, id)
 		}
 	}
 	return c.changeGroupMembers(c.interrupts.Context(), gid, adds, removes)
