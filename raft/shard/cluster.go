@@ -80,9 +80,8 @@ type Cluster struct {
 	// members are each group's members as last known, for the clients.
 	members map[multi.GroupID][]int
 	down    bool
-	// clientID is the client's id in every group (its sessions are per
-	// group's store): random, so that a recovered log does not take it
-	// for an old client.
+	// clientID is where the client's ids in the groups come from: random,
+	// so that a recovered log does not take it for an old client.
 	clientID uint64
 
 	vmu        sync.Mutex // guards violations, which node goroutines append to
@@ -510,8 +509,10 @@ func (c *Cluster) client(g multi.GroupID) *kv.Client {
 	if cl := c.clients[g]; cl != nil {
 		return cl
 	}
-	// One client id for all groups: its sessions are per group's store.
-	cl := kv.NewClient(groupView{c, g}, kv.ClientConfig{ID: c.clientID,
+	// A client id of its own in each group (its sessions are per group's
+	// store anyway), so that a (client, sequence number) pair names one
+	// write in the whole history.
+	cl := kv.NewClient(groupView{c, g}, kv.ClientConfig{ID: (c.clientID ^ (uint64(g)+1)*0x9e3779b97f4a7c15) | 1,
 		Timeout: c.cfg.ClientTimeout, History: &c.history, Since: func() time.Duration { return time.Since(c.began) }})
 	c.clients[g] = cl
 	return cl
