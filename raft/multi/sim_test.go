@@ -59,6 +59,9 @@ type simWorld struct {
 	// group's first members, which create it with these members.
 	members  map[GroupID][]NodeID
 	founders map[GroupID][]NodeID
+	// rejoined are the founders a change added again after their removal:
+	// their storage was dropped, and they join empty like any new member.
+	rejoined map[GroupID]map[NodeID]bool
 	changes  int            // membership changes proposed and taken by a leader
 	side     map[NodeID]int // partition side; all 0: none
 	drop     float64
@@ -111,7 +114,7 @@ func simCoreConfig() core.CoreConfig {
 
 func newSimWorld(t testing.TB, p simParams) *simWorld {
 	w := &simWorld{t: t, p: p, rng: rand.New(rand.NewSource(p.seed)), hosts: map[NodeID]*Host{},
-		storages: map[NodeID]map[GroupID]*storage.MemoryStorage{}, members: map[GroupID][]NodeID{}, founders: map[GroupID][]NodeID{}, side: map[NodeID]int{},
+		storages: map[NodeID]map[GroupID]*storage.MemoryStorage{}, members: map[GroupID][]NodeID{}, founders: map[GroupID][]NodeID{}, rejoined: map[GroupID]map[NodeID]bool{}, side: map[NodeID]int{},
 		applied: map[NodeID]map[GroupID][]string{}, chosen: map[GroupID]map[uint64]string{},
 		leaders: map[GroupID]map[uint64]NodeID{}, acked: map[GroupID][]string{}, pending: map[string]NodeID{},
 		disks: map[NodeID]*simdisk.Disk{}, logs: map[NodeID]*storage.SharedLog{}}
@@ -163,6 +166,14 @@ func (w *simWorld) start(n NodeID) {
 			w.failf("node %d: the shared log does not open after a crash: %v", n, err)
 			return
 		}
+		// A replica removed while its host was down is forgotten now.
+		for _, g := range l.Groups() {
+			if !slices.Contains(w.members[GroupID(g)], n) {
+				if err := l.Drop(g); err != nil {
+					w.failf("node %d: dropping removed group %d: %v", n, g, err)
+				}
+			}
+		}
 		w.logs[n] = l
 		sync = l.Sync
 		groupStorage = func(g GroupID) storage.Storage { return l.Group(uint64(g)) }
@@ -188,7 +199,7 @@ func (w *simWorld) start(n NodeID) {
 // sends it the log).
 func (w *simWorld) createReplica(n NodeID, g GroupID) {
 	var members []NodeID
-	if slices.Contains(w.founders[g], n) {
+	if slices.Contains(w.founders[g], n) && !w.rejoined[g][n] {
 		members = w.founders[g]
 	}
 	w.applied[n][g] = nil // it replays its log from the start
@@ -245,6 +256,12 @@ func (w *simWorld) changeMembers() {
 		// is lost, collect destroys it once a configuration without it
 		// commits.
 		w.members[g] = append(w.members[g], add)
+		if slices.Contains(w.founders[g], add) {
+			if w.rejoined[g] == nil {
+				w.rejoined[g] = map[NodeID]bool{}
+			}
+			w.rejoined[g][add] = true
+		}
 		if h := w.hosts[add]; h != nil {
 			w.createReplica(add, g)
 			if w.p.created != nil {
@@ -317,7 +334,16 @@ func (w *simWorld) collect() {
 				if err := h.DestroyGroup(g); err != nil {
 					w.failf("node %d: destroying its replica of removed group %v: %v", n, g, err)
 				}
+				if l := w.logs[n]; l != nil {
+					// Its records go too (at the next Sync; a host that is
+					// down drops them when it starts): added again, it
+					// joins empty.
+					if err := l.Drop(uint64(g)); err != nil {
+						w.failf("node %d: dropping removed group %v: %v", n, g, err)
+					}
+				}
 			}
+			delete(w.storages[n], g) // in memory, likewise
 			w.members[g] = slices.DeleteFunc(w.members[g], func(m NodeID) bool { return m == n })
 		}
 	}

@@ -160,11 +160,10 @@ func (c *Cluster) addReplicas(g multi.GroupID, ids []int) error {
 }
 
 // dropReplicas destroys the replicas of g on the servers ids (those not
-// running forget it: they do not create it again on a restart). In memory
-// the replica's storage goes too, so that a server added to the group
-// again joins empty; a shared log keeps the group's records (there is no
-// call to drop them yet), and a server added again starts from them: its
-// own persisted state, as a server that was down would.
+// running forget it: they do not create it again on a restart). Its
+// storage goes too (in memory, or dropped from the shared log, at once or
+// at the server's next start), so that a server added to the group again
+// joins empty.
 func (c *Cluster) dropReplicas(g multi.GroupID, ids []int) {
 	for _, id := range ids {
 		c.mu.Lock()
@@ -184,6 +183,9 @@ func (c *Cluster) dropReplicas(g multi.GroupID, ids []int) {
 					delete(run.stores, g)
 					delete(run.broken, g)
 					delete(s.mem, g)
+					if run.log != nil {
+						run.log.Drop(uint64(g)) //nolint:errcheck // a failed log fails the host's next Sync too
+					}
 				}
 			})
 		}

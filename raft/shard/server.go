@@ -66,6 +66,13 @@ func (c *Cluster) start(s *server, members func(multi.GroupID) []multi.NodeID) e
 		if err != nil {
 			return fmt.Errorf("node %d: opening its shared log: %w", s.id, err)
 		}
+		// Groups whose replica was dropped while the server was down are
+		// forgotten now.
+		for _, g := range l.Groups() {
+			if !s.hosted[multi.GroupID(g)] {
+				l.Drop(g) //nolint:errcheck // written with the first Sync
+			}
+		}
 		run.log, cfg.Log = l, l
 	} else {
 		cfg.Storage = func(g multi.GroupID) storage.Storage {

@@ -87,7 +87,11 @@ type SharedGroup struct {
 	// still in the log.
 	hardSeg, snapSeg uint64
 	runs             []entryRun
+	dropped          bool // Drop forgot it: it writes nothing more
 }
+
+// errDropped is the error of a write to a group the log dropped.
+var errDropped = errors.New("shared log: the group was dropped")
 
 // entryRun is entries first..last of a group, written in segment seg.
 type entryRun struct {
@@ -97,8 +101,11 @@ type entryRun struct {
 const (
 	sharedSave     = 1
 	sharedSnapshot = 2
-	sharedMagic    = "RAFTSHL1"
-	recHeader      = 8 // length, CRC
+	// sharedDrop forgets a group: its earlier records count no more, and
+	// records after it are a new group of the same id, started empty.
+	sharedDrop  = 3
+	sharedMagic = "RAFTSHL1"
+	recHeader   = 8 // length, CRC
 )
 
 var errBadRecord = errors.New("malformed shared log record")
@@ -149,9 +156,28 @@ func OpenSharedLog(fs vfs.FS, dir string, opts SharedOptions) (*SharedLog, error
 			records = append(records, record{seq, b})
 		}
 	}
+	// A group's records before its latest drop are forgotten.
+	dropped := map[uint64]int{} // group → position of its latest drop record
+	for i, r := range records {
+		if len(r.body) > 0 && r.body[0] == sharedDrop {
+			id, err := dropRecordGroup(r.body)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", l.path(r.seq), err)
+			}
+			dropped[id] = i
+		}
+	}
+	live := func(i int, body []byte) bool {
+		if len(body) < 2 {
+			return true // malformed: apply says so
+		}
+		id, n := binary.Uvarint(body[1:])
+		d, ok := dropped[id]
+		return n <= 0 || !ok || i > d
+	}
 	latest := map[uint64][]byte{}
-	for _, r := range records {
-		if len(r.body) > 0 && r.body[0] == sharedSnapshot {
+	for i, r := range records {
+		if len(r.body) > 0 && r.body[0] == sharedSnapshot && live(i, r.body) {
 			id, index, err := snapshotRecordIndex(r.body)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", l.path(r.seq), err)
@@ -168,7 +194,10 @@ func OpenSharedLog(fs vfs.FS, dir string, opts SharedOptions) (*SharedLog, error
 			return nil, err
 		}
 	}
-	for _, r := range records {
+	for i, r := range records {
+		if !live(i, r.body) {
+			continue
+		}
 		if err := l.apply(r.seq, r.body); err != nil {
 			return nil, fmt.Errorf("%s: %w", l.path(r.seq), err)
 		}
@@ -177,6 +206,49 @@ func OpenSharedLog(fs vfs.FS, dir string, opts SharedOptions) (*SharedLog, error
 		return nil, err
 	}
 	return l, nil
+}
+
+// Groups lists the groups the log holds state of, in order.
+func (l *SharedLog) Groups() []uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var ids []uint64
+	for id, g := range l.groups {
+		if hs, snap, ents, _ := g.mem.Load(); hs.Term != 0 || snap != nil || len(ents) > 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Drop forgets group id (a replica destroyed for good): its records count
+// no more, in this log and after a recovery, and its segments are no
+// longer kept for it; a group of that id made later starts empty. Like
+// every record, the drop is durable at the next Sync. The group's Storage
+// must not be used again.
+func (l *SharedLog) Drop(id uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usableLocked(); err != nil {
+		return err
+	}
+	if g := l.groups[id]; g != nil {
+		g.dropped = true
+		delete(l.groups, id)
+	}
+	b := append([]byte{sharedDrop}, binary.AppendUvarint(nil, id)...)
+	l.appendLocked(b)
+	return nil
+}
+
+func dropRecordGroup(body []byte) (uint64, error) {
+	d := recReader{wire.Decoder{B: body[1:]}}
+	id := d.Uvarint()
+	if d.Failed || len(d.B) != 0 {
+		return 0, errBadRecord
+	}
+	return id, nil
 }
 
 // snapshotRecordIndex reads a snapshot record's group and last index.
@@ -300,6 +372,14 @@ func readSharedRecord(b []byte) (int, []byte, bool) {
 func (l *SharedLog) apply(seq uint64, body []byte) error {
 	d := recReader{wire.Decoder{B: body}}
 	kind := d.Byte()
+	if kind == sharedDrop {
+		// Replayed only when it is the group's latest, with nothing of
+		// the group before it: the group is simply not there.
+		if _, err := dropRecordGroup(body); err != nil {
+			return err
+		}
+		return nil
+	}
 	g := l.groupLocked(d.Uvarint())
 	switch kind {
 	case sharedSave:
@@ -691,6 +771,9 @@ func (g *SharedGroup) Save(hs *core.HardState, entries []core.Entry) error {
 	if err := l.usableLocked(); err != nil {
 		return err
 	}
+	if g.dropped {
+		return errDropped
+	}
 	if err := g.mem.Save(hs, entries); err != nil {
 		return err
 	}
@@ -716,6 +799,10 @@ func (g *SharedGroup) InstallSnapshot(meta core.SnapshotMeta, w SnapshotWriter) 
 	defer l.mu.Unlock()
 	if err := l.usableLocked(); err != nil {
 		return err
+	}
+	if g.dropped {
+		w.Abort()
+		return errDropped
 	}
 	before := g.mem.snapshotIndex()
 	kept := g.mem.holds(meta.LastIncludedIndex, meta.LastIncludedTerm)

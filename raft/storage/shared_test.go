@@ -198,3 +198,98 @@ func TestSharedGroupRunsStaySmall(t *testing.T) {
 		t.Fatalf("the last run is %+v, want it to end at 9000", last)
 	}
 }
+
+// Drop forgets a group, in the log and after a crash: its entries, hard
+// state and snapshot do not come back, a group of the same id made later
+// starts empty and is all that recovery restores, also once the log has
+// rotated past the drop. Until the next Sync the drop is not durable.
+func TestSharedLogDropForgetsAGroup(t *testing.T) {
+	disk := simdisk.New(rand.New(rand.NewSource(1)))
+	opts := SharedOptions{SegmentBytes: 1 << 10, MaxSegments: 2}
+	l, err := OpenSharedLog(disk, "/wal", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reopen := func() {
+		t.Helper()
+		disk.Crash()
+		disk.Recover()
+		if l, err = OpenSharedLog(disk, "/wal", opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	empty := func(id uint64) bool {
+		hs, snap, ents, err := l.Group(id).Load()
+		return err == nil && hs.Term == 0 && snap == nil && len(ents) == 0
+	}
+	// Group 1 with entries, group 3 with a snapshot too; group 2 stays.
+	for _, id := range []uint64{1, 2, 3} {
+		if err := l.Group(id).Save(&core.HardState{Term: 2, VotedFor: 1}, sharedEntries(1, 5, 2, fmt.Sprint(id))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g3 := l.Group(3)
+	w, _ := g3.CreateSnapshot(4)
+	w.Write([]byte("state"))
+	w.Close()
+	if err := g3.InstallSnapshot(core.SnapshotMeta{LastIncludedIndex: 4, LastIncludedTerm: 2, Size: 5}, w); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	old := l.Group(1)
+	if err := l.Drop(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Save(nil, sharedEntries(6, 6, 2, "late")); err == nil {
+		t.Fatal("a dropped group's storage took a write")
+	}
+	if err := l.Drop(3); err != nil {
+		t.Fatal(err)
+	}
+	// Not synced: a crash now loses the drops.
+	reopen()
+	if empty(1) || empty(3) {
+		t.Fatal("a drop that was never synced survived the crash")
+	}
+	if err := l.Drop(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Drop(3); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	reopen()
+	if !empty(1) || !empty(3) {
+		hs1, s1, e1, _ := l.Group(1).Load()
+		hs3, s3, e3, _ := l.Group(3).Load()
+		t.Fatalf("a dropped group came back after a crash: 1: %+v %v %d; 3: %+v %v %d", hs1, s1, len(e1), hs3, s3, len(e3))
+	}
+	if _, _, ents, _ := l.Group(2).Load(); len(ents) != 5 {
+		t.Fatalf("group 2 has %d entries after the others were dropped", len(ents))
+	}
+	// Group 1 again, from nothing: only its new records count.
+	if err := l.Group(1).Save(&core.HardState{Term: 7}, sharedEntries(1, 2, 7, "new")); err != nil {
+		t.Fatal(err)
+	}
+	// Fill segments, so that old ones would go if nothing pinned them.
+	for i := uint64(6); i < 60; i++ {
+		if err := l.Group(2).Save(nil, sharedEntries(i, i, 2, "fill")); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reopen()
+	hs, snap, ents, _ := l.Group(1).Load()
+	if hs.Term != 7 || snap != nil || len(ents) != 2 || ents[0].Term != 7 {
+		t.Fatalf("group 1 after its second life: %+v, snapshot %v, %d entries", hs, snap, len(ents))
+	}
+	if !empty(3) {
+		t.Fatal("group 3 came back after the log rotated")
+	}
+}
