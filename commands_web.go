@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"raft-consensus/raft/cluster"
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/sim"
+	"raft-consensus/raft/trace"
 	"raft-consensus/utils/web"
 )
 
@@ -105,14 +107,21 @@ const maxPageEntries = 40
 const maxPageEvents = 400
 
 // State is the cluster as the page shows it.
-func (b webBackend) State() web.State {
+func (b webBackend) State(group int) web.State {
 	r := b.r
 	st := web.State{Sim: r.opts.Sim, Seed: r.seed.Load(), Time: r.sessionNow().Seconds(), Flights: []web.Flight{}, Events: []web.Event{}, Nodes: []web.Node{}}
 	if !r.opts.Sim {
 		st.Time = time.Since(r.started).Seconds()
 	}
 	c := r.Cluster()
-	st.Events, st.Note = r.pageEvents()
+	gc, grouped := c.(cluster.Grouped)
+	eventsOf := ""
+	if grouped {
+		st.Groups = gc.GroupCount()
+		st.Group = max(0, min(group, st.Groups-1))
+		eventsOf = fmt.Sprintf("g%d", st.Group)
+	}
+	st.Events, st.Note = r.pageEvents(eventsOf)
 	if c == nil {
 		return st
 	}
@@ -131,10 +140,15 @@ func (b webBackend) State() web.State {
 		}
 	}
 	logs := map[int]cluster.NodeLog{}
-	for _, l := range c.Logs(maxPageEntries) {
+	nodeLogs, status := c.Logs(maxPageEntries), c.Status()
+	if grouped {
+		nodeLogs, _ = gc.GroupLogs(uint64(st.Group), maxPageEntries)
+		status, _ = gc.GroupNodes(uint64(st.Group))
+	}
+	for _, l := range nodeLogs {
 		logs[l.ID] = l
 	}
-	for _, s := range c.Status() {
+	for _, s := range status {
 		n := web.Node{ID: s.ID, Alive: s.Alive, Connected: s.Connected, Role: s.Role.String(), Term: s.Term, Leader: s.Leader,
 			Commit: s.Commit, Applied: s.Applied, SnapshotIndex: s.SnapshotIndex, LastIndex: s.LastIndex, Member: s.Member, Log: []web.LogEntry{}}
 		if t, ok := timers[s.ID]; ok && t.Alive {
@@ -159,9 +173,14 @@ func entryKind(e core.Entry) string {
 	return "command"
 }
 
-// pageEvents are the latest events of the session but heartbeats.
-func (r *REPL) pageEvents() ([]web.Event, string) {
+// pageEvents are the latest events of the session but heartbeats: with
+// group set ("g5"), that group's and the faults (which act on every
+// group).
+func (r *REPL) pageEvents(group string) ([]web.Event, string) {
 	recs, note := r.Trace.Latest(maxPageEvents)
+	if group != "" {
+		recs = slices.DeleteFunc(recs, func(rec trace.Record) bool { return rec.Group != "" && rec.Group != group })
+	}
 	out := make([]web.Event, 0, len(recs))
 	epoch := time.Unix(0, 0)
 	for _, rec := range recs {

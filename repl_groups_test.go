@@ -96,3 +96,43 @@ func TestGroupsRefusedWhereNotSupported(t *testing.T) {
 		}
 	}
 }
+
+// The live page's state of a cluster of many groups: one group's nodes
+// and logs at a time, the one asked for (clamped to the groups there are).
+func TestPageStateOfOneGroup(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	r, out := newTestREPL(t, 5*time.Second)
+	defer r.Close() // before leaktest's check
+	run1(r, out, "create 3 4")
+	key := "k"
+	for multi.GroupOfKey(key, 4) != 2 {
+		key += "k"
+	}
+	if got := run1(r, out, "set "+key+" v"); !strings.HasPrefix(got, "ok: ") {
+		t.Fatalf("set: %q", got)
+	}
+	b := webBackend{r}
+	st := b.State(2)
+	if st.Groups != 4 || st.Group != 2 || len(st.Nodes) != 3 {
+		t.Fatalf("state of group 2: groups %d, group %d, %d nodes", st.Groups, st.Group, len(st.Nodes))
+	}
+	found := false
+	for _, n := range st.Nodes {
+		for _, e := range n.Log {
+			found = found || e.Label == key+"=v"
+		}
+	}
+	if !found {
+		t.Fatalf("group 2's logs on the page do not hold %s=v: %+v", key, st.Nodes)
+	}
+	for _, n := range b.State(0).Nodes {
+		for _, e := range n.Log {
+			if e.Label == key+"=v" {
+				t.Fatalf("group 0's log holds group 2's write")
+			}
+		}
+	}
+	if st := b.State(99); st.Group != 3 {
+		t.Fatalf("group 99 of 4 shows group %d, want the last", st.Group)
+	}
+}

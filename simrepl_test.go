@@ -348,7 +348,7 @@ func TestWebCommand(t *testing.T) {
 		t.Fatalf("web twice: %q", got)
 	}
 	b := webBackend{r}
-	if st := b.State(); st.Cluster || !st.Sim {
+	if st := b.State(-1); st.Cluster || !st.Sim {
 		t.Fatalf("state before a cluster: %+v", st)
 	}
 	out.Reset()
@@ -359,7 +359,7 @@ func TestWebCommand(t *testing.T) {
 		t.Fatalf("the REPL shows %q", out.String())
 	}
 	b.Exec("set a 1")
-	st := b.State()
+	st := b.State(-1)
 	if !st.Cluster || len(st.Nodes) != 3 || st.Nodes[0].Timer == nil || len(st.Events) == 0 {
 		t.Fatalf("state: %+v", st)
 	}

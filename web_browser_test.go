@@ -121,3 +121,54 @@ func TestLivePageInChromium(t *testing.T) {
 	cancel()
 	cancelAlloc()
 }
+
+// TestLivePageShowsManyGroups: with a cluster of many groups the page
+// offers a group to show, and shows that group's nodes and logs.
+func TestLivePageShowsManyGroups(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 30*time.Second)()
+	var out syncBuffer
+	r := NewREPL(&out, Options{Memory: true, Timeout: 3 * time.Second})
+	defer r.Close()
+	r.Exec("create 3 4")
+	r.Exec("set a 1")
+	r.Exec("web 127.0.0.1:0")
+	if r.web == nil {
+		t.Fatalf("the page is not served:\n%s", out.String())
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browsertest.Chromium(t)), chromedp.NoSandbox,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1400, 1150), chromedp.UserDataDir(t.TempDir()))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelTimeout()
+	waitJS := func(what, cond string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			t.Fatalf("%s: %v\nREPL:\n%s", what, err, out.String())
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(r.web.URL()), chromedp.WaitVisible(chromedp.CSS(`#groupbox`))); err != nil {
+		t.Fatalf("the group box: %v", err)
+	}
+	waitJS("group 0 shown, of 4", `document.body.dataset.group === "0" && document.getElementById("groupcount").textContent.startsWith("4")`)
+	waitJS("the nodes drawn", `document.querySelectorAll("#csvg g.node").length === 3`)
+	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS(`#group`), "2"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("group").dispatchEvent(new Event("change"))`)); err != nil {
+		t.Fatalf("choosing group 2: %v", err)
+	}
+	waitJS("group 2 shown", `document.body.dataset.group === "2"`)
+	waitJS("its logs drawn", `document.querySelectorAll('#logs .logrow').length === 3`)
+	if file := os.Getenv("RAFT_PAGE_GROUPS_SCREENSHOT"); file != "" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	cancelAlloc()
+}

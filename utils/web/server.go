@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -24,8 +25,9 @@ type Backend interface {
 	// Exec runs one command line as if typed (the REPL echoes it) and
 	// returns what it printed.
 	Exec(line string) string
-	// State is the cluster as it stands.
-	State() State
+	// State is the cluster as it stands: with many groups, as group
+	// group has it (-1: the first).
+	State(group int) State
 }
 
 // State is what the page shows; times are seconds of the session.
@@ -36,6 +38,10 @@ type State struct {
 	Playing   bool     `json:"playing"`
 	Speed     float64  `json:"speed"`
 	Cluster   bool     `json:"cluster"` // a cluster runs
+	// Groups is the number of Raft groups of a cluster of many (0 for
+	// one); Group, the one whose nodes, logs and events are shown.
+	Groups    int      `json:"groups,omitempty"`
+	Group     int      `json:"group"`
 	Nodes     []Node   `json:"nodes"`
 	Partition string   `json:"partition,omitempty"`
 	Cuts      [][2]int `json:"cuts,omitempty"`
@@ -162,9 +168,18 @@ func Serve(addr string, b Backend) (*Server, error) {
 		w.Write(page)
 	}))
 	mux.HandleFunc("GET /state", guard(func(w http.ResponseWriter, r *http.Request) {
+		group := -1
+		if q := r.URL.Query().Get("group"); q != "" {
+			g, err := strconv.Atoi(q)
+			if err != nil || g < 0 {
+				http.Error(w, "error: group must be a number from 0", http.StatusBadRequest)
+				return
+			}
+			group = g
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		json.NewEncoder(w).Encode(b.State())
+		json.NewEncoder(w).Encode(b.State(group))
 	}))
 	mux.HandleFunc("POST /exec", guard(func(w http.ResponseWriter, r *http.Request) {
 		// Only the page itself may act: a form on another site cannot set

@@ -22,7 +22,7 @@ func (f *fakeBackend) Exec(line string) string {
 	return "ran " + line + "\n"
 }
 
-func (f *fakeBackend) State() State {
+func (f *fakeBackend) State(int) State {
 	return State{Sim: true, Time: 1.5, Cluster: true, Nodes: []Node{{ID: 0, Role: "leader"}}}
 }
 
