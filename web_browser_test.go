@@ -35,14 +35,8 @@ func TestLivePageInChromium(t *testing.T) {
 		t.Fatalf("the page is not served:\n%s", out.String())
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browsertest.Chromium(t)), chromedp.NoSandbox,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1400, 1150), chromedp.UserDataDir(t.TempDir()))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancel := newBrowser(t, 90*time.Second)
 	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTimeout()
 
 	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -119,7 +113,6 @@ func TestLivePageInChromium(t *testing.T) {
 		}
 	}
 	cancel()
-	cancelAlloc()
 }
 
 // TestLivePageShowsManyGroups: with a cluster of many groups the page
@@ -135,14 +128,8 @@ func TestLivePageShowsManyGroups(t *testing.T) {
 	if r.web == nil {
 		t.Fatalf("the page is not served:\n%s", out.String())
 	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browsertest.Chromium(t)), chromedp.NoSandbox,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1400, 1150), chromedp.UserDataDir(t.TempDir()))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancel := newBrowser(t, 60*time.Second)
 	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	defer cancelTimeout()
 	waitJS := func(what, cond string) {
 		t.Helper()
 		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
@@ -170,5 +157,20 @@ func TestLivePageShowsManyGroups(t *testing.T) {
 		}
 	}
 	cancel()
-	cancelAlloc()
+}
+
+// newBrowser starts headless Chromium for one test; cancel stops it (before
+// leaktest's check, when deferred after it).
+func newBrowser(t *testing.T, timeout time.Duration) (context.Context, context.CancelFunc) {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browsertest.Chromium(t)), chromedp.NoSandbox,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1400, 1150), chromedp.UserDataDir(t.TempDir()))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
+	return ctx, func() {
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc()
+	}
 }

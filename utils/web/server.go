@@ -32,12 +32,12 @@ type Backend interface {
 
 // State is what the page shows; times are seconds of the session.
 type State struct {
-	Sim       bool     `json:"sim"`
-	Seed      int64    `json:"seed,omitempty"`
-	Time      float64  `json:"time"`
-	Playing   bool     `json:"playing"`
-	Speed     float64  `json:"speed"`
-	Cluster   bool     `json:"cluster"` // a cluster runs
+	Sim     bool    `json:"sim"`
+	Seed    int64   `json:"seed,omitempty"`
+	Time    float64 `json:"time"`
+	Playing bool    `json:"playing"`
+	Speed   float64 `json:"speed"`
+	Cluster bool    `json:"cluster"` // a cluster runs
 	// Groups is the number of Raft groups of a cluster of many (0 for
 	// one); Group, the one whose nodes, logs and events are shown.
 	Groups    int      `json:"groups,omitempty"`
