@@ -25,6 +25,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -132,7 +133,15 @@ type SenderConfig struct {
 	// that finds the queue full is dropped, as a congested network would
 	// (Raft sends again).
 	Queue int
-	Logf  func(format string, args ...any)
+	// MaxFrame bounds a frame Send takes (default 64 MiB, the listener's
+	// default): a longer one would only make the peer close the stream.
+	MaxFrame int
+	// WriteTimeout bounds one write of what has queued up (default 5 s):
+	// a peer that stops reading (a paused process, a full link) has its
+	// stream closed, and the next frame dials again, instead of holding
+	// the peer's goroutine, and Close, for ever.
+	WriteTimeout time.Duration
+	Logf         func(format string, args ...any)
 }
 
 // StreamSender sends frames to peers, one connection and one goroutine
@@ -150,13 +159,31 @@ type streamPeer struct {
 	id    int
 	addr  string
 	queue chan []byte
-	stop  chan struct{}
+	// ctx ends when the peer is replaced or the sender closes: it cancels
+	// a dial and closes the connection, even in the middle of a write.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// done closes when the peer's goroutine has returned; prev is the
+	// peer this one replaced (SetAddr), whose goroutine must be done
+	// before this one writes, so that frames do not overtake each other
+	// on two connections.
+	done chan struct{}
+	prev *streamPeer
+	// writing is when the write in progress began (UnixNano; 0: none),
+	// for the tests to see a write blocked on a peer that does not read.
+	writing atomic.Int64
 }
 
 // NewStreamSender returns a sender with no peers.
 func NewStreamSender(cfg SenderConfig) *StreamSender {
 	if cfg.Queue <= 0 {
 		cfg.Queue = 256
+	}
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = 64 << 20
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 5 * time.Second
 	}
 	return &StreamSender{cfg: cfg, peers: map[int]*streamPeer{}}
 }
@@ -168,21 +195,31 @@ func (s *StreamSender) SetAddr(id int, addr string) {
 	if s.closed {
 		return
 	}
-	if p := s.peers[id]; p != nil {
-		if p.addr == addr {
+	prev := s.peers[id]
+	if prev != nil {
+		if prev.addr == addr {
 			return
 		}
-		close(p.stop)
+		prev.cancel()
 	}
-	p := &streamPeer{id: id, addr: addr, queue: make(chan []byte, s.cfg.Queue), stop: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &streamPeer{id: id, addr: addr, queue: make(chan []byte, s.cfg.Queue), ctx: ctx, cancel: cancel,
+		done: make(chan struct{}), prev: prev}
 	s.peers[id] = p
 	s.wg.Add(1)
 	go s.run(p)
 }
 
-// Send queues frame for peer to; it is dropped if the peer is unknown or
-// its queue is full. frame must not be changed afterwards.
+// Send queues frame for peer to; it is dropped if the peer is unknown,
+// its queue is full or the frame is longer than MaxFrame. frame must not
+// be changed afterwards.
 func (s *StreamSender) Send(to int, frame []byte) bool {
+	if len(frame) > s.cfg.MaxFrame {
+		if s.cfg.Logf != nil {
+			s.cfg.Logf("dropped a frame of %d bytes for node %d (at most %d)", len(frame), to, s.cfg.MaxFrame)
+		}
+		return false
+	}
 	s.mu.Lock()
 	p := s.peers[to]
 	s.mu.Unlock()
@@ -201,33 +238,42 @@ func (s *StreamSender) Send(to int, frame []byte) bool {
 // up goes out in one write.
 func (s *StreamSender) run(p *streamPeer) {
 	defer s.wg.Done()
+	defer close(p.done)
+	if p.prev != nil {
+		select {
+		case <-p.prev.done:
+			p.prev = nil
+		case <-p.ctx.Done():
+			return
+		}
+	}
 	var conn net.Conn
 	var w *bufio.Writer
+	var unwatch func() bool
+	drop := func() {
+		unwatch()
+		conn.Close()
+		conn, w = nil, nil
+	}
 	defer func() {
 		if conn != nil {
-			conn.Close()
+			drop()
 		}
 	}()
 	var backoff time.Duration
 	for {
 		var frame []byte
 		select {
-		case <-p.stop:
+		case <-p.ctx.Done():
 			return
 		case frame = <-p.queue:
 		}
 		if conn == nil {
-			ctx, cancel := context.WithCancel(context.Background())
-			go func() {
-				select {
-				case <-p.stop:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
-			c, err := dial(ctx, p.addr, Hello{Cluster: s.cfg.Cluster, From: s.cfg.ID, To: p.id}, s.cfg.TLS)
-			cancel()
+			c, err := dial(p.ctx, p.addr, Hello{Cluster: s.cfg.Cluster, From: s.cfg.ID, To: p.id}, s.cfg.TLS)
 			if err != nil {
+				if p.ctx.Err() != nil {
+					return
+				}
 				// This frame and those behind it in the queue are lost, as
 				// on a network that is down; the next try waits a little.
 				if s.cfg.Logf != nil && backoff == 0 {
@@ -239,8 +285,16 @@ func (s *StreamSender) run(p *streamPeer) {
 			}
 			backoff = 0
 			conn, w = c, bufio.NewWriterSize(c, 64<<10)
+			// Stopping the peer closes the connection, which ends a write
+			// blocked on a peer that does not read.
+			unwatch = context.AfterFunc(p.ctx, func() { c.Close() })
 		}
-		err := writeFrame(w, frame)
+		now := time.Now()
+		p.writing.Store(now.UnixNano())
+		err := conn.SetWriteDeadline(now.Add(s.cfg.WriteTimeout))
+		if err == nil {
+			err = writeFrame(w, frame)
+		}
 		for more := true; more && err == nil; {
 			select {
 			case f := <-p.queue:
@@ -252,9 +306,12 @@ func (s *StreamSender) run(p *streamPeer) {
 		if err == nil {
 			err = w.Flush()
 		}
+		p.writing.Store(0)
 		if err != nil {
-			conn.Close()
-			conn, w = nil, nil
+			if p.ctx.Err() == nil && s.cfg.Logf != nil {
+				s.cfg.Logf("closed the stream to node %d at %s: %v", p.id, p.addr, err)
+			}
+			drop()
 		}
 	}
 }
@@ -267,7 +324,7 @@ func (s *StreamSender) drain(p *streamPeer, d time.Duration) {
 	for {
 		select {
 		case <-p.queue:
-		case <-p.stop:
+		case <-p.ctx.Done():
 			return
 		case <-t.C:
 			return
@@ -291,7 +348,7 @@ func (s *StreamSender) Close() {
 	if !s.closed {
 		s.closed = true
 		for _, p := range s.peers {
-			close(p.stop)
+			p.cancel()
 		}
 	}
 	s.mu.Unlock()

@@ -433,13 +433,22 @@ func Dial(ctx context.Context, addr string, cfg DialConfig) (*rpc.Client, error)
 }
 
 // dial connects to addr (in TLS if tlsCfg is set) and says hello.
-func dial(ctx context.Context, addr string, h Hello, tlsCfg *tls.Config) (net.Conn, error) {
+func dial(ctx context.Context, addr string, h Hello, tlsCfg *tls.Config) (conn net.Conn, err error) {
 	d := net.Dialer{Timeout: dialTimeout}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	conn := raw
+	// The handshake and the hello end when ctx does, not only at their
+	// timeouts (a sender that stops must not wait on a paused peer).
+	unwatch := context.AfterFunc(ctx, func() { raw.Close() })
+	defer func() {
+		if !unwatch() && err == nil {
+			conn.Close()
+			conn, err = nil, ctx.Err()
+		}
+	}()
+	conn = raw
 	if tlsCfg != nil {
 		tc := tls.Client(raw, peerTLS(tlsCfg, h.To))
 		hctx, cancel := context.WithTimeout(ctx, helloTimeout)
