@@ -12,7 +12,6 @@
 package shard
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -206,7 +205,7 @@ func (c *Cluster) idsLocked() []int {
 }
 
 // running returns a running server's instance, or why there is none.
-func (c *Cluster) running(id int) (*instance, error) {
+func (c *Cluster) running(id int) (*Server, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.down {
@@ -223,31 +222,14 @@ func (c *Cluster) running(id int) (*instance, error) {
 }
 
 // replica is one replica's state, copied on its node goroutine.
-type replica struct {
-	sum   core.Summary
-	quiet bool
-}
+type replica = Replica
 
 // replicas reports every running server's replicas (the groups in only,
 // or all of them when only is nil), by server and group.
 func (c *Cluster) replicas(only []multi.GroupID) map[int]map[multi.GroupID]replica {
-	runs := c.instances()
 	out := map[int]map[multi.GroupID]replica{}
-	for id, run := range runs {
-		reps := map[multi.GroupID]replica{}
-		err := run.node.Do(context.Background(), func(h *multi.Host) {
-			groups := only
-			if groups == nil {
-				groups = h.Groups()
-			}
-			for _, g := range groups {
-				if sum, quiet, err := h.Summary(g); err == nil {
-					sum.Config = sum.Config.Clone()
-					reps[g] = replica{sum, quiet}
-				}
-			}
-		})
-		if err == nil {
+	for id, run := range c.instances() {
+		if reps, err := run.Replicas(only); err == nil {
 			out[id] = reps
 		}
 	}
@@ -255,10 +237,10 @@ func (c *Cluster) replicas(only []multi.GroupID) map[int]map[multi.GroupID]repli
 }
 
 // instances are the running servers' instances, by id.
-func (c *Cluster) instances() map[int]*instance {
+func (c *Cluster) instances() map[int]*Server {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := map[int]*instance{}
+	out := map[int]*Server{}
 	for id, s := range c.servers {
 		if s.run != nil {
 			out[id] = s.run
@@ -273,7 +255,7 @@ func groupLeader(reps map[int]map[multi.GroupID]replica, g multi.GroupID) (int, 
 	best, bestRep := core.None, replica{}
 	for id, rs := range reps {
 		r, ok := rs[g]
-		if ok && r.sum.Role == core.Leader && (best == core.None || r.sum.Term > bestRep.sum.Term) {
+		if ok && r.Summary.Role == core.Leader && (best == core.None || r.Summary.Term > bestRep.Summary.Term) {
 			best, bestRep = id, r
 		}
 	}
@@ -291,10 +273,10 @@ func (c *Cluster) Groups() []cluster.GroupStatus {
 		for _, rs := range reps {
 			if r, ok := rs[g]; ok {
 				st.Replicas++
-				if r.quiet {
+				if r.Quiet {
 					st.Quiet++
 				}
-				if r.sum.Term > view.sum.Term || view.sum.Term == 0 {
+				if r.Summary.Term > view.Summary.Term || view.Summary.Term == 0 {
 					view = r
 				}
 			}
@@ -302,7 +284,7 @@ func (c *Cluster) Groups() []cluster.GroupStatus {
 		if l, r := groupLeader(reps, g); l != core.None {
 			st.Leader, view = l, r
 		}
-		st.Term, st.Commit, st.Config = view.sum.Term, view.sum.Commit, view.sum.Config
+		st.Term, st.Commit, st.Config = view.Summary.Term, view.Summary.Commit, view.Summary.Config
 		out[i] = st
 	}
 	return out
@@ -318,10 +300,10 @@ func (c *Cluster) NodeGroups() []cluster.NodeGroups {
 			ng.Alive = true
 			for _, r := range rs {
 				ng.Replicas++
-				if r.sum.Role == core.Leader {
+				if r.Summary.Role == core.Leader {
 					ng.Led++
 				}
-				if r.quiet {
+				if r.Quiet {
 					ng.Quiet++
 				} else {
 					ng.Active++
@@ -353,13 +335,13 @@ func (c *Cluster) GroupNodes(group uint64) ([]cluster.NodeStatus, error) {
 		if rs, ok := reps[id]; ok {
 			st.Alive = true
 			if r, ok := rs[g]; ok {
-				s := r.sum
+				s := r.Summary
 				st.Role, st.Term, st.Leader, st.Commit, st.LastIndex, st.SnapshotIndex = s.Role, s.Term, s.Leader, s.Commit, s.LastIndex, s.SnapshotIndex
 				st.LogLength = s.LastIndex - s.SnapshotIndex
 			}
 		}
 		if leader != core.None {
-			st.Member = cluster.Member(reps[leader][g].sum.Config, true, id, slices.Contains(c.groupMembers(g), id))
+			st.Member = cluster.Member(reps[leader][g].Summary.Config, true, id, slices.Contains(c.groupMembers(g), id))
 		}
 		out = append(out, st)
 	}
@@ -385,15 +367,7 @@ func (c *Cluster) GroupLogs(g uint64, limit int) ([]cluster.NodeLog, error) {
 			out = append(out, cluster.NodeLog{ID: id})
 			continue
 		}
-		var l cluster.NodeLog
-		found := false
-		err := run.node.Do(context.Background(), func(h *multi.Host) {
-			h.Inspect(multi.GroupID(g), func(cr *core.Core) { //nolint:errcheck // found says whether it ran
-				found = true
-				l = cluster.LogOf(id, cr, cr.Applied(), limit)
-			})
-		})
-		if err == nil && found {
+		if l, found, err := run.GroupLog(multi.GroupID(g), limit); err == nil && found {
 			out = append(out, l)
 		}
 	}
@@ -416,7 +390,7 @@ func (c *Cluster) GroupLeader(g uint64) (int, uint64) {
 	if l != core.None && c.net.isDisconnected(multi.NodeID(l)) {
 		return core.None, 0
 	}
-	return l, r.sum.Term
+	return l, r.Summary.Term
 }
 
 // CheckUniqueLeader waits until group 0 has exactly one running,
@@ -430,14 +404,14 @@ func (c *Cluster) CheckUniqueLeader(timeout time.Duration) (int, uint64, error) 
 		terms := map[uint64]int{}
 		for id, rs := range reps {
 			r, ok := rs[0]
-			if !ok || r.sum.Role != core.Leader || c.net.isDisconnected(multi.NodeID(id)) {
+			if !ok || r.Summary.Role != core.Leader || c.net.isDisconnected(multi.NodeID(id)) {
 				continue
 			}
-			if terms[r.sum.Term]++; terms[r.sum.Term] > 1 {
-				return false, fmt.Errorf("%w: term %d", cluster.ErrTwoLeaders, r.sum.Term)
+			if terms[r.Summary.Term]++; terms[r.Summary.Term] > 1 {
+				return false, fmt.Errorf("%w: term %d", cluster.ErrTwoLeaders, r.Summary.Term)
 			}
 			n++
-			leader, term = id, r.sum.Term
+			leader, term = id, r.Summary.Term
 		}
 		return n == 1, nil
 	})
@@ -499,7 +473,7 @@ func (v groupView) Endpoint(id int) (kv.Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	return endpoint{id: multi.NodeID(id), run: run, g: v.g}, nil
+	return endpoint{run: run, g: v.g}, nil
 }
 
 // client is the cluster's client of group g.
@@ -538,31 +512,7 @@ func (c *Cluster) ReadStale(key string, node int) (cluster.StaleRead, error) {
 	if err != nil {
 		return cluster.StaleRead{}, err
 	}
-	g := multi.GroupOfKey(key, c.cfg.Groups)
-	var out cluster.StaleRead
-	var rerr error
-	err = run.node.Do(context.Background(), func(h *multi.Host) {
-		st := run.stores[g]
-		sum, _, err := h.Summary(g)
-		if st == nil || err != nil {
-			rerr = fmt.Errorf("node %d has no replica of group %d", node, g)
-			return
-		}
-		res, err := st.StateMachine().Read(key)
-		r, ok := res.(kv.Result)
-		switch {
-		case err != nil:
-			rerr = err
-		case !ok:
-			rerr = fmt.Errorf("node %d's state machine answered %T, not a value", node, res)
-		default:
-			out = cluster.StaleRead{Value: r.Value, Found: r.Found, Applied: st.Applied(), Role: sum.Role, Term: sum.Term}
-		}
-	})
-	if err != nil {
-		return out, stoppedErr(multi.NodeID(node), err)
-	}
-	return out, rerr
+	return run.ReadStale(multi.GroupOfKey(key, c.cfg.Groups), key)
 }
 
 // History is every client operation so far.

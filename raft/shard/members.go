@@ -26,12 +26,12 @@ func (c *Cluster) changeTimeout() time.Duration {
 }
 
 // leaderOf is group g's leader now: its id, summary and instance.
-func (c *Cluster) leaderOf(g multi.GroupID) (int, core.Summary, *instance) {
+func (c *Cluster) leaderOf(g multi.GroupID) (int, core.Summary, *Server) {
 	l, r := groupLeader(c.replicas([]multi.GroupID{g}), g)
 	if l == core.None {
 		return core.None, core.Summary{}, nil
 	}
-	return l, r.sum, c.instances()[l]
+	return l, r.Summary, c.instances()[l]
 }
 
 // changeGroup drives ch in group g to commitment at whichever server
@@ -145,7 +145,7 @@ func (c *Cluster) addReplicas(g multi.GroupID, ids []int) error {
 			if _, _, err := h.Summary(g); err == nil {
 				return // a replica left from an earlier try
 			}
-			cerr = c.createReplica(multi.NodeID(id), run, h, g, nil)
+			cerr = run.CreateReplica(h, g, nil)
 		}); err != nil {
 			return err
 		}
@@ -168,7 +168,7 @@ func (c *Cluster) dropReplicas(g multi.GroupID, ids []int) {
 	for _, id := range ids {
 		c.mu.Lock()
 		s := c.servers[id]
-		var run *instance
+		var run *Server
 		if s != nil {
 			delete(s.hosted, g)
 			run = s.run
@@ -179,13 +179,8 @@ func (c *Cluster) dropReplicas(g multi.GroupID, ids []int) {
 		c.mu.Unlock()
 		if run != nil {
 			run.node.Do(context.Background(), func(h *multi.Host) { //nolint:errcheck // a crashed one is gone anyway
-				if h.DestroyGroup(g) == nil {
-					delete(run.stores, g)
-					delete(run.broken, g)
+				if run.DropReplica(h, g) {
 					delete(s.mem, g)
-					if run.log != nil {
-						run.log.Drop(uint64(g)) //nolint:errcheck // a failed log fails the host's next Sync too
-					}
 				}
 			})
 		}
@@ -574,30 +569,5 @@ func (c *Cluster) Snapshot(id int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var n uint64
-	var serr error
-	err = run.node.Do(context.Background(), func(h *multi.Host) {
-		for _, g := range h.Groups() {
-			st := run.stores[g]
-			sum, _, _ := h.Summary(g)
-			if st == nil || st.Applied() <= sum.SnapshotIndex {
-				continue // nothing new to compact
-			}
-			job := st.SnapshotNow()
-			if job == nil {
-				continue
-			}
-			err := h.Snapshot(g, job.Index, nil, job.Write)
-			st.SnapshotDone(job, err)
-			if err != nil {
-				serr = fmt.Errorf("group %d: %w", g, err)
-				return
-			}
-			n++
-		}
-	})
-	if err != nil {
-		return 0, stoppedErr(multi.NodeID(id), err)
-	}
-	return n, serr
+	return run.Snapshot()
 }
