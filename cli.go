@@ -133,12 +133,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			}
 		}
 		c.initial = func() (cluster.Cluster, string, error) {
-			rc, err := remote.Connect(remote.ClusterConfig{Addrs: addrs, Cluster: c.clusterID, TLSDir: c.tlsDir, Timeout: c.timeout})
+			rc, err := remote.ConnectAny(remote.ClusterConfig{Addrs: addrs, Cluster: c.clusterID, TLSDir: c.tlsDir, Timeout: c.timeout})
 			if err != nil {
 				return nil, "", fmt.Errorf("-connect: %w", err)
 			}
-			return rc, fmt.Sprintf("connected to a cluster of %d nodes (%s); crash, restart, pause and resume need the launcher (cluster up)",
-				len(rc.IDs()), idRange(rc.IDs())), nil
+			return rc, fmt.Sprintf("connected to a cluster of %d nodes (%s)%s; crash, restart, pause and resume need the launcher (cluster up)",
+				len(rc.IDs()), idRange(rc.IDs()), hostingGroups(rc)), nil
 		}
 	}
 	fs.Visit(func(f *flag.Flag) { c.seedSet = c.seedSet || f.Name == "seed" })
@@ -415,4 +415,12 @@ func completeCommand(line string) []string {
 		}
 	}
 	return out
+}
+
+// hostingGroups says how many groups the nodes host, when many.
+func hostingGroups(c cluster.Cluster) string {
+	if g, ok := c.(cluster.Grouped); ok {
+		return fmt.Sprintf(", hosting %d groups each", g.GroupCount())
+	}
+	return ""
 }

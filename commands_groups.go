@@ -238,35 +238,54 @@ func replicasDesc(gs cluster.GroupStatus) string {
 // groupedStatus is status for a cluster of many groups: each node's
 // counts of groups.
 func groupedStatus(r *REPL, gc cluster.Grouped) {
+	status := map[int]cluster.NodeStatus{}
+	pids := false
+	for _, st := range gc.Status() {
+		status[st.ID] = st
+		pids = pids || st.Pid != 0
+	}
 	t := table.NewWriter()
 	t.SetStyle(compactStyle())
+	header, counts := table.Row{"node", "state"}, 3
+	if pids { // node processes of a launcher
+		header, counts = append(header, "pid"), 4
+	}
+	header = append(header, "groups", "led", "active", "quiet")
 	var columns []table.ColumnConfig
-	for _, n := range []int{1, 3, 4, 5, 6} {
+	for _, n := range []int{1, counts, counts + 1, counts + 2, counts + 3} {
 		columns = append(columns, table.ColumnConfig{Number: n, Align: text.AlignRight, AlignHeader: text.AlignRight})
 	}
 	t.SetColumnConfigs(columns)
-	t.AppendHeader(table.Row{"node", "state", "groups", "led", "active", "quiet"})
-	connected := map[int]bool{}
-	for _, st := range gc.Status() {
-		connected[st.ID] = st.Connected
-	}
+	t.AppendHeader(header)
 	for _, ng := range gc.NodeGroups() {
+		st := status[ng.ID]
 		state := "up"
-		if !ng.Alive {
+		switch {
+		case !ng.Alive && st.Down != "":
+			state = st.Down // a process paused, or not answering
+		case !ng.Alive:
 			state = "crashed"
 		}
-		if !connected[ng.ID] {
+		if !st.Connected {
 			if ng.Alive {
 				state = "disconnected"
 			} else {
 				state += ", disconnected"
 			}
 		}
+		row := table.Row{ng.ID, state}
+		if pids {
+			pid := "-"
+			if st.Pid != 0 {
+				pid = strconv.Itoa(st.Pid)
+			}
+			row = append(row, pid)
+		}
 		if !ng.Alive {
-			t.AppendRow(table.Row{ng.ID, state, "-", "-", "-", "-"})
+			t.AppendRow(append(row, "-", "-", "-", "-"))
 			continue
 		}
-		t.AppendRow(table.Row{ng.ID, state, ng.Replicas, ng.Led, ng.Active, ng.Quiet})
+		t.AppendRow(append(row, ng.Replicas, ng.Led, ng.Active, ng.Quiet))
 	}
 	fmt.Fprintln(r.out, render(t))
 	r.printf("groups: the node's replicas; led: those it leads; active: those that tick;")

@@ -64,6 +64,8 @@ func (c *compose) try(args ...string) (string, error) {
 }
 
 // container is node id's container.
+func (c *compose) newClient() workloadClient { return c.NewClient() }
+
 func (c *compose) container(id int) string {
 	return strings.TrimSpace(c.run("compose", "ps", "-q", fmt.Sprintf("node-%d", id)))
 }

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"raft-consensus/raft/cluster"
 	"raft-consensus/raft/remote"
+	"raft-consensus/raft/shard"
 )
 
 const clusterUsage = `Usage: raft-consensus cluster up [-n N] [-dir DIR] [flags]
@@ -29,6 +31,7 @@ Flags:
   -cluster-id ID      the cluster's id (default raft-consensus)
   -election-timeout D the nodes' minimum election timeout (default 150ms)
   -heartbeat D        the nodes' heartbeat interval (default 50ms)
+  -groups G           each node hosts G Raft groups (default 1; see node -h)
   -timeout D          bound each client operation to D (default 3s)
   -script FILE        run the commands in FILE first (as the REPL's -script)
   -keep-going         in a script or a pipe, run on after a failing line
@@ -53,6 +56,7 @@ func runClusterCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int
 	clusterID := fs.String("cluster-id", defaultClusterID, "")
 	election := fs.Duration("election-timeout", 150*time.Millisecond, "")
 	heartbeat := fs.Duration("heartbeat", 50*time.Millisecond, "")
+	groups := fs.Int("groups", 1, "")
 	var c config
 	fs.DurationVar(&c.timeout, "timeout", 3*time.Second, "")
 	fs.StringVar(&c.script, "script", "", "")
@@ -74,6 +78,8 @@ func runClusterCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int
 		return fail("-n must be 1 to %d", cluster.MaxNodes)
 	case c.timeout <= 0:
 		return fail("-timeout must be positive")
+	case *groups < 1 || *groups > shard.MaxGroups:
+		return fail("-groups must be 1 to %d", shard.MaxGroups)
 	case *election <= 0 || *heartbeat <= 0 || *heartbeat >= *election:
 		return fail("the heartbeat (%v) must be positive and shorter than the election timeout (%v)", *heartbeat, *election)
 	}
@@ -90,17 +96,17 @@ func runClusterCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int
 	c.format = "json"
 	c.initial = func() (cluster.Cluster, string, error) {
 		l, err := remote.Launch(remote.LauncherConfig{Dir: *dir, Nodes: *n, Cluster: *clusterID,
-			NodeArgs: []string{"-election-timeout", election.String(), "-heartbeat", heartbeat.String()}})
+			NodeArgs: []string{"-election-timeout", election.String(), "-heartbeat", heartbeat.String(), "-groups", strconv.Itoa(*groups)}})
 		if err != nil {
 			return nil, "", err
 		}
-		rc, err := remote.Connect(remote.ClusterConfig{Addrs: l.Addrs(), Cluster: *clusterID, Processes: l, Timeout: c.timeout})
+		rc, err := remote.ConnectAny(remote.ClusterConfig{Addrs: l.Addrs(), Cluster: *clusterID, Processes: l, Timeout: c.timeout})
 		if err != nil {
 			l.Close()
 			return nil, "", err
 		}
-		return rc, fmt.Sprintf("started %d node processes (nodes %s) in %s; their logs are %s/node-<id>.log",
-			len(rc.IDs()), idRange(rc.IDs()), *dir, *dir), nil
+		return rc, fmt.Sprintf("started %d node processes (nodes %s%s) in %s; their logs are %s/node-<id>.log",
+			len(rc.IDs()), idRange(rc.IDs()), hostingGroups(rc), *dir, *dir), nil
 	}
 	return runREPL(c, stdin, stdout, stderr)
 }

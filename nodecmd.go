@@ -56,6 +56,11 @@ Flags:
                       maximum is twice it)
   -heartbeat D        the heartbeat interval (default 50ms)
   -snapshot-every N   snapshot after every N applied entries (default 10000)
+  -groups G           host G Raft groups (default 1): a sharded KV, keys
+                      mapped to groups by hash, every group on every
+                      founding node, one shared log in DIR; every node of
+                      the cluster needs the same G, and a data dir keeps it
+                      (no -join or membership changes with G > 1 yet)
   -cpuprofile FILE    write a CPU profile of the node's whole run to FILE
                       ({id} in FILE stands for the node id)
   -h                  show this help
@@ -81,6 +86,7 @@ func runNode(args []string, stderr io.Writer) int {
 	heartbeat := fs.Duration("heartbeat", 50*time.Millisecond, "")
 	snapEvery := fs.Uint64("snapshot-every", 10000, "")
 	cpuProfile := fs.String("cpuprofile", "", "")
+	groups := fs.Int("groups", 1, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -140,7 +146,7 @@ func runNode(args []string, stderr io.Writer) int {
 		ID: *id, Cluster: *clusterID, Listen: *listen, Peers: book, DataDir: *dataDir, Join: *join, Founders: founderIDs,
 		TLSDir: *tlsDir, AllowRemote: *allowRemote,
 		ElectionTimeoutMin: *election, ElectionTimeoutMax: 2 * *election, HeartbeatInterval: *heartbeat,
-		SnapshotThreshold: *snapEvery, Logf: logger.Printf,
+		SnapshotThreshold: *snapEvery, Groups: *groups, Logf: logger.Printf,
 	})
 	if err != nil {
 		return fail("%v", err)
@@ -156,7 +162,7 @@ func runNode(args []string, stderr io.Writer) int {
 		logger.Printf("stopped")
 		return 0
 	case <-n.Done():
-		err := n.Server().Node().Failed()
+		err := n.Failed()
 		n.Stop()
 		logger.Printf("the node stopped: %v", err)
 		return 1

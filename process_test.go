@@ -97,14 +97,23 @@ type workload struct {
 
 // clusterUnderTest is what the workload needs of a cluster.
 type clusterUnderTest interface {
-	NewClient() *kv.Client
+	newClient() workloadClient
 	logs() string
 }
+
+// workloadClient is one client of the workload: a kv.Client, or for
+// nodes of many groups a remote.ShardClient.
+type workloadClient interface {
+	Set(ctx context.Context, key, value string) error
+	Get(ctx context.Context, key string) (string, bool, error)
+}
+
+func (c *launched) newClient() workloadClient { return c.NewClient() }
 
 func startWorkload(c clusterUnderTest, clients int) *workload {
 	w := &workload{acked: map[string]string{}, stop: make(chan struct{})}
 	for n := range clients {
-		client := c.NewClient()
+		client := c.newClient()
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()
@@ -171,7 +180,7 @@ func (w *workload) waitProgress(t *testing.T, c clusterUnderTest, n int, what st
 // checkAcked reads every acknowledged write back through the leader.
 func checkAcked(t *testing.T, c clusterUnderTest, w *workload) {
 	t.Helper()
-	client := c.NewClient()
+	client := c.newClient()
 	w.mu.Lock()
 	acked := make(map[string]string, len(w.acked))
 	for k, v := range w.acked {

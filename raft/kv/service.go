@@ -31,6 +31,9 @@ const MaxRequestTimeout = time.Minute
 type WireRequest struct {
 	Command   Command
 	TimeoutMs int64
+	// Group is the Raft group the command is for, on a server of many
+	// groups (go run . node -groups); a server of one takes group 0 only.
+	Group uint64 `json:",omitempty"`
 }
 
 // WireReply is the answer to a WireRequest: a result, a server that does
@@ -52,9 +55,9 @@ const (
 	MaxValueBytes = 1 << 20
 )
 
-// checkCommand refuses what no well-behaved client sends: it would be
+// CheckCommand refuses what no well-behaved client sends: it would be
 // written to every log for nothing, or make the state machine guess.
-func checkCommand(c Command) error {
+func CheckCommand(c Command) error {
 	switch {
 	case c.Op != OpSet && c.Op != OpDelete && c.Op != OpGet:
 		return fmt.Errorf("bad request: unknown operation %d", c.Op)
@@ -72,9 +75,21 @@ func checkCommand(c Command) error {
 
 // Do runs one command, as Server.Do.
 func (v *Service) Do(req *WireRequest, reply *WireReply) error {
-	if err := checkCommand(req.Command); err != nil {
-		*reply = WireReply{Error: err.Error()}
+	if req.Group != 0 {
+		*reply = WireReply{Error: fmt.Sprintf("bad request: group %d, on a server of one group (group 0)", req.Group)}
 		return nil
+	}
+	*reply = Answer(req, v.server.Do)
+	return nil
+}
+
+// Answer runs a request from the network with do, for as long as the
+// request allows (at most MaxRequestTimeout), and puts the outcome as the
+// wire says it: a result, a server that does not lead, or an error. A
+// command no well-behaved client sends is refused first (CheckCommand).
+func Answer(req *WireRequest, do func(context.Context, Command) (Result, error)) WireReply {
+	if err := CheckCommand(req.Command); err != nil {
+		return WireReply{Error: err.Error()}
 	}
 	timeout := min(time.Duration(req.TimeoutMs)*time.Millisecond, MaxRequestTimeout)
 	if timeout <= 0 {
@@ -82,8 +97,8 @@ func (v *Service) Do(req *WireRequest, reply *WireReply) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	res, err := v.server.Do(ctx, req.Command)
-	*reply = WireReply{Result: res}
+	res, err := do(ctx, req.Command)
+	reply := WireReply{Result: res}
 	var nl *NotLeaderError
 	switch {
 	case errors.As(err, &nl):
@@ -91,7 +106,7 @@ func (v *Service) Do(req *WireRequest, reply *WireReply) error {
 	case err != nil:
 		reply.Error = err.Error()
 	}
-	return nil
+	return reply
 }
 
 // Err is the error a WireReply stands for (nil for a result).

@@ -85,6 +85,7 @@ type Node struct {
 	mu      sync.Mutex
 	leaders map[multi.GroupID]multi.NodeID // as this node last saw them
 	stats   multi.Stats
+	failed  error // why it stopped by itself
 }
 
 type waiter struct {
@@ -136,8 +137,15 @@ func (n *Node) Do(ctx context.Context, fn func(*multi.Host)) error {
 	return n.do(ctx, func() { fn(n.host) })
 }
 
-// Done is closed once the node has stopped.
+// Done is closed when the node has stopped: Stop, or a storage failure.
 func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Failed is why the node stopped by itself (its storage failed), or nil.
+func (n *Node) Failed() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.failed
+}
 
 // do runs fn on the node goroutine and waits for it.
 func (n *Node) do(ctx context.Context, fn func()) error {
@@ -263,12 +271,17 @@ func (n *Node) run() {
 		}
 		if err := n.host.Failed(); err != nil {
 			// Its storage failed: nothing more is durable here, and what
-			// was proposed may or may not commit elsewhere.
+			// was proposed may or may not commit elsewhere. The node stops
+			// (as a crash would), and Failed says why.
 			n.failWaiting(fmt.Errorf("%w: %v", ErrUnknown, err))
 			for _, a := range n.answers {
 				a()
 			}
 			n.answers = nil
+			n.mu.Lock()
+			n.failed = err
+			n.mu.Unlock()
+			return
 		}
 		for _, a := range n.answers {
 			a()

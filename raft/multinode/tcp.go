@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"raft-consensus/raft/multi"
 	"raft-consensus/raft/transport"
@@ -20,7 +21,14 @@ type TCPConfig struct {
 	Peers       map[multi.NodeID]string
 	TLS         *tls.Config
 	AllowRemote bool
-	Logf        func(format string, args ...any)
+	// Services, if set, are served to clients on the same port (see
+	// transport.StreamConfig).
+	Services map[string]any
+	// Faults, if set, decide the fate of every batch sent: lost, or
+	// delayed (a node process's faults, which the REPL sets through the
+	// admin service).
+	Faults *transport.NetworkFaults
+	Logf   func(format string, args ...any)
 }
 
 // TCP carries batches between nodes in different processes: one stream
@@ -55,7 +63,7 @@ func ListenTCP(cfg TCPConfig) (*TCP, error) {
 		return ok
 	}
 	l, err := transport.ListenStreams(transport.StreamConfig{Addr: cfg.Listen, Cluster: cfg.Cluster, ID: int(cfg.ID), Known: known,
-		TLS: cfg.TLS, AllowRemote: cfg.AllowRemote, Logf: cfg.Logf, Deliver: t.deliver})
+		TLS: cfg.TLS, AllowRemote: cfg.AllowRemote, Logf: cfg.Logf, Deliver: t.deliver, Services: cfg.Services})
 	if err != nil {
 		return nil, err
 	}
@@ -87,8 +95,26 @@ func (t *TCP) Attach(n *Node) { t.node.Store(n) }
 
 // Send implements Transport.
 func (t *TCP) Send(b *multi.Batch) {
-	frame := AppendBatch(nil, b)
-	ok := t.sender.Send(int(b.To), frame)
+	if f := t.cfg.Faults; f != nil {
+		delay, err := f.Fate(int(b.From), int(b.To))
+		if err != nil {
+			t.mu.Lock()
+			t.stats.FramesDropped++
+			t.mu.Unlock()
+			return
+		}
+		if delay > 0 {
+			// The batch is encoded now: the caller may reuse it.
+			to, frame := int(b.To), AppendBatch(nil, b)
+			time.AfterFunc(delay, func() { t.sendFrame(to, frame) })
+			return
+		}
+	}
+	t.sendFrame(int(b.To), AppendBatch(nil, b))
+}
+
+func (t *TCP) sendFrame(to int, frame []byte) {
+	ok := t.sender.Send(to, frame)
 	t.mu.Lock()
 	if ok {
 		t.stats.FramesSent++

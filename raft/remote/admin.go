@@ -11,6 +11,7 @@ import (
 	"raft-consensus/raft/cluster"
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/kv"
+	"raft-consensus/raft/multi"
 )
 
 // AdminService is the name of the admin service on a node's listener.
@@ -45,6 +46,12 @@ type NodeInfo struct {
 	Peers map[int]string
 	// Faults are the network faults its transport applies.
 	Faults Faults
+	// Groups is the number of groups of a node of many (0: one); then
+	// Summary and Applied are its replica of group 0's, and Replicas, Led
+	// and Quiet count its replicas, those that lead and those that are
+	// quiet.
+	Groups               int `json:",omitempty"`
+	Replicas, Led, Quiet int `json:",omitempty"`
 }
 
 // Faults is the network fault state a node's transport applies to the
@@ -84,14 +91,20 @@ func (a *Admin) Info(_ *struct{}, info *NodeInfo) error {
 	n.mu.Lock()
 	faults := n.faultState
 	n.mu.Unlock()
+	*info = NodeInfo{ID: n.cfg.ID, Pid: os.Getpid(), Addr: n.cfg.Listen, Peers: n.Book(), Faults: faults}
+	if n.cfg.Groups > 1 {
+		return a.groupsInfo(info)
+	}
 	srv := a.server
-	*info = NodeInfo{ID: n.cfg.ID, Pid: os.Getpid(), Addr: n.cfg.Listen, Summary: srv.Node().Summary(),
-		Applied: srv.Applied(), Keys: srv.KVLen(), Peers: n.Book(), Faults: faults}
+	info.Summary, info.Applied, info.Keys = srv.Node().Summary(), srv.Applied(), srv.KVLen()
 	return nil
 }
 
 // Log reports the latest limit entries of the node's log.
 func (a *Admin) Log(limit *int, l *cluster.NodeLog) error {
+	if a.node.cfg.Groups > 1 {
+		return a.GroupLog(&GroupLogArgs{Group: 0, Limit: *limit}, l)
+	}
 	srv := a.server
 	applied := srv.Applied()
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
@@ -101,6 +114,13 @@ func (a *Admin) Log(limit *int, l *cluster.NodeLog) error {
 
 // ReadStale reads a key from the node's state machine as it stands.
 func (a *Admin) ReadStale(key *string, r *cluster.StaleRead) error {
+	if n := a.node; n.cfg.Groups > 1 {
+		srv, err := n.shardServer()
+		if err == nil {
+			*r, err = srv.ReadStale(multi.GroupOfKey(*key, n.cfg.Groups), *key)
+		}
+		return err
+	}
 	srv := a.server
 	sum := srv.Node().Summary()
 	res, applied, err := srv.ReadLocal(*key)
@@ -117,6 +137,10 @@ func (a *Admin) ReadStale(key *string, r *cluster.StaleRead) error {
 
 // Propose proposes a membership change at the node (which must lead).
 func (a *Admin) Propose(c *ConfChanges, r *ProposeReply) error {
+	if a.node.cfg.Groups > 1 {
+		*r = ProposeReply{Refused: true, Error: errGroupMembership.Error()}
+		return nil
+	}
 	if len(c.Changes) == 0 || len(c.Changes) > 2*cluster.MaxNodes {
 		return fmt.Errorf("a membership change names 1 to %d servers, not %d", 2*cluster.MaxNodes, len(c.Changes))
 	}
@@ -141,6 +165,9 @@ func (a *Admin) Propose(c *ConfChanges, r *ProposeReply) error {
 
 // Transfer hands the node's leadership to target (thesis §3.10).
 func (a *Admin) Transfer(target *int, _ *struct{}) error {
+	if a.node.cfg.Groups > 1 {
+		return a.TransferGroup(&GroupTransfer{Group: 0, Target: *target}, nil)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
 	return a.server.Node().TransferLeadership(ctx, *target)
@@ -148,6 +175,13 @@ func (a *Admin) Transfer(target *int, _ *struct{}) error {
 
 // Snapshot makes the node snapshot its state machine now.
 func (a *Admin) Snapshot(_ *struct{}, index *uint64) error {
+	if n := a.node; n.cfg.Groups > 1 {
+		srv, err := n.shardServer()
+		if err == nil {
+			*index, err = srv.Snapshot() // how many groups it compacted
+		}
+		return err
+	}
 	i, err := a.server.SnapshotNow()
 	*index = i
 	if errors.Is(err, core.ErrSnapshotTooOld) {

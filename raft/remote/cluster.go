@@ -65,6 +65,10 @@ type Cluster struct {
 
 	interrupts cluster.Interrupts // what Interrupt cancels
 
+	// groups is the number of groups each node hosts (0: one); see
+	// GroupedCluster.
+	groups int
+
 	timeout time.Duration
 }
 
@@ -129,6 +133,11 @@ func Connect(cfg ClusterConfig) (*Cluster, error) {
 				errs = append(errs, err) // it names the address
 				continue
 			}
+			if len(c.book) > 0 && info.Groups != c.groups {
+				d.Close()
+				return nil, fmt.Errorf("node %d at %s hosts %s and an earlier node %s: not one cluster", info.ID, addr, groupsWord(info.Groups), groupsWord(c.groups))
+			}
+			c.groups = info.Groups
 			maps.Copy(learned, info.Peers)
 			c.book[info.ID] = addr
 			c.learn(info.Summary)
@@ -157,12 +166,16 @@ func Connect(cfg ClusterConfig) (*Cluster, error) {
 
 // NewClient returns another client of the cluster, with a fresh client id,
 // whose operations go into the same history.
-func (c *Cluster) NewClient() *kv.Client {
+func (c *Cluster) NewClient() *kv.Client { return c.newClient(c) }
+
+// newClient returns a client of the servers of servers (the cluster, or
+// one of its groups), with a fresh client id and a number of its own.
+func (c *Cluster) newClient(servers kv.Cluster) *kv.Client {
 	c.mu.Lock()
 	c.clients++
 	num := c.clients
 	c.mu.Unlock()
-	return kv.NewClient(c, kv.ClientConfig{ID: uint64(rand.Int63()) | 1, Num: num, Timeout: c.timeout,
+	return kv.NewClient(servers, kv.ClientConfig{ID: uint64(rand.Int63()) | 1, Num: num, Timeout: c.timeout,
 		AttemptTimeout: 600 * time.Millisecond, History: c.history, Since: func() time.Duration { return time.Since(c.start) }})
 }
 
@@ -234,27 +247,33 @@ func (c *Cluster) admin(ctx context.Context, id int, method string, args, reply 
 // infos asks every member for its Info, in parallel; nil for those that
 // did not answer in time.
 func (c *Cluster) infos() map[int]*NodeInfo {
-	ids := c.IDs()
-	out := make(map[int]*NodeInfo, len(ids))
+	out := map[int]*NodeInfo{}
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, id := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), infoTimeout)
-			defer cancel()
-			var info NodeInfo
-			if c.admin(ctx, id, "Info", &struct{}{}, &info) != nil {
-				return
-			}
+	c.eachMember(infoTimeout, func(ctx context.Context, id int) {
+		var info NodeInfo
+		if c.admin(ctx, id, "Info", &struct{}{}, &info) == nil {
 			mu.Lock()
 			out[id] = &info
 			mu.Unlock()
+		}
+	})
+	return out
+}
+
+// eachMember runs ask for every member at once, each with timeout, and
+// waits for them all.
+func (c *Cluster) eachMember(timeout time.Duration, ask func(ctx context.Context, id int)) {
+	var wg sync.WaitGroup
+	for _, id := range c.IDs() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			ask(ctx, id)
 		}()
 	}
 	wg.Wait()
-	return out
 }
 
 // Status implements cluster.Cluster: a node that does not answer is

@@ -135,6 +135,7 @@ type Endpoint struct {
 	id     int
 	addr   string
 	dialer *Dialer
+	group  uint64 // the group the commands are for, on a node of many
 }
 
 var _ kv.Endpoint = (*Endpoint)(nil)
@@ -145,7 +146,7 @@ func (e *Endpoint) ID() int { return e.id }
 // Do implements kv.Endpoint: the command goes over the network, with the
 // time left before ctx's deadline.
 func (e *Endpoint) Do(ctx context.Context, cmd kv.Command) (kv.Result, error) {
-	req := kv.WireRequest{Command: cmd}
+	req := kv.WireRequest{Command: cmd, Group: e.group}
 	if dl, ok := ctx.Deadline(); ok {
 		req.TimeoutMs = max(1, timeUntilMs(dl))
 	}

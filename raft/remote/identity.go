@@ -22,6 +22,9 @@ type identity struct {
 	// Joined: the node was started to join a running cluster; it never
 	// bootstraps a configuration of its own, even on an empty log.
 	Joined bool `json:"joined,omitempty"`
+	// Groups is the number of Raft groups the node hosts (0: one, the
+	// single-group server); keys map to groups by it, so it never changes.
+	Groups int `json:"groups,omitempty"`
 }
 
 const (
@@ -53,6 +56,9 @@ func checkIdentity(dir string, want identity) (identity, error) {
 		return got, fmt.Errorf("data dir %s belongs to cluster %q, not %q", dir, got.Cluster, want.Cluster)
 	case got.Node != want.Node:
 		return got, fmt.Errorf("data dir %s belongs to node %d, not node %d", dir, got.Node, want.Node)
+	case got.Groups != want.Groups:
+		return got, fmt.Errorf("data dir %s belongs to a node of %s, not %s: keys map to groups by their number, so it cannot change",
+			dir, groupsWord(got.Groups), groupsWord(want.Groups))
 	}
 	return got, nil
 }
@@ -146,3 +152,11 @@ func splitAddr(addr string) (host, port string, err error) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// groupsWord says how many groups a node of identity.Groups g hosts.
+func groupsWord(g int) string {
+	if g <= 1 {
+		return "one group"
+	}
+	return strconv.Itoa(g) + " groups"
+}

@@ -19,7 +19,10 @@ import (
 
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/kv"
+	"raft-consensus/raft/multi"
+	"raft-consensus/raft/multinode"
 	"raft-consensus/raft/node"
+	"raft-consensus/raft/shard"
 	"raft-consensus/raft/storage"
 	"raft-consensus/raft/transport"
 )
@@ -52,6 +55,10 @@ type NodeConfig struct {
 	ElectionTimeoutMin, ElectionTimeoutMax time.Duration
 	HeartbeatInterval, TickInterval        time.Duration
 	SnapshotThreshold                      uint64
+	// Groups, if more than 1, makes the node host that many Raft groups
+	// (a sharded KV: shard.Server) instead of one; the data dir remembers
+	// the number, which cannot change (keys map to groups by it).
+	Groups int
 	// Logf receives the node's log lines (refused connections, faults
 	// applied, membership learned).
 	Logf func(format string, args ...any)
@@ -64,6 +71,10 @@ type Node struct {
 	server  *kv.Server
 	storage *storage.DiskStorage
 	tcp     *transport.TCPTransport
+	// With many groups: the sharded server (set once started, under mu)
+	// and its transport, instead of server, storage and tcp.
+	sharded *shard.Server
+	mtcp    *multinode.TCP
 	faults  *transport.NetworkFaults
 	release func()
 	started time.Time
@@ -122,6 +133,10 @@ func checkConfig(cfg *NodeConfig) error {
 		return fmt.Errorf("node id %d is out of range (0–%d)", cfg.ID, MaxNodeID)
 	case len(cfg.Cluster) > transport.MaxClusterID:
 		return fmt.Errorf("the cluster id is longer than %d bytes", transport.MaxClusterID)
+	case cfg.Groups < 0 || cfg.Groups > shard.MaxGroups:
+		return fmt.Errorf("%d groups: the number of groups must be 1 to %d", cfg.Groups, shard.MaxGroups)
+	case cfg.Groups > 1 && cfg.Join:
+		return fmt.Errorf("-join with -groups: %w", errGroupMembership)
 	case cfg.Peers[cfg.ID] == "" && cfg.Listen == "":
 		return fmt.Errorf("node %d is not in the peers (%s): add %d=host:port", cfg.ID, FormatPeers(cfg.Peers), cfg.ID)
 	}
@@ -131,7 +146,13 @@ func checkConfig(cfg *NodeConfig) error {
 		}
 	}
 	if len(cfg.Founders) > 0 && !slices.Contains(cfg.Founders, cfg.ID) {
+		if cfg.Groups > 1 {
+			return fmt.Errorf("node %d is not among the founders: %w", cfg.ID, errGroupMembership)
+		}
 		cfg.Join = true
+	}
+	if cfg.Groups == 1 {
+		cfg.Groups = 0 // one group: the single-group server
 	}
 	if _, ok := cfg.Peers[cfg.ID]; !ok && !cfg.Join {
 		return fmt.Errorf("node %d is not in the peers (%s), which found the cluster: add %d=host:port, or use -join", cfg.ID, FormatPeers(cfg.Peers), cfg.ID)
@@ -150,7 +171,7 @@ func checkConfig(cfg *NodeConfig) error {
 
 func (n *Node) start() error {
 	cfg := n.cfg
-	id, err := checkIdentity(cfg.DataDir, identity{Cluster: cfg.Cluster, Node: cfg.ID, Joined: cfg.Join})
+	id, err := checkIdentity(cfg.DataDir, identity{Cluster: cfg.Cluster, Node: cfg.ID, Joined: cfg.Join, Groups: cfg.Groups})
 	if err != nil {
 		return err
 	}
@@ -174,6 +195,17 @@ func (n *Node) start() error {
 			return err
 		}
 	}
+	var members []int
+	switch {
+	case id.Joined:
+	case len(cfg.Founders) > 0:
+		members = slices.Sorted(slices.Values(cfg.Founders))
+	default:
+		members = slices.Sorted(maps.Keys(cfg.Peers))
+	}
+	if cfg.Groups > 1 {
+		return n.startGroups(tlsCfg, members)
+	}
 	n.storage, err = storage.OpenDiskStorage(filepath.Join(cfg.DataDir, raftDir), storage.DiskOptions{})
 	if err != nil {
 		return err
@@ -183,14 +215,6 @@ func (n *Node) start() error {
 		if pid != cfg.ID {
 			n.tcp.SetAddr(pid, addr)
 		}
-	}
-	var members []int
-	switch {
-	case id.Joined:
-	case len(cfg.Founders) > 0:
-		members = slices.Sorted(slices.Values(cfg.Founders))
-	default:
-		members = slices.Sorted(maps.Keys(cfg.Peers))
 	}
 	n.server, err = kv.StartServer(kv.ServerConfig{
 		Node: node.Config{
@@ -280,7 +304,11 @@ func (n *Node) setPeer(id int, addr string) error {
 		return err
 	}
 	n.book = book
-	if id != n.cfg.ID {
+	switch {
+	case id == n.cfg.ID:
+	case n.mtcp != nil:
+		n.mtcp.SetPeer(multi.NodeID(id), addr)
+	default:
 		n.tcp.SetAddr(id, addr)
 	}
 	return nil
@@ -294,14 +322,33 @@ func (n *Node) Book() map[int]string {
 }
 
 // Addr is where the node listens.
-func (n *Node) Addr() string { return n.server.Addr() }
+func (n *Node) Addr() string {
+	if n.mtcp != nil {
+		return n.mtcp.Addr()
+	}
+	return n.server.Addr()
+}
 
-// Server is the node's KV server.
+// Server is the node's KV server (nil for a node of many groups).
 func (n *Node) Server() *kv.Server { return n.server }
 
 // Done is closed when the node has stopped (a storage failure, a safety
 // violation).
-func (n *Node) Done() <-chan struct{} { return n.server.Node().Done() }
+func (n *Node) Done() <-chan struct{} {
+	if n.mtcp != nil {
+		return n.sharded.Node().Done()
+	}
+	return n.server.Node().Done()
+}
+
+// Failed is why the node stopped by itself (a storage failure, a safety
+// violation), once Done is closed.
+func (n *Node) Failed() error {
+	if n.mtcp != nil {
+		return n.sharded.Node().Failed()
+	}
+	return n.server.Node().Failed()
+}
 
 // Stop stops the node: what it acknowledged is on disk already (every
 // write is fsync'd before it is acknowledged); the storage is closed.
@@ -310,6 +357,14 @@ func (n *Node) Stop() { n.close() }
 func (n *Node) close() {
 	close(n.stop)
 	n.wg.Wait()
+	if n.mtcp != nil {
+		// Clients and peers first, then the groups (their log is synced
+		// at every round: nothing acknowledged is lost).
+		n.mtcp.Close()
+		if n.sharded != nil {
+			n.sharded.Stop()
+		}
+	}
 	if n.server != nil {
 		n.server.Stop() // closes the transport too
 	} else if n.tcp != nil {

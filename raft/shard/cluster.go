@@ -145,15 +145,19 @@ func (c *Cluster) newServer(id int) *server {
 }
 
 func (c *Cluster) coreConfig(id multi.NodeID) core.CoreConfig {
-	return core.CoreConfig{ElectionTicksMin: c.cfg.ElectionTicksMin, ElectionTicksMax: c.cfg.ElectionTicksMax,
-		HeartbeatTicks: c.cfg.HeartbeatTicks, PreVote: true, CheckQuorum: true, MaxInflight: 8,
-		MaxEntriesPerAppend: 64, MaxBytesPerAppend: 1 << 20, SnapshotChunkBytes: 1 << 16,
-		Seed: c.cfg.Seed*7919 + int64(id) + 1,
+	return CoreConfig(c.cfg.ElectionTicksMin, c.cfg.ElectionTicksMax, c.cfg.HeartbeatTicks, c.cfg.Seed*7919+int64(id)+1,
 		// A broken invariant stops the replica (its driver does), and is
 		// reported: it never panics the process.
-		OnViolation: func(v core.InvariantViolation) {
-			c.violation(fmt.Sprintf("node %d: %v (the replica stopped)", id, v))
-		}}
+		func(v core.InvariantViolation) { c.violation(fmt.Sprintf("node %d: %v (the replica stopped)", id, v)) })
+}
+
+// CoreConfig is the configuration of a sharded server's replicas: timing
+// in ticks, PreVote and CheckQuorum, pipelined appends of bounded size.
+func CoreConfig(electionMin, electionMax, heartbeat int, seed int64, onViolation func(core.InvariantViolation)) core.CoreConfig {
+	return core.CoreConfig{ElectionTicksMin: electionMin, ElectionTicksMax: electionMax,
+		HeartbeatTicks: heartbeat, PreVote: true, CheckQuorum: true, MaxInflight: 8,
+		MaxEntriesPerAppend: 64, MaxBytesPerAppend: 1 << 20, SnapshotChunkBytes: 1 << 16,
+		Seed: seed, OnViolation: onViolation}
 }
 
 // violation records a broken invariant (a bug, which no input may cause).
@@ -221,13 +225,10 @@ func (c *Cluster) running(id int) (*Server, error) {
 	return s.run, nil
 }
 
-// replica is one replica's state, copied on its node goroutine.
-type replica = Replica
-
 // replicas reports every running server's replicas (the groups in only,
 // or all of them when only is nil), by server and group.
-func (c *Cluster) replicas(only []multi.GroupID) map[int]map[multi.GroupID]replica {
-	out := map[int]map[multi.GroupID]replica{}
+func (c *Cluster) replicas(only []multi.GroupID) map[int]map[multi.GroupID]Replica {
+	out := map[int]map[multi.GroupID]Replica{}
 	for id, run := range c.instances() {
 		if reps, err := run.Replicas(only); err == nil {
 			out[id] = reps
@@ -249,71 +250,11 @@ func (c *Cluster) instances() map[int]*Server {
 	return out
 }
 
-// groupLeader is group g's leader among reps: the running replica that
-// leads with the highest term, or core.None.
-func groupLeader(reps map[int]map[multi.GroupID]replica, g multi.GroupID) (int, replica) {
-	best, bestRep := core.None, replica{}
-	for id, rs := range reps {
-		r, ok := rs[g]
-		if ok && r.Summary.Role == core.Leader && (best == core.None || r.Summary.Term > bestRep.Summary.Term) {
-			best, bestRep = id, r
-		}
-	}
-	return best, bestRep
-}
-
 // Groups reports every group, in id order.
-func (c *Cluster) Groups() []cluster.GroupStatus {
-	reps := c.replicas(nil)
-	out := make([]cluster.GroupStatus, c.cfg.Groups)
-	for i := range out {
-		g := multi.GroupID(i)
-		st := cluster.GroupStatus{ID: uint64(g), Leader: core.None}
-		var view replica
-		for _, rs := range reps {
-			if r, ok := rs[g]; ok {
-				st.Replicas++
-				if r.Quiet {
-					st.Quiet++
-				}
-				if r.Summary.Term > view.Summary.Term || view.Summary.Term == 0 {
-					view = r
-				}
-			}
-		}
-		if l, r := groupLeader(reps, g); l != core.None {
-			st.Leader, view = l, r
-		}
-		st.Term, st.Commit, st.Config = view.Summary.Term, view.Summary.Commit, view.Summary.Config
-		out[i] = st
-	}
-	return out
-}
+func (c *Cluster) Groups() []cluster.GroupStatus { return MergeGroups(c.cfg.Groups, c.replicas(nil)) }
 
 // NodeGroups counts each server's groups.
-func (c *Cluster) NodeGroups() []cluster.NodeGroups {
-	reps := c.replicas(nil)
-	var out []cluster.NodeGroups
-	for _, id := range c.IDs() {
-		ng := cluster.NodeGroups{ID: id}
-		if rs, ok := reps[id]; ok {
-			ng.Alive = true
-			for _, r := range rs {
-				ng.Replicas++
-				if r.Summary.Role == core.Leader {
-					ng.Led++
-				}
-				if r.Quiet {
-					ng.Quiet++
-				} else {
-					ng.Active++
-				}
-			}
-		}
-		out = append(out, ng)
-	}
-	return out
-}
+func (c *Cluster) NodeGroups() []cluster.NodeGroups { return CountGroups(c.IDs(), c.replicas(nil)) }
 
 // Status reports every server, with group 0's role, term and log.
 func (c *Cluster) Status() []cluster.NodeStatus {
@@ -327,25 +268,8 @@ func (c *Cluster) GroupNodes(group uint64) ([]cluster.NodeStatus, error) {
 		return nil, c.noSuchGroup(group)
 	}
 	g := multi.GroupID(group)
-	reps := c.replicas([]multi.GroupID{g})
-	leader, _ := groupLeader(reps, g)
-	var out []cluster.NodeStatus
-	for _, id := range c.IDs() {
-		st := cluster.NodeStatus{ID: id, Connected: !c.net.isDisconnected(multi.NodeID(id)), Leader: core.None, Member: "unknown"}
-		if rs, ok := reps[id]; ok {
-			st.Alive = true
-			if r, ok := rs[g]; ok {
-				s := r.Summary
-				st.Role, st.Term, st.Leader, st.Commit, st.LastIndex, st.SnapshotIndex = s.Role, s.Term, s.Leader, s.Commit, s.LastIndex, s.SnapshotIndex
-				st.LogLength = s.LastIndex - s.SnapshotIndex
-			}
-		}
-		if leader != core.None {
-			st.Member = cluster.Member(reps[leader][g].Summary.Config, true, id, slices.Contains(c.groupMembers(g), id))
-		}
-		out = append(out, st)
-	}
-	return out, nil
+	connected := func(id int) bool { return !c.net.isDisconnected(multi.NodeID(id)) }
+	return NodesOfGroup(c.IDs(), c.replicas([]multi.GroupID{g}), g, connected, c.groupMembers(g)), nil
 }
 
 // Logs reports group 0's log on every server.
@@ -386,7 +310,7 @@ func (c *Cluster) GroupLeader(g uint64) (int, uint64) {
 	if !c.HasGroup(g) {
 		return core.None, 0
 	}
-	l, r := groupLeader(c.replicas([]multi.GroupID{multi.GroupID(g)}), multi.GroupID(g))
+	l, r := LeaderOf(c.replicas([]multi.GroupID{multi.GroupID(g)}), multi.GroupID(g))
 	if l != core.None && c.net.isDisconnected(multi.NodeID(l)) {
 		return core.None, 0
 	}
@@ -432,7 +356,7 @@ func (c *Cluster) WaitLeaders(timeout time.Duration) (map[int]int, error) {
 		reps := c.replicas(nil)
 		led = map[int]int{}
 		for g := range multi.GroupID(c.cfg.Groups) {
-			l, _ := groupLeader(reps, g)
+			l, _ := LeaderOf(reps, g)
 			if l == core.None || c.net.isDisconnected(multi.NodeID(l)) {
 				return false, nil
 			}
@@ -444,7 +368,7 @@ func (c *Cluster) WaitLeaders(timeout time.Duration) (map[int]int, error) {
 		missing := 0
 		reps := c.replicas(nil)
 		for g := range multi.GroupID(c.cfg.Groups) {
-			if l, _ := groupLeader(reps, g); l == core.None {
+			if l, _ := LeaderOf(reps, g); l == core.None {
 				missing++
 			}
 		}

@@ -27,7 +27,7 @@ func (c *Cluster) changeTimeout() time.Duration {
 
 // leaderOf is group g's leader now: its id, summary and instance.
 func (c *Cluster) leaderOf(g multi.GroupID) (int, core.Summary, *Server) {
-	l, r := groupLeader(c.replicas([]multi.GroupID{g}), g)
+	l, r := LeaderOf(c.replicas([]multi.GroupID{g}), g)
 	if l == core.None {
 		return core.None, core.Summary{}, nil
 	}

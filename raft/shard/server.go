@@ -182,6 +182,8 @@ func (s *Server) Stop() {
 type Replica struct {
 	Summary core.Summary
 	Quiet   bool
+	// Applied is the index its KV store has applied.
+	Applied uint64 `json:",omitempty"`
 }
 
 // Replicas reports the server's replicas of the groups in only (all of
@@ -196,7 +198,11 @@ func (s *Server) Replicas(only []multi.GroupID) (map[multi.GroupID]Replica, erro
 		for _, g := range groups {
 			if sum, quiet, err := h.Summary(g); err == nil {
 				sum.Config = sum.Config.Clone()
-				reps[g] = Replica{sum, quiet}
+				r := Replica{Summary: sum, Quiet: quiet}
+				if st := s.stores[g]; st != nil {
+					r.Applied = st.Applied()
+				}
+				reps[g] = r
 			}
 		}
 	})

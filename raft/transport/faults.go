@@ -246,6 +246,11 @@ func (f *NetworkFaults) fate(from, to int) (time.Duration, error) {
 	return delay, nil
 }
 
+// Fate decides what happens to one message (or batch) from → to, for a
+// transport that applies the faults itself: an error if it is lost, else
+// the delay it takes.
+func (f *NetworkFaults) Fate(from, to int) (time.Duration, error) { return f.fate(from, to) }
+
 // deliver decides the fate of one message from → to: it returns an error if
 // the message is lost, after waiting out its delay.
 func (f *NetworkFaults) deliver(ctx context.Context, from, to int) error {

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/rpc"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,11 @@ type StreamConfig struct {
 	Logf        func(format string, args ...any)
 	// MaxFrame bounds a frame (default 64 MiB).
 	MaxFrame int
+	// Services, if set, are net/rpc services ("KV", "Admin") that clients
+	// may call on the same port, as on a Listener: a connection whose
+	// hello says Client is served them, one whose hello names a node
+	// sends frames. Without Services, clients are refused.
+	Services map[string]any
 	// Deliver takes every frame, in the order its sender sent them, with
 	// the sender's id (frame is its own: it may keep it). An error (a
 	// frame it cannot decode) closes the connection, as a malformed or
@@ -53,6 +59,7 @@ type StreamConfig struct {
 type StreamListener struct {
 	door *door
 	cfg  StreamConfig
+	rpc  *rpc.Server // serves clients the Services; nil: none
 }
 
 // ListenStreams accepts frame streams at cfg.Addr.
@@ -73,9 +80,18 @@ func ListenStreams(cfg StreamConfig) (*StreamListener, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Only known nodes may send frames: no client.
-	id := identity{cluster: cfg.Cluster, id: cfg.ID, known: cfg.Known, nodesOnly: true}
+	// Only known nodes may send frames; clients only call Services.
+	id := identity{cluster: cfg.Cluster, id: cfg.ID, known: cfg.Known, nodesOnly: cfg.Services == nil}
 	s := &StreamListener{cfg: cfg, door: newDoor(l, cfg.TLS, id, cfg.Logf)}
+	if cfg.Services != nil {
+		s.rpc = rpc.NewServer()
+		for name, svc := range cfg.Services {
+			if err := s.rpc.RegisterName(name, svc); err != nil {
+				l.Close()
+				return nil, err
+			}
+		}
+	}
 	s.door.open(s.serve)
 	return s, nil
 }
@@ -85,6 +101,12 @@ func (s *StreamListener) Addr() string { return s.door.addr() }
 
 // serve reads an admitted connection's frames until it ends.
 func (s *StreamListener) serve(conn net.Conn, h Hello) {
+	if h.From == Client {
+		// Only with Services (the door refuses clients otherwise); the
+		// codec refuses Raft requests from a client.
+		s.rpc.ServeCodec(newServerCodec(conn, nil, Client))
+		return
+	}
 	r := bufio.NewReaderSize(conn, 64<<10)
 	for {
 		frame, err := readFrame(r, s.cfg.MaxFrame)

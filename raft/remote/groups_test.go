@@ -1,0 +1,178 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fortytw2/leaktest"
+
+	"raft-consensus/raft/core"
+	"raft-consensus/raft/kv"
+	"raft-consensus/raft/lincheck"
+	"raft-consensus/raft/multi"
+)
+
+// TestNodesOfManyGroups runs three nodes of 8 groups each as the node
+// command does (shared log in each data dir, frame streams between them,
+// clients on the same port), drives them through a GroupedCluster across
+// a partition, a node stopped and started again on its data dir, and
+// checks that every acknowledged write is there and the history is
+// linearizable key by key.
+func TestNodesOfManyGroups(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 15*time.Second)()
+	book := freeAddrs(t, 3)
+	dir := t.TempDir()
+	cfg := NodeConfig{Cluster: "g", Peers: book, Groups: 8}
+	nodes := startNodes(t, 3, cfg, dir)
+	defer func() { stopNodes(nodes) }()
+	cl, err := ConnectAny(ClusterConfig{Addrs: []string{book[0], book[1], book[2]}, Cluster: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Shutdown()
+	c, ok := cl.(*GroupedCluster)
+	if !ok {
+		t.Fatalf("ConnectAny to nodes of 8 groups gave a %T", cl)
+	}
+	if c.GroupCount() != 8 {
+		t.Fatalf("%d groups", c.GroupCount())
+	}
+	if _, err := c.WaitLeaders(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	write := func(round string, n int) {
+		t.Helper()
+		for i := range n {
+			key := fmt.Sprintf("k%d", i)
+			val := fmt.Sprintf("%s-%d", round, i)
+			if _, err := c.Do(kv.OpSet, key, val, core.None); err != nil {
+				t.Fatalf("%s: set %s: %v", round, key, err)
+			}
+			want[key] = val
+		}
+	}
+	write("first", 24)
+	groupsUsed := map[uint64]bool{}
+	for key := range want {
+		groupsUsed[c.GroupOf(key)] = true
+	}
+	if len(groupsUsed) < 6 {
+		t.Fatalf("24 keys went to only %d of 8 groups", len(groupsUsed))
+	}
+
+	// A partition: the majority side goes on.
+	if err := c.Partition([]int{0}, []int{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	write("partitioned", 12)
+	c.Heal()
+
+	// Node 0 stops, and starts again on its data dir: every group comes
+	// back from the shared log.
+	nodes[0].Stop()
+	write("without-0", 12)
+	n0cfg := cfg
+	n0cfg.ID, n0cfg.DataDir = 0, filepath.Join(dir, "node-0")
+	if nodes[0], err = StartNode(n0cfg); err != nil {
+		t.Fatal(err)
+	}
+	write("after", 6)
+	// Every replica of node 0 catches up.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		reps := c.replicas(nil)
+		behind := 0
+		for g := range multi.GroupID(8) {
+			l, lr := reps[1][g], reps[0][g]
+			if lr.Applied < l.Summary.Commit && lr.Applied < reps[2][g].Summary.Commit {
+				behind++
+			}
+		}
+		if len(reps[0]) == 8 && behind == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node 0 has %d replicas, %d behind, 10 s after its restart", len(reps[0]), behind)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for key, val := range want {
+		res, err := c.Do(kv.OpGet, key, "", core.None)
+		if err != nil || !res.Found || res.Value != val {
+			t.Fatalf("get %s: %+v, %v; want %q", key, res, err, val)
+		}
+	}
+	if r := lincheck.CheckLinearizable(c.History(), 10*time.Second); !r.Linearizable() {
+		t.Fatal("the history is not linearizable")
+	}
+	for _, g := range c.Groups() {
+		if g.Replicas != 3 {
+			t.Errorf("group %d has %d replicas", g.ID, g.Replicas)
+		}
+	}
+
+	// A command for another group than its key's is refused.
+	key := "k0"
+	wrong := (c.GroupOf(key) + 1) % 8
+	e := &Endpoint{id: 1, addr: book[1], dialer: c.dialer, group: wrong}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := e.Do(ctx, kv.Command{Op: kv.OpGet, Key: key}); err == nil || !strings.Contains(err.Error(), "is in group") {
+		t.Fatalf("a read of %s sent to group %d: %v", key, wrong, err)
+	}
+	// Membership changes say they are not there yet.
+	if err := c.AddServer(3); err == nil || !strings.Contains(err.Error(), "not supported across processes yet") {
+		t.Fatalf("add: %v", err)
+	}
+}
+
+// TestNodeOfManyGroupsMisconfiguration: the number of groups is checked
+// against the data dir, -join is refused with many groups, and a bad
+// number of groups is refused.
+func TestNodeOfManyGroupsMisconfiguration(t *testing.T) {
+	defer leaktest.Check(t)()
+	book := freeAddrs(t, 3)
+	dir := t.TempDir()
+	n, err := StartNode(NodeConfig{ID: 0, Cluster: "m", Peers: book, DataDir: filepath.Join(dir, "g8"), Groups: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Stop()
+	one, err := StartNode(NodeConfig{ID: 0, Cluster: "m", Peers: book, DataDir: filepath.Join(dir, "g1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	one.Stop()
+	for _, c := range []struct {
+		name string
+		cfg  NodeConfig
+		want string
+	}{
+		{"another number of groups", NodeConfig{ID: 0, Cluster: "m", Peers: book, DataDir: filepath.Join(dir, "g8"), Groups: 4}, "belongs to a node of 8 groups, not 4 groups"},
+		{"one group on a dir of many", NodeConfig{ID: 0, Cluster: "m", Peers: book, DataDir: filepath.Join(dir, "g8")}, "belongs to a node of 8 groups, not one group"},
+		{"many groups on a dir of one", NodeConfig{ID: 0, Cluster: "m", Peers: book, DataDir: filepath.Join(dir, "g1"), Groups: 8}, "belongs to a node of one group, not 8 groups"},
+		{"join", NodeConfig{ID: 0, Cluster: "m", Peers: book, DataDir: filepath.Join(dir, "j"), Groups: 8, Join: true}, "-join with -groups"},
+		{"too many groups", NodeConfig{ID: 0, Cluster: "m", Peers: book, DataDir: filepath.Join(dir, "x"), Groups: 100000}, "the number of groups must be"},
+	} {
+		n, err := StartNode(c.cfg)
+		if err == nil {
+			n.Stop()
+			t.Errorf("%s: started", c.name)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want it to say %q", c.name, err, c.want)
+		}
+	}
+	// -groups 1 is the single-group node, on the same dir as no -groups.
+	n1, err := StartNode(NodeConfig{ID: 0, Cluster: "m", Peers: book, DataDir: filepath.Join(dir, "g1"), Groups: 1})
+	if err != nil {
+		t.Fatalf("-groups 1 on a single-group dir: %v", err)
+	}
+	n1.Stop()
+}
