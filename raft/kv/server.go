@@ -163,8 +163,12 @@ func (s *Server) Applied() uint64 {
 // Stop stops the node, the listener and the transport. Volatile state is
 // gone; the node's Storage is left for the owner to close or reuse.
 func (s *Server) Stop() {
-	s.rpc.Close()
+	// The node first: the calls waiting on it (a write that cannot commit
+	// on a minority side) end at once with ErrStopped, and the listener's
+	// close, which waits for the calls it is serving, does not wait for
+	// their timeouts.
 	s.node.Stop()
+	s.rpc.Close()
 	if c, ok := s.transport.(io.Closer); ok {
 		c.Close()
 	}

@@ -15,6 +15,9 @@ import (
 type TCPConfig struct {
 	ID      multi.NodeID
 	Cluster string // every connection's hello names it
+	// Groups is how many groups every node hosts, said in each hello: a
+	// peer started with another figure is refused (transport.Hello.Groups).
+	Groups int
 	// Listen is the address to accept peers' streams on (127.0.0.1 unless
 	// AllowRemote, which needs TLS); Peers, the other nodes' addresses.
 	Listen      string
@@ -63,12 +66,12 @@ func ListenTCP(cfg TCPConfig) (*TCP, error) {
 		return ok
 	}
 	l, err := transport.ListenStreams(transport.StreamConfig{Addr: cfg.Listen, Cluster: cfg.Cluster, ID: int(cfg.ID), Known: known,
-		TLS: cfg.TLS, AllowRemote: cfg.AllowRemote, Logf: cfg.Logf, Deliver: t.deliver, Services: cfg.Services})
+		TLS: cfg.TLS, AllowRemote: cfg.AllowRemote, Logf: cfg.Logf, Deliver: t.deliver, Services: cfg.Services, Groups: cfg.Groups})
 	if err != nil {
 		return nil, err
 	}
 	t.listener = l
-	t.sender = transport.NewStreamSender(transport.SenderConfig{ID: int(cfg.ID), Cluster: cfg.Cluster, TLS: cfg.TLS, Logf: cfg.Logf})
+	t.sender = transport.NewStreamSender(transport.SenderConfig{ID: int(cfg.ID), Cluster: cfg.Cluster, Groups: cfg.Groups, TLS: cfg.TLS, Logf: cfg.Logf})
 	for id, addr := range cfg.Peers {
 		t.SetPeer(id, addr)
 	}

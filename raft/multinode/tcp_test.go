@@ -199,6 +199,7 @@ func TestTCPRefusesStrangers(t *testing.T) {
 		{"another cluster", transport.Hello{Cluster: "other", From: 1, To: 0}, nil, `cluster "other" is not this node's`},
 		{"an unknown node", transport.Hello{Cluster: "c", From: 5, To: 0}, nil, "node 5 is not a known member"},
 		{"a client", transport.Hello{Cluster: "c", From: transport.Client, To: 0}, nil, "a client may not send node frames"},
+		{"a node of another -groups", transport.Hello{Cluster: "c", From: 1, To: 0, Groups: 8}, nil, "node 1 hosts 8 groups"},
 		{"a malformed frame", transport.Hello{Cluster: "c", From: 1, To: 0}, []byte{1, 2, 3}, "malformed batch"},
 		{"a batch from another node", transport.Hello{Cluster: "c", From: 1, To: 0}, AppendBatch(nil, &multi.Batch{From: 2, To: 0}), "a batch from node 2"},
 		{"an oversized frame", transport.Hello{Cluster: "c", From: 1, To: 0}, binary.LittleEndian.AppendUint32(nil, 65<<20), "frame of"},
@@ -230,11 +231,12 @@ func sendRaw(addr string, h transport.Hello, frame []byte) error {
 		return err
 	}
 	defer conn.Close()
-	body := []byte("RAFT1")
+	body := []byte("RAFT2")
 	body = binary.AppendUvarint(body, uint64(len(h.Cluster)))
 	body = append(body, h.Cluster...)
 	body = binary.AppendVarint(body, int64(h.From))
 	body = binary.AppendVarint(body, int64(h.To))
+	body = binary.AppendVarint(body, int64(h.Groups))
 	if _, err := conn.Write(append(binary.LittleEndian.AppendUint32(nil, uint32(len(body))), body...)); err != nil {
 		return err
 	}

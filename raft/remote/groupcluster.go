@@ -200,9 +200,11 @@ func (c *GroupedCluster) Do(op kv.Op, key, value string, node int) (kv.Result, e
 		if _, err := c.addr(node); err != nil {
 			return kv.Result{}, err
 		}
-		return cl.On(ctx, node, op, key, value)
+		res, err := cl.On(ctx, node, op, key, value)
+		return res, cluster.Interrupted(ctx, op, err)
 	}
-	return cl.Do(ctx, op, key, value)
+	res, err := cl.Do(ctx, op, key, value)
+	return res, cluster.Interrupted(ctx, op, err)
 }
 
 // TransferGroup makes server id the leader of group g: its leader is

@@ -33,7 +33,10 @@ const groupsDir = "raft-groups"
 var errGroupMembership = errors.New("membership changes of nodes that host many groups are not supported across processes yet " +
 	"(the REPL's in-process cluster has them: go run . then create 3 16)")
 
-// ticks turns the node's timing flags into the ticks of a sharded server.
+// groupTiming turns the node's timing flags into a sharded server's tick
+// and its election and heartbeat timeouts in ticks (at least one tick
+// each, the election range at least two ticks wide, the heartbeat at most
+// a third of the election timeout).
 func groupTiming(cfg NodeConfig) (tick time.Duration, electionMin, electionMax, heartbeat int) {
 	tick = cfg.TickInterval
 	if tick <= 0 {
@@ -59,13 +62,15 @@ func (n *Node) startGroups(tlsCfg *tls.Config, members []int) error {
 	for id, addr := range n.book {
 		peers[multi.NodeID(id)] = addr
 	}
-	t, err := multinode.ListenTCP(multinode.TCPConfig{ID: multi.NodeID(cfg.ID), Cluster: cfg.Cluster, Listen: cfg.Listen,
+	t, err := multinode.ListenTCP(multinode.TCPConfig{ID: multi.NodeID(cfg.ID), Cluster: cfg.Cluster, Groups: cfg.Groups, Listen: cfg.Listen,
 		Peers: peers, TLS: tlsCfg, AllowRemote: cfg.AllowRemote, Faults: n.faults, Logf: cfg.Logf,
 		Services: map[string]any{kv.ServiceName: &groupKV{n}, AdminService: &Admin{node: n}}})
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
+	n.mu.Lock() // the admin service (setPeer) reads it as soon as t serves
 	n.mtcp = t
+	n.mu.Unlock()
 	tick, emin, emax, hb := groupTiming(cfg)
 	founders := make([]multi.NodeID, len(members))
 	for i, id := range members {
@@ -100,6 +105,9 @@ func (n *Node) shardServer() (*shard.Server, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.sharded == nil {
+		if n.cfg.Groups == 0 {
+			return nil, fmt.Errorf("node %d hosts one group (it was started without -groups): no group calls", n.cfg.ID)
+		}
 		return nil, fmt.Errorf("node %d is still starting", n.cfg.ID)
 	}
 	return n.sharded, nil
@@ -140,12 +148,9 @@ func (a *Admin) Replicas(args *GroupsArgs, out *map[uint64]shard.Replica) error 
 	if err != nil {
 		return err
 	}
-	var only []multi.GroupID
-	if args.Groups != nil {
-		only = make([]multi.GroupID, 0, len(args.Groups))
-		for _, g := range args.Groups {
-			only = append(only, multi.GroupID(g))
-		}
+	only, err := a.node.groupList(args.Groups)
+	if err != nil {
+		return err
 	}
 	reps, err := srv.Replicas(only)
 	if err != nil {
@@ -159,6 +164,38 @@ func (a *Admin) Replicas(args *GroupsArgs, out *map[uint64]shard.Replica) error 
 	return nil
 }
 
+// groupList checks a list of group ids a client sent (nil: every group)
+// before the node goroutine walks it: each in range, none twice, so at
+// most the node's number of groups, however long the request.
+func (n *Node) groupList(ids []uint64) ([]multi.GroupID, error) {
+	if ids == nil {
+		return nil, nil
+	}
+	if len(ids) > n.cfg.Groups {
+		return nil, fmt.Errorf("bad request: %d group ids, and there are %d groups", len(ids), n.cfg.Groups)
+	}
+	seen := make(map[uint64]bool, len(ids))
+	only := make([]multi.GroupID, 0, len(ids))
+	for _, g := range ids {
+		if err := n.checkGroup(g); err != nil {
+			return nil, err
+		}
+		if !seen[g] {
+			seen[g] = true
+			only = append(only, multi.GroupID(g))
+		}
+	}
+	return only, nil
+}
+
+// checkGroup refuses a group id the node's cluster does not have.
+func (n *Node) checkGroup(g uint64) error {
+	if g >= uint64(n.cfg.Groups) {
+		return fmt.Errorf("bad request: there is no group %d (groups 0 to %d)", g, n.cfg.Groups-1)
+	}
+	return nil
+}
+
 // GroupLogArgs asks for the latest Limit entries of one group's log.
 type GroupLogArgs struct {
 	Group uint64
@@ -169,6 +206,9 @@ type GroupLogArgs struct {
 func (a *Admin) GroupLog(args *GroupLogArgs, l *cluster.NodeLog) error {
 	srv, err := a.node.shardServer()
 	if err != nil {
+		return err
+	}
+	if err := a.node.checkGroup(args.Group); err != nil {
 		return err
 	}
 	got, found, err := srv.GroupLog(multi.GroupID(args.Group), args.Limit)
@@ -190,6 +230,9 @@ type GroupTransfer struct {
 func (a *Admin) TransferGroup(args *GroupTransfer, _ *struct{}) error {
 	srv, err := a.node.shardServer()
 	if err != nil {
+		return err
+	}
+	if err := a.node.checkGroup(args.Group); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)

@@ -3,8 +3,11 @@ package remote
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,10 +172,120 @@ func TestNodeOfManyGroupsMisconfiguration(t *testing.T) {
 			t.Errorf("%s: %v, want it to say %q", c.name, err, c.want)
 		}
 	}
+	// Two nodes of one cluster started with different -groups refuse
+	// each other's streams (keys would map to different groups).
+	var logged logLines
+	a, err := StartNode(NodeConfig{ID: 0, Cluster: "d", Peers: book, DataDir: filepath.Join(dir, "d0"), Groups: 8, Logf: logged.logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := StartNode(NodeConfig{ID: 1, Cluster: "d", Peers: book, DataDir: filepath.Join(dir, "d1"), Groups: 4, Logf: t.Logf})
+	if err != nil {
+		a.Stop()
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logged.text(), "node 1 hosts 4 groups (-groups 4), this node 8 groups (-groups 8)") {
+		if time.Now().After(deadline) {
+			t.Errorf("node 0 did not refuse node 1 of another -groups; it logged:\n%s", logged.text())
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.Stop()
+	a.Stop()
 	// -groups 1 is the single-group node, on the same dir as no -groups.
 	n1, err := StartNode(NodeConfig{ID: 0, Cluster: "m", Peers: book, DataDir: filepath.Join(dir, "g1"), Groups: 1})
 	if err != nil {
 		t.Fatalf("-groups 1 on a single-group dir: %v", err)
 	}
 	n1.Stop()
+}
+
+// TestLostIdentityIsRefused: a data dir whose log (one group's, or the
+// shared log of many) outlived its identity.json is refused, not taken for
+// a fresh dir (which would bootstrap a new configuration over the log).
+func TestLostIdentityIsRefused(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	for _, groups := range []int{0, 4} {
+		book := freeAddrs(t, 1)
+		dir := t.TempDir()
+		cfg := NodeConfig{ID: 0, Cluster: "l", Peers: book, DataDir: dir, Groups: groups}
+		n, err := StartNode(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, err := ConnectAny(ClusterConfig{Addrs: []string{book[0]}, Cluster: "l"})
+		if err != nil {
+			n.Stop()
+			t.Fatal(err)
+		}
+		_, err = cl.Do(kv.OpSet, "k", "v", core.None)
+		cl.Shutdown()
+		n.Stop()
+		if err != nil {
+			t.Fatalf("groups %d: set: %v", groups, err)
+		}
+		if err := os.Remove(filepath.Join(dir, identityFile)); err != nil {
+			t.Fatal(err)
+		}
+		n, err = StartNode(cfg)
+		if err == nil {
+			n.Stop()
+			t.Fatalf("groups %d: started on a log without its identity", groups)
+		}
+		if !strings.Contains(err.Error(), "holds a log") {
+			t.Fatalf("groups %d: %v, want it to say the dir holds a log", groups, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, raftDir)); groups == 0 && err != nil {
+			t.Fatalf("the refused start removed the log: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, groupsDir)); groups > 0 && err != nil {
+			t.Fatalf("the refused start removed the shared log: %v", err)
+		}
+	}
+}
+
+// TestGroupListIsChecked: the group ids an admin call names are checked
+// before the node goroutine walks them: in range, at most the number of
+// groups, duplicates dropped.
+func TestGroupListIsChecked(t *testing.T) {
+	n := &Node{cfg: NodeConfig{Groups: 8}}
+	if got, err := n.groupList([]uint64{3, 1, 3, 3}); err != nil || !slices.Equal(got, []multi.GroupID{3, 1}) {
+		t.Fatalf("3 1 3 3: %v, %v", got, err)
+	}
+	if got, err := n.groupList(nil); err != nil || got != nil {
+		t.Fatalf("nil: %v, %v", got, err)
+	}
+	for _, c := range []struct {
+		ids  []uint64
+		want string
+	}{
+		{[]uint64{8}, "there is no group 8 (groups 0 to 7)"},
+		{[]uint64{1 << 63}, "there is no group"},
+		{make([]uint64, 9), "9 group ids, and there are 8 groups"},
+		{make([]uint64, 5_000_000), "5000000 group ids"},
+	} {
+		if _, err := n.groupList(c.ids); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%d ids: %v, want %q", len(c.ids), err, c.want)
+		}
+	}
+}
+
+// logLines keeps what a node logs.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+func (l *logLines) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
 }

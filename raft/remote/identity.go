@@ -39,7 +39,9 @@ func checkIdentity(dir string, want identity) (identity, error) {
 	path := filepath.Join(dir, identityFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		if entries, _ := os.ReadDir(filepath.Join(dir, raftDir)); len(entries) > 0 {
+		// A log without the identity that says whose it is: starting would
+		// bootstrap a new configuration over it.
+		if holdsLog(dir) {
 			return identity{}, fmt.Errorf("data dir %s holds a log but no %s: not a node's data dir, or damaged", dir, identityFile)
 		}
 		return want, writeJSON(path, want)
@@ -61,6 +63,17 @@ func checkIdentity(dir string, want identity) (identity, error) {
 			dir, groupsWord(got.Groups), groupsWord(want.Groups))
 	}
 	return got, nil
+}
+
+// holdsLog says whether dir holds either log: one group's, or the shared
+// log of many.
+func holdsLog(dir string) bool {
+	for _, log := range []string{raftDir, groupsDir} {
+		if entries, _ := os.ReadDir(filepath.Join(dir, log)); len(entries) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // readPeers reads the address book a node saved (nil if none).

@@ -105,13 +105,15 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, release: release, started: time.Now(), stop: make(chan struct{}),
 		faults: transport.NewNetworkFaults(time.Now().UnixNano())}
-	fresh := !exists(filepath.Join(cfg.DataDir, identityFile))
+	// fresh: nothing of a node's is in the dir yet (a log without its
+	// identity is not fresh: checkIdentity refuses it, and it is kept).
+	fresh := !exists(filepath.Join(cfg.DataDir, identityFile)) && !holdsLog(cfg.DataDir)
 	if err := n.start(); err != nil {
 		n.close()
 		if fresh {
 			// A first start that failed leaves the data dir as it found it,
 			// so that a corrected command line may use it.
-			for _, name := range []string{identityFile, peersFile, raftDir} {
+			for _, name := range []string{identityFile, peersFile, raftDir, groupsDir} {
 				os.RemoveAll(filepath.Join(cfg.DataDir, name))
 			}
 		}
@@ -298,6 +300,10 @@ func (n *Node) known(id int) bool {
 func (n *Node) setPeer(id int, addr string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.mtcp == nil && n.tcp == nil {
+		// The admin service serves before start has set the transport.
+		return fmt.Errorf("node %d is still starting", n.cfg.ID)
+	}
 	book := maps.Clone(n.book)
 	book[id] = addr
 	if err := writeJSON(filepath.Join(n.cfg.DataDir, peersFile), book); err != nil {
@@ -358,12 +364,15 @@ func (n *Node) close() {
 	close(n.stop)
 	n.wg.Wait()
 	if n.mtcp != nil {
-		// Clients and peers first, then the groups (their log is synced
-		// at every round: nothing acknowledged is lost).
-		n.mtcp.Close()
+		// The groups first: the calls waiting on them end at once (a
+		// stopped node answers ErrStopped), so that closing the listener,
+		// which waits for the calls it serves, does not wait for their
+		// timeouts. Their log is synced at every round: nothing
+		// acknowledged is lost.
 		if n.sharded != nil {
 			n.sharded.Stop()
 		}
+		n.mtcp.Close()
 	}
 	if n.server != nil {
 		n.server.Stop() // closes the transport too

@@ -10,7 +10,7 @@ package transport
 // never reaches the node. Every Raft request on an accepted connection is
 // then checked to come from the node the hello named (see wireCodec).
 //
-//	hello:  length uint32 | "RAFT1" | cluster | from varint | to varint
+//	hello:  length uint32 | "RAFT2" | cluster | from varint | to varint | groups varint
 //	answer: length uint32 | error
 //
 // (strings are uvarint length, bytes). With TLS (ListenConfig.TLS), the
@@ -37,7 +37,7 @@ const Client = -1
 
 // helloMagic opens every hello: a process speaking anything else (or an
 // older version) is refused before a byte of it is parsed further.
-const helloMagic = "RAFT1"
+const helloMagic = "RAFT2"
 
 // maxHello bounds a hello frame: a cluster id of up to maxClusterID bytes
 // and two varints.
@@ -58,6 +58,14 @@ type Hello struct {
 	Cluster string // the cluster id
 	From    int    // the dialer's node id, or Client
 	To      int    // the node it means to reach, or Client for any
+	// Groups is how many groups every node of the dialer's cluster hosts
+	// (0: one group, a single-group cluster). A node's hello must say
+	// the listener's own figure: keys map to groups by their number, so
+	// two nodes that disagree would route a key to different groups, and
+	// a write acknowledged by one could be missed by a read through the
+	// other. A client's is not checked (it learns the figure from the
+	// nodes).
+	Groups int
 }
 
 // CertName is the name a node's certificate must carry (its common name
@@ -73,6 +81,7 @@ func appendHello(b []byte, h Hello) []byte {
 	b = appendBytes(b, h.Cluster)
 	b = binary.AppendVarint(b, int64(h.From))
 	b = binary.AppendVarint(b, int64(h.To))
+	b = binary.AppendVarint(b, int64(h.Groups))
 	binary.LittleEndian.PutUint32(b, uint32(len(b)-4))
 	return b
 }
@@ -100,7 +109,7 @@ func parseHello(b []byte) (Hello, error) {
 		return Hello{}, errors.New("not a raft-consensus hello (another program, or another version)")
 	}
 	d := decoder{wire.Decoder{B: b[len(helloMagic):]}}
-	h := Hello{Cluster: d.Str(), From: d.Int(), To: d.Int()}
+	h := Hello{Cluster: d.Str(), From: d.Int(), To: d.Int(), Groups: d.Int()}
 	if d.Failed || len(d.B) != 0 {
 		return Hello{}, errors.New("malformed hello")
 	}
@@ -142,6 +151,8 @@ type identity struct {
 	known func(id int) bool
 	// nodesOnly refuses clients (a node-to-node stream).
 	nodesOnly bool
+	// groups is how many groups each node hosts (see Hello.Groups).
+	groups int
 }
 
 // hear reads a connection's hello and answers it; the connection is
@@ -188,6 +199,9 @@ func (id identity) admit(h Hello, conn net.Conn) error {
 		return errors.New("a client may not send node frames")
 	case h.From != Client && id.known != nil && !id.known(h.From):
 		return fmt.Errorf("node %d is not a known member of this cluster", h.From)
+	case h.From != Client && h.Groups != id.groups:
+		return fmt.Errorf("node %d hosts %s, this node %s: every node of a cluster must be started with the same -groups",
+			h.From, groupsWord(h.Groups), groupsWord(id.groups))
 	}
 	if tc, ok := conn.(*tls.Conn); ok {
 		want := ClientCertName
@@ -203,4 +217,12 @@ func (id identity) admit(h Hello, conn net.Conn) error {
 		}
 	}
 	return nil
+}
+
+// groupsWord says how many groups a node hosts, for an error message.
+func groupsWord(g int) string {
+	if g == 0 {
+		return "one group (no -groups)"
+	}
+	return fmt.Sprintf("%d groups (-groups %d)", g, g)
 }

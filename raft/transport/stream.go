@@ -43,6 +43,9 @@ type StreamConfig struct {
 	Logf        func(format string, args ...any)
 	// MaxFrame bounds a frame (default 64 MiB).
 	MaxFrame int
+	// Groups is how many groups each node of the cluster hosts: a node
+	// whose hello says another figure is refused (see Hello.Groups).
+	Groups int
 	// Services, if set, are net/rpc services ("KV", "Admin") that clients
 	// may call on the same port, as on a Listener: a connection whose
 	// hello says Client is served them, one whose hello names a node
@@ -81,7 +84,7 @@ func ListenStreams(cfg StreamConfig) (*StreamListener, error) {
 		return nil, err
 	}
 	// Only known nodes may send frames; clients only call Services.
-	id := identity{cluster: cfg.Cluster, id: cfg.ID, known: cfg.Known, nodesOnly: cfg.Services == nil}
+	id := identity{cluster: cfg.Cluster, id: cfg.ID, known: cfg.Known, nodesOnly: cfg.Services == nil, groups: cfg.Groups}
 	s := &StreamListener{cfg: cfg, door: newDoor(l, cfg.TLS, id, cfg.Logf)}
 	if cfg.Services != nil {
 		s.rpc = rpc.NewServer()
@@ -150,6 +153,7 @@ func (s *StreamListener) Close() { s.door.close() }
 type SenderConfig struct {
 	ID      int // the sender's node id
 	Cluster string
+	Groups  int // said in every hello (see Hello.Groups)
 	TLS     *tls.Config
 	// Queue bounds the frames waiting for one peer (default 256): a frame
 	// that finds the queue full is dropped, as a congested network would
@@ -191,8 +195,9 @@ type streamPeer struct {
 	// on two connections.
 	done chan struct{}
 	prev *streamPeer
-	// writing is when the write in progress began (UnixNano; 0: none),
-	// for the tests to see a write blocked on a peer that does not read.
+	// writing is when the write deadline in force was armed (UnixNano;
+	// 0: no write in progress), for the tests to see a write blocked on a
+	// peer that does not read.
 	writing atomic.Int64
 }
 
@@ -291,7 +296,7 @@ func (s *StreamSender) run(p *streamPeer) {
 		case frame = <-p.queue:
 		}
 		if conn == nil {
-			c, err := dial(p.ctx, p.addr, Hello{Cluster: s.cfg.Cluster, From: s.cfg.ID, To: p.id}, s.cfg.TLS)
+			c, err := dial(p.ctx, p.addr, Hello{Cluster: s.cfg.Cluster, From: s.cfg.ID, To: p.id, Groups: s.cfg.Groups}, s.cfg.TLS)
 			if err != nil {
 				if p.ctx.Err() != nil {
 					return
@@ -311,16 +316,29 @@ func (s *StreamSender) run(p *streamPeer) {
 			// blocked on a peer that does not read.
 			unwatch = context.AfterFunc(p.ctx, func() { c.Close() })
 		}
-		now := time.Now()
-		p.writing.Store(now.UnixNano())
-		err := conn.SetWriteDeadline(now.Add(s.cfg.WriteTimeout))
+		// The deadline bounds a write that makes no progress, not a drain
+		// of a long queue by a peer that reads steadily, however slowly:
+		// it is armed again, frame by frame, once half of it has passed.
+		var armed time.Time
+		arm := func() error {
+			now := time.Now()
+			if now.Sub(armed) < s.cfg.WriteTimeout/2 {
+				return nil
+			}
+			armed = now
+			p.writing.Store(now.UnixNano())
+			return conn.SetWriteDeadline(now.Add(s.cfg.WriteTimeout))
+		}
+		err := arm()
 		if err == nil {
 			err = writeFrame(w, frame)
 		}
 		for more := true; more && err == nil; {
 			select {
 			case f := <-p.queue:
-				err = writeFrame(w, f)
+				if err = arm(); err == nil {
+					err = writeFrame(w, f)
+				}
 			default:
 				more = false
 			}

@@ -2,6 +2,8 @@ package transport
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -168,5 +170,94 @@ func TestStreamSenderRefusesOversizedFrames(t *testing.T) {
 	}
 	if !s.Send(1, make([]byte, 10)) {
 		t.Fatal("a frame of 10 bytes was refused with MaxFrame 10")
+	}
+}
+
+// TestStreamRefusesAnotherGroupCount: a node started with another number
+// of groups is refused at the hello, with the reason in the listener's
+// log, and none of its frames is delivered (it would route keys to other
+// groups); a node with the same figure is served.
+func TestStreamRefusesAnotherGroupCount(t *testing.T) {
+	defer leaktest.Check(t)()
+	var logged logRecorder
+	var mu sync.Mutex
+	delivered := map[int]int{}
+	l, err := ListenStreams(StreamConfig{Addr: "127.0.0.1:0", Cluster: "c", ID: 1, Groups: 4,
+		Known: func(int) bool { return true }, Logf: logged.logf,
+		Deliver: func(from int, frame []byte) error {
+			mu.Lock()
+			delivered[from]++
+			mu.Unlock()
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, c := range []struct{ from, groups int }{{2, 8}, {3, 0}, {4, 4}} {
+		s := NewStreamSender(SenderConfig{ID: c.from, Cluster: "c", Groups: c.groups})
+		s.SetAddr(1, l.Addr())
+		s.Send(1, []byte("frame"))
+		if c.groups != 4 {
+			want := fmt.Sprintf("node %d hosts %s, this node 4 groups", c.from, groupsWord(c.groups))
+			waitUntil(t, 10*time.Second, "the refusal logged: "+want, func() bool {
+				return strings.Contains(logged.text(), want)
+			})
+		} else {
+			waitUntil(t, 10*time.Second, "the frame of a node of 4 groups delivered", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return delivered[c.from] == 1
+			})
+		}
+		s.Close()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if delivered[2]+delivered[3] != 0 {
+		t.Fatalf("frames of refused nodes delivered: %v", delivered)
+	}
+}
+
+// A peer that reads steadily, however slowly, keeps its stream: the write
+// deadline bounds a write without progress, not the drain of a queue that
+// takes longer than WriteTimeout.
+func TestStreamSenderSlowReaderKeepsItsStream(t *testing.T) {
+	defer leaktest.Check(t)()
+	var mu sync.Mutex
+	delivered := 0
+	l, err := ListenStreams(StreamConfig{Addr: "127.0.0.1:0", Cluster: "c", ID: 1, Known: func(int) bool { return true },
+		Deliver: func(from int, frame []byte) error {
+			time.Sleep(10 * time.Millisecond) // a slow reader
+			mu.Lock()
+			delivered++
+			mu.Unlock()
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var logged logRecorder
+	s := NewStreamSender(SenderConfig{ID: 0, Cluster: "c", Queue: 128, WriteTimeout: 300 * time.Millisecond, Logf: logged.logf})
+	defer s.Close()
+	s.SetAddr(1, l.Addr())
+	// 120 frames of 256 KiB: about 1.2 s of reading (far more than the
+	// kernel buffers hold), all drained by one run of the sender's loop.
+	frame := bytes.Repeat([]byte{1}, 256<<10)
+	for i := range 120 {
+		if !s.Send(1, frame) {
+			t.Fatalf("frame %d refused", i)
+		}
+	}
+	waitUntil(t, 20*time.Second, "every frame delivered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return delivered == 120 || strings.Contains(logged.text(), "closed the stream")
+	})
+	if text := logged.text(); strings.Contains(text, "closed the stream") {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("the stream to a slow but steady reader was closed (%d of 120 frames delivered):\n%s", delivered, text)
 	}
 }
