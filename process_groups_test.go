@@ -34,8 +34,9 @@ func (c *launchedGroups) waitLeaders(t *testing.T) {
 // (go run . node -groups 8) under 4 clients over many keys: SIGKILL of
 // the node leading the most groups, rounds of SIGKILL of every node at
 // once, a node stopped past the election timeout, a node partitioned
-// away; each fault is followed by progress, every acknowledged write is
-// there at the end, and the history is linearizable key by key.
+// away, a node added to every group and another removed; each is
+// followed by progress, every acknowledged write is there at the end, and
+// the history is linearizable key by key.
 func TestManyGroupsProcessesUnderFaults(t *testing.T) {
 	defer leaktest.CheckTimeout(t, 10*time.Second)()
 	dir := t.TempDir()
@@ -106,6 +107,23 @@ func TestManyGroupsProcessesUnderFaults(t *testing.T) {
 	w.waitProgress(t, c, 20, fmt.Sprintf("with node %d partitioned away", victim))
 	c.Heal()
 	w.waitProgress(t, c, 20, "after the heal")
+
+	// Membership under load: the launcher starts node 3 (-join -groups
+	// 8), every group adds it; then node 0 leaves every group, and the
+	// launcher stops it.
+	if err := c.AddServer(3); err != nil {
+		t.Fatalf("add 3: %v\n%s", err, c.logs())
+	}
+	w.waitProgress(t, c, 20, "after node 3 joined every group")
+	if err := c.RemoveServer(0); err != nil {
+		t.Fatalf("remove 0: %v\n%s", err, c.logs())
+	}
+	w.waitProgress(t, c, 20, "after node 0 left every group")
+	for _, g := range c.Groups() {
+		if g.Config.IsMember(0) || !g.Config.IsVoter(3) || g.Leader == 0 {
+			t.Fatalf("group %d after add 3, remove 0: %v, leader %d", g.ID, g.Config, g.Leader)
+		}
+	}
 	w.finish()
 
 	c.waitLeaders(t)

@@ -135,32 +135,53 @@ func (a *Admin) ReadStale(key *string, r *cluster.StaleRead) error {
 	return nil
 }
 
-// Propose proposes a membership change at the node (which must lead).
+// Propose proposes a membership change at the node (which must lead;
+// group 0's leader on a node of many groups: see ProposeGroup).
 func (a *Admin) Propose(c *ConfChanges, r *ProposeReply) error {
 	if a.node.cfg.Groups > 1 {
-		*r = ProposeReply{Refused: true, Error: errGroupMembership.Error()}
-		return nil
+		return a.ProposeGroup(&GroupChanges{Group: 0, Changes: c.Changes}, r)
 	}
-	if len(c.Changes) == 0 || len(c.Changes) > 2*cluster.MaxNodes {
-		return fmt.Errorf("a membership change names 1 to %d servers, not %d", 2*cluster.MaxNodes, len(c.Changes))
+	if err := checkChanges(c.Changes); err != nil {
+		return err
 	}
-	for _, ch := range c.Changes {
+	index, err := a.server.Node().ProposeConfChanges(c.Changes)
+	*r = a.node.proposed(0, c.Changes, index, err)
+	return nil
+}
+
+// checkChanges checks a membership change a client sent.
+func checkChanges(changes []core.ConfChange) error {
+	if len(changes) == 0 || len(changes) > 2*cluster.MaxNodes {
+		return fmt.Errorf("a membership change names 1 to %d servers, not %d", 2*cluster.MaxNodes, len(changes))
+	}
+	for _, ch := range changes {
 		switch ch.Type {
 		case core.AddLearner, core.PromoteLearner, core.RemoveServer, core.AddVoter:
 		default:
 			return fmt.Errorf("unknown membership change %d", ch.Type)
 		}
-	}
-	what := cluster.Change{Changes: c.Changes}.String()
-	index, err := a.server.Node().ProposeConfChanges(c.Changes)
-	*r = ProposeReply{Index: index}
-	if err != nil {
-		r.Refused, r.Error = cluster.Refused(err), err.Error()
-		a.node.cfg.Logf("membership: %s not proposed here: %v", what, err)
-	} else {
-		a.node.cfg.Logf("membership: proposed %s at index %d", what, index)
+		if ch.ID < 0 || ch.ID > MaxNodeID {
+			return fmt.Errorf("node id %d is out of range (0–%d)", ch.ID, MaxNodeID)
+		}
 	}
 	return nil
+}
+
+// proposed logs how a proposal of changes in group g went, and says it
+// in a reply.
+func (n *Node) proposed(g uint64, changes []core.ConfChange, index uint64, err error) ProposeReply {
+	what := cluster.Change{Changes: changes}.String()
+	if n.cfg.Groups > 1 {
+		what = fmt.Sprintf("group %d: %s", g, what)
+	}
+	r := ProposeReply{Index: index}
+	if err != nil {
+		r.Refused, r.Error = cluster.Refused(err), err.Error()
+		n.cfg.Logf("membership: %s not proposed here: %v", what, err)
+	} else {
+		n.cfg.Logf("membership: proposed %s at index %d", what, index)
+	}
+	return r
 }
 
 // Transfer hands the node's leadership to target (thesis §3.10).

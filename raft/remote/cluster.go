@@ -181,7 +181,9 @@ func (c *Cluster) newClient(servers kv.Cluster) *kv.Client {
 
 // learn takes the membership from a summary, if it is a leader's.
 func (c *Cluster) learn(sum core.Summary) {
-	if sum.Role != core.Leader {
+	if sum.Role != core.Leader || c.groups > 1 {
+		// Nodes of many groups: group 0's configuration is not the
+		// cluster's nodes (GroupedCluster.syncServers learns them).
 		return
 	}
 	members := sum.Config.Members() // the outgoing voters of a joint configuration too

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,6 +27,9 @@ type GroupedCluster struct {
 
 	gmu     sync.Mutex
 	clients map[multi.GroupID]*kv.Client
+	// gmembers are each group's members as a leader last had them (the
+	// group's client's servers; see groupServers).
+	gmembers map[multi.GroupID][]int
 }
 
 var _ cluster.Grouped = (*GroupedCluster)(nil)
@@ -37,7 +41,9 @@ func ConnectAny(cfg ClusterConfig) (cluster.Cluster, error) {
 		return nil, err
 	}
 	if c.groups > 1 {
-		return &GroupedCluster{Cluster: c, groups: c.groups, clients: map[multi.GroupID]*kv.Client{}}, nil
+		gc := &GroupedCluster{Cluster: c, groups: c.groups, clients: map[multi.GroupID]*kv.Client{}, gmembers: map[multi.GroupID][]int{}}
+		gc.syncServers(gc.replicas(nil))
+		return gc, nil
 	}
 	return c, nil
 }
@@ -167,7 +173,17 @@ type groupView struct {
 	g multi.GroupID
 }
 
-func (v groupView) IDs() []int { return v.c.IDs() }
+// IDs are the group's members, as its leader last had them (every node
+// until one is known).
+func (v groupView) IDs() []int {
+	v.c.gmu.Lock()
+	m := slices.Clone(v.c.gmembers[v.g])
+	v.c.gmu.Unlock()
+	if m == nil {
+		return v.c.IDs()
+	}
+	return m
+}
 
 func (v groupView) Endpoint(id int) (kv.Endpoint, error) {
 	addr, err := v.c.addr(id)
@@ -206,104 +222,6 @@ func (c *GroupedCluster) Do(op kv.Op, key, value string, node int) (kv.Result, e
 	res, err := cl.Do(ctx, op, key, value)
 	return res, cluster.Interrupted(ctx, op, err)
 }
-
-// TransferGroup makes server id the leader of group g: its leader is
-// asked to hand over (TimeoutNow, thesis §3.10) until id leads.
-func (c *GroupedCluster) TransferGroup(id int, g uint64) error {
-	if !c.HasGroup(g) {
-		return c.noSuchGroup(g)
-	}
-	if _, err := c.addr(id); err != nil {
-		return err
-	}
-	return c.transfer(c.callContext(), multi.GroupID(g), id)
-}
-
-func (c *GroupedCluster) transfer(ctx context.Context, g multi.GroupID, id int) error {
-	timeout := c.membershipTimeout()
-	var last error
-	asked := time.Time{}
-	err := cluster.Poll(ctx, timeout, 20*time.Millisecond, func() (bool, error) {
-		reps := c.replicas([]uint64{uint64(g)})
-		l, r := shard.LeaderOf(reps, g)
-		switch {
-		case l == id:
-			return true, nil
-		case l != core.None && !r.Summary.Config.IsVoter(id):
-			return false, fmt.Errorf("node %d is not a voter of group %d", id, g)
-		case l != core.None && time.Since(asked) > time.Second:
-			// Asked again only after a while: a transfer under way is not
-			// to be restarted.
-			asked = time.Now()
-			actx, cancel := context.WithTimeout(ctx, infoTimeout)
-			last = c.admin(actx, l, "TransferGroup", &GroupTransfer{Group: uint64(g), Target: id}, &struct{}{})
-			cancel()
-		}
-		return false, nil
-	})
-	if errors.Is(err, cluster.ErrTimeout) {
-		if last == nil {
-			last = err
-		}
-		return fmt.Errorf("group %d: node %d did not take over within %v: %w", g, id, timeout, last)
-	}
-	return err
-}
-
-// TransferLeadership makes server id the leader of every group (a few
-// groups at a time).
-func (c *GroupedCluster) TransferLeadership(id int) error {
-	if _, err := c.addr(id); err != nil {
-		return err
-	}
-	reps := c.replicas(nil)
-	var todo []multi.GroupID
-	for g := range multi.GroupID(c.groups) {
-		if l, _ := shard.LeaderOf(reps, g); l != id {
-			todo = append(todo, g)
-		}
-	}
-	ctx := c.callContext()
-	errs := make([]error, len(todo))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range min(8, len(todo)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				errs[i] = c.transfer(ctx, todo[i], id)
-			}
-		}()
-	}
-	for i := range todo {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-// The membership changes of nodes of many groups run in the in-process
-// cluster only, for now.
-
-// AddServer is refused: see errGroupMembership.
-func (c *GroupedCluster) AddServer(int) error { return errGroupMembership }
-
-// RemoveServer is refused: see errGroupMembership.
-func (c *GroupedCluster) RemoveServer(int) error { return errGroupMembership }
-
-// ChangeMembers is refused: see errGroupMembership.
-func (c *GroupedCluster) ChangeMembers(_, _ []int) error { return errGroupMembership }
-
-// AddToGroup is refused: see errGroupMembership.
-func (c *GroupedCluster) AddToGroup(int, uint64) error { return errGroupMembership }
-
-// RemoveFromGroup is refused: see errGroupMembership.
-func (c *GroupedCluster) RemoveFromGroup(int, uint64) error { return errGroupMembership }
-
-// ChangeGroup is refused: see errGroupMembership.
-func (c *GroupedCluster) ChangeGroup(uint64, []int, []int) error { return errGroupMembership }
 
 // ShardClient is a client of a GroupedCluster for a program (a test's
 // workload): each key goes to its group's kv.Client, made on first use

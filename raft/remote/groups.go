@@ -11,7 +11,6 @@ package remote
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -26,12 +25,6 @@ import (
 
 // groupsDir holds a node's shared log when it hosts many groups.
 const groupsDir = "raft-groups"
-
-// errGroupMembership is the answer to a membership change of a node of
-// many groups: each group's change loop runs in the REPL's in-process
-// cluster only, for now.
-var errGroupMembership = errors.New("membership changes of nodes that host many groups are not supported across processes yet " +
-	"(the REPL's in-process cluster has them: go run . then create 3 16)")
 
 // groupTiming turns the node's timing flags into a sharded server's tick
 // and its election and heartbeat timeouts in ticks (at least one tick
@@ -56,7 +49,7 @@ func groupTiming(cfg NodeConfig) (tick time.Duration, electionMin, electionMax, 
 
 // startGroups starts the node's sharded server and its transport, which
 // serves its clients too.
-func (n *Node) startGroups(tlsCfg *tls.Config, members []int) error {
+func (n *Node) startGroups(tlsCfg *tls.Config, id identity, members []int) error {
 	cfg := n.cfg
 	peers := map[multi.NodeID]string{}
 	for id, addr := range n.book {
@@ -76,9 +69,13 @@ func (n *Node) startGroups(tlsCfg *tls.Config, members []int) error {
 	for i, id := range members {
 		founders[i] = multi.NodeID(id)
 	}
-	hosted := make([]multi.GroupID, cfg.Groups)
-	for g := range hosted {
-		hosted[g] = multi.GroupID(g)
+	rec, err := n.loadReplicas(id.Joined)
+	if err != nil {
+		return err
+	}
+	var hosted []multi.GroupID
+	for _, g := range rec.Hosted {
+		hosted = append(hosted, multi.GroupID(g))
 	}
 	seed := time.Now().UnixNano() + int64(cfg.ID)
 	srv, err := shard.StartServer(shard.ServerConfig{ID: multi.NodeID(cfg.ID), Tick: tick, Transport: t,
@@ -86,8 +83,17 @@ func (n *Node) startGroups(tlsCfg *tls.Config, members []int) error {
 			cfg.Logf("SAFETY VIOLATION, the replica stopped: %v", v)
 		}),
 		Dir: filepath.Join(cfg.DataDir, groupsDir), Hosted: hosted,
-		Members: func(multi.GroupID) []multi.NodeID { return founders },
-		Attach:  t.Attach,
+		// A founder bootstraps the groups it founded (on an empty log
+		// only: a restart reads its state); a group it was added to later
+		// it never bootstraps, even if it restarts before the leader has
+		// sent it anything.
+		Members: func(g multi.GroupID) []multi.NodeID {
+			if id.Joined || rec.joined(uint64(g)) {
+				return nil
+			}
+			return founders
+		},
+		Attach: t.Attach,
 		OnViolation: func(what string) {
 			cfg.Logf("SAFETY VIOLATION: %s", what)
 		}})

@@ -128,15 +128,11 @@ func TestNodesOfManyGroups(t *testing.T) {
 	if _, err := e.Do(ctx, kv.Command{Op: kv.OpGet, Key: key}); err == nil || !strings.Contains(err.Error(), "is in group") {
 		t.Fatalf("a read of %s sent to group %d: %v", key, wrong, err)
 	}
-	// Membership changes say they are not there yet.
-	if err := c.AddServer(3); err == nil || !strings.Contains(err.Error(), "not supported across processes yet") {
-		t.Fatalf("add: %v", err)
-	}
 }
 
 // TestNodeOfManyGroupsMisconfiguration: the number of groups is checked
-// against the data dir, -join is refused with many groups, and a bad
-// number of groups is refused.
+// against the data dir (and between nodes), and a bad number of groups is
+// refused.
 func TestNodeOfManyGroupsMisconfiguration(t *testing.T) {
 	defer leaktest.Check(t)()
 	book := freeAddrs(t, 3)
@@ -159,7 +155,6 @@ func TestNodeOfManyGroupsMisconfiguration(t *testing.T) {
 		{"another number of groups", NodeConfig{ID: 0, Cluster: "m", Peers: book, DataDir: filepath.Join(dir, "g8"), Groups: 4}, "belongs to a node of 8 groups, not 4 groups"},
 		{"one group on a dir of many", NodeConfig{ID: 0, Cluster: "m", Peers: book, DataDir: filepath.Join(dir, "g8")}, "belongs to a node of 8 groups, not one group"},
 		{"many groups on a dir of one", NodeConfig{ID: 0, Cluster: "m", Peers: book, DataDir: filepath.Join(dir, "g1"), Groups: 8}, "belongs to a node of one group, not 8 groups"},
-		{"join", NodeConfig{ID: 0, Cluster: "m", Peers: book, DataDir: filepath.Join(dir, "j"), Groups: 8, Join: true}, "-join with -groups"},
 		{"too many groups", NodeConfig{ID: 0, Cluster: "m", Peers: book, DataDir: filepath.Join(dir, "x"), Groups: 100000}, "the number of groups must be"},
 	} {
 		n, err := StartNode(c.cfg)

@@ -53,8 +53,12 @@ func (c *Cluster) prepareNew(id int) error {
 	}
 	if !known || c.procs != nil && c.procs.Pid(id) == 0 {
 		if c.procs == nil {
+			groups := ""
+			if c.groups > 1 {
+				groups = fmt.Sprintf(" -groups %d", c.groups)
+			}
 			return fmt.Errorf("no node %d has told the cluster where it listens: start it first with "+
-				"\"go run . node -id %d -join -peers %s,%d=HOST:PORT -data-dir DIR\", then add it", id, id, FormatPeers(book), id)
+				"\"go run . node -id %d -join%s -peers %s,%d=HOST:PORT -data-dir DIR\", then add it", id, id, groups, FormatPeers(book), id)
 		}
 		var err error
 		if addr, err = c.procs.Start(id, book); err != nil {

@@ -75,11 +75,15 @@ type Node struct {
 	// and its transport, instead of server, storage and tcp.
 	sharded *shard.Server
 	mtcp    *multinode.TCP
-	faults  *transport.NetworkFaults
-	release func()
-	started time.Time
-	stop    chan struct{} // closed by Stop
-	wg      sync.WaitGroup
+	// replicas are the groups it holds, as saved in the data dir
+	// (replicas.json); rmu orders their changes.
+	rmu      sync.Mutex
+	replicas replicaRecord
+	faults   *transport.NetworkFaults
+	release  func()
+	started  time.Time
+	stop     chan struct{} // closed by Stop
+	wg       sync.WaitGroup
 
 	mu   sync.Mutex
 	book map[int]string // the address book, as saved in the data dir
@@ -113,7 +117,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		if fresh {
 			// A first start that failed leaves the data dir as it found it,
 			// so that a corrected command line may use it.
-			for _, name := range []string{identityFile, peersFile, raftDir, groupsDir} {
+			for _, name := range []string{identityFile, peersFile, raftDir, groupsDir, replicasFile} {
 				os.RemoveAll(filepath.Join(cfg.DataDir, name))
 			}
 		}
@@ -137,8 +141,6 @@ func checkConfig(cfg *NodeConfig) error {
 		return fmt.Errorf("the cluster id is longer than %d bytes", transport.MaxClusterID)
 	case cfg.Groups < 0 || cfg.Groups > shard.MaxGroups:
 		return fmt.Errorf("%d groups: the number of groups must be 1 to %d", cfg.Groups, shard.MaxGroups)
-	case cfg.Groups > 1 && cfg.Join:
-		return fmt.Errorf("-join with -groups: %w", errGroupMembership)
 	case cfg.Peers[cfg.ID] == "" && cfg.Listen == "":
 		return fmt.Errorf("node %d is not in the peers (%s): add %d=host:port", cfg.ID, FormatPeers(cfg.Peers), cfg.ID)
 	}
@@ -148,9 +150,6 @@ func checkConfig(cfg *NodeConfig) error {
 		}
 	}
 	if len(cfg.Founders) > 0 && !slices.Contains(cfg.Founders, cfg.ID) {
-		if cfg.Groups > 1 {
-			return fmt.Errorf("node %d is not among the founders: %w", cfg.ID, errGroupMembership)
-		}
 		cfg.Join = true
 	}
 	if cfg.Groups == 1 {
@@ -206,7 +205,7 @@ func (n *Node) start() error {
 		members = slices.Sorted(maps.Keys(cfg.Peers))
 	}
 	if cfg.Groups > 1 {
-		return n.startGroups(tlsCfg, members)
+		return n.startGroups(tlsCfg, id, members)
 	}
 	n.storage, err = storage.OpenDiskStorage(filepath.Join(cfg.DataDir, raftDir), storage.DiskOptions{})
 	if err != nil {
