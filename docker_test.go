@@ -12,7 +12,8 @@ package main
 // even on failure: clients over TLS while nodes are killed (docker kill),
 // frozen (docker pause), cut off (docker network disconnect) and restarted
 // one after the other (a rolling restart); porcupine and the
-// acknowledged-write check at the end.
+// acknowledged-write check at the end. It runs twice: nodes of one group,
+// and nodes of 8 groups each (RAFT_GROUPS=8, node -groups 8).
 
 import (
 	"bytes"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/fortytw2/leaktest"
 
+	"raft-consensus/raft/cluster"
 	"raft-consensus/raft/remote"
 )
 
@@ -36,7 +38,10 @@ type compose struct {
 	cmd     []string // docker compose, or docker-compose
 	project string
 	env     []string
+	groups  int
+	cl      cluster.Cluster
 	*remote.Cluster
+	grouped *remote.GroupedCluster // with RAFT_GROUPS > 1
 }
 
 func (c *compose) run(args ...string) string {
@@ -64,7 +69,35 @@ func (c *compose) try(args ...string) (string, error) {
 }
 
 // container is node id's container.
-func (c *compose) newClient() workloadClient { return c.NewClient() }
+func (c *compose) newClient() workloadClient {
+	if c.grouped != nil {
+		return c.grouped.NewShardClient()
+	}
+	return c.NewClient()
+}
+
+// leader is the leader (of the most groups, with many).
+func (c *compose) leader() int {
+	c.t.Helper()
+	if c.grouped == nil {
+		l, _, err := c.CheckUniqueLeader(30 * time.Second)
+		if err != nil {
+			c.t.Fatalf("%v\n%s", err, c.logs())
+		}
+		return l
+	}
+	led, err := c.grouped.WaitLeaders(30 * time.Second)
+	if err != nil {
+		c.t.Fatalf("%v\n%s", err, c.logs())
+	}
+	best := 0
+	for id, n := range led {
+		if n > led[best] {
+			best = id
+		}
+	}
+	return best
+}
 
 func (c *compose) container(id int) string {
 	return strings.TrimSpace(c.run("compose", "ps", "-q", fmt.Sprintf("node-%d", id)))
@@ -122,8 +155,15 @@ func TestDockerCompose(t *testing.T) {
 		t.Fatalf("docker build: %v\n%s", err, out)
 	}
 
+	for _, groups := range []int{1, 8} {
+		t.Run(fmt.Sprintf("groups=%d", groups), func(t *testing.T) { composeUnderFaults(t, cmd, groups) })
+	}
+}
+
+func composeUnderFaults(t *testing.T, cmd []string, groups int) {
 	certs := t.TempDir()
-	c := &compose{t: t, cmd: cmd, project: fmt.Sprintf("rafttest%d", os.Getpid()), env: []string{"RAFT_CERTS_DIR=" + certs}}
+	c := &compose{t: t, cmd: cmd, project: fmt.Sprintf("rafttest%dg%d", os.Getpid(), groups), groups: groups,
+		env: []string{"RAFT_CERTS_DIR=" + certs, fmt.Sprintf("RAFT_GROUPS=%d", groups)}}
 	var addrs []string
 	for i := range 3 {
 		addr, err := freeAddr()
@@ -142,26 +182,28 @@ func TestDockerCompose(t *testing.T) {
 	c.run("compose", "up", "-d")
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		c.Cluster, err = remote.Connect(remote.ClusterConfig{Addrs: addrs, Cluster: "compose", TLSDir: certs, Timeout: 5 * time.Second})
-		if err == nil && len(c.IDs()) == 3 {
-			break
-		}
-		if c.Cluster != nil {
-			c.Shutdown()
+		var err error
+		c.cl, err = remote.ConnectAny(remote.ClusterConfig{Addrs: addrs, Cluster: "compose", TLSDir: certs, Timeout: 5 * time.Second})
+		if err == nil {
+			c.grouped, _ = c.cl.(*remote.GroupedCluster)
+			if c.grouped != nil {
+				c.Cluster = c.grouped.Cluster
+			} else {
+				c.Cluster = c.cl.(*remote.Cluster)
+			}
+			if len(c.IDs()) == 3 && (c.grouped != nil) == (groups > 1) {
+				break
+			}
+			err = fmt.Errorf("%d nodes, grouped %v", len(c.IDs()), c.grouped != nil)
+			c.cl.Shutdown()
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the compose cluster did not answer: %v\n%s", err, c.logs())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	defer c.Shutdown()
-	leader := func() int {
-		l, _, err := c.CheckUniqueLeader(30 * time.Second)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, c.logs())
-		}
-		return l
-	}
+	defer c.cl.Shutdown()
+	leader := c.leader
 	leader()
 	w := startWorkload(c, 4)
 	defer w.finish()
