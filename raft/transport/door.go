@@ -3,8 +3,10 @@ package transport
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"sync"
+	"time"
 )
 
 // door is what every listener of the package does the same way: accept
@@ -33,11 +35,27 @@ func (d *door) open(serve func(conn net.Conn, h Hello)) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		var backoff time.Duration
 		for {
 			conn, err := d.listener.Accept()
 			if err != nil {
-				return
+				d.mu.Lock()
+				closed := d.closed
+				d.mu.Unlock()
+				if closed || errors.Is(err, net.ErrClosed) {
+					return
+				}
+				// Out of file descriptors, or the like: the listener
+				// still works once some close, so wait and accept again
+				// (as net/http does) rather than stop for good.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				if d.logf != nil {
+					d.logf("accepting connections: %v (again in %v)", err, backoff)
+				}
+				time.Sleep(backoff)
+				continue
 			}
+			backoff = 0
 			d.mu.Lock()
 			if d.closed {
 				d.mu.Unlock()

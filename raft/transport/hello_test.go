@@ -271,3 +271,54 @@ type fuzzConn struct{ io.Reader }
 
 func (fuzzConn) Write(p []byte) (int, error) { return len(p), nil }
 func (fuzzConn) Close() error                { return nil }
+
+// failingListener fails its first Accepts, as a listener out of file
+// descriptors does.
+type failingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	fails int
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if l.fails > 0 {
+		l.fails--
+		l.mu.Unlock()
+		return nil, errors.New("accept tcp: too many open files")
+	}
+	l.mu.Unlock()
+	return l.Listener.Accept()
+}
+
+// TestDoorOutlivesAcceptErrors: an Accept error that is not the
+// listener's close (EMFILE) is logged and waited out; the door goes on
+// serving.
+func TestDoorOutlivesAcceptErrors(t *testing.T) {
+	defer leaktest.Check(t)()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged logRecorder
+	d := newDoor(&failingListener{Listener: raw, fails: 3}, nil, identity{cluster: "c", id: 1}, logged.logf)
+	served := make(chan Hello, 1)
+	d.open(func(conn net.Conn, h Hello) { served <- h })
+	defer d.close()
+	conn, err := dial(context.Background(), raw.Addr().String(), Hello{Cluster: "c", From: 2, To: 1}, nil)
+	if err != nil {
+		t.Fatalf("dial after accept errors: %v\n%s", err, logged.text())
+	}
+	defer conn.Close()
+	select {
+	case h := <-served:
+		if h.From != 2 {
+			t.Fatalf("served %+v", h)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the door stopped serving after accept errors")
+	}
+	if n := strings.Count(logged.text(), "too many open files"); n != 3 {
+		t.Fatalf("logged %d accept errors, want 3:\n%s", n, logged.text())
+	}
+}
