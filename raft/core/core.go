@@ -25,6 +25,8 @@ type Core struct {
 	term     uint64
 	votedFor int
 	log      raftLog
+	// voteFloor: see InitialState.VoteFloor.
+	voteFloor VoteFloor
 
 	role   Role
 	leader int
@@ -115,6 +117,8 @@ type brokenRules struct {
 	// newVotersOnly counts only C_new's voters in a joint configuration, as
 	// if C_old had no say during the change (against Raft paper §6).
 	newVotersOnly bool
+	// ignoreVoteFloor votes as if InitialState.VoteFloor were zero.
+	ignoreVoteFloor bool
 }
 
 // InitialState is what a restarting server read back from its Storage.
@@ -125,6 +129,30 @@ type InitialState struct {
 	// Bootstrap is the initial membership, used only when the storage is
 	// empty: it becomes entry 1 of every founding member's log.
 	Bootstrap Configuration
+	// VoteFloor, for a replica created empty to be added to a running
+	// group, is the position (term, index) of the group's leader when it
+	// was created: its current term and its commit index. Until the
+	// replica's own log passes it, it votes (and pre-votes) only for
+	// candidates whose log is at least as up-to-date as that position
+	// (§5.4.1, as if its own log ended there). An empty log is behind
+	// every candidate, so without a floor the replica would vote for a
+	// stale one: a server removed while down that still holds an old
+	// configuration naming this node id from an earlier time it was a
+	// member, and that could then win an election in that configuration
+	// beside the group's real leader. A stale candidate's log lacks a
+	// committed entry at or below the floor's index (a removal), so it
+	// is behind the floor; a legitimate one holds the entry that adds
+	// this replica, appended after the floor. (Systems that never reuse
+	// an id in a group, as etcd and dragonboat, need no floor; here a
+	// node is its id in every group.)
+	VoteFloor VoteFloor
+}
+
+// VoteFloor is a log position a replica treats its log as reaching, for
+// votes only (InitialState.VoteFloor). The zero value is no floor.
+type VoteFloor struct {
+	Term  uint64 `json:"term"`
+	Index uint64 `json:"index"`
 }
 
 // Errors returned to callers of the core's client API.
@@ -224,6 +252,7 @@ func NewCore(cfg CoreConfig, st InitialState) (*Core, error) {
 	}
 	c.config, c.configIndex = c.configFromLog()
 	c.prevHard = st.HardState
+	c.voteFloor = st.VoteFloor
 	c.becomeFollower(c.term, None)
 	return c, nil
 }

@@ -92,6 +92,12 @@ func (c *Core) handleRequestVote(m Message) *Message {
 		(c.votedFor == None && c.leader == None) ||
 		(m.PreVote && m.Term > c.term)
 	upToDate := c.log.isUpToDate(m.LastLogIndex, m.LastLogTerm) || c.cfg.broken.voteForStaleLogs
+	// A replica created empty for a running group treats its log as
+	// reaching the leader's position when it was created
+	// (InitialState.VoteFloor).
+	f := c.voteFloor
+	belowFloor := (m.LastLogTerm < f.Term || m.LastLogTerm == f.Term && m.LastLogIndex < f.Index) && !c.cfg.broken.ignoreVoteFloor
+	upToDate = upToDate && !belowFloor
 	if canVote && upToDate {
 		if m.PreVote {
 			// The reply carries the term the candidate asked about, so it
@@ -109,6 +115,8 @@ func (c *Core) handleRequestVote(m Message) *Message {
 		switch {
 		case !canVote:
 			e.Detail = "already voted for " + itoa(c.votedFor) + " or a leader is known"
+		case belowFloor:
+			e.Detail = "candidate's log is behind the leader's position when this replica was created"
 		case !upToDate:
 			e.Detail = "candidate's log is behind ours"
 		}

@@ -21,3 +21,7 @@ func BreakStaleAppends(cfg *CoreConfig) { cfg.broken.truncateStaleSuffix = true 
 // BreakJointQuorum makes a core count only the new voters in a joint
 // configuration, so that C_old and C_new can decide apart (Raft paper §6).
 func BreakJointQuorum(cfg *CoreConfig) { cfg.broken.newVotersOnly = true }
+
+// BreakVoteFloor makes a replica created empty for a running group vote
+// as if it had no floor (InitialState.VoteFloor).
+func BreakVoteFloor(cfg *CoreConfig) { cfg.broken.ignoreVoteFloor = true }

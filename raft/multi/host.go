@@ -51,6 +51,8 @@ type Config struct {
 // brokenRules switch off rules of the host, so that the tests can show
 // the simulation catches the bugs that follow. Never set otherwise.
 type brokenRules struct {
+	// noVoteFloor creates a joining replica without its vote floor.
+	noVoteFloor bool
 	// heartbeatLosesCommit decodes a coalesced heartbeat without the
 	// leader's commit index. (A mutant that quiesces without the caught-up
 	// checks was tried too: the simulation shows it heals, since the
@@ -179,6 +181,22 @@ func (h *Host) Stats() Stats { return h.stats }
 // that holds state (a restart), else as a founding member of members.
 // Every founding member creates the group with the same members.
 func (h *Host) CreateGroup(g GroupID, members []NodeID) error {
+	return h.createGroup(g, members, core.VoteFloor{})
+}
+
+// JoinGroup starts the host's replica of group g, which runs already
+// elsewhere: from its storage if that holds state (a restart), else empty,
+// to be added by the group's leader. floor is that leader's position
+// when the replica is created (core.InitialState.VoteFloor): the
+// replica votes for no candidate whose log ends before it.
+func (h *Host) JoinGroup(g GroupID, floor core.VoteFloor) error {
+	if h.cfg.broken.noVoteFloor {
+		floor = core.VoteFloor{}
+	}
+	return h.createGroup(g, nil, floor)
+}
+
+func (h *Host) createGroup(g GroupID, members []NodeID, floor core.VoteFloor) error {
 	if _, ok := h.groups[g]; ok {
 		return fmt.Errorf("%w: %v", ErrGroupExists, g)
 	}
@@ -190,7 +208,7 @@ func (h *Host) CreateGroup(g GroupID, members []NodeID) error {
 	cc := h.cfg.Core
 	cc.Seed = h.cfg.Core.Seed*1_000_003 + int64(g) // groups of one host draw different timeouts
 	gr.storage = h.cfg.Storage(g)
-	d, err := node.NewDriver(node.DriverConfig{Core: cc, Members: ids, Storage: gr.storage, Outbox: gr, Applier: gr,
+	d, err := node.NewDriver(node.DriverConfig{Core: cc, Members: ids, VoteFloor: floor, Storage: gr.storage, Outbox: gr, Applier: gr,
 		Tracer: trace.ForGroup(h.cfg.Tracer, g.String())})
 	if err != nil {
 		return fmt.Errorf("group %v: %w", g, err)

@@ -128,8 +128,10 @@ type DriverConfig struct {
 	Core core.CoreConfig
 	// Members are the founding voters (see Config.Members).
 	Members []int
-	Storage storage.Storage
-	Outbox  Outbox
+	// VoteFloor: see core.InitialState.VoteFloor.
+	VoteFloor core.VoteFloor
+	Storage   storage.Storage
+	Outbox    Outbox
 	// Writer, if set, writes a leader's new entries asynchronously.
 	Writer  LogWriter
 	Applier Applier
@@ -180,7 +182,8 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 		}
 	}
 	boot := core.Configuration{Voters: append([]int(nil), cfg.Members...)}
-	d.core, err = core.NewCore(cc, core.InitialState{HardState: hs, Snapshot: snap, Entries: ents, Bootstrap: boot})
+	d.core, err = core.NewCore(cc, core.InitialState{HardState: hs, Snapshot: snap, Entries: ents, Bootstrap: boot,
+		VoteFloor: cfg.VoteFloor})
 	if err != nil {
 		return nil, fmt.Errorf("node %d: %w", cfg.Core.ID, err)
 	}

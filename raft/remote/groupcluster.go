@@ -84,12 +84,16 @@ func (c *GroupedCluster) replicas(only []uint64) map[int]map[multi.GroupID]shard
 
 // Groups reports every group, in id order.
 func (c *GroupedCluster) Groups() []cluster.GroupStatus {
-	return shard.MergeGroups(c.groups, c.replicas(nil))
+	reps := c.replicas(nil)
+	c.syncServers(reps)
+	return shard.MergeGroups(c.groups, reps)
 }
 
 // NodeGroups counts each server's groups.
 func (c *GroupedCluster) NodeGroups() []cluster.NodeGroups {
-	return shard.CountGroups(c.IDs(), c.replicas(nil))
+	reps := c.replicas(nil)
+	c.syncServers(reps) // the nodes, as the groups' leaders have them
+	return shard.CountGroups(c.IDs(), reps)
 }
 
 // GroupNodes is Status with group g's role, term and log.

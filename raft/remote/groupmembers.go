@@ -75,9 +75,11 @@ func (c *GroupedCluster) TransferLeadership(id int) error {
 // many groups has no one configuration to learn its nodes from).
 func (c *GroupedCluster) syncServers(reps map[int]map[multi.GroupID]shard.Replica) {
 	c.gmu.Lock()
+	seen := false
 	for g := range multi.GroupID(c.groups) {
 		if l, r := shard.LeaderOf(reps, g); l != core.None {
 			c.gmembers[g] = r.Summary.Config.Members()
+			seen = true
 		}
 	}
 	nodes := map[int]bool{}
@@ -87,6 +89,9 @@ func (c *GroupedCluster) syncServers(reps map[int]map[multi.GroupID]shard.Replic
 		}
 	}
 	c.gmu.Unlock()
+	if !seen {
+		return // no leader answered: nothing to learn the nodes from
+	}
 	for id, r := range reps {
 		if len(r) > 0 {
 			nodes[id] = true
@@ -100,16 +105,9 @@ func (c *GroupedCluster) syncServers(reps map[int]map[multi.GroupID]shard.Replic
 		}
 		nodes[id] = true
 	}
-	if len(nodes) > 0 {
-		for _, id := range c.members {
-			// A member that did not answer and is in no group's
-			// configuration seen stays until a change removes it.
-			if _, answered := reps[id]; !answered {
-				nodes[id] = true
-			}
-		}
-		c.members = slices.Sorted(maps.Keys(nodes))
-	}
+	// A node down is still a member of its groups' configurations; a node
+	// removed from every group is no longer one of the cluster's.
+	c.members = slices.Sorted(maps.Keys(nodes))
 }
 
 // refusedError is a leader's refusal of a change that can never be made
@@ -170,15 +168,17 @@ func (s groupServers) Transfer(ctx context.Context, id int, g multi.GroupID, tar
 	return s.call(ctx, id, "TransferGroup", &GroupTransfer{Group: uint64(g), Target: target}, &struct{}{})
 }
 
-func (s groupServers) CreateReplica(id int, g multi.GroupID) error {
-	return s.call(context.Background(), id, "CreateReplica", &GroupArgs{Group: uint64(g)}, &struct{}{})
+func (s groupServers) CreateReplica(id int, g multi.GroupID, floor core.VoteFloor) error {
+	return s.call(context.Background(), id, "CreateReplica", &GroupArgs{Group: uint64(g), VoteFloor: floor}, &struct{}{})
 }
 
-// DropReplica: a node that does not answer keeps its replica; removed
-// from the group's configuration, it gets no messages of the group, and
-// with PreVote its elections disturb no one (its log is behind).
-func (s groupServers) DropReplica(id int, g multi.GroupID) {
-	s.call(context.Background(), id, "DropReplica", &GroupArgs{Group: uint64(g)}, &struct{}{}) //nolint:errcheck // see above
+// DropReplica: a node that does not answer keeps its replica (the error
+// says so). Removed from the group's configuration, it gets no messages of
+// the group, and its elections win no vote: the members' logs are ahead of
+// its own, and a replica created empty since has a vote floor
+// (core.InitialState.VoteFloor) above its log.
+func (s groupServers) DropReplica(id int, g multi.GroupID) error {
+	return s.call(context.Background(), id, "DropReplica", &GroupArgs{Group: uint64(g)}, &struct{}{})
 }
 
 func (s groupServers) Hosted(id int) []multi.GroupID {

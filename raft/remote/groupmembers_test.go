@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"raft-consensus/raft/kv"
 	"raft-consensus/raft/lincheck"
 	"raft-consensus/raft/multi"
+	"raft-consensus/raft/shard"
 )
 
 // TestMembershipOfManyGroupsAcrossNodes: on node processes' servers of 4
@@ -60,15 +62,8 @@ func TestMembershipOfManyGroupsAcrossNodes(t *testing.T) {
 	for id := range 3 {
 		start(id)
 	}
-	cl, err := ConnectAny(ClusterConfig{Addrs: []string{book[0], book[1], book[2]}, Cluster: "mg"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Shutdown()
-	c := cl.(*GroupedCluster)
-	if _, err := c.WaitLeaders(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	c := connectGrouped(t, book, "mg")
+	defer c.Shutdown()
 	want := map[string]string{}
 	write := func(round string) {
 		t.Helper()
@@ -231,4 +226,129 @@ func TestReaddedReplicaNeverBootstraps(t *testing.T) {
 			t.Errorf("group %d lost its founding configuration: last index %d, voters %v", g, r.Summary.LastIndex, voters)
 		}
 	}
+}
+
+// TestStaleReplicaWinsNoVote: the reviewer's scenario. Node 0 is down
+// when group g removes it, so it keeps its replica with the old
+// configuration {0,1,2}; node 2 is removed too, g goes on alone on node 1
+// and acknowledges a write. Node 0 comes back and campaigns in its old
+// configuration while node 2 gets an empty replica of g again, which the
+// leader cannot reach yet (a cut link). The empty replica's vote floor
+// (the leader's term when it was created) refuses node 0, whose log ends
+// in an older term: without it, node 0 would win {0,2} of {0,1,2}, lead
+// g beside node 1, and lose the acknowledged write.
+func TestStaleReplicaWinsNoVote(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 15*time.Second)()
+	const groups = 4
+	book := freeAddrs(t, 3)
+	dir := t.TempDir()
+	var logged logLines
+	cfgOf := func(id int) NodeConfig {
+		return NodeConfig{ID: id, Cluster: "st", Peers: book, DataDir: filepath.Join(dir, fmt.Sprintf("node-%d", id)), Groups: groups,
+			ElectionTimeoutMin: 150 * time.Millisecond, ElectionTimeoutMax: 300 * time.Millisecond, HeartbeatInterval: 30 * time.Millisecond,
+			Logf: logged.logf}
+	}
+	nodes := startNodes(t, 3, cfgOf(0), dir) // node-<id> dirs, as cfgOf
+	defer func() { stopNodes(nodes) }()
+	c := connectGrouped(t, book, "st")
+	defer c.Shutdown()
+	key := "b"
+	g := c.GroupOf(key)
+	if err := c.TransferGroup(1, g); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(kv.OpSet, key, "1", core.None); err != nil {
+		t.Fatal(err)
+	}
+	nodes[0].Stop()
+	if err := c.RemoveFromGroup(0, g); err == nil || !strings.Contains(err.Error(), "its replica there stays") {
+		t.Fatalf("removing node 0, which is down, from group %d: %v, want it to say the replica stays", g, err)
+	}
+	if err := c.RemoveFromGroup(2, g); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(kv.OpSet, key, "2", core.None); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if nodes[0], err = StartNode(cfgOf(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CutLink(1, 2); err != nil {
+		t.Fatal(err)
+	}
+	l, sum := groupServers{c}.Leader(multi.GroupID(g))
+	if l != 1 {
+		t.Fatalf("group %d is led by %d", g, l)
+	}
+	if err := (groupServers{c}).CreateReplica(2, multi.GroupID(g), core.VoteFloor{Term: sum.Term, Index: sum.Commit}); err != nil {
+		t.Fatal(err)
+	}
+	// Node 0 campaigns (a pre-candidate: nobody grants its pre-vote) and
+	// never leads, for many election timeouts.
+	replica := func(id int) (shard.Replica, bool) {
+		srv, err := nodes[id].shardServer()
+		if err != nil {
+			return shard.Replica{}, false
+		}
+		reps, err := srv.Replicas([]multi.GroupID{multi.GroupID(g)})
+		r, ok := reps[multi.GroupID(g)]
+		return r, err == nil && ok
+	}
+	campaigning := false
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		r, ok := replica(0)
+		if !ok {
+			t.Fatalf("node 0 lost its stale replica of group %d", g)
+		}
+		switch r.Summary.Role {
+		case core.PreCandidate, core.Candidate:
+			campaigning = true
+		case core.Leader:
+			t.Fatalf("node 0's stale replica of group %d became leader in term %d with the vote of node 2's empty replica", g, r.Summary.Term)
+		}
+	}
+	if !campaigning {
+		t.Fatalf("node 0's stale replica of group %d never campaigned: the test shows nothing", g)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(c.RestoreLink(1, 2))
+	must(c.AddToGroup(2, g))
+	res, err := c.Do(kv.OpGet, key, "", core.None)
+	if err != nil || res.Value != "2" {
+		t.Fatalf("get %s: %+v, %v; want the acknowledged 2", key, res, err)
+	}
+	// The stale replica goes once node 0 answers.
+	must(c.RemoveFromGroup(0, g))
+	if _, ok := replica(0); ok {
+		t.Fatalf("node 0 still holds group %d", g)
+	}
+	if strings.Contains(logged.text(), "SAFETY VIOLATION") {
+		t.Fatalf("a safety violation:\n%s", logged.text())
+	}
+}
+
+// connectGrouped connects to nodes 0–2 of book, nodes of many groups, and
+// waits for every group's leader.
+func connectGrouped(t *testing.T, book map[int]string, cluster string) *GroupedCluster {
+	t.Helper()
+	cl, err := ConnectAny(ClusterConfig{Addrs: []string{book[0], book[1], book[2]}, Cluster: cluster})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := cl.(*GroupedCluster)
+	if !ok {
+		cl.Shutdown()
+		t.Fatalf("nodes of many groups gave a %T", cl)
+	}
+	if _, err := c.WaitLeaders(10 * time.Second); err != nil {
+		c.Shutdown()
+		t.Fatal(err)
+	}
+	return c
 }

@@ -87,6 +87,7 @@ func (n *Node) startGroups(tlsCfg *tls.Config, id identity, members []int) error
 		// only: a restart reads its state); a group it was added to later
 		// it never bootstraps, even if it restarts before the leader has
 		// sent it anything.
+		VoteFloor: func(g multi.GroupID) core.VoteFloor { return rec.Floors[uint64(g)] },
 		Members: func(g multi.GroupID) []multi.NodeID {
 			if id.Joined || rec.joined(uint64(g)) {
 				return nil

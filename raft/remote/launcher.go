@@ -62,6 +62,9 @@ type launcherRecord struct {
 	Cluster string         `json:"cluster"`
 	Peers   map[int]string `json:"peers"`
 	Joined  []int          `json:"joined,omitempty"` // added after the start
+	// Removed are the nodes a membership change took out (and the
+	// launcher stopped): a later launcher on the dir does not start them.
+	Removed []int `json:"removed,omitempty"`
 }
 
 // Launch takes Dir (one launcher at a time), starts the nodes and waits
@@ -96,7 +99,9 @@ func Launch(cfg LauncherConfig) (*Launcher, error) {
 	l.book = rec.Peers
 	var ids []int
 	for id := range l.book {
-		ids = append(ids, id)
+		if !slices.Contains(rec.Removed, id) {
+			ids = append(ids, id)
+		}
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
@@ -155,12 +160,16 @@ func (l *Launcher) Book() map[int]string {
 	return maps.Clone(l.book)
 }
 
-// Addrs returns the nodes' addresses, in id order.
+// Addrs returns the addresses of the nodes it runs (not those a change
+// removed), in id order.
 func (l *Launcher) Addrs() []string {
 	book := l.Book()
+	rec, _ := l.recordOnDisk()
 	var out []string
 	for _, id := range slices.Sorted(maps.Keys(book)) {
-		out = append(out, book[id])
+		if !slices.Contains(rec.Removed, id) {
+			out = append(out, book[id])
+		}
 	}
 	return out
 }
@@ -298,6 +307,7 @@ func (l *Launcher) Start(id int, book map[int]string) (string, error) {
 	if !slices.Contains(rec.Joined, id) {
 		rec.Joined = append(rec.Joined, id)
 	}
+	rec.Removed = slices.DeleteFunc(rec.Removed, func(r int) bool { return r == id })
 	if err := writeJSON(filepath.Join(l.cfg.Dir, launcherFile), rec); err != nil {
 		return "", err
 	}
@@ -371,11 +381,20 @@ func (l *Launcher) setPaused(id int, pause bool) error {
 func (l *Launcher) Stop(id int) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	p, err := l.running(id)
+	// Recorded first: a launcher started later on the dir leaves it out.
+	rec, err := l.recordOnDisk()
 	if err != nil {
-		return nil
+		return err
 	}
-	l.stopLocked(p)
+	if !slices.Contains(rec.Removed, id) {
+		rec.Removed = append(rec.Removed, id)
+		if err := writeJSON(filepath.Join(l.cfg.Dir, launcherFile), rec); err != nil {
+			return err
+		}
+	}
+	if p, err := l.running(id); err == nil {
+		l.stopLocked(p)
+	}
 	return nil
 }
 

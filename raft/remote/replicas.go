@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,6 +30,9 @@ type replicaRecord struct {
 	// Joined are the groups the node was added to by a membership change:
 	// it never bootstraps them (see startGroups), even on an empty log.
 	Joined []uint64 `json:"joined,omitempty"`
+	// Floors are the vote floors of the replicas it was added with
+	// (core.InitialState.VoteFloor), by group.
+	Floors map[uint64]core.VoteFloor `json:"vote_floors,omitempty"`
 }
 
 func (r replicaRecord) hosts(g uint64) bool  { return slices.Contains(r.Hosted, g) }
@@ -75,9 +79,11 @@ func (n *Node) saveReplicas(rec replicaRecord) error {
 	return nil
 }
 
-// GroupArgs names one group.
+// GroupArgs names one group; CreateReplica takes the vote floor of the
+// replica it creates too (the position of the group's leader).
 type GroupArgs struct {
-	Group uint64
+	Group     uint64
+	VoteFloor core.VoteFloor
 }
 
 // CreateReplica gives the node an empty replica of a group, which joins
@@ -86,11 +92,12 @@ func (a *Admin) CreateReplica(args *GroupArgs, _ *struct{}) error {
 	g := args.Group
 	// Saved first: a restart creates it again, and never bootstraps it
 	// (it was added, not founded).
-	return a.node.alterReplica(g, true, func(srv *shard.Server, h *multi.Host) (string, error) {
+	floor := args.VoteFloor
+	return a.node.alterReplica(g, floor, func(srv *shard.Server, h *multi.Host) (string, error) {
 		if _, _, err := h.Summary(multi.GroupID(g)); err == nil {
 			return "", nil // one left from an earlier try, or a founder's
 		}
-		return fmt.Sprintf("created an empty replica of group %d", g), srv.CreateReplica(h, multi.GroupID(g), nil)
+		return fmt.Sprintf("created an empty replica of group %d (vote floor: term %d, index %d)", g, floor.Term, floor.Index), srv.JoinReplica(h, multi.GroupID(g), floor)
 	})
 }
 
@@ -101,7 +108,7 @@ func (a *Admin) DropReplica(args *GroupArgs, _ *struct{}) error {
 	// Saved first: a node that crashes before the drop forgets the group
 	// at its start (shard.StartServer drops what it does not host), and
 	// never bootstraps it again from an emptied log.
-	return a.node.alterReplica(g, false, func(srv *shard.Server, h *multi.Host) (string, error) {
+	return a.node.alterReplica(g, dropped, func(srv *shard.Server, h *multi.Host) (string, error) {
 		if !srv.DropReplica(h, multi.GroupID(g)) {
 			return "", nil
 		}
@@ -109,11 +116,16 @@ func (a *Admin) DropReplica(args *GroupArgs, _ *struct{}) error {
 	})
 }
 
-// alterReplica saves that the node holds group g's replica (hosted) or
-// not, and marks g joined (never to be bootstrapped by this node), then
-// runs act on the node goroutine, one change at a time; act says what it
-// did, for the log ("": nothing).
-func (n *Node) alterReplica(g uint64, hosted bool, act func(*shard.Server, *multi.Host) (string, error)) error {
+// dropped is alterReplica's floor for a replica that goes.
+var dropped = core.VoteFloor{Term: ^uint64(0), Index: ^uint64(0)}
+
+// alterReplica saves that the node holds group g's replica, with vote
+// floor floor (kept if it holds one already), or that it does not (floor
+// dropped), and marks g joined (never to be bootstrapped by this node);
+// then it runs act on the node goroutine, one change at a time. act says
+// what it did, for the log ("": nothing).
+func (n *Node) alterReplica(g uint64, floor core.VoteFloor, act func(*shard.Server, *multi.Host) (string, error)) error {
+	hosted := floor != dropped
 	srv, err := n.shardServer()
 	if err != nil {
 		return err
@@ -126,8 +138,16 @@ func (n *Node) alterReplica(g uint64, hosted bool, act func(*shard.Server, *mult
 	if n.replicas.hosts(g) != hosted || !n.replicas.joined(g) {
 		rec := replicaRecord{Hosted: slices.DeleteFunc(slices.Clone(n.replicas.Hosted), func(h uint64) bool { return h == g }),
 			Joined: slices.Clone(n.replicas.Joined)}
+		rec.Floors = maps.Clone(n.replicas.Floors)
+		if rec.Floors == nil {
+			rec.Floors = map[uint64]core.VoteFloor{}
+		}
+		delete(rec.Floors, g)
 		if hosted {
 			rec.Hosted = append(rec.Hosted, g)
+			if floor != (core.VoteFloor{}) {
+				rec.Floors[g] = floor
+			}
 		}
 		if !rec.joined(g) {
 			rec.Joined = append(rec.Joined, g)

@@ -38,12 +38,15 @@ type GroupServers interface {
 	// (TimeoutNow, thesis §3.10).
 	Transfer(ctx context.Context, id int, g multi.GroupID, target int) error
 	// CreateReplica gives running server id an empty replica of g, which
-	// joins when a leader adds it (nothing if it has one already).
-	CreateReplica(id int, g multi.GroupID) error
+	// joins when a leader adds it (nothing if it has one already), with
+	// the leader's position now (its term and commit index) as its vote
+	// floor (see core.InitialState.VoteFloor), kept across its restarts.
+	CreateReplica(id int, g multi.GroupID, floor core.VoteFloor) error
 	// DropReplica destroys server id's replica of g and its storage, so
 	// that it joins empty if it is added again (one that is down forgets
-	// it at its next start).
-	DropReplica(id int, g multi.GroupID)
+	// it at its next start, where the cluster can arrange that; else the
+	// error says the replica stays).
+	DropReplica(id int, g multi.GroupID) error
 	// Hosted are the groups server id holds a replica of.
 	Hosted(id int) []multi.GroupID
 	// Exists checks that server id is one of the cluster's; Running, that
@@ -119,20 +122,44 @@ func (m Changer) groupConfig(g multi.GroupID) (core.Configuration, error) {
 	return sum.Config, nil
 }
 
-// addReplicas creates empty replicas of g on the servers ids.
-func (m Changer) addReplicas(g multi.GroupID, ids []int) error {
+// addReplicas creates empty replicas of g on the servers ids, with the
+// position of g's leader (its term, its commit index) as their vote
+// floor: the change that adds them is appended after it.
+func (m Changer) addReplicas(ctx context.Context, g multi.GroupID, ids []int) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(m.Timeout)
+	l, sum := m.Servers.Leader(g)
+	for l == core.None {
+		switch {
+		case errors.Is(ctx.Err(), context.DeadlineExceeded) || time.Now().After(deadline):
+			return fmt.Errorf("group %d: %w", g, cluster.ErrNoLeader)
+		case ctx.Err() != nil:
+			return cluster.ErrInterrupted
+		}
+		cluster.Sleep(ctx, m.Poll)
+		l, sum = m.Servers.Leader(g)
+	}
 	for _, id := range ids {
-		if err := m.Servers.CreateReplica(id, g); err != nil {
+		if err := m.Servers.CreateReplica(id, g, core.VoteFloor{Term: sum.Term, Index: sum.Commit}); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (m Changer) dropReplicas(g multi.GroupID, ids []int) {
+// dropReplicas drops g's replicas on the servers ids; the error names
+// those that stay (a node that does not answer).
+func (m Changer) dropReplicas(g multi.GroupID, ids []int) error {
+	var errs []error
 	for _, id := range ids {
-		m.Servers.DropReplica(id, g)
+		if err := m.Servers.DropReplica(id, g); err != nil {
+			errs = append(errs, fmt.Errorf("node %d left group %d, but its replica there stays: %w "+
+				"(it is harmless: it votes for no one newer; \"remove %d g%d\" drops it once the node answers)", id, g, err, id, g))
+		}
 	}
+	return errors.Join(errs...)
 }
 
 // checkGroup checks a group id argument.
@@ -167,7 +194,7 @@ func (m Changer) ChangeGroup(ctx context.Context, g uint64, adds, removes []int)
 }
 
 func (m Changer) changeGroupMembers(ctx context.Context, g multi.GroupID, adds, removes []int) error {
-	if err := m.addReplicas(g, adds); err != nil {
+	if err := m.addReplicas(ctx, g, adds); err != nil {
 		return err
 	}
 	proposed, err := m.changeGroup(ctx, g, cluster.MembersChange(adds, removes))
@@ -177,8 +204,7 @@ func (m Changer) changeGroupMembers(ctx context.Context, g multi.GroupID, adds, 
 		}
 		return cluster.ChangeFailed(err, adds, proposed)
 	}
-	m.dropReplicas(g, removes)
-	return nil
+	return m.dropReplicas(g, removes)
 }
 
 // AddToGroup adds server id (running) to group g: as a learner, promoted
@@ -202,7 +228,7 @@ func (m Changer) AddToGroup(ctx context.Context, id int, g uint64) error {
 }
 
 func (m Changer) addToGroup(ctx context.Context, g multi.GroupID, id int) error {
-	if err := m.addReplicas(g, []int{id}); err != nil {
+	if err := m.addReplicas(ctx, g, []int{id}); err != nil {
 		return err
 	}
 	proposed, err := m.changeGroup(ctx, g, cluster.AddChange(id))
@@ -228,6 +254,10 @@ func (m Changer) RemoveFromGroup(ctx context.Context, id int, g uint64) error {
 	if err != nil {
 		return err
 	}
+	if !cfg.IsMember(id) && slices.Contains(m.Servers.Hosted(id), gid) {
+		// Left over from a removal while the node was down.
+		return m.dropReplicas(gid, []int{id})
+	}
 	if err := cluster.CheckMembersChange(cfg, nil, []int{id}, cluster.MaxNodes-1); err != nil {
 		return fmt.Errorf("group %d: %w", g, err)
 	}
@@ -238,8 +268,7 @@ func (m Changer) removeFromGroup(ctx context.Context, g multi.GroupID, id int) e
 	if _, err := m.changeGroup(ctx, g, cluster.RemoveChange(id)); err != nil {
 		return err
 	}
-	m.dropReplicas(g, []int{id})
-	return nil
+	return m.dropReplicas(g, []int{id})
 }
 
 // eachGroup runs fn for the groups, Parallel at a time, and joins their
@@ -321,8 +350,10 @@ func (m Changer) AddServer(ctx context.Context, id int) error {
 		if err := m.Servers.Running(id); err != nil {
 			return err
 		}
-		in := m.groupsOf(id)
-		groups = slices.DeleteFunc(groups, func(g multi.GroupID) bool { return slices.Contains(in, g) })
+		// The groups it is a member of: one where it only holds a replica
+		// (left from a failed try or a removal) still needs the change.
+		m.Servers.Refresh()
+		groups = slices.DeleteFunc(groups, func(g multi.GroupID) bool { return slices.Contains(m.Servers.Members(g), id) })
 		if len(groups) == 0 {
 			return fmt.Errorf("node %d is already a member of every group", id)
 		}

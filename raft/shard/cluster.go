@@ -136,7 +136,7 @@ func New(cfg Config) (*Cluster, error) {
 }
 
 func (c *Cluster) newServer(id int) *server {
-	s := &server{id: multi.NodeID(id), mem: map[multi.GroupID]*storage.MemoryStorage{}, hosted: map[multi.GroupID]bool{}}
+	s := &server{id: multi.NodeID(id), mem: map[multi.GroupID]*storage.MemoryStorage{}, hosted: map[multi.GroupID]bool{}, floors: map[multi.GroupID]core.VoteFloor{}}
 	if c.cfg.DataDir != "" {
 		s.dir = filepath.Join(c.cfg.DataDir, "node-"+strconv.Itoa(id))
 	}

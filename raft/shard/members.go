@@ -68,17 +68,19 @@ func (s clusterServers) Transfer(ctx context.Context, id int, g multi.GroupID, t
 	return res
 }
 
-func (s clusterServers) CreateReplica(id int, g multi.GroupID) error {
+func (s clusterServers) CreateReplica(id int, g multi.GroupID, floor core.VoteFloor) error {
 	run, err := s.c.running(id)
 	if err != nil {
 		return err
 	}
 	var cerr error
+	created := false
 	if err := run.node.Do(context.Background(), func(h *multi.Host) {
 		if _, _, err := h.Summary(g); err == nil {
 			return // a replica left from an earlier try
 		}
-		cerr = run.CreateReplica(h, g, nil)
+		cerr = run.JoinReplica(h, g, floor)
+		created = cerr == nil
 	}); err != nil {
 		return err
 	}
@@ -87,6 +89,9 @@ func (s clusterServers) CreateReplica(id int, g multi.GroupID) error {
 	}
 	s.c.mu.Lock()
 	s.c.servers[id].hosted[g] = true
+	if created {
+		s.c.servers[id].floors[g] = floor
+	}
 	s.c.mu.Unlock()
 	return nil
 }
@@ -94,13 +99,14 @@ func (s clusterServers) CreateReplica(id int, g multi.GroupID) error {
 // DropReplica: a server that is down forgets the replica (it does not
 // create it again on a restart). Its storage goes too (in memory, or
 // dropped from the shared log, at once or at the server's next start).
-func (s clusterServers) DropReplica(id int, g multi.GroupID) {
+func (s clusterServers) DropReplica(id int, g multi.GroupID) error {
 	c := s.c
 	c.mu.Lock()
 	srv := c.servers[id]
 	var run *Server
 	if srv != nil {
 		delete(srv.hosted, g)
+		delete(srv.floors, g)
 		run = srv.run
 		if run == nil {
 			delete(srv.mem, g) // no node goroutine runs: the map is ours
@@ -114,6 +120,7 @@ func (s clusterServers) DropReplica(id int, g multi.GroupID) {
 			}
 		})
 	}
+	return nil
 }
 
 func (s clusterServers) Hosted(id int) []multi.GroupID {

@@ -35,6 +35,9 @@ type ServerConfig struct {
 	// replica waits for a leader to add it).
 	Hosted  []multi.GroupID
 	Members func(multi.GroupID) []multi.NodeID
+	// VoteFloor, if set, is the vote floor of a replica the server was
+	// added with (JoinReplica), kept across restarts (zero: none).
+	VoteFloor func(multi.GroupID) core.VoteFloor
 	// Attach, if set, is given the node before any replica exists, so
 	// that the network can deliver to it.
 	Attach func(*multinode.Node)
@@ -120,7 +123,12 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	var err error
 	if derr := s.node.Do(context.Background(), func(h *multi.Host) {
 		for _, g := range cfg.Hosted {
-			if err = s.CreateReplica(h, g, cfg.Members(g)); err != nil {
+			if floor := s.voteFloor(g); floor != (core.VoteFloor{}) {
+				err = s.JoinReplica(h, g, floor)
+			} else {
+				err = s.CreateReplica(h, g, cfg.Members(g))
+			}
+			if err != nil {
 				return
 			}
 		}
@@ -143,6 +151,30 @@ func (s *Server) CreateReplica(h *multi.Host, g multi.GroupID, members []multi.N
 	if err := h.CreateGroup(g, members); err != nil {
 		return fmt.Errorf("node %d: %w", s.cfg.ID, err)
 	}
+	s.addStore(h, g)
+	return nil
+}
+
+// JoinReplica creates the server's replica of g, a running group it is
+// being added to, with the vote floor of multi.Host.JoinGroup, and its
+// store; it runs on the node goroutine.
+func (s *Server) JoinReplica(h *multi.Host, g multi.GroupID, floor core.VoteFloor) error {
+	if err := h.JoinGroup(g, floor); err != nil {
+		return fmt.Errorf("node %d: %w", s.cfg.ID, err)
+	}
+	s.addStore(h, g)
+	return nil
+}
+
+func (s *Server) voteFloor(g multi.GroupID) core.VoteFloor {
+	if s.cfg.VoteFloor == nil {
+		return core.VoteFloor{}
+	}
+	return s.cfg.VoteFloor(g)
+}
+
+// addStore gives replica g its KV store.
+func (s *Server) addStore(h *multi.Host, g multi.GroupID) {
 	id := s.cfg.ID
 	broke := func(what string) {
 		s.broken[g] = true
@@ -151,7 +183,6 @@ func (s *Server) CreateReplica(h *multi.Host, g multi.GroupID, members []multi.N
 	s.stores[g] = kv.NewHost(groupNode{h, g}, kv.NewStore(), kv.HostConfig{ID: int(id),
 		OnViolation:      func(v core.InvariantViolation) { broke(v.Error()) },
 		OnStorageFailure: func(err error) { broke(err.Error()) }})
-	return nil
 }
 
 // DropReplica destroys the server's replica of g and forgets its storage

@@ -2,7 +2,9 @@ package shard
 
 import (
 	"context"
+	"maps"
 
+	"raft-consensus/raft/core"
 	"raft-consensus/raft/kv"
 	"raft-consensus/raft/multi"
 	"raft-consensus/raft/multinode"
@@ -19,6 +21,9 @@ type server struct {
 	// hosted are the groups it holds a replica of, to create again on a
 	// restart (a removed replica's records stay in the log, unused).
 	hosted map[multi.GroupID]bool
+	// floors are the vote floors of the replicas it was added with
+	// (core.InitialState.VoteFloor).
+	floors map[multi.GroupID]core.VoteFloor
 
 	run *Server // nil: crashed
 }
@@ -32,6 +37,8 @@ func (c *Cluster) start(s *server, members func(multi.GroupID) []multi.NodeID) e
 	for g := range s.hosted {
 		cfg.Hosted = append(cfg.Hosted, g)
 	}
+	floors := maps.Clone(s.floors)
+	cfg.VoteFloor = func(g multi.GroupID) core.VoteFloor { return floors[g] }
 	if s.dir == "" {
 		cfg.Storage = func(g multi.GroupID) storage.Storage {
 			if s.mem[g] == nil {
