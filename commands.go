@@ -674,7 +674,7 @@ func cmdChange(r *REPL, sim cluster.Cluster, args []string) error {
 	}
 	how := "in one step (one voter changed: no joint configuration needed)"
 	if voters > 1 {
-		how = "through a joint configuration, now left"
+		how = "through a joint configuration (C_old,new, then C_new)"
 	}
 	var parts []string
 	if len(adds) > 0 {

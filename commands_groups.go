@@ -378,7 +378,7 @@ func changeGroup(r *REPL, gc cluster.Grouped, args []string) error {
 	}
 	how := "in one step"
 	if len(adds)+len(removes) > 1 {
-		how = "through a joint configuration, now left" // more than one voter changed
+		how = "through a joint configuration (C_old,new, then C_new)" // more than one voter changed
 	}
 	r.printf("group %d's members changed %s: %s", g, how, strings.Join(parts, ", "))
 	return nil

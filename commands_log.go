@@ -93,7 +93,8 @@ func cmdLog(r *REPL, c cluster.Cluster, args []string) error {
 		if inGroup {
 			r.printf("group %d's log", group)
 		} else {
-			r.printf("group 0's log (\"log g5\" shows group 5's)")
+			last := gc.GroupCount() - 1
+			r.printf("group 0's log (\"log g%d\" shows group %d's)", last, last)
 		}
 	}
 	if nodeArg == "" {
@@ -272,7 +273,7 @@ func (r *REPL) printLogs(logs []cluster.NodeLog, status []cluster.NodeStatus, rn
 		}
 		line := strings.TrimRight(b.String(), " ")
 		if !l.Alive {
-			line += " (its log is on its disk: restart it to see it)"
+			line += " (not answering: crashed, paused or cut off; a crashed node's log is on its disk, restart it to see it)"
 		}
 		r.printf("%s", line)
 		if mk := strings.TrimRight(marks.String(), " "); mk != "" {
@@ -369,7 +370,7 @@ func stripANSI(s string) string {
 // printNodeLog shows one node's entries, one a line.
 func (r *REPL) printNodeLog(l cluster.NodeLog, st cluster.NodeStatus, rng logRange) error {
 	if !l.Alive {
-		return fmt.Errorf("node %d is crashed: its log is on its disk — restart it (\"restart %d\") to see it", l.ID, l.ID)
+		return fmt.Errorf("node %d does not answer (crashed, paused or cut off): a crashed node's log is on its disk — restart it (\"restart %d\") to see it, resume a paused one", l.ID, l.ID)
 	}
 	lo, hi := l.SnapshotIndex+1, l.LastIndex
 	switch {

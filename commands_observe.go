@@ -14,6 +14,7 @@ import (
 	"raft-consensus/raft/cluster"
 	"raft-consensus/raft/kv"
 	"raft-consensus/raft/lincheck"
+	"raft-consensus/raft/remote"
 	"raft-consensus/raft/trace"
 	"raft-consensus/utils/diagram"
 )
@@ -68,6 +69,9 @@ func cmdDiagram(r *REPL, _ cluster.Cluster, args []string) error {
 		events = slices.DeleteFunc(events, func(rec trace.Record) bool { return rec.Group != "" && rec.Group != group })
 	}
 	if len(events) == 0 {
+		if c := r.Cluster(); c != nil && inProcesses(c) {
+			return errors.New("no trace events: the diagram shows what an in-process cluster traced (go run ., then 1 3); nodes in processes of their own (cluster up, -connect) trace into their own logs")
+		}
 		return fmt.Errorf("no trace events yet — create a cluster first (1 <nodes>)")
 	}
 	run, _ := diagram.FromRecords("REPL session", events)
@@ -248,4 +252,14 @@ func cmdHistory(r *REPL, c cluster.Cluster, args []string) error {
 	}
 	r.printf("ok: wrote %s to %s (JSON lines)", plural(len(ops), "operation"), args[0])
 	return nil
+}
+
+// inProcesses reports whether the REPL drives nodes in processes of their
+// own (cluster up, -connect), which trace into their own logs.
+func inProcesses(c cluster.Cluster) bool {
+	switch c.(type) {
+	case *remote.Cluster, *remote.GroupedCluster:
+		return true
+	}
+	return false
 }

@@ -34,7 +34,7 @@ func TestGroupsSession(t *testing.T) {
 		step("transfer 2 g3", `^ok: node 2 now leads group 3 \(term \d+\)$`),
 		step("transfer 0", `^ok: node 0 now leads 8 groups \(every group it is a voter of\)$`),
 		step("add 3", `^node 3 added to every group \(voter in 8 groups\)$`),
-		step("change 5 -3 -0", `^group 5's members changed through a joint configuration, now left: removed 3 0$`),
+		step("change 5 -3 -0", `^group 5's members changed through a joint configuration \(C_old,new, then C_new\): removed 3 0$`),
 		step("remove 1 g2", `^node 1 removed from group 2 \(its replica there is gone\)$`),
 		step("add 1 g2", `^node 1 added to group 2 \(voter\)$`),
 		step("groups 5", `^GROUP +LEADER +TERM +COMMIT +MEMBERS +REPLICAS$`, `^─+$`, `^ +5 +[12] +\d+ +\d+ +1, 2 +2, `, `^group 5 of 8 shown — "groups 6..7" shows others$`, `^8 groups: 8 with a leader`),

@@ -151,22 +151,22 @@ func (c *GroupedCluster) GroupLeader(g uint64) (int, uint64) {
 // groups each server leads.
 func (c *GroupedCluster) WaitLeaders(timeout time.Duration) (map[int]int, error) {
 	var led map[int]int
-	missing := c.groups
+	var missing []multi.GroupID
 	err := c.poll(timeout, func() (bool, error) {
 		reps := c.replicas(nil)
-		led, missing = map[int]int{}, 0
+		led, missing = map[int]int{}, nil
 		for g := range multi.GroupID(c.groups) {
 			l, _ := shard.LeaderOf(reps, g)
 			if l == core.None || c.faults.IsDisconnected(l) {
-				missing++
+				missing = append(missing, g)
 				continue
 			}
 			led[l]++
 		}
-		return missing == 0, nil
+		return len(missing) == 0, nil
 	})
 	if errors.Is(err, cluster.ErrTimeout) {
-		return nil, fmt.Errorf("%w: %d of %d groups have none after %v", cluster.ErrNoLeader, missing, c.groups, timeout)
+		return nil, fmt.Errorf("%w: %d of %d groups have none after %v (%s)", cluster.ErrNoLeader, len(missing), c.groups, timeout, shard.GroupList(missing))
 	}
 	return led, err
 }

@@ -114,12 +114,28 @@ func (m Changer) changeGroup(ctx context.Context, g multi.GroupID, ch cluster.Ch
 }
 
 // groupConfig is group g's configuration as its leader has it.
-func (m Changer) groupConfig(g multi.GroupID) (core.Configuration, error) {
-	l, sum := m.Servers.Leader(g)
-	if l == core.None {
-		return core.Configuration{}, fmt.Errorf("group %d: %w", g, cluster.ErrNoLeader)
+func (m Changer) groupConfig(ctx context.Context, g multi.GroupID) (core.Configuration, error) {
+	_, sum, err := m.waitLeader(ctx, g)
+	return sum.Config, err
+}
+
+// waitLeader waits (up to Timeout) for group g's leader, as a client's
+// write does: a change asked right after a start or a crash waits for the
+// election instead of failing.
+func (m Changer) waitLeader(ctx context.Context, g multi.GroupID) (int, core.Summary, error) {
+	deadline := time.Now().Add(m.Timeout)
+	for {
+		if l, sum := m.Servers.Leader(g); l != core.None {
+			return l, sum, nil
+		}
+		switch {
+		case errors.Is(ctx.Err(), context.DeadlineExceeded) || time.Now().After(deadline):
+			return core.None, core.Summary{}, fmt.Errorf("group %d: %w", g, cluster.ErrNoLeader)
+		case ctx.Err() != nil:
+			return core.None, core.Summary{}, cluster.ErrInterrupted
+		}
+		cluster.Sleep(ctx, m.Poll)
 	}
-	return sum.Config, nil
 }
 
 // addReplicas creates empty replicas of g on the servers ids, with the
@@ -129,17 +145,9 @@ func (m Changer) addReplicas(ctx context.Context, g multi.GroupID, ids []int) er
 	if len(ids) == 0 {
 		return nil
 	}
-	deadline := time.Now().Add(m.Timeout)
-	l, sum := m.Servers.Leader(g)
-	for l == core.None {
-		switch {
-		case errors.Is(ctx.Err(), context.DeadlineExceeded) || time.Now().After(deadline):
-			return fmt.Errorf("group %d: %w", g, cluster.ErrNoLeader)
-		case ctx.Err() != nil:
-			return cluster.ErrInterrupted
-		}
-		cluster.Sleep(ctx, m.Poll)
-		l, sum = m.Servers.Leader(g)
+	_, sum, err := m.waitLeader(ctx, g)
+	if err != nil {
+		return err
 	}
 	for _, id := range ids {
 		if err := m.Servers.CreateReplica(id, g, core.VoteFloor{Term: sum.Term, Index: sum.Commit}); err != nil {
@@ -178,7 +186,7 @@ func (m Changer) ChangeGroup(ctx context.Context, g uint64, adds, removes []int)
 		return err
 	}
 	gid := multi.GroupID(g)
-	cfg, err := m.groupConfig(gid)
+	cfg, err := m.groupConfig(ctx, gid)
 	if err != nil {
 		return err
 	}
@@ -217,7 +225,7 @@ func (m Changer) AddToGroup(ctx context.Context, id int, g uint64) error {
 		return err
 	}
 	gid := multi.GroupID(g)
-	cfg, err := m.groupConfig(gid)
+	cfg, err := m.groupConfig(ctx, gid)
 	if err != nil {
 		return err
 	}
@@ -250,7 +258,7 @@ func (m Changer) RemoveFromGroup(ctx context.Context, id int, g uint64) error {
 		return err
 	}
 	gid := multi.GroupID(g)
-	cfg, err := m.groupConfig(gid)
+	cfg, err := m.groupConfig(ctx, gid)
 	if err != nil {
 		return err
 	}
@@ -407,7 +415,7 @@ func (m Changer) ChangeMembers(ctx context.Context, adds, removes []int) error {
 			return err
 		}
 	}
-	cfg, err := m.groupConfig(0)
+	cfg, err := m.groupConfig(ctx, 0)
 	if err != nil {
 		return err
 	}

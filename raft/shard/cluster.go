@@ -365,14 +365,14 @@ func (c *Cluster) WaitLeaders(timeout time.Duration) (map[int]int, error) {
 		return true, nil
 	})
 	if errors.Is(err, cluster.ErrTimeout) {
-		missing := 0
+		var missing []multi.GroupID
 		reps := c.replicas(nil)
 		for g := range multi.GroupID(c.cfg.Groups) {
 			if l, _ := LeaderOf(reps, g); l == core.None {
-				missing++
+				missing = append(missing, g)
 			}
 		}
-		return nil, fmt.Errorf("%w: %d of %d groups have none after %v", cluster.ErrNoLeader, missing, c.cfg.Groups, timeout)
+		return nil, fmt.Errorf("%w: %d of %d groups have none after %v (%s)", cluster.ErrNoLeader, len(missing), c.cfg.Groups, timeout, GroupList(missing))
 	}
 	return led, err
 }

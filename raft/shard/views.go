@@ -1,7 +1,9 @@
 package shard
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 
 	"raft-consensus/raft/cluster"
 	"raft-consensus/raft/core"
@@ -101,4 +103,17 @@ func NodesOfGroup(ids []int, reps map[int]map[multi.GroupID]Replica, g multi.Gro
 		out = append(out, st)
 	}
 	return out
+}
+
+// GroupList names groups for a message: "g2, g5 and 3 more".
+func GroupList(groups []multi.GroupID) string {
+	const shown = 6
+	var parts []string
+	for i, g := range groups {
+		if i == shown {
+			return strings.Join(parts, ", ") + fmt.Sprintf(" and %d more", len(groups)-shown)
+		}
+		parts = append(parts, g.String())
+	}
+	return strings.Join(parts, ", ")
 }
