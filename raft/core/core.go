@@ -131,7 +131,7 @@ type InitialState struct {
 	Bootstrap Configuration
 	// VoteFloor, for a replica created empty to be added to a running
 	// group, is the position (term, index) of the group's leader when it
-	// was created: its current term and its commit index. Until the
+	// was created: its current term and its last index. Until the
 	// replica's own log passes it, it votes (and pre-votes) only for
 	// candidates whose log is at least as up-to-date as that position
 	// (§5.4.1, as if its own log ended there). An empty log is behind

@@ -51,7 +51,7 @@ func TestVoteFloor(t *testing.T) {
 			t.Errorf("prevote %v: the broken variant refused the stale candidate: the test cannot tell the rule is there", preVote)
 		}
 	}
-	// Without a floor (a founder, or a restart), an empty log votes for
+	// Without a floor (a founder's replica), an empty log votes for
 	// any candidate, as Figure 2 says.
 	c, err := core.NewCore(testCoreConfig(2), core.InitialState{})
 	if err != nil {

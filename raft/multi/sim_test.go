@@ -283,7 +283,7 @@ func (w *simWorld) changeMembers() {
 			w.floors[g] = map[NodeID]core.VoteFloor{}
 		}
 		if _, _, err := w.hostSummary(add, g); err != nil {
-			w.floors[g][add] = core.VoteFloor{Term: sum.Term, Index: sum.Commit}
+			w.floors[g][add] = core.VoteFloor{Term: sum.Term, Index: sum.LastIndex}
 		}
 		delete(w.stale[add], g) // a stale replica is a member again: it catches up
 		if slices.Contains(w.founders[g], add) {
@@ -824,7 +824,7 @@ func staleReplicaScenario(t *testing.T, seed int64, broken brokenRules) (led, ca
 	w.side[l] = 1 // l cut off from s and r
 	sum, _, _ := w.hosts[l].Summary(g)
 	w.members[g] = append(w.members[g], r)
-	w.floors[g] = map[NodeID]core.VoteFloor{r: {Term: sum.Term, Index: sum.Commit}}
+	w.floors[g] = map[NodeID]core.VoteFloor{r: {Term: sum.Term, Index: sum.LastIndex}}
 	w.rejoined[g] = map[NodeID]bool{r: true} // a founder, added again: empty
 	w.createReplica(r, g)
 	w.hosts[l].ProposeConfChanges(g, []core.ConfChange{{Type: core.AddLearner, ID: int(r)}})

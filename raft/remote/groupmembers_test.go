@@ -281,7 +281,7 @@ func TestStaleReplicaWinsNoVote(t *testing.T) {
 	if l != 1 {
 		t.Fatalf("group %d is led by %d", g, l)
 	}
-	if err := (groupServers{c}).CreateReplica(2, multi.GroupID(g), core.VoteFloor{Term: sum.Term, Index: sum.Commit}); err != nil {
+	if err := (groupServers{c}).CreateReplica(2, multi.GroupID(g), core.VoteFloor{Term: sum.Term, Index: sum.LastIndex}); err != nil {
 		t.Fatal(err)
 	}
 	// Node 0 campaigns (a pre-candidate: nobody grants its pre-vote) and

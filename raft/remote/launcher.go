@@ -337,6 +337,9 @@ func (l *Launcher) Restart(id int) error {
 	if !ok {
 		return fmt.Errorf("node %d was not started here", id)
 	}
+	if rec, err := l.recordOnDisk(); err == nil && slices.Contains(rec.Removed, id) {
+		return fmt.Errorf("node %d was removed from the cluster: \"add %d\" brings it back, empty", id, id)
+	}
 	select {
 	case <-p.done:
 	default:

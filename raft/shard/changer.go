@@ -39,7 +39,7 @@ type GroupServers interface {
 	Transfer(ctx context.Context, id int, g multi.GroupID, target int) error
 	// CreateReplica gives running server id an empty replica of g, which
 	// joins when a leader adds it (nothing if it has one already), with
-	// the leader's position now (its term and commit index) as its vote
+	// the leader's position now (its term and last index) as its vote
 	// floor (see core.InitialState.VoteFloor), kept across its restarts.
 	CreateReplica(id int, g multi.GroupID, floor core.VoteFloor) error
 	// DropReplica destroys server id's replica of g and its storage, so
@@ -139,18 +139,33 @@ func (m Changer) waitLeader(ctx context.Context, g multi.GroupID) (int, core.Sum
 }
 
 // addReplicas creates empty replicas of g on the servers ids, with the
-// position of g's leader (its term, its commit index) as their vote
-// floor: the change that adds them is appended after it.
+// position of g's leader (its term, its last index) as their vote floor:
+// the change that adds them is appended after it. The leader must have
+// committed its configuration, so that the last removal of each id (if
+// it was a member before) is in that position's prefix: a leader that was
+// deposed and missed a later removal would give too low a floor.
 func (m Changer) addReplicas(ctx context.Context, g multi.GroupID, ids []int) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, sum, err := m.waitLeader(ctx, g)
-	if err != nil {
-		return err
+	var sum core.Summary
+	for deadline := time.Now().Add(m.Timeout); ; {
+		var err error
+		if _, sum, err = m.waitLeader(ctx, g); err != nil {
+			return err
+		}
+		if sum.Commit >= sum.ConfigIndex {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("group %d: its leader has not committed its configuration within %v", g, m.Timeout)
+		}
+		if !cluster.Sleep(ctx, m.Poll) {
+			return cluster.ErrInterrupted
+		}
 	}
 	for _, id := range ids {
-		if err := m.Servers.CreateReplica(id, g, core.VoteFloor{Term: sum.Term, Index: sum.Commit}); err != nil {
+		if err := m.Servers.CreateReplica(id, g, core.VoteFloor{Term: sum.Term, Index: sum.LastIndex}); err != nil {
 			return err
 		}
 	}
@@ -262,8 +277,10 @@ func (m Changer) RemoveFromGroup(ctx context.Context, id int, g uint64) error {
 	if err != nil {
 		return err
 	}
-	if !cfg.IsMember(id) && slices.Contains(m.Servers.Hosted(id), gid) {
-		// Left over from a removal while the node was down.
+	if _, sum, err := m.waitLeader(ctx, gid); err == nil && sum.Commit >= sum.ConfigIndex &&
+		!sum.Config.IsMember(id) && slices.Contains(m.Servers.Hosted(id), gid) {
+		// Left over from a removal while the node was down (the leader's
+		// configuration without it is committed).
 		return m.dropReplicas(gid, []int{id})
 	}
 	if err := cluster.CheckMembersChange(cfg, nil, []int{id}, cluster.MaxNodes-1); err != nil {
