@@ -172,6 +172,9 @@ func cmdGroups(r *REPL, sim cluster.Cluster, args []string) error {
 func groupRange(gc cluster.Grouped, arg string) (int, int, error) {
 	from, to, found := strings.Cut(arg, "..")
 	n := gc.GroupCount()
+	// Examples that exist in this cluster.
+	mid := n / 2
+	examples := fmt.Sprintf("e.g. \"groups %d\", \"groups 0..%d\" or \"groups %d..\"", mid, max(0, mid-1), mid)
 	parse := func(s string) (int, error) {
 		s = strings.TrimPrefix(strings.TrimPrefix(s, "g"), "G")
 		v, err := strconv.Atoi(s)
@@ -179,14 +182,14 @@ func groupRange(gc cluster.Grouped, arg string) (int, int, error) {
 		case err != nil && strings.Trim(s, "0123456789") == "" && s != "":
 			return 0, fmt.Errorf("group %s does not exist — groups are 0 to %d", s, n-1) // too large for an int
 		case err != nil:
-			return 0, fmt.Errorf("%s is not a group or a range of groups — e.g. \"groups 5\", \"groups 0..15\" or \"groups 16..\"", echo(arg))
+			return 0, fmt.Errorf("%s is not a group or a range of groups — %s", echo(arg), examples)
 		case v < 0 || v >= n:
 			return 0, fmt.Errorf("group %d does not exist — groups are 0 to %d", v, n-1)
 		}
 		return v, nil
 	}
 	if strings.Count(arg, "..") > 1 || from == "" {
-		return 0, 0, fmt.Errorf("%s is not a group or a range of groups — e.g. \"groups 5\", \"groups 0..15\" or \"groups 16..\"", echo(arg))
+		return 0, 0, fmt.Errorf("%s is not a group or a range of groups — %s", echo(arg), examples)
 	}
 	lo, err := parse(from)
 	if err != nil {

@@ -28,7 +28,10 @@ type Processes interface {
 	Restart(id int) error // start again on its data dir
 	Pause(id int) error   // SIGSTOP
 	Resume(id int) error  // SIGCONT
-	Stop(id int) error    // SIGTERM, then wait (a removed node)
+	Stop(id int) error    // SIGTERM, then wait
+	// Remove stops a node a membership change took out, for good: it is
+	// not started again (restart, a later launcher on the same dir).
+	Remove(id int) error
 	// Pid is the node's process id (0 if it runs not).
 	Pid(id int) int
 	Paused(id int) bool

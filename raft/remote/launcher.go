@@ -384,6 +384,16 @@ func (l *Launcher) setPaused(id int, pause bool) error {
 func (l *Launcher) Stop(id int) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if p, err := l.running(id); err == nil {
+		l.stopLocked(p)
+	}
+	return nil
+}
+
+// Remove implements Processes.
+func (l *Launcher) Remove(id int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	// Recorded first: a launcher started later on the dir leaves it out.
 	rec, err := l.recordOnDisk()
 	if err != nil {

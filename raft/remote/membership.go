@@ -127,7 +127,7 @@ func (c *Cluster) ChangeMembers(adds, removes []int) error {
 	var errs []error
 	for _, id := range removes {
 		if c.procs != nil {
-			errs = append(errs, c.procs.Stop(id))
+			errs = append(errs, c.procs.Remove(id))
 		}
 	}
 	return errors.Join(errs...)
@@ -144,7 +144,7 @@ func (c *Cluster) forget(ids []int) {
 	c.mu.Unlock()
 	if c.procs != nil {
 		for _, id := range ids {
-			c.procs.Stop(id)
+			c.procs.Remove(id)
 		}
 	}
 }
@@ -196,7 +196,7 @@ func (c *Cluster) RemoveServer(id int) error {
 	c.members = slices.DeleteFunc(c.members, func(m int) bool { return m == id })
 	c.mu.Unlock()
 	if c.procs != nil {
-		return c.procs.Stop(id)
+		return c.procs.Remove(id)
 	}
 	return nil
 }
