@@ -74,14 +74,14 @@ func (c *GroupedCluster) TransferLeadership(id int) error {
 // member of some group and every node that holds a replica (a cluster of
 // many groups has no one configuration to learn its nodes from).
 func (c *GroupedCluster) syncServers(reps map[int]map[multi.GroupID]shard.Replica) {
-	c.gmu.Lock()
 	seen := false
 	for g := range multi.GroupID(c.groups) {
 		if l, r := shard.LeaderOf(reps, g); l != core.None {
-			c.gmembers[g] = r.Summary.Config.Members()
+			c.sawConfig(g, r.Summary.Config)
 			seen = true
 		}
 	}
+	c.gmu.Lock()
 	nodes := map[int]bool{}
 	for _, m := range c.gmembers {
 		for _, id := range m {
@@ -110,6 +110,14 @@ func (c *GroupedCluster) syncServers(reps map[int]map[multi.GroupID]shard.Replic
 	c.members = slices.Sorted(maps.Keys(nodes))
 }
 
+// sawConfig records group g's configuration as a leader has it: its
+// members are the group's client's servers.
+func (c *GroupedCluster) sawConfig(g multi.GroupID, cfg core.Configuration) {
+	c.gmu.Lock()
+	defer c.gmu.Unlock()
+	c.gmembers[g] = cfg.Members()
+}
+
 // refusedError is a leader's refusal of a change that can never be made
 // (cluster.Refused), as its admin service reported it.
 type refusedError struct{ msg string }
@@ -129,9 +137,7 @@ func (s groupServers) Leader(g multi.GroupID) (int, core.Summary) {
 	reps := s.c.replicas([]uint64{uint64(g)})
 	l, r := shard.LeaderOf(reps, g)
 	if l != core.None {
-		s.c.gmu.Lock()
-		s.c.gmembers[g] = r.Summary.Config.Members()
-		s.c.gmu.Unlock()
+		s.c.sawConfig(g, r.Summary.Config)
 	}
 	return l, r.Summary
 }

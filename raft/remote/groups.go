@@ -83,11 +83,12 @@ func (n *Node) startGroups(tlsCfg *tls.Config, id identity, members []int) error
 			cfg.Logf("SAFETY VIOLATION, the replica stopped: %v", v)
 		}),
 		Dir: filepath.Join(cfg.DataDir, groupsDir), Hosted: hosted,
+		// The replicas it was added with keep their vote floors.
+		VoteFloor: func(g multi.GroupID) core.VoteFloor { return rec.Floors[uint64(g)] },
 		// A founder bootstraps the groups it founded (on an empty log
 		// only: a restart reads its state); a group it was added to later
 		// it never bootstraps, even if it restarts before the leader has
 		// sent it anything.
-		VoteFloor: func(g multi.GroupID) core.VoteFloor { return rec.Floors[uint64(g)] },
 		Members: func(g multi.GroupID) []multi.NodeID {
 			if id.Joined || rec.joined(uint64(g)) {
 				return nil

@@ -136,14 +136,18 @@ func (n *Node) alterReplica(g uint64, floor core.VoteFloor, act func(*shard.Serv
 	n.rmu.Lock()
 	defer n.rmu.Unlock()
 	if n.replicas.hosts(g) != hosted || !n.replicas.joined(g) {
-		rec := replicaRecord{Hosted: slices.DeleteFunc(slices.Clone(n.replicas.Hosted), func(h uint64) bool { return h == g }),
-			Joined: slices.Clone(n.replicas.Joined)}
-		rec.Floors = maps.Clone(n.replicas.Floors)
+		rec := replicaRecord{Hosted: slices.Clone(n.replicas.Hosted), Joined: slices.Clone(n.replicas.Joined),
+			Floors: maps.Clone(n.replicas.Floors)}
 		if rec.Floors == nil {
 			rec.Floors = map[uint64]core.VoteFloor{}
 		}
-		delete(rec.Floors, g)
-		if hosted {
+		switch {
+		case !hosted:
+			rec.Hosted = slices.DeleteFunc(rec.Hosted, func(h uint64) bool { return h == g })
+			delete(rec.Floors, g)
+		case !rec.hosts(g):
+			// A replica it holds already (a founder's) keeps its floor,
+			// or its lack of one: act creates nothing then.
 			rec.Hosted = append(rec.Hosted, g)
 			if floor != (core.VoteFloor{}) {
 				rec.Floors[g] = floor

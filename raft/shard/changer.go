@@ -302,7 +302,7 @@ func (m Changer) eachGroup(groups []multi.GroupID, fn func(multi.GroupID) error)
 	var mu sync.Mutex
 	var errs []error
 	failed := 0
-	sem := make(chan struct{}, cmp(m.Parallel, 32))
+	sem := make(chan struct{}, orDefault(m.Parallel, 32))
 	var wg sync.WaitGroup
 	for _, g := range groups {
 		wg.Add(1)
@@ -326,8 +326,8 @@ func (m Changer) eachGroup(groups []multi.GroupID, fn func(multi.GroupID) error)
 	return errors.Join(errs...)
 }
 
-// cmp is n, or def if n is not positive.
-func cmp(n, def int) int {
+// orDefault is n, or def if n is not positive.
+func orDefault(n, def int) int {
 	if n > 0 {
 		return n
 	}
