@@ -155,6 +155,9 @@ type VoteFloor struct {
 	Index uint64 `json:"index"`
 }
 
+// NoVotes is a floor no candidate reaches: the replica votes for no one.
+var NoVotes = VoteFloor{Term: ^uint64(0), Index: ^uint64(0)}
+
 // Errors returned to callers of the core's client API.
 var (
 	ErrNotLeader      = errors.New("not the leader")
@@ -256,6 +259,11 @@ func NewCore(cfg CoreConfig, st InitialState) (*Core, error) {
 	c.becomeFollower(c.term, None)
 	return c, nil
 }
+
+// SetVoteFloor replaces the vote floor (InitialState.VoteFloor): for a
+// server started empty to join a running group, which votes for no one
+// (NoVotes) until the change that adds it brings the floor.
+func (c *Core) SetVoteFloor(f VoteFloor) { c.voteFloor = f }
 
 // ID returns the server's id.
 func (c *Core) ID() int { return c.id }

@@ -60,4 +60,17 @@ func TestVoteFloor(t *testing.T) {
 	if !vote(c, false, 1) {
 		t.Error("an empty replica without a floor refused a candidate")
 	}
+	// A server that joins empty waits with NoVotes until the add gives it
+	// its floor (SetVoteFloor).
+	c, err = core.NewCore(testCoreConfig(2), core.InitialState{VoteFloor: core.NoVotes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vote(c, true, 1000, 1000) || vote(c, false, 1000, 1000) {
+		t.Error("a replica waiting for its floor (NoVotes) voted")
+	}
+	c.SetVoteFloor(core.VoteFloor{Term: 5, Index: 30})
+	if vote(c, false, 4) || !vote(c, false, 5, 30) {
+		t.Error("after SetVoteFloor (5, 30), the replica does not vote by that floor")
+	}
 }

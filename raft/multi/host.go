@@ -53,6 +53,10 @@ type Config struct {
 type brokenRules struct {
 	// noVoteFloor creates a joining replica without its vote floor.
 	noVoteFloor bool
+	// unconfirmedFloor answers VoteFloor at once with the replica's
+	// position, without the round of heartbeats that shows it still leads:
+	// a deposed leader gives a floor below entries committed since.
+	unconfirmedFloor bool
 	// heartbeatLosesCommit decodes a coalesced heartbeat without the
 	// leader's commit index. (A mutant that quiesces without the caught-up
 	// checks was tried too: the simulation shows it heals, since the
@@ -316,6 +320,27 @@ func (h *Host) ReadIndex(g GroupID, notify func(index uint64, err error)) {
 	}
 	gr.driver.ReadIndex(func(index uint64, err error) {
 		h.deliveries = append(h.deliveries, func() { notify(index, err) })
+	})
+}
+
+// VoteFloor asks group g, which must lead here, for the vote floor of a
+// replica about to be added: its position confirmed by a majority
+// (node.Driver.VoteFloor). A quiet group wakes: the confirmation is a
+// round of heartbeats.
+func (h *Host) VoteFloor(g GroupID, notify func(core.VoteFloor, error)) {
+	gr, ok := h.groups[g]
+	if !ok {
+		notify(core.VoteFloor{}, fmt.Errorf("%w: %v", ErrUnknownGroup, g))
+		return
+	}
+	if c := gr.driver.Core(); h.cfg.broken.unconfirmedFloor && c.Role() == core.Leader {
+		notify(core.VoteFloor{Term: c.Term(), Index: c.LastIndex()}, nil)
+		return
+	}
+	h.wake(gr, false)
+	h.touch(gr)
+	gr.driver.VoteFloor(func(f core.VoteFloor, err error) {
+		h.deliveries = append(h.deliveries, func() { notify(f, err) })
 	})
 }
 

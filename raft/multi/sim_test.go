@@ -69,13 +69,18 @@ type simWorld struct {
 	// floors are the vote floors of the replicas changes added; stale,
 	// the replicas kept by hosts that were down when their group removed
 	// them, and upSince, when each host last started.
-	floors   map[GroupID]map[NodeID]core.VoteFloor
-	stale    map[NodeID]map[GroupID]bool
-	upSince  map[NodeID]uint64
-	changes  int            // membership changes proposed and taken by a leader
-	side     map[NodeID]int // partition side; all 0: none
-	drop     float64
-	inflight []flight
+	floors  map[GroupID]map[NodeID]core.VoteFloor
+	stale   map[NodeID]map[GroupID]bool
+	upSince map[NodeID]uint64
+	changes int // membership changes proposed and taken by a leader
+	// answered are the vote floors the hosts answered in this tick's
+	// flushes; floorsGiven, how many were given (the others were refused:
+	// their source was deposed).
+	answered    []floorAnswer
+	floorsGiven int
+	side        map[NodeID]int // partition side; all 0: none
+	drop        float64
+	inflight    []flight
 	// applied[node][group] is what the replica applied since it started.
 	applied map[NodeID]map[GroupID][]string
 	// chosen[group][index] is the first command applied anywhere at index.
@@ -275,32 +280,132 @@ func (w *simWorld) changeMembers() {
 		changes = []core.ConfChange{{Type: core.RemoveServer, ID: voters[w.rng.Intn(len(voters))]}}
 	}
 	if add >= 0 {
-		// Its replica exists before the leader sends to it; if the change
-		// is lost, collect destroys it once a configuration without it
-		// commits.
-		w.members[g] = append(w.members[g], add)
-		if w.floors[g] == nil {
-			w.floors[g] = map[NodeID]core.VoteFloor{}
-		}
 		if _, _, err := w.hostSummary(add, g); err != nil {
-			w.floors[g][add] = core.VoteFloor{Term: sum.Term, Index: sum.LastIndex}
+			w.askFloor(g, add, changes)
+			return
 		}
-		delete(w.stale[add], g) // a stale replica is a member again: it catches up
-		if slices.Contains(w.founders[g], add) {
-			if w.rejoined[g] == nil {
-				w.rejoined[g] = map[NodeID]bool{}
-			}
-			w.rejoined[g][add] = true
-		}
-		if h := w.hosts[add]; h != nil {
-			w.createReplica(add, g)
-			if w.p.created != nil {
-				w.p.created(add, g, h)
-			}
-		}
+		w.addMember(g, add, core.VoteFloor{})
 	}
 	if res := w.hosts[l].ProposeConfChanges(g, changes); res.Err == nil {
 		w.changes++
+	}
+}
+
+// floorAnswer is a host's answer to a vote floor asked for a change that
+// adds a server: the floor, or why there is none; at, the highest
+// position (term, index) any replica of the group had committed when it
+// was asked.
+type floorAnswer struct {
+	g       GroupID
+	add     NodeID
+	changes []core.ConfChange
+	floor   core.VoteFloor
+	err     error
+	at      core.VoteFloor
+}
+
+// askFloor asks a server of g that claims to lead it (any: a deposed one
+// too, as a cluster that cannot see every term may pick) for the vote
+// floor of add's replica (Host.VoteFloor); the change goes on once it is
+// answered (floorsAnswered).
+func (w *simWorld) askFloor(g GroupID, add NodeID, changes []core.ConfChange) {
+	var claim []NodeID
+	for _, n := range w.members[g] {
+		if h := w.hosts[n]; h != nil {
+			if sum, _, err := h.Summary(g); err == nil && sum.Role == core.Leader {
+				claim = append(claim, n)
+			}
+		}
+	}
+	if len(claim) == 0 {
+		return
+	}
+	src := claim[w.rng.Intn(len(claim))]
+	a := floorAnswer{g: g, add: add, changes: changes, at: w.committedPosition(g)}
+	w.hosts[src].VoteFloor(g, func(f core.VoteFloor, err error) {
+		a.floor, a.err = f, err
+		w.answered = append(w.answered, a)
+	})
+}
+
+// committedPosition is the highest position (term, index), in the order
+// of §5.4.1, that any up replica of g has committed.
+func (w *simWorld) committedPosition(g GroupID) core.VoteFloor {
+	var best core.VoteFloor
+	for _, h := range w.hosts {
+		if h == nil {
+			continue
+		}
+		h.Inspect(g, func(c *core.Core) { //nolint:errcheck // a host without g has nothing to say
+			t, _ := c.TermAt(c.Committed())
+			if p := (core.VoteFloor{Term: t, Index: c.Committed()}); below(best, p) {
+				best = p
+			}
+		})
+	}
+	return best
+}
+
+// below says whether position a is behind position b (§5.4.1).
+func below(a, b core.VoteFloor) bool {
+	return a.Term < b.Term || a.Term == b.Term && a.Index < b.Index
+}
+
+// floorsAnswered goes on with the changes whose vote floors came this
+// tick. A floor must be at or past every position committed when it was
+// asked (what Host.VoteFloor's confirmation is for): else a stale server's
+// log could reach it. The change is then proposed at the group's leader,
+// if it is still free to take one.
+func (w *simWorld) floorsAnswered() {
+	answered := w.answered
+	w.answered = nil
+	for _, a := range answered {
+		if a.err != nil {
+			continue
+		}
+		w.floorsGiven++
+		if below(a.floor, a.at) {
+			w.failf("group %v: vote floor %+v for node %d is behind position %+v, committed when it was asked", a.g, a.floor, a.add, a.at)
+			continue
+		}
+		l := w.leader(a.g)
+		if l < 0 || slices.Contains(w.members[a.g], a.add) {
+			continue
+		}
+		if sum, _, _ := w.hosts[l].Summary(a.g); sum.Config.IsJoint() || sum.ConfigIndex > sum.Commit {
+			continue
+		}
+		w.addMember(a.g, a.add, a.floor)
+		if res := w.hosts[l].ProposeConfChanges(a.g, a.changes); res.Err == nil {
+			w.changes++
+		}
+	}
+}
+
+// addMember makes add a member of g: its replica exists before the leader
+// sends to it, with the vote floor floor if it is created empty (zero: it
+// holds one). If the change is lost, collect destroys it once a
+// configuration without it commits.
+func (w *simWorld) addMember(g GroupID, add NodeID, floor core.VoteFloor) {
+	w.members[g] = append(w.members[g], add)
+	if floor != (core.VoteFloor{}) {
+		if w.floors[g] == nil {
+			w.floors[g] = map[NodeID]core.VoteFloor{}
+		}
+		w.floors[g][add] = floor
+	}
+	delete(w.stale[add], g) // a stale replica is a member again: it catches up
+	if slices.Contains(w.founders[g], add) {
+		if w.rejoined[g] == nil {
+			w.rejoined[g] = map[NodeID]bool{}
+		}
+		w.rejoined[g][add] = true
+	}
+	if h := w.hosts[add]; h != nil {
+		w.createReplica(add, g)
+		if w.p.created != nil {
+			w.p.created(add, g, h)
+		}
 	}
 }
 
@@ -535,6 +640,7 @@ func (w *simWorld) step() {
 			w.inflight = append(w.inflight, flight{at: w.tick + 1 + uint64(w.rng.Intn(3)), b: b})
 		}
 	}
+	w.floorsAnswered()
 }
 
 // leader is group g's up leader with the highest term, or -1.
@@ -707,7 +813,7 @@ func (w *simWorld) run() error {
 	return w.err
 }
 
-func runSeeds(t *testing.T, first, n int64, broken brokenRules) (failed int64, changes int, firstErr error) {
+func runSeeds(t *testing.T, first, n int64, broken brokenRules) (failed int64, changes, floors int, firstErr error) {
 	for seed := first; seed < first+n; seed++ {
 		// Half the seeds keep the groups in a shared log on a simulated
 		// disk (all of them for a bug of durability).
@@ -722,20 +828,21 @@ func runSeeds(t *testing.T, first, n int64, broken brokenRules) (failed int64, c
 			failed++
 		}
 		changes += w.changes
+		floors += w.floorsGiven
 	}
-	return failed, changes, firstErr
+	return failed, changes, floors, firstErr
 }
 
 func TestSimulationOfManyGroups(t *testing.T) {
 	const seeds = 60
-	failed, changes, err := runSeeds(t, 1, seeds, brokenRules{})
+	failed, changes, floors, err := runSeeds(t, 1, seeds, brokenRules{})
 	if failed > 0 {
 		t.Fatalf("%d of %d seeds failed; the first: %v", failed, seeds, err)
 	}
-	if changes < seeds {
-		t.Fatalf("%d seeds proposed only %d membership changes", seeds, changes)
+	if changes < seeds || floors == 0 {
+		t.Fatalf("%d seeds proposed only %d membership changes, with %d vote floors given", seeds, changes, floors)
 	}
-	t.Logf("%d seeds, %d membership changes taken by a leader", seeds, changes)
+	t.Logf("%d seeds, %d membership changes taken by a leader, %d vote floors given", seeds, changes, floors)
 }
 
 // TestSimulationCatchesBrokenHosts breaks a rule of quiescence on purpose
@@ -752,7 +859,7 @@ func TestSimulationCatchesBrokenHosts(t *testing.T) {
 		// Sync: about one seed in ten of 300 (the first at seed 45).
 		{"a round's batches leave before its Sync (the next round syncs it)", brokenRules{syncLate: true}, 150},
 	} {
-		failed, _, err := runSeeds(t, 1, tc.seeds, tc.broken)
+		failed, _, _, err := runSeeds(t, 1, tc.seeds, tc.broken)
 		if failed == 0 {
 			t.Errorf("%s: %d seeds ran and none failed", tc.name, tc.seeds)
 			continue
@@ -870,4 +977,91 @@ func TestSimulationStaleReplicaWinsNoVote(t *testing.T) {
 		t.Fatal("without the vote floor, no seed of the scenario failed: the simulation does not see the stale leader")
 	}
 	t.Logf("without the vote floor, %d of 20 seeds failed; the first: %v", caught, first)
+}
+
+// deposedFloorScenario cuts group 0's leader L off from the others and
+// plays on until they elect another leader that commits an entry of its
+// term, while L still believes it leads (CheckQuorum has not yet stepped it
+// down); then it asks L for a vote floor (Host.VoteFloor). It returns
+// whether the scenario lined up (L still claimed), whether L answered
+// (not before it stepped down, perhaps), the floor it answered, the
+// position committed when it was asked, and the error it answered.
+func deposedFloorScenario(t *testing.T, seed int64, broken brokenRules) (lined, answered bool, floor, at core.VoteFloor, err error) {
+	t.Helper()
+	w := newSimWorld(t, simParams{seed: seed, nodes: 3, groups: 1, broken: broken})
+	const g = GroupID(0)
+	var l NodeID
+	ownCommit := func(n NodeID) bool {
+		var own bool
+		w.hosts[n].Inspect(g, func(c *core.Core) { //nolint:errcheck // n hosts g
+			t, ok := c.TermAt(c.Committed())
+			own = ok && t == c.Term() && c.Role() == core.Leader
+		})
+		return own
+	}
+	for range 500 {
+		if l = w.leader(g); l >= 0 && ownCommit(l) {
+			break
+		}
+		w.step()
+	}
+	if l < 0 || !ownCommit(l) {
+		t.Fatalf("seed %d: no leader committed an entry of its term within 500 ticks", seed)
+	}
+	w.side[l] = 1
+	claims := func() bool {
+		sum, _, err := w.hosts[l].Summary(g)
+		return err == nil && sum.Role == core.Leader
+	}
+	for range 100 {
+		w.step()
+		if !claims() {
+			return false, false, floor, at, nil
+		}
+		if l2 := w.leader(g); l2 != l && l2 >= 0 && ownCommit(l2) {
+			lined = true
+			break
+		}
+	}
+	if !lined {
+		return false, false, floor, at, nil
+	}
+	at = w.committedPosition(g)
+	w.hosts[l].VoteFloor(g, func(f core.VoteFloor, e error) { answered, floor, err = true, f, e })
+	for range 100 {
+		if answered {
+			break
+		}
+		w.step()
+	}
+	return lined, answered, floor, at, err
+}
+
+// TestSimulationDeposedLeaderGivesNoFloor: a leader cut off from its
+// majority, which still believes it leads, gives no vote floor (its round
+// of heartbeats is never confirmed); without the confirmation (the broken
+// variant) it gives its own position, behind what the new leader
+// committed, which a stale server's log may reach.
+func TestSimulationDeposedLeaderGivesNoFloor(t *testing.T) {
+	lined, caught := 0, 0
+	for seed := int64(1); seed <= 40; seed++ {
+		ok, answered, floor, at, err := deposedFloorScenario(t, seed, brokenRules{})
+		if !ok {
+			continue
+		}
+		lined++
+		if answered && err == nil {
+			t.Fatalf("seed %d: the deposed leader gave vote floor %+v (committed: %+v)", seed, floor, at)
+		}
+		if _, answered, floor, at, err := deposedFloorScenario(t, seed, brokenRules{unconfirmedFloor: true}); answered && err == nil && below(floor, at) {
+			caught++
+		}
+	}
+	if lined == 0 {
+		t.Fatal("in no seed did the cut-off leader still claim when another had committed: the scenario shows nothing")
+	}
+	if caught == 0 {
+		t.Fatalf("without the confirmation, no floor was behind the committed position in %d seeds", lined)
+	}
+	t.Logf("%d of 40 seeds lined up; the unconfirmed floor was behind the committed position in %d", lined, caught)
 }

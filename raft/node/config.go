@@ -18,6 +18,10 @@ type Config struct {
 	// member. A server that will be added to a running cluster leaves it
 	// empty: it learns the configuration from the leader.
 	Members []int
+	// VoteFloor, for a server that will be added with an empty log, is
+	// its vote floor (core.InitialState.VoteFloor; SetVoteFloor sets it
+	// later).
+	VoteFloor core.VoteFloor
 
 	// ElectionTimeoutMin and ElectionTimeoutMax bound the randomized
 	// election timeout (§5.2; the paper's 150–300 ms by default).

@@ -294,6 +294,37 @@ func (d *Driver) ReadIndex(notify func(index uint64, err error)) {
 	d.reads[ctx] = notify
 }
 
+// VoteFloor asks the leader for the vote floor of a server about to be
+// added to its group with an empty log (core.InitialState.VoteFloor): its
+// position now (its term and last index), confirmed by a round of
+// heartbeats that a majority acknowledges in that term, as a ReadIndex
+// read is (thesis §6.4). The confirmation is what makes the floor cover
+// every committed entry: a leader deposed without knowing it would give
+// its own position, behind what the group committed since, which a stale
+// server's log could reach. (If a majority acknowledges term T after the
+// position was taken, no leader of a later term had committed anything by
+// then, so every committed entry is in this leader's log: Leader
+// Completeness, §5.4.) notify gets the floor, or why there is none (not
+// the leader, or deposed during the round).
+func (d *Driver) VoteFloor(notify func(core.VoteFloor, error)) {
+	c := d.core
+	if c.Role() != core.Leader {
+		notify(core.VoteFloor{}, core.ErrNotLeader)
+		return
+	}
+	floor := core.VoteFloor{Term: c.Term(), Index: c.LastIndex()}
+	d.ReadIndex(func(_ uint64, err error) {
+		switch {
+		case err != nil:
+			notify(core.VoteFloor{}, err)
+		case c.Role() != core.Leader || c.Term() != floor.Term:
+			notify(core.VoteFloor{}, core.ErrNotLeader)
+		default:
+			notify(floor, nil)
+		}
+	})
+}
+
 // TransferLeadership asks the leader to hand leadership to target.
 func (d *Driver) TransferLeadership(target int) error {
 	if d.failed != nil {

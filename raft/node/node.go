@@ -97,7 +97,7 @@ func NewRaftNode(cfg Config) (*RaftNode, error) {
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	dc := DriverConfig{
-		Core: cfg.coreConfig(), Members: cfg.Members, Storage: cfg.Storage,
+		Core: cfg.coreConfig(), Members: cfg.Members, VoteFloor: cfg.VoteFloor, Storage: cfg.Storage,
 		Outbox: n, Applier: n.apply, Tracer: cfg.Tracer, broken: cfg.broken,
 	}
 	if cfg.AsyncLeaderWrites {
@@ -243,6 +243,35 @@ func (n *RaftNode) Snapshot(index uint64, app []byte, write func(io.Writer) erro
 		return derr
 	}
 	return err
+}
+
+// VoteFloor asks this node, which must lead, for the vote floor of a
+// server about to be added with an empty log: its position confirmed by a
+// majority (Driver.VoteFloor).
+func (n *RaftNode) VoteFloor(ctx context.Context) (core.VoteFloor, error) {
+	type result struct {
+		floor core.VoteFloor
+		err   error
+	}
+	ch := make(chan result, 1)
+	if err := n.do(ctx, func() {
+		n.driver.VoteFloor(func(f core.VoteFloor, err error) { ch <- result{f, err} })
+	}); err != nil {
+		return core.VoteFloor{}, err
+	}
+	select {
+	case r := <-ch:
+		return r.floor, r.err
+	case <-ctx.Done():
+		return core.VoteFloor{}, ctx.Err()
+	case <-n.done:
+		return core.VoteFloor{}, ErrStopped
+	}
+}
+
+// SetVoteFloor replaces this node's vote floor (core.Core.SetVoteFloor).
+func (n *RaftNode) SetVoteFloor(ctx context.Context, f core.VoteFloor) error {
+	return n.do(ctx, func() { n.driver.Core().SetVoteFloor(f) })
 }
 
 // Status returns the core's full status (asks the node goroutine).

@@ -174,6 +174,12 @@ func (s groupServers) Transfer(ctx context.Context, id int, g multi.GroupID, tar
 	return s.call(ctx, id, "TransferGroup", &GroupTransfer{Group: uint64(g), Target: target}, &struct{}{})
 }
 
+func (s groupServers) VoteFloor(ctx context.Context, id int, g multi.GroupID) (core.VoteFloor, error) {
+	var floor core.VoteFloor
+	err := s.call(ctx, id, "VoteFloor", &GroupArgs{Group: uint64(g)}, &floor)
+	return floor, err
+}
+
 func (s groupServers) CreateReplica(id int, g multi.GroupID, floor core.VoteFloor) error {
 	return s.call(context.Background(), id, "CreateReplica", &GroupArgs{Group: uint64(g), VoteFloor: floor}, &struct{}{})
 }

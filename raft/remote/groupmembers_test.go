@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -281,7 +282,14 @@ func TestStaleReplicaWinsNoVote(t *testing.T) {
 	if l != 1 {
 		t.Fatalf("group %d is led by %d", g, l)
 	}
-	if err := (groupServers{c}).CreateReplica(2, multi.GroupID(g), core.VoteFloor{Term: sum.Term, Index: sum.LastIndex}); err != nil {
+	floor, err := groupServers{c}.VoteFloor(context.Background(), l, multi.GroupID(g))
+	if err != nil || floor != (core.VoteFloor{Term: sum.Term, Index: sum.LastIndex}) {
+		t.Fatalf("the leader's vote floor: %+v, %v; want its position (term %d, index %d)", floor, err, sum.Term, sum.LastIndex)
+	}
+	if _, err := (groupServers{c}).VoteFloor(context.Background(), 0, multi.GroupID(g)); err == nil {
+		t.Fatal("node 0, not a member of the group, gave a vote floor")
+	}
+	if err := (groupServers{c}).CreateReplica(2, multi.GroupID(g), floor); err != nil {
 		t.Fatal(err)
 	}
 	// Node 0 campaigns (a pre-candidate: nobody grants its pre-vote) and

@@ -22,6 +22,10 @@ func (c *Cluster) AddServer(id int) error {
 	if err := c.prepareNew(id); err != nil {
 		return err
 	}
+	if err := c.giveFloors([]int{id}); err != nil {
+		c.forget([]int{id})
+		return err
+	}
 	proposed, err := c.changeMembership(cluster.AddChange(id))
 	if err != nil {
 		if !proposed {
@@ -113,6 +117,10 @@ func (c *Cluster) ChangeMembers(adds, removes []int) error {
 			return err
 		}
 		prepared = append(prepared, id)
+	}
+	if err := c.giveFloors(prepared); err != nil {
+		c.forget(prepared)
+		return err
 	}
 	proposed, err := c.changeMembership(cluster.MembersChange(adds, removes))
 	if err != nil {

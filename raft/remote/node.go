@@ -117,7 +117,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		if fresh {
 			// A first start that failed leaves the data dir as it found it,
 			// so that a corrected command line may use it.
-			for _, name := range []string{identityFile, peersFile, raftDir, groupsDir, replicasFile} {
+			for _, name := range []string{identityFile, peersFile, raftDir, groupsDir, replicasFile, voteFloorFile} {
 				os.RemoveAll(filepath.Join(cfg.DataDir, name))
 			}
 		}
@@ -211,6 +211,11 @@ func (n *Node) start() error {
 	if err != nil {
 		return err
 	}
+	floor, err := n.joinFloor(id.Joined, n.storage)
+	if err != nil {
+		n.storage.Close()
+		return err
+	}
 	n.tcp = transport.NewTCPTransportWith(transport.TCPConfig{ID: cfg.ID, Cluster: cfg.Cluster, TLS: tlsCfg, Logf: cfg.Logf})
 	for pid, addr := range n.book {
 		if pid != cfg.ID {
@@ -219,11 +224,16 @@ func (n *Node) start() error {
 	}
 	n.server, err = kv.StartServer(kv.ServerConfig{
 		Node: node.Config{
-			ID: cfg.ID, Members: members, Storage: n.storage,
+			ID: cfg.ID, Members: members, VoteFloor: floor, Storage: n.storage,
 			ElectionTimeoutMin: cfg.ElectionTimeoutMin, ElectionTimeoutMax: cfg.ElectionTimeoutMax,
 			HeartbeatInterval: cfg.HeartbeatInterval, TickInterval: cfg.TickInterval,
 			AsyncLeaderWrites: true,
 			Seed:              time.Now().UnixNano() + int64(cfg.ID),
+			// A broken invariant of the protocol stops the node (with its
+			// reason in the log), never a panic of the process.
+			OnViolation: func(v core.InvariantViolation) {
+				cfg.Logf("SAFETY VIOLATION in the protocol, the node stops taking part: %v", v)
+			},
 		},
 		Addr:      cfg.Listen,
 		Transport: transport.WithFaults(n.tcp, n.faults),

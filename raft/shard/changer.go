@@ -37,10 +37,14 @@ type GroupServers interface {
 	// Transfer asks server id, g's leader, to hand g over to target
 	// (TimeoutNow, thesis §3.10).
 	Transfer(ctx context.Context, id int, g multi.GroupID, target int) error
+	// VoteFloor asks server id, g's leader, for the vote floor of a
+	// replica about to be added: its position (term, last index),
+	// confirmed by a majority in that term (multi.Host.VoteFloor).
+	VoteFloor(ctx context.Context, id int, g multi.GroupID) (core.VoteFloor, error)
 	// CreateReplica gives running server id an empty replica of g, which
 	// joins when a leader adds it (nothing if it has one already), with
-	// the leader's position now (its term and last index) as its vote
-	// floor (see core.InitialState.VoteFloor), kept across its restarts.
+	// floor as its vote floor (see core.InitialState.VoteFloor), kept
+	// across its restarts.
 	CreateReplica(id int, g multi.GroupID, floor core.VoteFloor) error
 	// DropReplica destroys server id's replica of g and its storage, so
 	// that it joins empty if it is added again (one that is down forgets
@@ -139,25 +143,40 @@ func (m Changer) waitLeader(ctx context.Context, g multi.GroupID) (int, core.Sum
 }
 
 // addReplicas creates empty replicas of g on the servers ids, with the
-// position of g's leader (its term, its last index) as their vote floor:
-// the change that adds them is appended after it. The leader must have
-// committed its configuration, so that the last removal of each id (if
-// it was a member before) is in that position's prefix: a leader that was
-// deposed and missed a later removal would give too low a floor.
+// position of g's leader (its term, its last index), confirmed by a
+// majority, as their vote floor: the change that adds them is appended
+// after it. The leader must have committed its configuration, so that the
+// last removal of each id (if it was a member before) is in that
+// position's prefix; and the confirmation keeps a leader that was deposed
+// and missed later entries (a later removal) from giving too low a floor
+// (multi.Host.VoteFloor).
 func (m Changer) addReplicas(ctx context.Context, g multi.GroupID, ids []int) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	var sum core.Summary
+	var floor core.VoteFloor
 	for deadline := time.Now().Add(m.Timeout); ; {
-		var err error
-		if _, sum, err = m.waitLeader(ctx, g); err != nil {
+		l, sum, err := m.waitLeader(ctx, g)
+		if err != nil {
 			return err
 		}
+		var ferr error
 		if sum.Commit >= sum.ConfigIndex {
-			break
+			// An election timeout: a deposed leader that cannot confirm
+			// steps down, or another is found, by then.
+			fctx, cancel := context.WithTimeout(ctx, max(m.Reask, m.Poll))
+			floor, ferr = m.Servers.VoteFloor(fctx, l, g)
+			cancel()
+			if ferr == nil {
+				break
+			}
 		}
-		if time.Now().After(deadline) {
+		switch {
+		case ctx.Err() != nil:
+			return cluster.ErrInterrupted
+		case time.Now().After(deadline) && ferr != nil:
+			return fmt.Errorf("group %d: no leader confirmed by a majority gave the new replicas' vote floor within %v: %w", g, m.Timeout, ferr)
+		case time.Now().After(deadline):
 			return fmt.Errorf("group %d: its leader has not committed its configuration within %v", g, m.Timeout)
 		}
 		if !cluster.Sleep(ctx, m.Poll) {
@@ -165,7 +184,7 @@ func (m Changer) addReplicas(ctx context.Context, g multi.GroupID, ids []int) er
 		}
 	}
 	for _, id := range ids {
-		if err := m.Servers.CreateReplica(id, g, core.VoteFloor{Term: sum.Term, Index: sum.LastIndex}); err != nil {
+		if err := m.Servers.CreateReplica(id, g, floor); err != nil {
 			return err
 		}
 	}

@@ -68,6 +68,14 @@ func (s clusterServers) Transfer(ctx context.Context, id int, g multi.GroupID, t
 	return res
 }
 
+func (s clusterServers) VoteFloor(ctx context.Context, id int, g multi.GroupID) (core.VoteFloor, error) {
+	run, err := s.c.running(id)
+	if err != nil {
+		return core.VoteFloor{}, err
+	}
+	return run.VoteFloor(ctx, g)
+}
+
 func (s clusterServers) CreateReplica(id int, g multi.GroupID, floor core.VoteFloor) error {
 	run, err := s.c.running(id)
 	if err != nil {

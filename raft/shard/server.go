@@ -368,6 +368,34 @@ func (s *Server) Do(ctx context.Context, g multi.GroupID, cmd kv.Command) (kv.Re
 	}
 }
 
+// VoteFloor is the vote floor for a replica of group g about to be added,
+// from the server's replica, which must lead g: its position confirmed by
+// a majority (multi.Host.VoteFloor).
+func (s *Server) VoteFloor(ctx context.Context, g multi.GroupID) (core.VoteFloor, error) {
+	type answer struct {
+		floor core.VoteFloor
+		err   error
+	}
+	done := make(chan answer, 1)
+	n := s.node
+	if err := n.Do(ctx, func(h *multi.Host) {
+		h.VoteFloor(g, func(f core.VoteFloor, err error) { done <- answer{f, err} })
+	}); err != nil {
+		return core.VoteFloor{}, stoppedErr(s.cfg.ID, err)
+	}
+	select {
+	case a := <-done:
+		if a.err != nil {
+			return core.VoteFloor{}, fmt.Errorf("node %d, group %d: %w", s.cfg.ID, g, a.err)
+		}
+		return a.floor, nil
+	case <-ctx.Done():
+		return core.VoteFloor{}, ctx.Err()
+	case <-n.Done():
+		return core.VoteFloor{}, stoppedErr(s.cfg.ID, multinode.ErrStopped)
+	}
+}
+
 // stoppedErr is what a client sees of a server that crashed under it.
 func stoppedErr(id multi.NodeID, err error) error {
 	if errors.Is(err, multinode.ErrStopped) {
