@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,7 +166,7 @@ func composeUnderFaults(t *testing.T, cmd []string, groups int) {
 	c := &compose{t: t, cmd: cmd, project: fmt.Sprintf("rafttest%dg%d", os.Getpid(), groups), groups: groups,
 		env: []string{"RAFT_CERTS_DIR=" + certs, fmt.Sprintf("RAFT_GROUPS=%d", groups)}}
 	var addrs []string
-	for i := range 3 {
+	for i := range 4 { // node-3 is started later, and added
 		addr, err := freeAddr()
 		if err != nil {
 			t.Fatal(err)
@@ -228,6 +229,25 @@ func composeUnderFaults(t *testing.T, cmd []string, groups int) {
 	for id := range 3 {
 		c.run("restart", "-t", "5", c.container(id))
 		w.waitProgress(t, c, 20, fmt.Sprintf("after restarting node %d (rolling restart)", id))
+	}
+
+	// A node added as the README says: "up -d node-3" (it joins), then
+	// "add 3" from a client that reaches it at its host port.
+	c.run("compose", "up", "-d", "node-3")
+	if err := c.cl.AddServer(3); err != nil {
+		t.Fatalf("add 3: %v\n%s", err, c.logs())
+	}
+	w.waitProgress(t, c, 20, "after node 3 was added")
+	if c.grouped != nil {
+		for _, gs := range c.grouped.Groups() {
+			if !gs.Config.IsVoter(3) {
+				t.Errorf("after add 3, group %d's members are %v", gs.ID, gs.Config.Voters)
+			}
+		}
+	} else if ids := c.IDs(); !slices.Contains(ids, 3) {
+		t.Errorf("after add 3, the members are %v", ids)
+	} else if st := c.Status(); !slices.ContainsFunc(st, func(n cluster.NodeStatus) bool { return n.ID == 3 && n.Alive }) {
+		t.Errorf("after add 3, node 3 does not answer: %+v", st)
 	}
 	w.finish()
 	leader()

@@ -51,9 +51,15 @@ type Cluster struct {
 	procs  Processes // nil: connected only
 	start  time.Time
 
-	mu      sync.Mutex
-	book    map[int]string // where each member listens
-	members []int          // the servers, as the latest leader's configuration says
+	mu   sync.Mutex
+	book map[int]string // where each member listens
+	// spare are the addresses given (ClusterConfig.Addrs) where no node
+	// answered yet: where a node still to be added may listen, as this
+	// client reaches it (the address the node gives its peers may be a
+	// name only their network resolves, as a container's). prepareNew
+	// looks there for the node it adds.
+	spare   []string
+	members []int // the servers, as the latest leader's configuration says
 	// was: servers once in a committed configuration (to tell leaving
 	// from joining).
 	was map[int]bool
@@ -149,6 +155,11 @@ func Connect(cfg ClusterConfig) (*Cluster, error) {
 				// the model's to begin with, so that heal undoes them.
 				c.adoptFaults(info.Faults)
 			}
+		}
+	}
+	for _, addr := range cfg.Addrs {
+		if !slices.Contains(slices.Collect(maps.Values(c.book)), addr) {
+			c.spare = append(c.spare, addr)
 		}
 	}
 	for id, addr := range learned {

@@ -44,6 +44,9 @@ func (c *Cluster) prepareNew(id int) error {
 		return fmt.Errorf("node id %d is out of range (0–%d)", id, MaxNodeID)
 	}
 	c.Status() // learns the configuration, and addresses from the address books
+	// Where the peers reach it: what it says (found at a spare address),
+	// or what they know already.
+	advertised := c.lookInSpares(id)
 	c.mu.Lock()
 	member := slices.Contains(c.members, id)
 	addr, known := c.book[id]
@@ -72,10 +75,19 @@ func (c *Cluster) prepareNew(id int) error {
 	c.mu.Lock()
 	c.book[id] = addr
 	c.mu.Unlock()
+	if advertised == "" {
+		advertised = addr
+	}
 	// Every member learns the address first: it accepts the new node's
 	// messages only once it is in its address book.
-	if err := c.tellPeer(id, addr); err != nil {
+	if err := c.tellPeer(id, advertised); err != nil {
 		c.forget([]int{id})
+		ctx, cancel := context.WithTimeout(context.Background(), infoTimeout)
+		defer cancel()
+		if c.dialer.Call(ctx, addr, AdminService+".Info", &struct{}{}, &NodeInfo{}) != nil && c.procs == nil {
+			return fmt.Errorf("node %d listens at %s, which this client cannot reach: %w (give the REPL the address "+
+				"where it reaches node %d, a published port or a port-forward, in -connect, then add it)", id, addr, err, id)
+		}
 		return err
 	}
 	c.mu.Lock()
@@ -91,6 +103,32 @@ func (c *Cluster) prepareNew(id int) error {
 		return err
 	}
 	return nil
+}
+
+// lookInSpares asks the spare addresses (given, where no node answered
+// before) which node listens there now: if node id does, this client
+// reaches it there, whatever address its peers know it by, and
+// lookInSpares returns the address the node gives its peers ("": not
+// found, or it gives none).
+func (c *Cluster) lookInSpares(id int) (advertised string) {
+	c.mu.Lock()
+	spare := slices.Clone(c.spare)
+	c.mu.Unlock()
+	for _, addr := range spare {
+		ctx, cancel := context.WithTimeout(context.Background(), infoTimeout)
+		var info NodeInfo
+		err := c.dialer.Call(ctx, addr, AdminService+".Info", &struct{}{}, &info)
+		cancel()
+		if err != nil || info.ID != id {
+			continue
+		}
+		c.mu.Lock()
+		c.book[id] = addr
+		c.spare = slices.DeleteFunc(c.spare, func(a string) bool { return a == addr })
+		c.mu.Unlock()
+		return info.Peers[id]
+	}
+	return ""
 }
 
 // ChangeMembers implements cluster.Cluster: several servers added and

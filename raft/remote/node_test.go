@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -295,6 +296,76 @@ func TestFaultsOutliveTheREPL(t *testing.T) {
 	for _, n := range nodes {
 		if !n.faults.Linked(0, 1) || !n.faults.Linked(1, 0) {
 			t.Fatal("heal from the second connection left the partition in a node")
+		}
+	}
+}
+
+// forward relays every connection to ln to target, as a published port
+// of a container does; it stops with ln.
+func forward(t *testing.T, ln net.Listener, target string) {
+	t.Helper()
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			go func() { io.Copy(out, in); out.Close() }() //nolint:errcheck // a relay: either side may close
+			go func() { io.Copy(in, out); in.Close() }()  //nolint:errcheck
+		}
+	}()
+}
+
+// TestAddFindsNodeAtSpareAddress: the client reaches the node it adds at
+// an address of its own (given to Connect before the node ran, as the
+// host port of a container), while the peers keep the address the node
+// gives them.
+func TestAddFindsNodeAtSpareAddress(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	book := freeAddrs(t, 4)
+	founders := map[int]string{0: book[0], 1: book[1], 2: book[2]}
+	dir := t.TempDir()
+	nodes := startNodes(t, 3, NodeConfig{Cluster: "sp", Peers: founders}, dir)
+	defer stopNodes(nodes)
+	published, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer published.Close()
+	c, err := Connect(ClusterConfig{Addrs: []string{book[0], book[1], book[2], published.Addr().String()}, Cluster: "sp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Shutdown()
+	if _, _, err := c.CheckUniqueLeader(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	n3, err := StartNode(NodeConfig{ID: 3, Cluster: "sp", Peers: book, Join: true, DataDir: filepath.Join(dir, "n3")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n3.Stop()
+	forward(t, published, book[3])
+	if err := c.AddServer(3); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	reach := c.book[3]
+	c.mu.Unlock()
+	if reach != published.Addr().String() {
+		t.Errorf("the client reaches node 3 at %s, want the spare address %s", reach, published.Addr())
+	}
+	for id, n := range nodes {
+		n.mu.Lock()
+		got := n.book[3]
+		n.mu.Unlock()
+		if got != book[3] {
+			t.Errorf("node %d knows node 3 at %s, want the address node 3 gives, %s", id, got, book[3])
 		}
 	}
 }
