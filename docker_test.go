@@ -138,7 +138,16 @@ func TestDockerCompose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The image: the static binary, in FROM scratch.
+	buildImage(t)
+	for _, groups := range []int{1, 8} {
+		t.Run(fmt.Sprintf("groups=%d", groups), func(t *testing.T) { composeUnderFaults(t, cmd, groups) })
+	}
+}
+
+// buildImage builds the image as deploy/Dockerfile says: the static
+// binary, in FROM scratch.
+func buildImage(t *testing.T) {
+	t.Helper()
 	ctxDir := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(ctxDir, "raft-consensus"), ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -154,10 +163,6 @@ func TestDockerCompose(t *testing.T) {
 	}
 	if out, err := exec.Command("docker", "build", "-q", "-t", "raft-consensus:latest", ctxDir).CombinedOutput(); err != nil {
 		t.Fatalf("docker build: %v\n%s", err, out)
-	}
-
-	for _, groups := range []int{1, 8} {
-		t.Run(fmt.Sprintf("groups=%d", groups), func(t *testing.T) { composeUnderFaults(t, cmd, groups) })
 	}
 }
 

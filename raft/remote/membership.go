@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"raft-consensus/raft/cluster"
@@ -85,6 +86,13 @@ func (c *Cluster) prepareNew(id int) error {
 		ctx, cancel := context.WithTimeout(context.Background(), infoTimeout)
 		defer cancel()
 		if c.dialer.Call(ctx, addr, AdminService+".Info", &struct{}{}, &NodeInfo{}) != nil && c.procs == nil {
+			c.mu.Lock()
+			spare := slices.Clone(c.spare)
+			c.mu.Unlock()
+			if len(spare) > 0 {
+				return fmt.Errorf("node %d listens at %s, which this client cannot reach, and it answers at none of the other addresses given (%s) yet: %w "+
+					"(once it is up at one of them, add it again)", id, addr, strings.Join(spare, ", "), err)
+			}
 			return fmt.Errorf("node %d listens at %s, which this client cannot reach: %w (give the REPL the address "+
 				"where it reaches node %d, a published port or a port-forward, in -connect, then add it)", id, addr, err, id)
 		}
