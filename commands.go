@@ -508,14 +508,24 @@ func cmdShutdown(r *REPL, _ cluster.Cluster, _ []string) error {
 		return err
 	}
 	r.printf("%s", shutDownWords(c))
+	if _, processes := c.(interface{ Launched() bool }); processes {
+		// The REPL stays, and its next cluster is one of its own: say so,
+		// rather than let "create" quietly leave the processes' mode.
+		r.printf("the REPL stays: \"create <nodes>\" now makes a cluster inside it (in-process), not node processes")
+	}
 	return nil
 }
 
 // shutDownWords says what a shutdown did: a cluster this REPL is only
-// connected to (-connect) runs on.
+// connected to (-connect) runs on; node processes it launched (cluster up)
+// stop, and their data stays for another cluster up on the same dir.
 func shutDownWords(c cluster.Cluster) string {
-	if l, ok := c.(interface{ Launched() bool }); ok && !l.Launched() {
-		return "disconnected from the cluster (its nodes run on)"
+	l, ok := c.(interface{ Launched() bool })
+	switch {
+	case ok && !l.Launched():
+		return "disconnected from the cluster (its nodes run on: -connect reaches them again)"
+	case ok:
+		return "cluster shut down: its node processes stopped; their data stays in the dir (cluster up on it starts them again)"
 	}
 	return "cluster shut down"
 }

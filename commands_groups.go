@@ -363,7 +363,7 @@ func changeGroup(r *REPL, gc cluster.Grouped, args []string) error {
 		return err
 	}
 	if len(args) == 1 {
-		return usageError("usage: change <group> +<id>... -<id>... — e.g. \"change 5 +3 -0\"")
+		return usageError(fmt.Sprintf("usage: change [group] +<id>... -<id>... — name the servers to add or remove in group %d, e.g. \"change %d +3 -0\"", g, g))
 	}
 	adds, removes, err := parseMemberChanges(args[1:])
 	if err != nil {

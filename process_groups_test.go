@@ -94,6 +94,7 @@ func TestManyGroupsProcessesUnderFaults(t *testing.T) {
 	victim = most()
 	must(t, c.Pause(victim))
 	w.waitProgress(t, c, 20, fmt.Sprintf("with node %d stopped (SIGSTOP)", victim))
+	withoutWaitingForPaused(t, "GroupLeader, Status and GroupLogs", func() { c.GroupLeader(0); c.Status(); _, _ = c.GroupLogs(0, 10) })
 	must(t, c.Resume(victim))
 
 	victim = most()

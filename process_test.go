@@ -243,6 +243,7 @@ func TestProcessesUnderFaults(t *testing.T) {
 	if next := c.waitLeader(t); next == leader {
 		t.Fatalf("node %d, stopped, still leads", leader)
 	}
+	withoutWaitingForPaused(t, "Status and Leader", func() { c.Status(); c.Leader() })
 	must(t, c.Resume(leader))
 
 	leader = c.waitLeader(t)
@@ -302,22 +303,34 @@ func must(t *testing.T, err error) {
 
 // TestClusterUpREPL: "cluster up" starts node processes and runs the REPL
 // over them: a write and a read, SIGKILL and restart, SIGSTOP and SIGCONT,
-// the pid column; leaving stops every process.
+// the pid column; shutdown stops every process and says that the next
+// cluster is an in-process one.
 func TestClusterUpREPL(t *testing.T) {
 	defer leaktest.CheckTimeout(t, 10*time.Second)()
 	t.Setenv(nodeEnv, "1") // the launcher runs this binary as "node"
 	dir := t.TempDir()
-	script := "set x 5\nget x\ncrash 0\nstatus\nrestart 0\npause 1\nstatus\nresume 1\nget x\nchange +3 +4 -0 -1\nget x\n"
+	script := "set x 5\nget x\ncrash 0\nstatus\nrestart 0\npause 1\nstatus\nresume 1\nget x\nchange +3 +4 -0 -1\nget x\nshutdown\ncreate 1\nstatus\n"
 	var out, errOut strings.Builder
 	code := runClusterCmd([]string{"up", "-n", "3", "-dir", dir}, strings.NewReader(script), &out, &errOut)
 	if code != 0 {
 		t.Fatalf("status %d\n%s\n%s", code, out.String(), errOut.String())
 	}
 	for _, want := range []string{"started 3 node processes", "ok: x = 5", "node 0 crashed", "PID", "paused", "node 1 resumed", "x = 5",
-		"members changed through a joint configuration (C_old,new, then C_new): added 3 4 (voters), removed 0 1"} {
+		"members changed through a joint configuration (C_old,new, then C_new): added 3 4 (voters), removed 0 1",
+		"cluster shut down: its node processes stopped", `"create <nodes>" now makes a cluster inside it (in-process)`,
+		"cluster of 1 node created"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the output lacks %q:\n%s", want, out.String())
 		}
+	}
+	// Again on the same dir: the nodes the change removed are neither
+	// started nor named (the address books still hold them).
+	out.Reset()
+	if code := runClusterCmd([]string{"up", "-n", "3", "-dir", dir}, strings.NewReader("status\n"), &out, &errOut); code != 0 {
+		t.Fatalf("again on the dir: status %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	if want := "started 3 node processes (nodes 2–4)"; !strings.Contains(out.String(), want) {
+		t.Errorf("again on the dir, the output lacks %q:\n%s", want, out.String())
 	}
 	// Every process stopped: the launcher's lock is free.
 	l, err := remote.Launch(remote.LauncherConfig{Dir: dir, Cluster: defaultClusterID, Binary: os.Args[0], Env: []string{nodeEnv + "=1"}})
@@ -356,5 +369,19 @@ func TestNodeStopsCleanlyOnSIGTERM(t *testing.T) {
 	c.waitLeader(t)
 	if v, found, err := client.Get(ctx, "x"); err != nil || !found || v != "kept" {
 		t.Fatalf("after the restart x = %q, %v, %v", v, found, err)
+	}
+}
+
+// withoutWaitingForPaused checks that look does not wait for a paused
+// process, which cannot answer: a look at a node that does not answer
+// waits half a second for it (two for a node of many groups), and the
+// REPL looks after every set and get to name the leader that served it.
+func withoutWaitingForPaused(t *testing.T, what string, look func()) {
+	t.Helper()
+	const wait = 500 * time.Millisecond // remote's infoTimeout
+	start := time.Now()
+	look()
+	if took := time.Since(start); took >= wait {
+		t.Errorf("%s took %v with a node paused: it waited for the paused node", what, took)
 	}
 }

@@ -52,7 +52,7 @@ func TestGroupsSession(t *testing.T) {
 		step("groups 6..", `^GROUP`, `^─+$`, `^ +6 `, `^ +7 `, `^groups 6–7 of 8 shown — "groups 0..7" shows others$`, `^8 groups: `),
 		step("change 5 +1 +1", `^error: node 1 is named twice$`),
 		step("change 8 +1", `^error: there is no group 8 — groups are g0 to g7$`),
-		step("change 5", `^error: usage: change <group> `),
+		step("change 5", `^error: usage: change \[group\] `),
 		step("groups 3..1", `^error: 3..1: the range ends before it starts$`),
 		step("groups 9", `^error: group 9 does not exist — groups are 0 to 7$`),
 		step("groups 3..5..7", `^error: 3..5..7 is not a group or a range of groups`),

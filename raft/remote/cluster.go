@@ -122,6 +122,7 @@ func Connect(cfg ClusterConfig) (*Cluster, error) {
 		faults: transport.NewNetworkFaults(1), history: &kv.History{}, timeout: cfg.Timeout}
 	var errs []error
 	learned := map[int]string{} // from the address books: the addresses given come first
+	var newest *core.Summary    // the answer with the latest configuration
 	// Nodes started a moment ago may not listen yet: until one answers,
 	// try again for a while, unless a node refused us (that will not change).
 	deadline := time.Now().Add(cfg.ConnectTimeout)
@@ -150,6 +151,9 @@ func Connect(cfg ClusterConfig) (*Cluster, error) {
 			maps.Copy(learned, info.Peers)
 			c.book[info.ID] = addr
 			c.learn(info.Summary)
+			if newest == nil || info.Summary.ConfigIndex > newest.ConfigIndex {
+				newest = &info.Summary
+			}
 			if len(c.book) == 1 {
 				// Faults an earlier REPL set are still in force: they are
 				// the model's to begin with, so that heal undoes them.
@@ -170,6 +174,12 @@ func Connect(cfg ClusterConfig) (*Cluster, error) {
 	if len(c.book) == 0 {
 		d.Close()
 		return nil, fmt.Errorf("no node answered: %w", errors.Join(errs...))
+	}
+	if c.members == nil && c.groups <= 1 && newest != nil && len(newest.Config.Members()) > 0 {
+		// No leader yet (nodes just started): the latest configuration
+		// any of them holds is a better guess than the address books,
+		// which keep the nodes a change removed. A leader corrects it.
+		c.members = slices.Sorted(slices.Values(newest.Config.Members()))
 	}
 	if c.members == nil {
 		c.members = slices.Sorted(maps.Keys(c.book))
@@ -277,10 +287,15 @@ func (c *Cluster) infos() map[int]*NodeInfo {
 }
 
 // eachMember runs ask for every member at once, each with timeout, and
-// waits for them all.
+// waits for them all. A process the launcher paused is not asked: it
+// cannot answer, and waiting out its timeout would slow every command
+// that looks at the cluster (a set looks for the leader that served it).
 func (c *Cluster) eachMember(timeout time.Duration, ask func(ctx context.Context, id int)) {
 	var wg sync.WaitGroup
 	for _, id := range c.IDs() {
+		if c.paused(id) {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -364,6 +379,10 @@ func (c *Cluster) Logs(limit int) []cluster.NodeLog {
 	var out []cluster.NodeLog
 	for _, id := range c.IDs() {
 		l := cluster.NodeLog{ID: id}
+		if c.paused(id) {
+			out = append(out, l)
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), infoTimeout)
 		if c.admin(ctx, id, "Log", &limit, &l) != nil {
 			l = cluster.NodeLog{ID: id}
@@ -438,12 +457,19 @@ func (c *Cluster) Pause(id int) error {
 	return c.procs.Pause(id)
 }
 
-// Resume continues a paused node (SIGCONT).
+// Resume continues a paused node (SIGCONT), and gives it the network
+// faults set while it was paused.
 func (c *Cluster) Resume(id int) error {
 	if err := c.needProcs(id); err != nil {
 		return err
 	}
-	return c.procs.Resume(id)
+	if err := c.procs.Resume(id); err != nil {
+		return err
+	}
+	if err := c.pushFaultsTo(id); err != nil {
+		return fmt.Errorf("node %d resumed, but it could not be told the network faults set while it was paused: %w", id, err)
+	}
+	return nil
 }
 
 func (c *Cluster) needProcs(id int) error {
@@ -575,6 +601,9 @@ func (c *Cluster) faultState() Faults {
 func (c *Cluster) pushFaults() error {
 	var errs []error
 	for _, id := range c.IDs() {
+		if c.paused(id) {
+			continue // told when it resumes
+		}
 		if err := c.pushFaultsTo(id); err != nil && !c.down(id) {
 			errs = append(errs, err)
 		}
@@ -587,6 +616,10 @@ func (c *Cluster) pushFaults() error {
 func (c *Cluster) down(id int) bool {
 	return c.procs != nil && (c.procs.Pid(id) == 0 || c.procs.Paused(id))
 }
+
+// paused says whether node id's process is stopped by the launcher
+// (SIGSTOP): it cannot answer until it resumes.
+func (c *Cluster) paused(id int) bool { return c.procs != nil && c.procs.Paused(id) }
 
 func (c *Cluster) pushFaultsTo(id int) error {
 	f := c.faultState()

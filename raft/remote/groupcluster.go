@@ -122,6 +122,10 @@ func (c *GroupedCluster) GroupLogs(g uint64, limit int) ([]cluster.NodeLog, erro
 	}
 	var out []cluster.NodeLog
 	for _, id := range c.IDs() {
+		if c.paused(id) {
+			out = append(out, cluster.NodeLog{ID: id})
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 4*infoTimeout)
 		var l cluster.NodeLog
 		err := c.admin(ctx, id, "GroupLog", &GroupLogArgs{Group: g, Limit: limit}, &l)

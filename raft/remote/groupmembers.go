@@ -90,7 +90,20 @@ func (c *GroupedCluster) syncServers(reps map[int]map[multi.GroupID]shard.Replic
 	}
 	c.gmu.Unlock()
 	if !seen {
-		return // no leader answered: nothing to learn the nodes from
+		// No leader answered (nodes just started): each group's latest
+		// configuration among the replicas that answered is a better
+		// guess than the address books, which keep removed nodes.
+		guess := newestMembers(c.groups, reps)
+		if len(guess) == 0 {
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for id := range c.joining {
+			guess[id] = true
+		}
+		c.members = slices.Sorted(maps.Keys(guess))
+		return
 	}
 	for id, r := range reps {
 		if len(r) > 0 {
@@ -108,6 +121,26 @@ func (c *GroupedCluster) syncServers(reps map[int]map[multi.GroupID]shard.Replic
 	// A node down is still a member of its groups' configurations; a node
 	// removed from every group is no longer one of the cluster's.
 	c.members = slices.Sorted(maps.Keys(nodes))
+}
+
+// newestMembers is the union, over groups, of the members of the
+// latest configuration (highest index) a replica of the group holds.
+func newestMembers(groups int, reps map[int]map[multi.GroupID]shard.Replica) map[int]bool {
+	nodes := map[int]bool{}
+	for g := range multi.GroupID(groups) {
+		var newest *core.Summary
+		for _, r := range reps {
+			if rep, ok := r[g]; ok && (newest == nil || rep.Summary.ConfigIndex > newest.ConfigIndex) {
+				newest = &rep.Summary
+			}
+		}
+		if newest != nil {
+			for _, id := range newest.Config.Members() {
+				nodes[id] = true
+			}
+		}
+	}
+	return nodes
 }
 
 // sawConfig records group g's configuration as a leader has it: its

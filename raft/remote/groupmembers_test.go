@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -359,4 +360,28 @@ func connectGrouped(t *testing.T, book map[int]string, cluster string) *GroupedC
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestNewestMembersLeaveRemovedNodesOut: with no leader to ask (nodes
+// just started), the cluster's nodes are guessed from each group's
+// latest configuration among the replicas that answered — a node that
+// an earlier change removed from every group (0 here) is not one of
+// them, though the address books still name it.
+func TestNewestMembersLeaveRemovedNodesOut(t *testing.T) {
+	rep := func(index uint64, voters ...int) shard.Replica {
+		return shard.Replica{Summary: core.Summary{ConfigIndex: index, Config: core.Configuration{Voters: voters}}}
+	}
+	reps := map[int]map[multi.GroupID]shard.Replica{
+		// Node 1 missed group 0's last change (0 out, 3 in); node 2 has it.
+		1: {0: rep(4, 0, 1, 2), 1: rep(6, 1, 2, 3)},
+		2: {0: rep(7, 1, 2, 3), 1: rep(6, 1, 2, 3)},
+		3: {1: rep(6, 1, 2, 3)}, // group 0's replica not created yet
+	}
+	got := slices.Sorted(maps.Keys(newestMembers(2, reps)))
+	if want := []int{1, 2, 3}; !slices.Equal(got, want) {
+		t.Fatalf("newestMembers = %v, want %v", got, want)
+	}
+	if got := newestMembers(2, nil); len(got) != 0 {
+		t.Fatalf("newestMembers of no answers = %v, want none", got)
+	}
 }
