@@ -8,6 +8,8 @@ import (
 
 	"github.com/fortytw2/leaktest"
 
+	"raft-consensus/raft/cluster"
+	"raft-consensus/raft/core"
 	"raft-consensus/raft/multi"
 )
 
@@ -134,5 +136,50 @@ func TestPageStateOfOneGroup(t *testing.T) {
 	}
 	if st := b.State(99); st.Group != 3 {
 		t.Fatalf("group 99 of 4 shows group %d, want the last", st.Group)
+	}
+}
+
+// TestGroupDiagramPairsEverySend: in a cluster of many groups, every
+// AppendEntries a replica traces receiving was traced sent by its leader,
+// the heartbeats that quiesce a group (sent by the host, not the core)
+// too; the diagram of one group would otherwise show receipts of messages
+// nobody sent.
+func TestGroupDiagramPairsEverySend(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	r, out := newTestREPL(t, 5*time.Second)
+	defer r.Close()
+	for _, line := range []string{"1 3 4", "set a 1", "set b 2"} {
+		if s := run1(r, out, line); strings.HasPrefix(s, "error") {
+			t.Fatalf("%s: %s", line, s)
+		}
+	}
+	gc := r.Cluster().(cluster.Grouped)
+	waitFor(t, 10*time.Second, func() bool { // every group quiet: the quiesce heartbeats went out
+		for _, n := range gc.NodeGroups() {
+			if n.Quiet != n.Replicas {
+				return false
+			}
+		}
+		return true
+	})
+	events, _ := r.Trace.Records()
+	type msg struct {
+		group string
+		rpc   core.RPC
+	}
+	sent := map[msg]int{}
+	for _, rec := range events {
+		if e := rec.Event; e.RPC != nil && e.RPC.Type == core.MsgAppendEntries {
+			switch e.Kind {
+			case core.EventSend:
+				sent[msg{rec.Group, *e.RPC}]++
+			case core.EventRecv:
+				m := msg{rec.Group, *e.RPC}
+				if sent[m] == 0 {
+					t.Errorf("%s: node %s traced %q, which no leader traced sending", rec.Group, rec.Node, e.Text())
+				}
+				sent[m]--
+			}
+		}
 	}
 }

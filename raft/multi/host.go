@@ -133,6 +133,10 @@ type group struct {
 	term   uint64
 	leader int
 	config core.Configuration
+	// trace is the group's tracer on this node, for the messages the host
+	// sends for the group itself (quiesce heartbeats): the driver traces
+	// the rest.
+	trace *trace.NodeTracer
 }
 
 // Stats count what a host did.
@@ -212,8 +216,10 @@ func (h *Host) createGroup(g GroupID, members []NodeID, floor core.VoteFloor) er
 	cc := h.cfg.Core
 	cc.Seed = h.cfg.Core.Seed*1_000_003 + int64(g) // groups of one host draw different timeouts
 	gr.storage = h.cfg.Storage(g)
+	tracer := trace.ForGroup(h.cfg.Tracer, g.String())
+	gr.trace = trace.ForNode(tracer, int(h.cfg.ID))
 	d, err := node.NewDriver(node.DriverConfig{Core: cc, Members: ids, VoteFloor: floor, Storage: gr.storage, Outbox: gr, Applier: gr,
-		Tracer: trace.ForGroup(h.cfg.Tracer, g.String())})
+		Tracer: tracer})
 	if err != nil {
 		return fmt.Errorf("group %v: %w", g, err)
 	}

@@ -41,8 +41,14 @@ func (h *Host) maybeQuiesceLeader(gr *group) {
 	for _, id := range c.Config().Members() {
 		if p := NodeID(id); p != h.cfg.ID {
 			b := h.batch(p)
-			b.Heartbeats = append(b.Heartbeats, Heartbeat{Group: gr.id, Term: term, PrevLogIndex: last, PrevLogTerm: lastTerm,
-				Commit: c.Committed(), Quiesce: true})
+			hb := Heartbeat{Group: gr.id, Term: term, PrevLogIndex: last, PrevLogTerm: lastTerm, Commit: c.Committed(), Quiesce: true}
+			b.Heartbeats = append(b.Heartbeats, hb)
+			if gr.trace.On() {
+				// The follower traces its receipt as any heartbeat's: the
+				// send is traced here, so that the diagram pairs them.
+				m := hb.message(h.cfg.ID, p)
+				gr.trace.Event(core.Event{Kind: core.EventSend, Term: term, Peer: int(p), RPC: m.Summary()})
+			}
 		}
 	}
 }

@@ -22,7 +22,15 @@ type SessionTracer struct {
 	hbNext    int
 	hbTotal   int
 	seq       uint64
-	lastEmpty map[[2]int]bool // (from, to) → the last AppendEntries between them was empty
+	lastEmpty map[link]bool // the last AppendEntries on the link was empty
+}
+
+// link is one direction between two nodes in one group ("" for a cluster
+// of one group): the groups of a multi-raft node pair interleave their
+// appends, and a reply answers its own group's.
+type link struct {
+	group    string
+	from, to int
 }
 
 type seqRecord struct {
@@ -42,13 +50,14 @@ func NewSessionTracer(maxEvents, maxHeartbeats int, now func() time.Time) *Sessi
 	if now == nil {
 		now = time.Now
 	}
-	return &SessionTracer{now: now, max: max(maxEvents, 1), hb: make([]seqRecord, 0, max(maxHeartbeats, 1)), lastEmpty: map[[2]int]bool{}}
+	return &SessionTracer{now: now, max: max(maxEvents, 1), hb: make([]seqRecord, 0, max(maxHeartbeats, 1)), lastEmpty: map[link]bool{}}
 }
 
-// IsHeartbeat reports whether e is the sending or receiving of an empty
-// AppendEntries, or of a successful reply to one; lastEmpty remembers,
-// per (from, to), whether the last AppendEntries was empty.
-func IsHeartbeat(e core.Event, lastEmpty map[[2]int]bool) bool {
+// isHeartbeat reports whether e, of group ("" for none), is the sending
+// or receiving of an empty AppendEntries, or of a successful reply to
+// one; lastEmpty remembers, per link, whether the last AppendEntries was
+// empty.
+func isHeartbeat(group string, e core.Event, lastEmpty map[link]bool) bool {
 	if (e.Kind != core.EventSend && e.Kind != core.EventRecv) || e.RPC == nil {
 		return false
 	}
@@ -56,10 +65,10 @@ func IsHeartbeat(e core.Event, lastEmpty map[[2]int]bool) bool {
 	switch r.Type {
 	case core.MsgAppendEntries:
 		empty := r.Entries == 0
-		lastEmpty[[2]int{r.From, r.To}] = empty
+		lastEmpty[link{group, r.From, r.To}] = empty
 		return empty
 	case core.MsgAppendEntriesReply:
-		return r.Success && lastEmpty[[2]int{r.To, r.From}]
+		return r.Success && lastEmpty[link{group, r.To, r.From}]
 	}
 	return false
 }
@@ -74,7 +83,7 @@ func (s *SessionTracer) TraceGroup(node, group string, e core.Event) {
 	defer s.mu.Unlock()
 	s.seq++
 	rec := seqRecord{s.seq, Record{ts, node, e, group}}
-	if IsHeartbeat(e, s.lastEmpty) {
+	if isHeartbeat(group, e, s.lastEmpty) {
 		s.hbTotal++
 		if len(s.hb) < cap(s.hb) {
 			s.hb = append(s.hb, rec)

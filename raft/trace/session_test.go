@@ -50,6 +50,25 @@ func TestSessionKeepsTheElectionPastTheHeartbeats(t *testing.T) {
 	}
 }
 
+// TestSessionTellsGroupsApart: the reply to one group's append with
+// entries is no heartbeat, though another group's heartbeat went on the
+// same link in between.
+func TestSessionTellsGroupsApart(t *testing.T) {
+	s := NewSessionTracer(1000, 50, nil)
+	s.TraceGroup("1", "g1", core.Event{Kind: core.EventSend, Peer: 2, RPC: &core.RPC{Type: core.MsgAppendEntries, From: 1, To: 2, Entries: 3}})
+	s.TraceGroup("1", "g2", heartbeat(1, 2))
+	s.TraceGroup("2", "g1", heartbeatReply(2, 1)) // the reply to g1's entries
+	s.TraceGroup("2", "g2", heartbeatReply(2, 1))
+	if got := len(s.events); got != 2 {
+		t.Fatalf("%d events kept apart from the heartbeats, want 2 (g1's append and its reply)", got)
+	}
+	for _, r := range s.events {
+		if r.Group != "g1" {
+			t.Errorf("a %s event was kept as no heartbeat: %v", r.Group, r.Event.Text())
+		}
+	}
+}
+
 // TestSessionDropsTheOldestEvents: past the bound, the oldest go, counted.
 func TestSessionDropsTheOldestEvents(t *testing.T) {
 	s := NewSessionTracer(100, 10, nil)

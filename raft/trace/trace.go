@@ -67,14 +67,23 @@ func NewJSONTracer(w io.Writer, now func() time.Time) *TextTracer {
 }
 
 // Trace implements Tracer.
-func (t *TextTracer) Trace(node string, e core.Event) {
+func (t *TextTracer) Trace(node string, e core.Event) { t.TraceGroup(node, "", e) }
+
+// TraceGroup implements GroupTracer: the line names the group (a "group"
+// field in JSON, "g5: " before the message in text), as events of many
+// groups on one node would be a muddle without it.
+func (t *TextTracer) TraceGroup(node, group string, e core.Event) {
 	ts := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.json {
-		t.buf = AppendJSON(t.buf[:0], ts, node, e)
+		t.buf = appendJSON(t.buf[:0], ts, node, group, e)
 	} else {
-		t.buf = FormatTraceLine(t.buf[:0], ts, node, e.Text())
+		msg := e.Text()
+		if group != "" {
+			msg = group + ": " + msg
+		}
+		t.buf = FormatTraceLine(t.buf[:0], ts, node, msg)
 	}
 	t.w.Write(t.buf)
 }
@@ -92,6 +101,11 @@ func FormatTraceLine(b []byte, ts time.Time, node, msg string) []byte {
 // AppendJSON appends one JSON trace line (with its newline) to b: the time,
 // the node, the event's fields and its text.
 func AppendJSON(b []byte, ts time.Time, node string, e core.Event) []byte {
+	return appendJSON(b, ts, node, "", e)
+}
+
+// appendJSON is AppendJSON with the event's group ("" for none).
+func appendJSON(b []byte, ts time.Time, node, group string, e core.Event) []byte {
 	fields, err := json.Marshal(e)
 	if err != nil { // cannot happen: an Event always marshals
 		fields = []byte(`{"kind":"info"}`)
@@ -101,6 +115,11 @@ func AppendJSON(b []byte, ts time.Time, node string, e core.Event) []byte {
 	b = append(b, `","node":`...)
 	nodeJSON, _ := json.Marshal(node) // not strconv.Quote: Go's \x escapes are not JSON
 	b = append(b, nodeJSON...)
+	if group != "" {
+		groupJSON, _ := json.Marshal(group)
+		b = append(b, `,"group":`...)
+		b = append(b, groupJSON...)
+	}
 	b = append(b, ',')
 	b = append(b, fields[1:len(fields)-1]...)
 	text, _ := json.Marshal(e.Text())

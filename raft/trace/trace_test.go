@@ -22,6 +22,21 @@ func TestTextTracerWritesThePrototypeFormat(t *testing.T) {
 	}
 }
 
+// Events of one of many groups name the group, in text and in JSON.
+func TestTracersNameTheGroup(t *testing.T) {
+	var text, js bytes.Buffer
+	e := core.Event{Kind: core.EventTerm, Term: 4, PrevTerm: 3}
+	ForGroup(NewTextTracer(&text, fixedNow), "g5").Trace("2", e)
+	ForGroup(NewJSONTracer(&js, fixedNow), "g5").Trace("2", e)
+	if got, want := text.String(), "22:41:07.123456 [2] g5: term 3 → 4\n"; got != want {
+		t.Errorf("text line %q, want %q", got, want)
+	}
+	var head struct{ Node, Group, Text string }
+	if err := json.Unmarshal(js.Bytes(), &head); err != nil || head.Node != "2" || head.Group != "g5" || head.Text != e.Text() {
+		t.Errorf("JSON line %s read as %+v (%v), want node 2, group g5", js.String(), head, err)
+	}
+}
+
 // A JSON line must be valid JSON whatever the node and text hold, carry the
 // event's fields (which read back into the same event) and its text.
 func TestJSONTracerLinesReadBack(t *testing.T) {
