@@ -58,8 +58,11 @@ type Cluster struct {
 	// client reaches it (the address the node gives its peers may be a
 	// name only their network resolves, as a container's). prepareNew
 	// looks there for the node it adds.
-	spare   []string
-	members []int // the servers, as the latest leader's configuration says
+	spare []string
+	// advertised is the address a node found at a spare address gives its
+	// peers, kept for an add tried again (its spare address is book's).
+	advertised map[int]string
+	members    []int // the servers, as the latest leader's configuration says
 	// was: servers once in a committed configuration (to tell leaving
 	// from joining).
 	was map[int]bool

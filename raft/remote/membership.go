@@ -120,6 +120,10 @@ func (c *Cluster) prepareNew(id int) error {
 // found, or it gives none).
 func (c *Cluster) lookInSpares(id int) (advertised string) {
 	c.mu.Lock()
+	if a, ok := c.advertised[id]; ok {
+		c.mu.Unlock()
+		return a // found by an earlier add, which failed: the node's address has not changed
+	}
 	spare := slices.Clone(c.spare)
 	c.mu.Unlock()
 	for _, addr := range spare {
@@ -133,6 +137,10 @@ func (c *Cluster) lookInSpares(id int) (advertised string) {
 		c.mu.Lock()
 		c.book[id] = addr
 		c.spare = slices.DeleteFunc(c.spare, func(a string) bool { return a == addr })
+		if c.advertised == nil {
+			c.advertised = map[int]string{}
+		}
+		c.advertised[id] = info.Peers[id]
 		c.mu.Unlock()
 		return info.Peers[id]
 	}

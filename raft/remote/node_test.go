@@ -324,7 +324,7 @@ func forward(t *testing.T, ln net.Listener, target string) {
 // TestAddFindsNodeAtSpareAddress: the client reaches the node it adds at
 // an address of its own (given to Connect before the node ran, as the
 // host port of a container), while the peers keep the address the node
-// gives them.
+// gives them, also when the add is tried again.
 func TestAddFindsNodeAtSpareAddress(t *testing.T) {
 	defer leaktest.CheckTimeout(t, 10*time.Second)()
 	book := freeAddrs(t, 4)
@@ -351,6 +351,13 @@ func TestAddFindsNodeAtSpareAddress(t *testing.T) {
 	}
 	defer n3.Stop()
 	forward(t, published, book[3])
+	// A first add that fails after the node was found (as a vote floor
+	// that times out would): the add again must still give the peers the
+	// node's own address, not the one this client reaches it at.
+	if err := c.prepareNew(3); err != nil {
+		t.Fatal(err)
+	}
+	c.forget([]int{3})
 	if err := c.AddServer(3); err != nil {
 		t.Fatal(err)
 	}
