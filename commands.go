@@ -614,6 +614,16 @@ func cmdAdd(r *REPL, sim cluster.Cluster, args []string) error {
 		return addToGroup(r, sim.(cluster.Grouped), ids, g)
 	}
 	for _, id := range ids {
+		if f, ok := sim.(floorGiver); ok {
+			given, err := f.GiveVoteFloor(id)
+			if err != nil {
+				return fmt.Errorf("giving node %d its vote floor: %s", id, describe(err))
+			}
+			if given {
+				r.printf("node %d is a member already, and voted for no one (it had no vote floor): given the leader's, it votes again", id)
+				continue
+			}
+		}
 		if err := sim.AddServer(id); err != nil {
 			return fmt.Errorf("adding node %d: %s", id, describe(err))
 		}
@@ -624,6 +634,12 @@ func cmdAdd(r *REPL, sim cluster.Cluster, args []string) error {
 		r.printf("node %d added (voter)", id)
 	}
 	return nil
+}
+
+// floorGiver is a cluster of node processes, where a member may vote for
+// no one for want of a vote floor (remote.Cluster.GiveVoteFloor).
+type floorGiver interface {
+	GiveVoteFloor(id int) (given bool, err error)
 }
 
 func cmdRemove(r *REPL, sim cluster.Cluster, args []string) error {
@@ -736,6 +752,7 @@ func cmdStatus(r *REPL, sim cluster.Cluster, _ []string) error {
 		}
 		return cells
 	}
+	var mute []int // nodes that vote for no one
 	for _, st := range status {
 		if !st.Alive {
 			state := "crashed"
@@ -763,9 +780,16 @@ func cmdStatus(r *REPL, sim cluster.Cluster, _ []string) error {
 		if st.SnapshotIndex > 0 {
 			log = fmt.Sprintf("snap %d, %s", st.SnapshotIndex, log)
 		}
+		if st.NoVotes {
+			state += ", no votes"
+			mute = append(mute, st.ID)
+		}
 		t.AppendRow(row(st, st.ID, st.Role.String(), st.Term, leader, st.Commit, st.Applied, log, st.Member, state))
 	}
 	fmt.Fprintln(r.out, render(t))
+	for _, id := range mute {
+		r.printf("node %d votes for no one: it joined (-join) and has no vote floor (never given, or its vote_floor.json lost); \"add %d\" gives it one", id, id)
+	}
 	r.networkLine(sim)
 	return nil
 }

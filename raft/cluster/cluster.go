@@ -119,6 +119,9 @@ type NodeStatus struct {
 	// Down says why a node that is not Alive is down, when it is not
 	// "crashed": "paused", "not answering".
 	Down string
+	// NoVotes: the node votes for no one until it is given a vote floor
+	// (a node that joined, -join, and was not given one).
+	NoVotes bool
 }
 
 // Pauser is a Cluster whose nodes are processes that can be stopped and

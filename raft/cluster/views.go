@@ -22,6 +22,7 @@ func StatusOf(id int, running, connected bool, sum core.Summary, applied uint64)
 		st.LastIndex, st.SnapshotIndex = sum.LastIndex, sum.SnapshotIndex
 		st.LogLength = sum.LastIndex - sum.SnapshotIndex
 		st.Applied = applied
+		st.NoVotes = sum.NoVotes
 	}
 	return st
 }

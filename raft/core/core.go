@@ -788,12 +788,16 @@ type Summary struct {
 	// Config is the configuration in use, from the entry at ConfigIndex.
 	Config      Configuration
 	ConfigIndex uint64
+	// NoVotes: the replica votes for no one (its vote floor is NoVotes),
+	// until it is given a floor.
+	NoVotes bool `json:",omitempty"`
 }
 
 // Summary returns the core's state in brief.
 func (c *Core) Summary() Summary {
 	return Summary{Role: c.role, Term: c.term, Leader: c.leader, Commit: c.log.committed,
-		LastIndex: c.log.lastIndex(), SnapshotIndex: c.log.snapIndex, Config: c.config, ConfigIndex: c.configIndex}
+		LastIndex: c.log.lastIndex(), SnapshotIndex: c.log.snapIndex, Config: c.config, ConfigIndex: c.configIndex,
+		NoVotes: c.voteFloor == NoVotes}
 }
 
 // Timers are a core's clocks, in ticks: how long since it last heard of a

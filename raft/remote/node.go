@@ -83,6 +83,7 @@ type Node struct {
 	release  func()
 	started  time.Time
 	stop     chan struct{} // closed by Stop
+	stopOnce sync.Once
 	wg       sync.WaitGroup
 
 	mu   sync.Mutex
@@ -113,7 +114,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	// identity is not fresh: checkIdentity refuses it, and it is kept).
 	fresh := !exists(filepath.Join(cfg.DataDir, identityFile)) && !holdsLog(cfg.DataDir)
 	if err := n.start(); err != nil {
-		n.close()
+		n.stopOnce.Do(n.close)
 		if fresh {
 			// A first start that failed leaves the data dir as it found it,
 			// so that a corrected command line may use it.
@@ -367,7 +368,8 @@ func (n *Node) Failed() error {
 
 // Stop stops the node: what it acknowledged is on disk already (every
 // write is fsync'd before it is acknowledged); the storage is closed.
-func (n *Node) Stop() { n.close() }
+// Stopping it again does nothing.
+func (n *Node) Stop() { n.stopOnce.Do(n.close) }
 
 func (n *Node) close() {
 	close(n.stop)

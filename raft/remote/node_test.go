@@ -166,6 +166,39 @@ func TestJoinAndAddWithoutALauncher(t *testing.T) {
 	if st.Summary.Role == core.Leader {
 		t.Log("node 3 leads")
 	}
+
+	// Its floor file lost, node 3 restarts with a log and votes for no
+	// one (the log may be behind the lost floor); the status says so, and
+	// "add 3" (GiveVoteFloor) gives it a floor again.
+	n3.Stop()
+	if err := os.Remove(filepath.Join(dir, "n3", voteFloorFile)); err != nil {
+		t.Fatal(err)
+	}
+	if n3, err = StartNode(NodeConfig{ID: 3, Cluster: "j", Peers: joinPeers, Join: true, DataDir: filepath.Join(dir, "n3")}); err != nil {
+		t.Fatal(err)
+	}
+	defer n3.Stop()
+	mute := func() bool {
+		for _, st := range c.Status() {
+			if st.ID == 3 {
+				return st.NoVotes
+			}
+		}
+		t.Fatal("node 3 is not in the status")
+		return false
+	}
+	if !mute() {
+		t.Fatal("node 3, restarted without its floor file, is not shown to vote for no one")
+	}
+	if given, err := c.GiveVoteFloor(3); err != nil || !given {
+		t.Fatalf("GiveVoteFloor(3) = %v, %v; want a floor given", given, err)
+	}
+	if mute() {
+		t.Fatal("node 3, given a floor, still votes for no one")
+	}
+	if given, err := c.GiveVoteFloor(3); err != nil || given {
+		t.Fatalf("GiveVoteFloor(3) again = %v, %v; want nothing to do", given, err)
+	}
 }
 
 // TestFoundersAndLaterNodes: with Founders, the address book lists a node

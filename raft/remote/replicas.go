@@ -93,7 +93,12 @@ func (a *Admin) CreateReplica(args *GroupArgs, _ *struct{}) error {
 	// Saved first: a restart creates it again, and never bootstraps it
 	// (it was added, not founded).
 	floor := args.VoteFloor
-	return a.node.alterReplica(g, floor, func(srv *shard.Server, h *multi.Host) (string, error) {
+	if floor == core.NoVotes {
+		// A replica given no floor any candidate reaches would vote for no
+		// one as long as it lives: the floor is the leader's position.
+		return fmt.Errorf("bad request: vote floor term %d, index %d is no leader's position", floor.Term, floor.Index)
+	}
+	return a.node.alterReplica(g, true, floor, func(srv *shard.Server, h *multi.Host) (string, error) {
 		if _, _, err := h.Summary(multi.GroupID(g)); err == nil {
 			return "", nil // one left from an earlier try, or a founder's
 		}
@@ -108,7 +113,7 @@ func (a *Admin) DropReplica(args *GroupArgs, _ *struct{}) error {
 	// Saved first: a node that crashes before the drop forgets the group
 	// at its start (shard.StartServer drops what it does not host), and
 	// never bootstraps it again from an emptied log.
-	return a.node.alterReplica(g, dropped, func(srv *shard.Server, h *multi.Host) (string, error) {
+	return a.node.alterReplica(g, false, core.VoteFloor{}, func(srv *shard.Server, h *multi.Host) (string, error) {
 		if !srv.DropReplica(h, multi.GroupID(g)) {
 			return "", nil
 		}
@@ -116,16 +121,12 @@ func (a *Admin) DropReplica(args *GroupArgs, _ *struct{}) error {
 	})
 }
 
-// dropped is alterReplica's floor for a replica that goes.
-var dropped = core.VoteFloor{Term: ^uint64(0), Index: ^uint64(0)}
-
-// alterReplica saves that the node holds group g's replica, with vote
-// floor floor (kept if it holds one already), or that it does not (floor
-// dropped), and marks g joined (never to be bootstrapped by this node);
-// then it runs act on the node goroutine, one change at a time. act says
-// what it did, for the log ("": nothing).
-func (n *Node) alterReplica(g uint64, floor core.VoteFloor, act func(*shard.Server, *multi.Host) (string, error)) error {
-	hosted := floor != dropped
+// alterReplica saves that the node holds group g's replica (hosted), with
+// vote floor floor (kept if it holds one already), or that it does not,
+// and marks g joined (never to be bootstrapped by this node); then it
+// runs act on the node goroutine, one change at a time. act says what it
+// did, for the log ("": nothing).
+func (n *Node) alterReplica(g uint64, hosted bool, floor core.VoteFloor, act func(*shard.Server, *multi.Host) (string, error)) error {
 	srv, err := n.shardServer()
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"raft-consensus/raft/cluster"
@@ -33,6 +34,10 @@ import (
 // otherwise.
 var joinWithoutFloor bool
 
+// joinVotesBeforeFloor makes a joining node vote on its log (empty) until
+// the add gives it its floor. Test only, as joinWithoutFloor.
+var joinVotesBeforeFloor bool
+
 // voteFloorFile keeps the floor a joining single-group node was given, so
 // that it holds across restarts until its log passes it.
 const voteFloorFile = "vote_floor.json"
@@ -41,7 +46,7 @@ const voteFloorFile = "vote_floor.json"
 // was given, or, for a node started to join with an empty log, none that
 // any candidate reaches (core.NoVotes).
 func (n *Node) joinFloor(joined bool, st storage.Storage) (core.VoteFloor, error) {
-	if !joined || joinWithoutFloor {
+	if !joined || joinWithoutFloor || joinVotesBeforeFloor {
 		return core.VoteFloor{}, nil
 	}
 	path := filepath.Join(n.cfg.DataDir, voteFloorFile)
@@ -50,6 +55,10 @@ func (n *Node) joinFloor(joined bool, st storage.Storage) (core.VoteFloor, error
 		var floor core.VoteFloor
 		if err := json.Unmarshal(b, &floor); err != nil {
 			return core.VoteFloor{}, fmt.Errorf("%s: %v", path, err)
+		}
+		if floor == (core.VoteFloor{}) || floor == core.NoVotes {
+			// SetVoteFloor saves neither: the file was not written by it.
+			return core.VoteFloor{}, fmt.Errorf("%s: holds no leader's position (term %d, index %d): it is damaged — remove it, and \"add %d\" gives the node a floor again", path, floor.Term, floor.Index, n.cfg.ID)
 		}
 		return floor, nil
 	case !errors.Is(err, os.ErrNotExist):
@@ -60,9 +69,12 @@ func (n *Node) joinFloor(joined bool, st storage.Storage) (core.VoteFloor, error
 		return core.VoteFloor{}, err
 	}
 	if snap != nil || len(ents) > 0 {
-		return core.VoteFloor{}, nil // joined before floors were given
+		// Its floor is lost: its log may still be behind it (caught up
+		// part way), so it must not vote on its log alone.
+		n.cfg.Logf("joined, with a log and no %s: this node votes for no one until it is given a vote floor again (\"add %d\" in the REPL does it)", voteFloorFile, n.cfg.ID)
+		return core.NoVotes, nil
 	}
-	n.cfg.Logf("joining with an empty log: this node votes for no one until the cluster adds it (the add gives it a vote floor)")
+	n.cfg.Logf("joining with an empty log: this node votes for no one until it is given a vote floor (the cluster's add gives it one)")
 	return core.NoVotes, nil
 }
 
@@ -119,6 +131,29 @@ func (a *Admin) SetVoteFloor(f *core.VoteFloor, _ *struct{}) error {
 	return nil
 }
 
+// GiveVoteFloor gives member id of a single-group cluster a vote floor if
+// it votes for no one (it joined and was never given one: its floor file
+// was lost, or it was added by other means than this client), and says
+// whether it did. A floor confirmed by the leader is safe to give at any
+// time: the node then votes only for candidates at least as far as the
+// leader was. Not a member, or one that votes: nothing (given false).
+func (c *Cluster) GiveVoteFloor(id int) (given bool, err error) {
+	if c.groups > 1 || !slices.Contains(c.IDs(), id) {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(c.callContext(), infoTimeout)
+	var info NodeInfo
+	err = c.admin(ctx, id, "Info", &struct{}{}, &info)
+	cancel()
+	if err != nil || !info.Summary.NoVotes {
+		return false, nil // one that does not answer is not known to need one
+	}
+	if err := c.giveFloors([]int{id}); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // giveFloors gives the single-group nodes ids, about to be added, the
 // leader's position confirmed by a majority as their vote floor (asking
 // again, of whichever node leads, until one confirms).
@@ -140,7 +175,10 @@ func (c *Cluster) giveFloors(ids []int) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no leader confirmed by a majority gave the new nodes' vote floor within %v: %v", c.membershipTimeout(), lastErr)
+			if lastErr == nil {
+				lastErr = errors.New("no node said it leads")
+			}
+			return fmt.Errorf("no leader confirmed by a majority gave the vote floor within %v: %w", c.membershipTimeout(), lastErr)
 		}
 		if c.sleep(ctx) != nil {
 			return cluster.ErrInterrupted

@@ -1,9 +1,12 @@
 package remote
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/kv"
+	"raft-consensus/raft/storage"
 )
 
 // rejoinScenario plays, on nodes of one group, a server removed while it
@@ -19,8 +23,11 @@ import (
 // Node 2 is removed too, and the cluster goes on alone on node 1, which
 // acknowledges a write. Node 0 comes back and campaigns in its old
 // configuration, while node 2 starts again with -join on an empty data
-// dir and is given its vote floor (as the add does), but not added yet. It reports whether node 0 ever led in the next 3 s (many election
-// timeouts) and whether it campaigned.
+// dir. It is watched for 1.5 s (many election timeouts) before it is
+// given its vote floor (as the add does first), restarted, and watched
+// 1.5 s more, still not added. The scenario reports whether node 0 ever
+// led and whether it campaigned; it fails the test if node 2 was not
+// given a floor that holds across its restart.
 func rejoinScenario(t *testing.T) (led, campaigned bool) {
 	book := freeAddrs(t, 3)
 	dir := t.TempDir()
@@ -64,14 +71,46 @@ func rejoinScenario(t *testing.T) (led, campaigned bool) {
 	if nodes[2], err = StartNode(joined); err != nil {
 		t.Fatal(err)
 	}
-	must(c.giveFloors([]int{2}))
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		switch nodes[0].Server().Node().Summary().Role {
-		case core.PreCandidate, core.Candidate:
-			campaigned = true
-		case core.Leader:
-			return true, campaigned
+	watch := func(d time.Duration) bool {
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			switch nodes[0].Server().Node().Summary().Role {
+			case core.PreCandidate, core.Candidate:
+				campaigned = true
+			case core.Leader:
+				return true
+			}
 		}
+		return false
+	}
+	// Before its floor comes, node 2 votes for no one.
+	if watch(1500 * time.Millisecond) {
+		return true, campaigned
+	}
+	leader := nodes[1].Server().Node().Summary()
+	must(c.giveFloors([]int{2}))
+	floorOf := func() (f core.VoteFloor) {
+		t.Helper()
+		if joinWithoutFloor {
+			return core.VoteFloor{}
+		}
+		b, err := os.ReadFile(filepath.Join(joined.DataDir, voteFloorFile))
+		must(err)
+		must(json.Unmarshal(b, &f))
+		if nodes[2].Server().Node().Summary().NoVotes {
+			t.Fatal("node 2, given its floor, still votes for no one")
+		}
+		return f
+	}
+	if f := floorOf(); !joinWithoutFloor && (f.Term != leader.Term || f.Index < leader.Commit) {
+		t.Fatalf("node 2's floor %+v is behind the leader's position (term %d, commit %d)", f, leader.Term, leader.Commit)
+	}
+	nodes[2].Stop()
+	if nodes[2], err = StartNode(joined); err != nil {
+		t.Fatal(err)
+	}
+	floorOf() // it holds across the restart
+	if watch(1500 * time.Millisecond) {
+		return true, campaigned
 	}
 	// Added for real, node 2 catches up and votes again.
 	must(c.AddServer(2))
@@ -83,10 +122,11 @@ func rejoinScenario(t *testing.T) (led, campaigned bool) {
 	return false, campaigned
 }
 
-// TestRejoinedNodeVotesForNoStaleServer: with its vote floor, the node
-// that joins again empty refuses the stale server, which never leads;
-// without (the broken variant) the stale server wins {0,2} of its old
-// configuration and leads beside node 1.
+// TestRejoinedNodeVotesForNoStaleServer: the node that joins again empty
+// votes for no one until it has its vote floor, and then refuses the
+// stale server, which never leads. Broken variants: with no floor at all,
+// or with votes allowed before the floor comes, the stale server wins
+// {0,2} of its old configuration and leads beside node 1.
 func TestRejoinedNodeVotesForNoStaleServer(t *testing.T) {
 	defer leaktest.CheckTimeout(t, 20*time.Second)()
 	led, campaigned := rejoinScenario(t)
@@ -96,9 +136,47 @@ func TestRejoinedNodeVotesForNoStaleServer(t *testing.T) {
 	if !campaigned {
 		t.Fatal("node 0 never campaigned: the test shows nothing")
 	}
-	joinWithoutFloor = true
-	defer func() { joinWithoutFloor = false }()
-	if led, _ := rejoinScenario(t); !led {
-		t.Fatal("without the vote floor, the stale node 0 never led: the test does not see the hazard")
+	for _, broken := range []*bool{&joinWithoutFloor, &joinVotesBeforeFloor} {
+		*broken = true
+		led, _ := rejoinScenario(t)
+		*broken = false
+		if !led {
+			t.Fatalf("broken variant %d: the stale node 0 never led: the test does not see the hazard", slices.Index([]*bool{&joinWithoutFloor, &joinVotesBeforeFloor}, broken))
+		}
+	}
+}
+
+// TestJoinFloorFile: a joined node's floor file that holds no leader's
+// position is refused, and a joined node whose file is gone votes for no
+// one, even with a log (it may be behind the floor it lost).
+func TestJoinFloorFile(t *testing.T) {
+	dir := t.TempDir()
+	n := &Node{cfg: NodeConfig{ID: 3, DataDir: dir, Logf: func(string, ...any) {}}}
+	st := storage.NewMemoryStorage()
+	for _, bad := range []string{"{}", "null", `{"Term":18446744073709551615,"Index":18446744073709551615}`} {
+		if err := os.WriteFile(filepath.Join(dir, voteFloorFile), []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.joinFloor(true, st); err == nil || !strings.Contains(err.Error(), "damaged") {
+			t.Errorf("floor file %s: %v, want it refused as damaged", bad, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, voteFloorFile), []byte(`{"Term":4,"Index":17}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := n.joinFloor(true, st); err != nil || f != (core.VoteFloor{Term: 4, Index: 17}) {
+		t.Errorf("floor file of term 4, index 17: %+v, %v", f, err)
+	}
+	if err := os.Remove(filepath.Join(dir, voteFloorFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Save(nil, []core.Entry{{Index: 1, Term: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := n.joinFloor(true, st); err != nil || f != core.NoVotes {
+		t.Errorf("joined, with a log and no floor file: %+v, %v; want NoVotes", f, err)
+	}
+	if f, err := n.joinFloor(false, st); err != nil || f != (core.VoteFloor{}) {
+		t.Errorf("a founder: %+v, %v; want no floor", f, err)
 	}
 }
