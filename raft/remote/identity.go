@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"raft-consensus/raft/storage/vfs"
 )
 
 // identity is what a data dir says about whose it is: written at its first
@@ -92,7 +94,9 @@ func readPeers(dir string) (map[int]string, error) {
 	return book, nil
 }
 
-// writeJSON writes v to path atomically (a temporary file, synced, renamed).
+// writeJSON writes v to path atomically and durably (a temporary file,
+// synced, renamed, and the directory synced so that the rename survives
+// a power loss).
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -114,7 +118,10 @@ func writeJSON(path string, v any) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return vfs.OS{}.SyncDir(filepath.Dir(path))
 }
 
 // ParsePeers parses "0=host:port,1=host:port,…".

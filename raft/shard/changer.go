@@ -172,10 +172,13 @@ func (m Changer) addReplicas(ctx context.Context, g multi.GroupID, ids []int) er
 			}
 		}
 		switch {
+		case errors.Is(ctx.Err(), context.DeadlineExceeded) || time.Now().After(deadline) && ferr != nil:
+			if ferr == nil {
+				ferr = ctx.Err()
+			}
+			return fmt.Errorf("group %d: no leader confirmed by a majority gave the new replicas' vote floor within %v: %w", g, m.Timeout, ferr)
 		case ctx.Err() != nil:
 			return cluster.ErrInterrupted
-		case time.Now().After(deadline) && ferr != nil:
-			return fmt.Errorf("group %d: no leader confirmed by a majority gave the new replicas' vote floor within %v: %w", g, m.Timeout, ferr)
 		case time.Now().After(deadline):
 			return fmt.Errorf("group %d: its leader has not committed its configuration within %v", g, m.Timeout)
 		}
