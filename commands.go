@@ -207,11 +207,13 @@ back where it stopped.`},
 			help: "continue a paused node's process (cluster up)"},
 		{num: 38, names: []string{"change"}, args: "[group] +<id>... -<id>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdChange,
 			help: "add and remove servers in one step (joint consensus)",
-			more: `+3 starts server 3 empty and adds it as a voter; -0 removes server 0. All of
-them change in one step: when more than one voter changes, through the
-joint configuration C_old,new of the Raft paper (§6), where every election
-and commit needs a majority of the old voters and one of the new; the
-leader then leaves it by itself. "change +3 -0" replaces server 0 by 3.
+			more: `+3 starts server 3 empty and adds it as a voter; -0 removes server 0. The
+new servers first catch up as learners that the leader does not promote
+(staged: "learner" in status); then they all change in one step: when more
+than one voter changes, through the joint configuration C_old,new of the
+Raft paper (§6), where every election and commit needs a majority of the
+old voters and one of the new; the leader then leaves it by itself.
+"change +3 -0" replaces server 0 by 3.
 The command returns once the final configuration is committed; the
 removed servers stop then. One voter in or out needs no joint step.
 With many groups: change +3 -0 does it in every group (3 is started, 0
@@ -704,7 +706,7 @@ func cmdChange(r *REPL, sim cluster.Cluster, args []string) error {
 	}
 	var parts []string
 	if len(adds) > 0 {
-		parts = append(parts, fmt.Sprintf("added %s (voters)", idList(adds)))
+		parts = append(parts, fmt.Sprintf("added %s (voters, after catching up as learners)", idList(adds)))
 	}
 	if len(removes) > 0 {
 		parts = append(parts, fmt.Sprintf("removed %s", idList(removes)))

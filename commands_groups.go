@@ -374,7 +374,7 @@ func changeGroup(r *REPL, gc cluster.Grouped, args []string) error {
 	}
 	var parts []string
 	if len(adds) > 0 {
-		parts = append(parts, fmt.Sprintf("added %s (voters)", idList(adds)))
+		parts = append(parts, fmt.Sprintf("added %s (voters, after catching up as learners)", idList(adds)))
 	}
 	if len(removes) > 0 {
 		parts = append(parts, fmt.Sprintf("removed %s", idList(removes)))

@@ -316,7 +316,7 @@ func TestClusterUpREPL(t *testing.T) {
 		t.Fatalf("status %d\n%s\n%s", code, out.String(), errOut.String())
 	}
 	for _, want := range []string{"started 3 node processes", "ok: x = 5", "node 0 crashed", "PID", "paused", "node 1 resumed", "x = 5",
-		"members changed through a joint configuration (C_old,new, then C_new): added 3 4 (voters), removed 0 1",
+		"members changed through a joint configuration (C_old,new, then C_new): added 3 4 (voters, after catching up as learners), removed 0 1",
 		"cluster shut down: its node processes stopped", `"create <nodes>" now makes a cluster inside it (in-process)`,
 		"cluster of 1 node created"} {
 		if !strings.Contains(out.String(), want) {

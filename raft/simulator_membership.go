@@ -208,16 +208,16 @@ func (s *ClusterSimulator) changeMembership(ch cluster.Change) (proposed bool, e
 		if ch.Taken(sum.Config) {
 			proposed = true
 		}
-		switch cluster.NextStep(ch, sum) {
+		switch step, changes := cluster.NextStep(ch, sum); step {
 		case cluster.Done:
 			return proposed, nil
 		case cluster.Propose:
-			_, err = srv.Node().ProposeConfChanges(ch.Changes)
+			_, err = srv.Node().ProposeConfChanges(changes)
 			switch {
 			case err == nil:
 				proposed = true
 				if s.cfg.Tracer != nil {
-					s.traceNode(leader, core.Info("membership: proposed %v", ch))
+					s.traceNode(leader, core.Info("membership: proposed %v", cluster.Change{Changes: changes}))
 				}
 			case cluster.Refused(err):
 				return proposed, err

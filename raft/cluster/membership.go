@@ -33,6 +33,10 @@ type Change struct {
 	Done func(core.Configuration) bool
 	// Adds are the servers the change adds.
 	Adds []int
+	// Staged are servers added first as staged learners, and promoted
+	// once they have all caught up, with Removes removed in the same step
+	// (MembersChange).
+	Staged, Removes []int
 }
 
 // Taken reports whether a leader's configuration shows that some log
@@ -63,8 +67,11 @@ func RemoveChange(id int) Change {
 
 // MembersChange adds the servers adds as voters and removes the servers
 // removes, in one step: through a joint configuration when more than one
-// voter changes (Raft paper §6). It is done once the configuration without
-// the outgoing voters is committed.
+// voter changes (Raft paper §6). The new servers join as staged learners
+// first (the paper's non-voting members), so that the step waits for no
+// server to catch up: it comes once the leader reports every one of them
+// ready. It is done once the configuration without the outgoing voters is
+// committed.
 func MembersChange(adds, removes []int) Change {
 	var changes []core.ConfChange
 	for _, id := range adds {
@@ -74,7 +81,7 @@ func MembersChange(adds, removes []int) Change {
 		changes = append(changes, core.ConfChange{Type: core.RemoveServer, ID: id})
 	}
 	adds, removes = slices.Clone(adds), slices.Clone(removes)
-	return Change{Changes: changes, Adds: adds, Done: func(cfg core.Configuration) bool {
+	return Change{Changes: changes, Adds: adds, Staged: adds, Removes: removes, Done: func(cfg core.Configuration) bool {
 		if cfg.IsJoint() {
 			return false
 		}
@@ -100,20 +107,61 @@ func (ch Change) String() string {
 	return strings.Join(parts, ", ")
 }
 
-// NextStep decides a change's next step from the leader's summary. Every
-// cluster's change loop follows it.
-func NextStep(ch Change, leader core.Summary) Step {
+// NextStep decides a change's next step from the leader's summary, and
+// what to propose when it is Propose. Every cluster's change loop follows
+// it.
+func NextStep(ch Change, leader core.Summary) (Step, []core.ConfChange) {
+	cfg := leader.Config
 	switch {
-	case ch.Done(leader.Config) && leader.Commit >= leader.ConfigIndex:
-		return Done
-	case ch.Done(leader.Config):
-		return Wait
-	case leader.Config.IsJoint():
-		return Wait // the leader leaves it by itself; then the change is done, or can be proposed
-	case len(ch.Changes) == 1 && ch.Changes[0].Type == core.AddLearner && leader.Config.IsLearner(ch.Changes[0].ID):
-		return Wait // added (by this call or an earlier one); promoted once caught up
+	case ch.Done(cfg) && leader.Commit >= leader.ConfigIndex:
+		return Done, nil
+	case ch.Done(cfg):
+		return Wait, nil
+	case cfg.IsJoint():
+		return Wait, nil // the leader leaves it by itself; then the change is done, or can be proposed
+	case len(ch.Changes) == 1 && ch.Changes[0].Type == core.AddLearner && cfg.IsStaged(ch.Changes[0].ID):
+		// Staged by a change that did not finish: promoted once ready.
+		id := ch.Changes[0].ID
+		if !slices.Contains(leader.Ready, id) {
+			return Wait, nil
+		}
+		return Propose, []core.ConfChange{{Type: core.PromoteLearner, ID: id}}
+	case len(ch.Changes) == 1 && ch.Changes[0].Type == core.AddLearner && cfg.IsLearner(ch.Changes[0].ID):
+		return Wait, nil // added (by this call or an earlier one); promoted once caught up
+	case len(ch.Staged) == 0:
+		return Propose, ch.Changes
 	}
-	return Propose
+	// The learner stage (Raft paper §6, thesis §4.2.1): first the servers
+	// not yet members join as staged learners, in one entry (learners
+	// change no majority); once the leader reports them all caught up, one
+	// entry promotes them and removes the others.
+	var stage []core.ConfChange
+	for _, id := range ch.Staged {
+		if !cfg.IsMember(id) {
+			stage = append(stage, core.ConfChange{Type: core.AddStagedLearner, ID: id})
+		}
+	}
+	if len(stage) > 0 {
+		return Propose, stage
+	}
+	var final []core.ConfChange
+	for _, id := range ch.Staged {
+		if cfg.IsLearner(id) {
+			if !slices.Contains(leader.Ready, id) || leader.Commit < leader.ConfigIndex {
+				return Wait, nil // still catching up, or its staging not committed yet
+			}
+			final = append(final, core.ConfChange{Type: core.PromoteLearner, ID: id})
+		}
+	}
+	for _, id := range ch.Removes {
+		if cfg.IsMember(id) {
+			final = append(final, core.ConfChange{Type: core.RemoveServer, ID: id})
+		}
+	}
+	if len(final) == 0 {
+		return Wait, nil
+	}
+	return Propose, final
 }
 
 // CheckMembersChange says what is wrong with a change of several members
@@ -180,7 +228,8 @@ func ChangeFailed(err error, adds []int, proposed bool) error {
 	case !proposed:
 		return fmt.Errorf("%w (nodes %v were not added)", err, adds)
 	}
-	return fmt.Errorf("%w; the change may still commit: nodes %v stay, joining (status shows how it ends)", err, adds)
+	return fmt.Errorf("%w; the change may still commit: nodes %v stay, joining (status shows how it ends; "+
+		"one left a learner becomes a voter with add, or leaves with remove)", err, adds)
 }
 
 // NotCommitted is the error of a change that did not commit in time; last

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,30 +15,53 @@ func TestNextStep(t *testing.T) {
 		return core.Configuration{Voters: voters, Learners: learners}
 	}
 	joint := core.Configuration{Voters: []int{2, 3, 4}, Outgoing: []int{0, 1, 2}}
+	staged := core.Configuration{Voters: []int{0, 1, 2}, Learners: []int{3, 4}, Staged: []int{3, 4}}
+	addStaged := []core.ConfChange{{Type: core.AddStagedLearner, ID: 3}, {Type: core.AddStagedLearner, ID: 4}}
+	promote := []core.ConfChange{{Type: core.PromoteLearner, ID: 3}, {Type: core.PromoteLearner, ID: 4},
+		{Type: core.RemoveServer, ID: 0}, {Type: core.RemoveServer, ID: 1}}
 	for _, tt := range []struct {
-		name string
-		ch   Change
-		sum  core.Summary
-		want Step
+		name     string
+		ch       Change
+		sum      core.Summary
+		want     Step
+		proposal []core.ConfChange // when want is Propose; nil: ch.Changes
 	}{
-		{"add: not there yet", add3, core.Summary{Config: cfg([]int{0, 1, 2}), Commit: 5, ConfigIndex: 1}, Propose},
+		{"add: not there yet", add3, core.Summary{Config: cfg([]int{0, 1, 2}), Commit: 5, ConfigIndex: 1}, Propose, nil},
 		// Resuming an add whose learner is already in: wait for the
 		// promotion, never propose it again (that is refused).
-		{"add: a learner catching up", add3, core.Summary{Config: cfg([]int{0, 1, 2}, 3), Commit: 5, ConfigIndex: 4}, Wait},
-		{"add: promoted, not committed", add3, core.Summary{Config: cfg([]int{0, 1, 2, 3}), Commit: 5, ConfigIndex: 6}, Wait},
-		{"add: committed", add3, core.Summary{Config: cfg([]int{0, 1, 2, 3}), Commit: 6, ConfigIndex: 6}, Done},
-		{"remove: still a member", remove3, core.Summary{Config: cfg([]int{0, 1, 2, 3}), Commit: 6, ConfigIndex: 6}, Propose},
-		{"remove: proposed", remove3, core.Summary{Config: cfg([]int{0, 1, 2}), Commit: 6, ConfigIndex: 7}, Wait},
-		{"remove: committed", remove3, core.Summary{Config: cfg([]int{0, 1, 2}), Commit: 7, ConfigIndex: 7}, Done},
-		{"replace: not there yet", replace, core.Summary{Config: cfg([]int{0, 1, 2}), Commit: 5, ConfigIndex: 1}, Propose},
+		{"add: a learner catching up", add3, core.Summary{Config: cfg([]int{0, 1, 2}, 3), Commit: 5, ConfigIndex: 4}, Wait, nil},
+		{"add: promoted, not committed", add3, core.Summary{Config: cfg([]int{0, 1, 2, 3}), Commit: 5, ConfigIndex: 6}, Wait, nil},
+		{"add: committed", add3, core.Summary{Config: cfg([]int{0, 1, 2, 3}), Commit: 6, ConfigIndex: 6}, Done, nil},
+		{"remove: still a member", remove3, core.Summary{Config: cfg([]int{0, 1, 2, 3}), Commit: 6, ConfigIndex: 6}, Propose, nil},
+		{"remove: proposed", remove3, core.Summary{Config: cfg([]int{0, 1, 2}), Commit: 6, ConfigIndex: 7}, Wait, nil},
+		{"remove: committed", remove3, core.Summary{Config: cfg([]int{0, 1, 2}), Commit: 7, ConfigIndex: 7}, Done, nil},
+		// The learner stage of a change of several members (Raft paper §6).
+		{"replace: not there yet", replace, core.Summary{Config: cfg([]int{0, 1, 2}), Commit: 5, ConfigIndex: 1}, Propose, addStaged},
+		{"replace: one staged already", replace, core.Summary{Config: core.Configuration{Voters: []int{0, 1, 2}, Learners: []int{3}, Staged: []int{3}}, Commit: 5, ConfigIndex: 5},
+			Propose, addStaged[1:]},
+		{"replace: staged, catching up", replace, core.Summary{Config: staged, Commit: 6, ConfigIndex: 6, Ready: []int{3}}, Wait, nil},
+		{"replace: staged and ready, not committed", replace, core.Summary{Config: staged, Commit: 5, ConfigIndex: 6, Ready: []int{3, 4}}, Wait, nil},
+		{"replace: staged and ready", replace, core.Summary{Config: staged, Commit: 6, ConfigIndex: 6, Ready: []int{3, 4}}, Propose, promote},
+		{"add: staged by a change that stopped", add3, core.Summary{Config: staged, Commit: 6, ConfigIndex: 6, Ready: []int{3}},
+			Propose, []core.ConfChange{{Type: core.PromoteLearner, ID: 3}}},
+		{"add: staged, not ready", add3, core.Summary{Config: staged, Commit: 6, ConfigIndex: 6}, Wait, nil},
 		// The joint configuration, committed or not, is left by the leader.
-		{"replace: joint", replace, core.Summary{Config: joint, Commit: 8, ConfigIndex: 7}, Wait},
-		{"replace: leaving, not committed", replace, core.Summary{Config: cfg([]int{2, 3, 4}), Commit: 8, ConfigIndex: 9}, Wait},
-		{"replace: committed", replace, core.Summary{Config: cfg([]int{2, 3, 4}), Commit: 9, ConfigIndex: 9}, Done},
-		{"add during another joint change", add3, core.Summary{Config: core.Configuration{Voters: []int{1}, Outgoing: []int{0}}, Commit: 5, ConfigIndex: 5}, Wait},
+		{"replace: joint", replace, core.Summary{Config: joint, Commit: 8, ConfigIndex: 7}, Wait, nil},
+		{"replace: leaving, not committed", replace, core.Summary{Config: cfg([]int{2, 3, 4}), Commit: 8, ConfigIndex: 9}, Wait, nil},
+		{"replace: committed", replace, core.Summary{Config: cfg([]int{2, 3, 4}), Commit: 9, ConfigIndex: 9}, Done, nil},
+		{"add during another joint change", add3, core.Summary{Config: core.Configuration{Voters: []int{1}, Outgoing: []int{0}}, Commit: 5, ConfigIndex: 5}, Wait, nil},
 	} {
-		if got := NextStep(tt.ch, tt.sum); got != tt.want {
+		got, proposal := NextStep(tt.ch, tt.sum)
+		if got != tt.want {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+			continue
+		}
+		want := tt.proposal
+		if want == nil && got == Propose {
+			want = tt.ch.Changes
+		}
+		if got == Propose && !slices.Equal(proposal, want) {
+			t.Errorf("%s: proposes %v, want %v", tt.name, proposal, want)
 		}
 	}
 	if got := replace.String(); got != "add-voter 3, add-voter 4, remove 0, remove 1" {

@@ -119,6 +119,10 @@ type brokenRules struct {
 	newVotersOnly bool
 	// ignoreVoteFloor votes as if InitialState.VoteFloor were zero.
 	ignoreVoteFloor bool
+	// stagedVote counts staged learners as voters in the decisions, as if
+	// staging them had already promoted them (against Raft paper §6: a
+	// non-voting member is not counted for majorities).
+	stagedVote bool
 }
 
 // InitialState is what a restarting server read back from its Storage.
@@ -791,13 +795,24 @@ type Summary struct {
 	// NoVotes: the replica votes for no one (its vote floor is NoVotes),
 	// until it is given a floor.
 	NoVotes bool `json:",omitempty"`
+	// Ready are, at a leader, the staged learners (Configuration.Staged)
+	// that have caught up with it: their change may promote them.
+	Ready []int `json:",omitempty"`
 }
 
 // Summary returns the core's state in brief.
 func (c *Core) Summary() Summary {
-	return Summary{Role: c.role, Term: c.term, Leader: c.leader, Commit: c.log.committed,
+	s := Summary{Role: c.role, Term: c.term, Leader: c.leader, Commit: c.log.committed,
 		LastIndex: c.log.lastIndex(), SnapshotIndex: c.log.snapIndex, Config: c.config, ConfigIndex: c.configIndex,
 		NoVotes: c.voteFloor == NoVotes}
+	if c.role == Leader {
+		for _, id := range c.config.Staged {
+			if pr := c.prs[id]; pr != nil && pr.ready {
+				s.Ready = append(s.Ready, id)
+			}
+		}
+	}
+	return s
 }
 
 // Timers are a core's clocks, in ticks: how long since it last heard of a

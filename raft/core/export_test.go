@@ -25,3 +25,7 @@ func BreakJointQuorum(cfg *CoreConfig) { cfg.broken.newVotersOnly = true }
 // BreakVoteFloor makes a replica created empty for a running group vote
 // as if it had no floor (InitialState.VoteFloor).
 func BreakVoteFloor(cfg *CoreConfig) { cfg.broken.ignoreVoteFloor = true }
+
+// BreakStagedLearners makes a core count staged learners as voters in its
+// decisions (Configuration.Staged), before the change promotes them.
+func BreakStagedLearners(cfg *CoreConfig) { cfg.broken.stagedVote = true }

@@ -216,3 +216,75 @@ func TestConfigurationEncodingKeepsTheOldFormat(t *testing.T) {
 		t.Fatal("an empty outgoing list decodes")
 	}
 }
+
+// TestStagedLearnersCatchUpBeforeTheJointStep: the change of Raft paper
+// §6 in two steps. The new servers join as staged learners, which the
+// leader reports ready once caught up and never promotes by itself; then
+// one step promotes them and removes the old ones, through C_old,new.
+func TestStagedLearnersCatchUpBeforeTheJointStep(t *testing.T) {
+	n := jointNet(t, nil)
+	stage := []core.ConfChange{{Type: core.AddStagedLearner, ID: 3}, {Type: core.AddStagedLearner, ID: 4}}
+	if _, err := n.cores[0].ProposeConfChanges(stage); err != nil {
+		t.Fatal(err)
+	}
+	cfg := n.cores[0].Config()
+	if cfg.IsJoint() || !slices.Equal(cfg.Learners, []int{3, 4}) || !slices.Equal(cfg.Staged, []int{3, 4}) {
+		t.Fatalf("configuration after staging: %v, want learners=[3 4] staged=[3 4], not joint", cfg)
+	}
+	n.process(0)
+	n.tickAll(30) // many catch-up rounds: an unstaged learner would have been promoted
+	sum := n.cores[0].Summary()
+	if !slices.Equal(sum.Ready, []int{3, 4}) {
+		t.Fatalf("ready staged learners %v, want [3 4]", sum.Ready)
+	}
+	if got := n.cores[0].Config(); !slices.Equal(got.Learners, []int{3, 4}) || !slices.Equal(got.Voters, []int{0, 1, 2}) {
+		t.Fatalf("the leader changed the staged configuration by itself: %v", got)
+	}
+	for _, id := range []int{3, 4} {
+		if got := n.cores[id].Config(); !got.IsStaged(id) {
+			t.Fatalf("server %d does not know it is staged: %v", id, got)
+		}
+	}
+	final := []core.ConfChange{{Type: core.PromoteLearner, ID: 3}, {Type: core.PromoteLearner, ID: 4},
+		{Type: core.RemoveServer, ID: 1}, {Type: core.RemoveServer, ID: 2}}
+	if _, err := n.cores[0].ProposeConfChanges(final); err != nil {
+		t.Fatal(err)
+	}
+	if cfg := n.cores[0].Config(); !cfg.IsJoint() || len(cfg.Staged) != 0 || len(cfg.Learners) != 0 {
+		t.Fatalf("configuration after the promotion: %v, want joint, nothing staged", cfg)
+	}
+	n.process(0)
+	n.tickAll(10)
+	want := core.Configuration{Voters: []int{0, 3, 4}}
+	for _, id := range []int{0, 3, 4} {
+		if got := n.cores[id].Config(); !got.Equal(want) {
+			t.Fatalf("server %d: configuration %v, want %v", id, got, want)
+		}
+	}
+}
+
+func TestStagedConfigurationEncoding(t *testing.T) {
+	staged := core.Configuration{Voters: []int{0, 1, 2}, Learners: []int{3, 4}, Staged: []int{3}}
+	b := core.EncodeConfiguration(staged)
+	got, err := core.DecodeConfiguration(b)
+	if err != nil || !got.Equal(staged) || got.IsJoint() {
+		t.Fatalf("%v decodes as %v, %v", staged, got, err)
+	}
+	jointStaged := core.Configuration{Voters: []int{0, 3}, Learners: []int{5}, Outgoing: []int{0, 1}, Staged: []int{5}}
+	if got, err := core.DecodeConfiguration(core.EncodeConfiguration(jointStaged)); err != nil || !got.Equal(jointStaged) || !got.IsJoint() {
+		t.Fatalf("%v decodes as %v, %v", jointStaged, got, err)
+	}
+	for name, bad := range map[string]core.Configuration{
+		"a staged server that is no learner": {Voters: []int{0}, Staged: []int{1}},
+	} {
+		if _, err := core.DecodeConfiguration(core.EncodeConfiguration(bad)); err == nil {
+			t.Errorf("%s decodes", name)
+		}
+	}
+	if _, err := core.DecodeConfiguration(b[:len(b)-1]); err == nil {
+		t.Error("a truncated staged configuration decodes")
+	}
+	if _, err := core.DecodeConfiguration(append(slices.Clone(b), 0)); err == nil {
+		t.Error("a staged configuration with a trailing byte decodes")
+	}
+}

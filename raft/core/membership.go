@@ -24,6 +24,10 @@ const (
 	// catch-up: for joint changes (ProposeConfChanges), where a majority of
 	// the new voters must then hold each new entry before it commits.
 	AddVoter
+	// AddStagedLearner adds a learner that the leader does not promote by
+	// itself (Configuration.Staged): the first step of a change of several
+	// members, whose second promotes the staged learners together.
+	AddStagedLearner
 )
 
 func (t ConfChangeType) String() string {
@@ -36,6 +40,8 @@ func (t ConfChangeType) String() string {
 		return "remove"
 	case AddVoter:
 		return "add-voter"
+	case AddStagedLearner:
+		return "add-staged-learner"
 	}
 	return fmt.Sprintf("ConfChangeType(%d)", uint8(t))
 }
@@ -163,6 +169,12 @@ func (c *Core) quorumConfig() Configuration {
 		q.Outgoing = nil
 		return q
 	}
+	if c.cfg.broken.stagedVote && len(c.config.Staged) > 0 {
+		q := c.config.Clone()
+		q.Voters = append(q.Voters, q.Staged...)
+		slices.Sort(q.Voters)
+		return q
+	}
 	return c.config
 }
 
@@ -210,6 +222,11 @@ func (cfg Configuration) apply(t ConfChangeType, id int) (Configuration, error) 
 		return cfg, fmt.Errorf("%w: node %d is already a member", ErrBadMember, id)
 	case t == AddLearner:
 		next.Learners = append(next.Learners, id)
+	case t == AddStagedLearner && cfg.IsMember(id):
+		return cfg, fmt.Errorf("%w: node %d is already a member", ErrBadMember, id)
+	case t == AddStagedLearner:
+		next.Learners = append(next.Learners, id)
+		next.Staged = append(next.Staged, id)
 	case t == AddVoter && cfg.IsMember(id):
 		return cfg, fmt.Errorf("%w: node %d is already a member", ErrBadMember, id)
 	case t == AddVoter:
@@ -218,6 +235,7 @@ func (cfg Configuration) apply(t ConfChangeType, id int) (Configuration, error) 
 		return cfg, fmt.Errorf("%w: node %d is not a learner", ErrBadMember, id)
 	case t == PromoteLearner:
 		next.Learners = slices.DeleteFunc(next.Learners, func(x int) bool { return x == id })
+		next.Staged = slices.DeleteFunc(next.Staged, func(x int) bool { return x == id })
 		next.Voters = append(next.Voters, id)
 	case t == RemoveServer && !cfg.IsMember(id):
 		return cfg, fmt.Errorf("%w: node %d is not a member", ErrBadMember, id)
@@ -227,11 +245,16 @@ func (cfg Configuration) apply(t ConfChangeType, id int) (Configuration, error) 
 		del := func(x int) bool { return x == id }
 		next.Voters = slices.DeleteFunc(next.Voters, del)
 		next.Learners = slices.DeleteFunc(next.Learners, del)
+		next.Staged = slices.DeleteFunc(next.Staged, del)
 	default:
 		return cfg, fmt.Errorf("%w: unknown change %d", ErrBadMember, t)
 	}
 	slices.Sort(next.Voters)
 	slices.Sort(next.Learners)
+	slices.Sort(next.Staged)
+	if len(next.Staged) == 0 {
+		next.Staged = nil // as decoded: configurations compare equal
+	}
 	return next, nil
 }
 
@@ -325,8 +348,14 @@ func (c *Core) maybePromoteLearner() {
 			pr.roundTarget, pr.roundStart = c.log.lastIndex(), c.ticks
 			continue
 		}
+		if c.config.IsStaged(id) {
+			// Caught up, but its change promotes it, with the others it
+			// stages (Configuration.Staged): it is only reported ready.
+			pr.ready = true
+			continue
+		}
 		if c.canChangeConfig() != nil {
-			return // try again when the pending change commits
+			continue // try again when the pending change commits (staged learners are still seen)
 		}
 		if c.tracing() {
 			e := c.ev(EventPromote)
@@ -390,9 +419,16 @@ func (c *Core) sendTimeoutNow(to int) {
 // the learners and, in a joint configuration only, the outgoing voters (so
 // that entries written before joint consensus existed decode alike).
 func EncodeConfiguration(cfg Configuration) []byte {
-	b := make([]byte, 0, 3+2*(len(cfg.Voters)+len(cfg.Learners)+len(cfg.Outgoing)))
+	b := make([]byte, 0, 6+2*(len(cfg.Voters)+len(cfg.Learners)+len(cfg.Outgoing)+len(cfg.Staged)))
 	lists := [][]int{cfg.Voters, cfg.Learners}
-	if cfg.IsJoint() {
+	switch {
+	case len(cfg.Staged) > 0:
+		// The second form: a mark, then all four lists. The first form
+		// stays for configurations without staged learners, so that logs
+		// written before read the same, and write the same bytes.
+		b = append(b, stagedMark...)
+		lists = append(lists, cfg.Outgoing, cfg.Staged)
+	case cfg.IsJoint():
 		lists = append(lists, cfg.Outgoing)
 	}
 	for _, ids := range lists {
@@ -405,6 +441,11 @@ func EncodeConfiguration(cfg Configuration) []byte {
 }
 
 var errBadConfig = errors.New("malformed configuration")
+
+// stagedMark opens the second form of an encoded configuration: the
+// uvarint 127 written in two bytes, which the first form (minimal
+// uvarints, a count of voters first) never starts with.
+var stagedMark = []byte{0xFF, 0x00}
 
 // DecodeConfiguration parses EncodeConfiguration's output.
 func DecodeConfiguration(b []byte) (Configuration, error) {
@@ -427,11 +468,35 @@ func DecodeConfiguration(b []byte) (Configuration, error) {
 		return ids, nil
 	}
 	var err error
+	staged := len(b) >= len(stagedMark) && b[0] == stagedMark[0] && b[1] == stagedMark[1]
+	if staged {
+		b = b[len(stagedMark):]
+	}
 	if cfg.Voters, err = readList(); err != nil {
 		return cfg, err
 	}
 	if cfg.Learners, err = readList(); err != nil {
 		return cfg, err
+	}
+	if staged {
+		if cfg.Outgoing, err = readList(); err != nil {
+			return cfg, err
+		}
+		if cfg.Staged, err = readList(); err != nil {
+			return cfg, err
+		}
+		if len(cfg.Outgoing) == 0 {
+			cfg.Outgoing = nil
+		}
+		if len(cfg.Staged) == 0 || len(b) != 0 {
+			return cfg, errBadConfig // the second form has staged learners
+		}
+		for _, id := range cfg.Staged {
+			if !cfg.IsLearner(id) {
+				return cfg, errBadConfig // staged learners are learners
+			}
+		}
+		return cfg, nil
 	}
 	if len(b) > 0 {
 		if cfg.Outgoing, err = readList(); err != nil {

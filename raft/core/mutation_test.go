@@ -28,6 +28,9 @@ func TestSimulationCatchesBrokenCores(t *testing.T) {
 		// Membership faults happen in half the seeds; joint ones in a few of those.
 		{"counts only the new voters in a joint configuration (Raft paper §6)", core.BreakJointQuorum,
 			func(p *sim.Params) { p.Membership = true }},
+		// Staged learners are added in some joint changes of those seeds.
+		{"counts staged learners as voters before their promotion (Raft paper §6)", core.BreakStagedLearners,
+			func(p *sim.Params) { p.Membership = true }},
 	}
 	const limit = 2000
 	for _, tc := range cases {

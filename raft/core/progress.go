@@ -46,6 +46,9 @@ type progress struct {
 	// reaches roundTarget within an election timeout of roundStart.
 	roundTarget uint64
 	roundStart  uint64
+	// ready: a staged learner that finished a catch-up round in time
+	// (Summary.Ready).
+	ready bool
 
 	// snapshot transfer in progress: the index it covers and the bytes the
 	// follower has acknowledged.

@@ -11,7 +11,7 @@ package core
 func (c *Core) Quiescent() bool {
 	last := c.log.lastIndex()
 	if c.role != Leader || !c.committedInTerm || c.transferee != None || c.config.IsJoint() ||
-		len(c.config.Learners) > 0 || c.configIndex > c.log.committed || c.log.committed != last ||
+		c.learnersToWatch() || c.configIndex > c.log.committed || c.log.committed != last ||
 		c.log.applied != last || c.log.stabled != last || len(c.reads.pending) > 0 || len(c.reads.waiting) > 0 ||
 		c.reads.needRound || c.needBroadcast || len(c.msgs) > 0 {
 		return false
@@ -22,6 +22,18 @@ func (c *Core) Quiescent() bool {
 		}
 	}
 	return true
+}
+
+// learnersToWatch reports whether a learner still needs the leader's
+// ticks: one it will promote, or a staged one not ready yet. A staged
+// learner that is ready waits for its change, which wakes the group.
+func (c *Core) learnersToWatch() bool {
+	for _, id := range c.config.Learners {
+		if pr := c.prs[id]; !c.config.IsStaged(id) || pr == nil || !pr.ready {
+			return true
+		}
+	}
+	return false
 }
 
 // LeaderSilent tells a follower that its leader's server has sent nothing

@@ -87,7 +87,18 @@ type Configuration struct {
 	Voters   []int
 	Learners []int
 	Outgoing []int
+	// Staged are learners (a subset of Learners) staged for a change of
+	// several members: the leader does not promote them by itself, as it
+	// does other learners once they have caught up (thesis §4.2.1), but
+	// reports them ready (Summary.Ready), and the change promotes them in
+	// one step, through C_old,new when more than one voter changes (Raft
+	// paper §6: new servers join as non-voting members first, so that the
+	// joint configuration does not wait for them to catch up).
+	Staged []int `json:",omitempty"`
 }
+
+// IsStaged reports whether id is a learner staged for a change.
+func (c Configuration) IsStaged(id int) bool { return slices.Contains(c.Staged, id) }
 
 // IsJoint reports whether this is a joint configuration C_old,new.
 func (c Configuration) IsJoint() bool { return len(c.Outgoing) > 0 }
@@ -123,12 +134,14 @@ func (c Configuration) Members() []int {
 
 // Clone returns a deep copy.
 func (c Configuration) Clone() Configuration {
-	return Configuration{Voters: slices.Clone(c.Voters), Learners: slices.Clone(c.Learners), Outgoing: slices.Clone(c.Outgoing)}
+	return Configuration{Voters: slices.Clone(c.Voters), Learners: slices.Clone(c.Learners), Outgoing: slices.Clone(c.Outgoing),
+		Staged: slices.Clone(c.Staged)}
 }
 
 // Equal reports whether two configurations have the same sets.
 func (c Configuration) Equal(o Configuration) bool {
-	return slices.Equal(c.Voters, o.Voters) && slices.Equal(c.Learners, o.Learners) && slices.Equal(c.Outgoing, o.Outgoing)
+	return slices.Equal(c.Voters, o.Voters) && slices.Equal(c.Learners, o.Learners) && slices.Equal(c.Outgoing, o.Outgoing) &&
+		slices.Equal(c.Staged, o.Staged)
 }
 
 func (c Configuration) String() string {
@@ -138,6 +151,9 @@ func (c Configuration) String() string {
 	}
 	if len(c.Learners) > 0 {
 		s += fmt.Sprintf(" learners=%v", c.Learners)
+	}
+	if len(c.Staged) > 0 {
+		s += fmt.Sprintf(" staged=%v", c.Staged)
 	}
 	return s
 }

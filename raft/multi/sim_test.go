@@ -73,6 +73,7 @@ type simWorld struct {
 	stale   map[NodeID]map[GroupID]bool
 	upSince map[NodeID]uint64
 	changes int // membership changes proposed and taken by a leader
+	staged  int // of those, promotions of staged learners
 	// answered are the vote floors the hosts answered in this tick's
 	// flushes; floorsGiven, how many were given (the others were refused:
 	// their source was deposed).
@@ -251,6 +252,26 @@ func (w *simWorld) changeMembers() {
 	if sum.Config.IsJoint() || sum.ConfigIndex > sum.Commit {
 		return // one change at a time
 	}
+	if staged := sum.Config.Staged; len(staged) > 0 {
+		// A staged replacement's second step: once the leader reports the
+		// staged learner ready, promote it and remove a voter in one entry
+		// (through C_old,new: two voters change).
+		for _, id := range staged {
+			if !slices.Contains(sum.Ready, id) {
+				return
+			}
+		}
+		var changes []core.ConfChange
+		for _, id := range staged {
+			changes = append(changes, core.ConfChange{Type: core.PromoteLearner, ID: id})
+		}
+		changes = append(changes, core.ConfChange{Type: core.RemoveServer, ID: sum.Config.Voters[w.rng.Intn(len(sum.Config.Voters))]})
+		if res := w.hosts[l].ProposeConfChanges(g, changes); res.Err == nil {
+			w.changes++
+			w.staged++
+		}
+		return
+	}
 	var outside []NodeID
 	for n := range NodeID(w.p.nodes) {
 		if !sum.Config.IsMember(int(n)) && !slices.Contains(w.members[g], n) {
@@ -267,6 +288,10 @@ func (w *simWorld) changeMembers() {
 		}
 		add = outside[w.rng.Intn(len(outside))]
 		changes = []core.ConfChange{{Type: core.AddVoter, ID: int(add)}, {Type: core.RemoveServer, ID: voters[w.rng.Intn(len(voters))]}}
+		if w.rng.Intn(2) == 0 {
+			// The same replacement in two steps: staged learner first.
+			changes = []core.ConfChange{{Type: core.AddStagedLearner, ID: int(add)}}
+		}
 	case 1:
 		if len(outside) == 0 {
 			return
@@ -813,7 +838,13 @@ func (w *simWorld) run() error {
 	return w.err
 }
 
-func runSeeds(t *testing.T, first, n int64, broken brokenRules) (failed int64, changes, floors int, firstErr error) {
+// seedCounts are what runSeeds counts over its seeds.
+type seedCounts struct {
+	failed                  int64
+	changes, floors, staged int
+}
+
+func runSeeds(t *testing.T, first, n int64, broken brokenRules) (counts seedCounts, firstErr error) {
 	for seed := first; seed < first+n; seed++ {
 		// Half the seeds keep the groups in a shared log on a simulated
 		// disk (all of them for a bug of durability).
@@ -825,24 +856,25 @@ func runSeeds(t *testing.T, first, n int64, broken brokenRules) (failed int64, c
 			if firstErr == nil {
 				firstErr = err
 			}
-			failed++
+			counts.failed++
 		}
-		changes += w.changes
-		floors += w.floorsGiven
+		counts.changes += w.changes
+		counts.floors += w.floorsGiven
+		counts.staged += w.staged
 	}
-	return failed, changes, floors, firstErr
+	return counts, firstErr
 }
 
 func TestSimulationOfManyGroups(t *testing.T) {
 	const seeds = 60
-	failed, changes, floors, err := runSeeds(t, 1, seeds, brokenRules{})
-	if failed > 0 {
-		t.Fatalf("%d of %d seeds failed; the first: %v", failed, seeds, err)
+	c, err := runSeeds(t, 1, seeds, brokenRules{})
+	if c.failed > 0 {
+		t.Fatalf("%d of %d seeds failed; the first: %v", c.failed, seeds, err)
 	}
-	if changes < seeds || floors == 0 {
-		t.Fatalf("%d seeds proposed only %d membership changes, with %d vote floors given", seeds, changes, floors)
+	if c.changes < seeds || c.floors == 0 || c.staged == 0 {
+		t.Fatalf("%d seeds proposed only %d membership changes, with %d vote floors given and %d staged learners promoted", seeds, c.changes, c.floors, c.staged)
 	}
-	t.Logf("%d seeds, %d membership changes taken by a leader, %d vote floors given", seeds, changes, floors)
+	t.Logf("%d seeds, %d membership changes taken by a leader (%d promoting staged learners), %d vote floors given", seeds, c.changes, c.staged, c.floors)
 }
 
 // TestSimulationCatchesBrokenHosts breaks a rule of quiescence on purpose
@@ -859,12 +891,12 @@ func TestSimulationCatchesBrokenHosts(t *testing.T) {
 		// Sync: about one seed in ten of 300 (the first at seed 45).
 		{"a round's batches leave before its Sync (the next round syncs it)", brokenRules{syncLate: true}, 150},
 	} {
-		failed, _, _, err := runSeeds(t, 1, tc.seeds, tc.broken)
-		if failed == 0 {
+		c, err := runSeeds(t, 1, tc.seeds, tc.broken)
+		if c.failed == 0 {
 			t.Errorf("%s: %d seeds ran and none failed", tc.name, tc.seeds)
 			continue
 		}
-		t.Logf("%s: %d of %d seeds failed; the first: %v", tc.name, failed, tc.seeds, err)
+		t.Logf("%s: %d of %d seeds failed; the first: %v", tc.name, c.failed, tc.seeds, err)
 	}
 }
 

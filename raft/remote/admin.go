@@ -156,7 +156,7 @@ func checkChanges(changes []core.ConfChange) error {
 	}
 	for _, ch := range changes {
 		switch ch.Type {
-		case core.AddLearner, core.PromoteLearner, core.RemoveServer, core.AddVoter:
+		case core.AddLearner, core.PromoteLearner, core.RemoveServer, core.AddVoter, core.AddStagedLearner:
 		default:
 			return fmt.Errorf("unknown membership change %d", ch.Type)
 		}

@@ -278,14 +278,14 @@ func (c *Cluster) changeMembership(ch cluster.Change) (proposed bool, err error)
 			proposed = true
 		}
 		if ok {
-			switch cluster.NextStep(ch, sum) {
+			switch step, changes := cluster.NextStep(ch, sum); step {
 			case cluster.Done:
 				c.Status() // the new configuration, for IDs
 				return proposed, nil
 			case cluster.Propose:
 				var r ProposeReply
 				actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				err := c.admin(actx, leader, "Propose", &ConfChanges{Changes: ch.Changes}, &r)
+				err := c.admin(actx, leader, "Propose", &ConfChanges{Changes: changes}, &r)
 				cancel()
 				switch {
 				case err != nil:

@@ -98,11 +98,11 @@ func (m Changer) changeGroup(ctx context.Context, g multi.GroupID, ch cluster.Ch
 			if ch.Taken(sum.Config) {
 				proposed = true
 			}
-			switch cluster.NextStep(ch, sum) {
+			switch step, changes := cluster.NextStep(ch, sum); step {
 			case cluster.Done:
 				return proposed, nil
 			case cluster.Propose:
-				res := m.Servers.Propose(ctx, l, g, ch.Changes)
+				res := m.Servers.Propose(ctx, l, g, changes)
 				switch {
 				case res == nil:
 					proposed = true

@@ -311,20 +311,20 @@ func (c *Cluster) changeMembership(ch cluster.Change) (proposed bool, err error)
 		if ch.Taken(sum.Config) {
 			proposed = true
 		}
-		switch cluster.NextStep(ch, sum) {
+		switch step, changes := cluster.NextStep(ch, sum); step {
 		case cluster.Done:
 			return proposed, nil
 		case cluster.Propose:
 			var res node.ProposeResult
-			if err := c.inStep(l, func() { res = l.driver.ProposeConfChanges(ch.Changes) }); err != nil {
+			if err := c.inStep(l, func() { res = l.driver.ProposeConfChanges(changes) }); err != nil {
 				lastErr = err
 				continue
 			}
 			switch {
 			case res.Err == nil:
 				proposed = true
-				w.traceFault(nodeName(leader), nil, "membership: proposed %v", ch)
-				for _, cc := range ch.Changes {
+				w.traceFault(nodeName(leader), nil, "membership: proposed %v", cluster.Change{Changes: changes})
+				for _, cc := range changes {
 					if cc.Type == core.RemoveServer {
 						w.removals = append(w.removals, removal{id: cc.ID, index: res.Index})
 					}

@@ -327,26 +327,38 @@ func (w *world) membershipFault() {
 }
 
 // jointChange adds and removes several voters in one step (Raft paper
-// §6): a replacement of one or two servers, two added, or two removed. The
-// new servers join as voters at once, empty.
+// §6): a replacement of one or two servers, two added, or two removed.
+// The new servers join as voters at once, empty, or, in half the changes
+// that add some, as staged learners first (Configuration.Staged), which a
+// later jointChange promotes once they are ready (promoteStaged), as the
+// clusters' change command does.
 func (w *world) jointChange(l *server) {
 	cfg := l.driver.Core().Config()
 	if cfg.IsJoint() {
+		return
+	}
+	if len(cfg.Staged) > 0 {
+		w.promoteStaged(l, cfg)
 		return
 	}
 	adds, removes := w.rng.Intn(3), w.rng.Intn(3)
 	if adds+removes < 2 || len(w.ids())+adds > 7 || len(cfg.Voters)+adds-removes < 1 || removes > len(cfg.Voters) {
 		return
 	}
+	staged := adds > 0 && w.rng.Intn(2) == 0
 	var changes []core.ConfChange
 	for _, i := range w.rng.Perm(len(cfg.Voters))[:removes] {
 		changes = append(changes, core.ConfChange{Type: core.RemoveServer, ID: cfg.Voters[i]})
+	}
+	add := core.AddVoter
+	if staged {
+		changes, add = nil, core.AddStagedLearner // the removals come with the promotion
 	}
 	l.input(func() {
 		first := w.nextID // taken when the leader proposes, as for a single add
 		all := slices.Clone(changes)
 		for i := range adds {
-			all = append(all, core.ConfChange{Type: core.AddVoter, ID: first + i})
+			all = append(all, core.ConfChange{Type: add, ID: first + i})
 		}
 		res := l.driver.ProposeConfChanges(all)
 		if res.Err != nil {
@@ -364,6 +376,46 @@ func (w *world) jointChange(l *server) {
 		for i := range adds {
 			s := w.newServer(first + i)
 			w.after(0, func() { s.start(nil) })
+		}
+	})
+}
+
+// promoteStaged ends a staged change: once the leader reports every
+// staged learner ready and has committed their staging, one entry
+// promotes them all and removes up to two voters, through C_old,new when
+// more than one voter changes.
+func (w *world) promoteStaged(l *server, cfg core.Configuration) {
+	sum := l.driver.Summary()
+	if sum.Commit < sum.ConfigIndex {
+		return
+	}
+	for _, id := range cfg.Staged {
+		if !slices.Contains(sum.Ready, id) {
+			return
+		}
+	}
+	var changes []core.ConfChange
+	for _, id := range cfg.Staged {
+		changes = append(changes, core.ConfChange{Type: core.PromoteLearner, ID: id})
+	}
+	for _, i := range w.rng.Perm(len(cfg.Voters))[:w.rng.Intn(min(3, len(cfg.Voters)+1))] {
+		changes = append(changes, core.ConfChange{Type: core.RemoveServer, ID: cfg.Voters[i]})
+	}
+	l.input(func() {
+		res := l.driver.ProposeConfChanges(changes)
+		if res.Err != nil {
+			return
+		}
+		w.stats.confChanges++
+		w.stats.stagedChanges++
+		if l.driver.Core().Config().IsJoint() {
+			w.stats.jointChanges++
+		}
+		w.traceFault(nodeName(l.id), nil, "change %v", changes)
+		for _, ch := range changes {
+			if ch.Type == core.RemoveServer {
+				w.removals = append(w.removals, removal{id: ch.ID, index: res.Index})
+			}
 		}
 	})
 }

@@ -173,7 +173,7 @@ func (p Params) rpcTimeout() time.Duration {
 
 type stats struct {
 	events, steps, messages, dropped, duplicated, late, reordered, faults, ops, unknown, elections,
-	snapshots, confChanges, jointChanges, crashes, stepCrashes, storageStops, refusedStarts int
+	snapshots, confChanges, jointChanges, stagedChanges, crashes, stepCrashes, storageStops, refusedStarts int
 }
 
 // world is one run: the servers, the network, the clients and the clock.
@@ -426,10 +426,10 @@ func (w *world) summary() string {
 		store = "disk"
 	}
 	return fmt.Sprintf("seed %d: %d nodes, %s, faults %v, %v virtual, %d events, %d server steps, %d messages (%d dropped, %d duplicated, %d late, %d appends out of order), "+
-		"%d faults (%d crashes, %d inside a step, %d storage stops, %d refused starts), %d elections, %d snapshots, %d membership changes (%d joint), "+
+		"%d faults (%d crashes, %d inside a step, %d storage stops, %d refused starts), %d elections, %d snapshots, %d membership changes (%d joint, %d staged), "+
 		"%d ops (%d unknown), log hash %016x",
 		w.p.Seed, w.p.Nodes, store, w.p.Faults, w.now.Round(time.Millisecond), st.events, st.steps, st.messages, st.dropped, st.duplicated, st.late, st.reordered,
-		st.faults, st.crashes, st.stepCrashes, st.storageStops, st.refusedStarts, st.elections, st.snapshots, st.confChanges, st.jointChanges,
+		st.faults, st.crashes, st.stepCrashes, st.storageStops, st.refusedStarts, st.elections, st.snapshots, st.confChanges, st.jointChanges, st.stagedChanges,
 		st.ops, st.unknown, h.Sum64())
 }
 
