@@ -209,7 +209,7 @@ back where it stopped.`},
 			help: "add and remove servers in one step (joint consensus)",
 			more: `+3 starts server 3 empty and adds it as a voter; -0 removes server 0. The
 new servers first catch up as learners that the leader does not promote
-(staged: "learner" in status); then they all change in one step: when more
+("staged" in status); then they all change in one step: when more
 than one voter changes, through the joint configuration C_old,new of the
 Raft paper (§6), where every election and commit needs a majority of the
 old voters and one of the new; the leader then leaves it by itself.

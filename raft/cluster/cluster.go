@@ -100,7 +100,8 @@ type NodeStatus struct {
 	ID        int
 	Alive     bool // running (not crashed)
 	Connected bool // not disconnected (partitions aside)
-	// Member is voter, learner, joining (not in the configuration yet),
+	// Member is voter, learner, staged (a learner its change promotes),
+	// joining (not in the configuration yet),
 	// leaving (a removal not committed yet) or unknown (no server is up to
 	// say).
 	Member    string
@@ -142,6 +143,8 @@ func Member(cfg core.Configuration, known bool, id int, wasMember bool) string {
 		return "leaving" // a voter of C_old only: it goes when the joint configuration is left
 	case cfg.IsVoter(id):
 		return "voter"
+	case cfg.IsStaged(id):
+		return "staged" // a learner waiting for its change to promote it
 	case cfg.IsLearner(id):
 		return "learner"
 	case wasMember:

@@ -96,3 +96,15 @@ func TestCheckMembersChange(t *testing.T) {
 		}
 	}
 }
+
+func TestMemberColumn(t *testing.T) {
+	cfg := core.Configuration{Voters: []int{1, 2, 3}, Learners: []int{4, 5}, Outgoing: []int{0, 1, 2}, Staged: []int{5}}
+	for id, want := range map[int]string{0: "leaving", 1: "voter", 3: "voter", 4: "learner", 5: "staged", 6: "joining"} {
+		if got := Member(cfg, true, id, false); got != want {
+			t.Errorf("node %d: %q, want %q", id, got, want)
+		}
+	}
+	if got := Member(cfg, false, 1, false); got != "unknown" {
+		t.Errorf("with no configuration known: %q", got)
+	}
+}
