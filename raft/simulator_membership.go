@@ -9,6 +9,7 @@ import (
 
 	"raft-consensus/raft/cluster"
 	"raft-consensus/raft/core"
+	"raft-consensus/raft/kv"
 )
 
 // membershipTimeout bounds one membership change or leadership transfer.
@@ -182,52 +183,40 @@ func (s *ClusterSimulator) RemoveServer(id int) error {
 	return nil
 }
 
-// changeMembership proposes a change at the leader, retrying while the
-// leader is unknown or busy with a previous change, and waits until a
-// leader has committed the configuration it wants. proposed says whether a
-// leader ever took the change (if not, it cannot commit later).
+// changeMembership drives ch to commitment at the leader (cluster.Drive).
 func (s *ClusterSimulator) changeMembership(ch cluster.Change) (proposed bool, err error) {
 	ctx := s.callContext()
 	deadline := time.Now().Add(s.membershipTimeout())
-	var lastErr error
-	for time.Now().Before(deadline) {
-		if ctx.Err() != nil {
-			return proposed, cluster.ErrInterrupted
-		}
-		leader, _ := s.Leader()
-		if leader == core.None {
-			pause(ctx)
-			continue
-		}
-		srv, err := s.Server(leader)
-		if err != nil {
-			pause(ctx)
-			continue
-		}
-		sum := srv.Node().Summary()
-		if ch.Taken(sum.Config) {
-			proposed = true
-		}
-		switch step, changes := cluster.NextStep(ch, sum); step {
-		case cluster.Done:
-			return proposed, nil
-		case cluster.Propose:
-			_, err = srv.Node().ProposeConfChanges(changes)
-			switch {
-			case err == nil:
-				proposed = true
-				if s.cfg.Tracer != nil {
-					s.traceNode(leader, core.Info("membership: proposed %v", cluster.Change{Changes: changes}))
-				}
-			case cluster.Refused(err):
-				return proposed, err
-			default:
-				lastErr = err // retry
+	var srv *kv.Server // the leader's, between Leader and Propose
+	return cluster.Drive(ch, s.membershipTimeout(), cluster.ChangeRun{
+		Leader: func() (int, core.Summary, bool) {
+			leader, _ := s.Leader()
+			if leader == core.None {
+				return core.None, core.Summary{}, false
 			}
-		}
-		pause(ctx)
-	}
-	return proposed, cluster.NotCommitted(ch, s.membershipTimeout(), lastErr)
+			var err error
+			if srv, err = s.Server(leader); err != nil {
+				return core.None, core.Summary{}, false
+			}
+			return leader, srv.Node().Summary(), true
+		},
+		Propose: func(leader int, changes []core.ConfChange) error {
+			_, err := srv.Node().ProposeConfChanges(changes)
+			if err == nil && s.cfg.Tracer != nil {
+				s.traceNode(leader, core.Info("membership: proposed %v", cluster.Change{Changes: changes}))
+			}
+			return err
+		},
+		Wait: func() error {
+			switch {
+			case !pause(ctx):
+				return cluster.ErrInterrupted
+			case time.Now().After(deadline):
+				return cluster.ErrTimeout
+			}
+			return nil
+		},
+	})
 }
 
 // TransferLeadership makes target the leader (thesis §3.10). If target has

@@ -164,6 +164,66 @@ func NextStep(ch Change, leader core.Summary) (Step, []core.ConfChange) {
 	return Propose, final
 }
 
+// ChangeRun is what Drive needs of a cluster to carry a change through:
+// every cluster's change loop is Drive with its own ways to reach the
+// leader and to let time pass.
+type ChangeRun struct {
+	// Leader is the leader to ask now and its summary; ok false: none is
+	// known at the moment.
+	Leader func() (id int, sum core.Summary, ok bool)
+	// Propose proposes changes at the leader id: nil if it took them, an
+	// error Refused reports when the change cannot be made (it ends the
+	// change), any other to try again.
+	Propose func(id int, changes []core.ConfChange) error
+	// Wait lets time pass before the next look: nil to go on, ErrTimeout
+	// when the change's time is up, any other error to stop with it (an
+	// interrupt).
+	Wait func() error
+}
+
+// Drive proposes ch at whichever server leads, step by step as NextStep
+// plans, retrying while the leader is unknown or busy with a previous
+// change, until a leader has committed the configuration ch wants.
+// proposed says whether a leader ever took the change (if not, it cannot
+// commit later); timeout is the change's time, for the error.
+func Drive(ch Change, timeout time.Duration, run ChangeRun) (proposed bool, err error) {
+	var last error
+	for {
+		if id, sum, ok := run.Leader(); ok {
+			if ch.Taken(sum.Config) {
+				proposed = true
+			}
+			switch step, changes := NextStep(ch, sum); step {
+			case Done:
+				return proposed, nil
+			case Propose:
+				switch perr := run.Propose(id, changes); {
+				case perr == nil:
+					proposed = true
+				case Refused(perr):
+					return proposed, perr
+				default:
+					last = perr // retry
+				}
+			}
+		}
+		if werr := run.Wait(); errors.Is(werr, ErrTimeout) {
+			return proposed, NotCommitted(ch, timeout, last)
+		} else if werr != nil {
+			return proposed, werr
+		}
+	}
+}
+
+// Refusal is the error of a change a server refused, told by message only
+// (across processes): Refused reports it.
+func Refusal(msg string) error { return refusal(msg) }
+
+type refusal string
+
+func (r refusal) Error() string        { return string(r) }
+func (r refusal) Is(target error) bool { return target == core.ErrBadMember }
+
 // CheckMembersChange says what is wrong with a change of several members
 // (the REPL's change command) against the configuration cfg, before any
 // server is started for it: every id in range and named once, the added

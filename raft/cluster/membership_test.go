@@ -1,8 +1,11 @@
 package cluster
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"testing"
 
 	"raft-consensus/raft/core"
@@ -108,3 +111,87 @@ func TestMemberColumn(t *testing.T) {
 		t.Errorf("with no configuration known: %q", got)
 	}
 }
+
+// TestDrive carries a replacement through a fake leader that applies what
+// it is given at once and commits it at the next look: the staged
+// learners first, then, once ready, the joint entry, then C_new; a refusal
+// ends a change, and a change whose time runs out says what was refused.
+func TestDrive(t *testing.T) {
+	sum := core.Summary{Role: core.Leader, Config: core.Configuration{Voters: []int{0, 1, 2}}, Commit: 1, ConfigIndex: 1}
+	var proposals []string
+	looks := 0
+	run := ChangeRun{
+		Leader: func() (int, core.Summary, bool) {
+			looks++
+			sum.Commit = sum.ConfigIndex // committed by the next look
+			switch {
+			case sum.Config.IsJoint():
+				sum.Config.Outgoing = nil // the leader leaves it by itself
+				sum.ConfigIndex++
+			case len(sum.Config.Staged) > 0 && looks > 3:
+				sum.Ready = sum.Config.Staged // caught up after a while
+			}
+			return 0, sum, true
+		},
+		Propose: func(_ int, changes []core.ConfChange) error {
+			proposals = append(proposals, Change{Changes: changes}.String())
+			next := sum.Config.Clone()
+			for _, ch := range changes {
+				switch ch.Type {
+				case core.AddStagedLearner:
+					next.Learners, next.Staged = append(next.Learners, ch.ID), append(next.Staged, ch.ID)
+				case core.PromoteLearner:
+					next.Learners = slices.DeleteFunc(next.Learners, func(x int) bool { return x == ch.ID })
+					next.Staged = slices.DeleteFunc(next.Staged, func(x int) bool { return x == ch.ID })
+					next.Voters = append(next.Voters, ch.ID)
+				case core.RemoveServer:
+					next.Voters = slices.DeleteFunc(next.Voters, func(x int) bool { return x == ch.ID })
+				}
+			}
+			if len(changes) > 1 && ch0(changes) == core.PromoteLearner {
+				next.Outgoing = sum.Config.Voters
+			}
+			slices.Sort(next.Voters)
+			sum.Config, sum.ConfigIndex = next, sum.ConfigIndex+1
+			return nil
+		},
+		Wait: func() error { return nil },
+	}
+	proposed, err := Drive(MembersChange([]int{3, 4}, []int{0, 1}), time.Second, run)
+	if err != nil || !proposed {
+		t.Fatalf("Drive: %v, %v", proposed, err)
+	}
+	want := []string{"add-staged-learner 3, add-staged-learner 4", "promote 3, promote 4, remove 0, remove 1"}
+	if !slices.Equal(proposals, want) {
+		t.Fatalf("proposals %q, want %q", proposals, want)
+	}
+	if got := sum.Config; !got.Equal(core.Configuration{Voters: []int{2, 3, 4}}) {
+		t.Fatalf("configuration at the end: %v", got)
+	}
+
+	refused := errors.New("no")
+	run.Propose = func(int, []core.ConfChange) error { return fmt.Errorf("%w: %w", core.ErrBadMember, refused) }
+	if _, err := Drive(AddChange(7), time.Second, run); !errors.Is(err, refused) {
+		t.Fatalf("a refused change: %v", err)
+	}
+	run.Propose = func(int, []core.ConfChange) error { return errors.New("busy") }
+	waits := 0
+	run.Wait = func() error {
+		if waits++; waits == 3 {
+			return ErrTimeout
+		}
+		return nil
+	}
+	if proposed, err := Drive(AddChange(8), time.Second, run); proposed || err == nil || !strings.Contains(err.Error(), "not committed within 1s: busy") {
+		t.Fatalf("a change out of time: %v, %v", proposed, err)
+	}
+	run.Wait = func() error { return ErrInterrupted }
+	if _, err := Drive(AddChange(9), time.Second, run); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("an interrupted change: %v", err)
+	}
+	if !Refused(Refusal("node 3 is already a member")) {
+		t.Fatal("a refusal told by message is not Refused")
+	}
+}
+
+func ch0(changes []core.ConfChange) core.ConfChangeType { return changes[0].Type }

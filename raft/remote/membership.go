@@ -263,47 +263,40 @@ func (c *Cluster) RemoveServer(id int) error {
 	return nil
 }
 
-// changeMembership proposes a change at the leader until a leader has
-// committed the configuration it wants (cluster.NextStep decides).
+// changeMembership drives ch to commitment at the leader (cluster.Drive).
 func (c *Cluster) changeMembership(ch cluster.Change) (proposed bool, err error) {
 	ctx := c.callContext()
 	deadline := time.Now().Add(c.membershipTimeout())
-	var lastErr error
-	for time.Now().Before(deadline) {
-		if ctx.Err() != nil {
-			return proposed, cluster.ErrInterrupted
-		}
-		leader, sum, ok := c.leaderSummary()
-		if ok && ch.Taken(sum.Config) {
-			proposed = true
-		}
-		if ok {
-			switch step, changes := cluster.NextStep(ch, sum); step {
-			case cluster.Done:
-				c.Status() // the new configuration, for IDs
-				return proposed, nil
-			case cluster.Propose:
-				var r ProposeReply
-				actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				err := c.admin(actx, leader, "Propose", &ConfChanges{Changes: changes}, &r)
-				cancel()
-				switch {
-				case err != nil:
-					lastErr = err
-				case r.Refused:
-					return proposed, errors.New(r.Error)
-				case r.Error != "":
-					lastErr = errors.New(r.Error)
-				default:
-					proposed = true
-				}
+	proposed, err = cluster.Drive(ch, c.membershipTimeout(), cluster.ChangeRun{
+		Leader: c.leaderSummary,
+		Propose: func(leader int, changes []core.ConfChange) error {
+			var r ProposeReply
+			actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			switch err := c.admin(actx, leader, "Propose", &ConfChanges{Changes: changes}, &r); {
+			case err != nil:
+				return err
+			case r.Refused:
+				return cluster.Refusal(r.Error)
+			case r.Error != "":
+				return errors.New(r.Error)
 			}
-		}
-		if c.sleep(ctx) != nil {
-			return proposed, cluster.ErrInterrupted
-		}
+			return nil
+		},
+		Wait: func() error {
+			switch {
+			case c.sleep(ctx) != nil:
+				return cluster.ErrInterrupted
+			case time.Now().After(deadline):
+				return cluster.ErrTimeout
+			}
+			return nil
+		},
+	})
+	if err == nil {
+		c.Status() // the new configuration, for IDs
 	}
-	return proposed, cluster.NotCommitted(ch, c.membershipTimeout(), lastErr)
+	return proposed, err
 }
 
 // leaderSummary is the summary of the leader of the highest term that

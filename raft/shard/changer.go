@@ -82,39 +82,38 @@ type Changer struct {
 }
 
 // changeGroup drives ch in group g to commitment at whichever server
-// leads g, as every cluster's change loop does (cluster.NextStep).
-// proposed says whether a leader ever took the change.
+// leads g (cluster.Drive). proposed says whether a leader ever took the
+// change.
 func (m Changer) changeGroup(ctx context.Context, g multi.GroupID, ch cluster.Change) (proposed bool, err error) {
 	deadline := time.Now().Add(m.Timeout)
-	var last error
-	for {
-		switch {
-		case errors.Is(ctx.Err(), context.DeadlineExceeded) || time.Now().After(deadline):
-			return proposed, fmt.Errorf("group %d: %w", g, cluster.NotCommitted(ch, m.Timeout, last))
-		case ctx.Err() != nil:
-			return proposed, cluster.ErrInterrupted
-		}
-		if l, sum := m.Servers.Leader(g); l != core.None {
-			if ch.Taken(sum.Config) {
-				proposed = true
+	proposed, err = cluster.Drive(ch, m.Timeout, cluster.ChangeRun{
+		Leader: func() (int, core.Summary, bool) {
+			l, sum := m.Servers.Leader(g)
+			return l, sum, l != core.None
+		},
+		Propose: func(l int, changes []core.ConfChange) error {
+			switch err := m.Servers.Propose(ctx, l, g, changes); {
+			case err == nil, cluster.Refused(err):
+				return err
+			default:
+				return fmt.Errorf("node %d: %w", l, err)
 			}
-			switch step, changes := cluster.NextStep(ch, sum); step {
-			case cluster.Done:
-				return proposed, nil
-			case cluster.Propose:
-				res := m.Servers.Propose(ctx, l, g, changes)
-				switch {
-				case res == nil:
-					proposed = true
-				case cluster.Refused(res):
-					return proposed, fmt.Errorf("group %d: %w", g, res)
-				default:
-					last = fmt.Errorf("node %d: %w", l, res)
-				}
+		},
+		Wait: func() error {
+			cluster.Sleep(ctx, m.Poll)
+			switch {
+			case errors.Is(ctx.Err(), context.DeadlineExceeded) || time.Now().After(deadline):
+				return cluster.ErrTimeout
+			case ctx.Err() != nil:
+				return cluster.ErrInterrupted
 			}
-		}
-		cluster.Sleep(ctx, m.Poll)
+			return nil
+		},
+	})
+	if err != nil && !errors.Is(err, cluster.ErrInterrupted) {
+		err = fmt.Errorf("group %d: %w", g, err)
 	}
+	return proposed, err
 }
 
 // groupConfig is group g's configuration as its leader has it.

@@ -292,55 +292,46 @@ func (c *Cluster) RemoveServer(id int) error {
 	return nil
 }
 
-// changeMembership proposes a change at the leader, retrying while the
-// leader is unknown or busy with a previous change, until a leader has
-// committed the configuration it wants. proposed says whether a leader
-// ever took the change (if not, it cannot commit later).
+// changeMembership drives ch to commitment at the leader (cluster.Drive),
+// in virtual time.
 func (c *Cluster) changeMembership(ch cluster.Change) (proposed bool, err error) {
 	w := c.w
 	deadline := w.now + membershipTimeout
-	var lastErr error
-	for w.now < deadline && w.err == nil && !c.isInterrupted() {
-		leader, _ := c.leader()
-		if leader == core.None {
-			c.sleep(pollEvery)
-			continue
-		}
-		l := w.servers[leader]
-		sum := l.driver.Summary()
-		if ch.Taken(sum.Config) {
-			proposed = true
-		}
-		switch step, changes := cluster.NextStep(ch, sum); step {
-		case cluster.Done:
-			return proposed, nil
-		case cluster.Propose:
+	return cluster.Drive(ch, membershipTimeout, cluster.ChangeRun{
+		Leader: func() (int, core.Summary, bool) {
+			leader, _ := c.leader()
+			if leader == core.None {
+				return core.None, core.Summary{}, false
+			}
+			return leader, w.servers[leader].driver.Summary(), true
+		},
+		Propose: func(leader int, changes []core.ConfChange) error {
+			l := w.servers[leader]
 			var res node.ProposeResult
 			if err := c.inStep(l, func() { res = l.driver.ProposeConfChanges(changes) }); err != nil {
-				lastErr = err
-				continue
+				return err
 			}
-			switch {
-			case res.Err == nil:
-				proposed = true
+			if res.Err == nil {
 				w.traceFault(nodeName(leader), nil, "membership: proposed %v", cluster.Change{Changes: changes})
 				for _, cc := range changes {
 					if cc.Type == core.RemoveServer {
 						w.removals = append(w.removals, removal{id: cc.ID, index: res.Index})
 					}
 				}
-			case cluster.Refused(res.Err):
-				return proposed, res.Err
-			default:
-				lastErr = res.Err // retry
 			}
-		}
-		c.sleep(pollEvery)
-	}
-	if err := c.failure(nil); err != nil {
-		return proposed, err
-	}
-	return proposed, cluster.NotCommitted(ch, membershipTimeout, lastErr)
+			return res.Err
+		},
+		Wait: func() error {
+			c.sleep(pollEvery)
+			if err := c.failure(nil); err != nil {
+				return err // the world failed, or the call was interrupted
+			}
+			if w.now >= deadline {
+				return cluster.ErrTimeout
+			}
+			return nil
+		},
+	})
 }
 
 // TransferLeadership makes target the leader (thesis §3.10).
