@@ -389,8 +389,7 @@ func (e Event) Text() string {
 
 func (e Event) String() string { return e.Text() }
 
-// configText renders a configuration carried as [voters, learners] or,
-// joint, [voters, learners, outgoing].
+// configText renders a configuration carried as groupsOf carries it.
 func configText(g [][]int) string {
 	var c Configuration
 	if len(g) > 0 {
@@ -402,12 +401,21 @@ func configText(g [][]int) string {
 	if len(g) > 2 {
 		c.Outgoing = g[2]
 	}
+	if len(g) > 3 {
+		c.Staged = g[3]
+	}
 	return c.String()
 }
 
-// groupsOf carries a configuration in an event's Groups.
+// groupsOf carries a configuration in an event's Groups: [voters,
+// learners], [voters, learners, outgoing] when joint, and [voters,
+// learners, outgoing, staged] (outgoing perhaps empty) with staged
+// learners.
 func groupsOf(c Configuration) [][]int {
-	if c.IsJoint() {
+	switch {
+	case len(c.Staged) > 0:
+		return [][]int{c.Voters, c.Learners, c.Outgoing, c.Staged}
+	case c.IsJoint():
 		return [][]int{c.Voters, c.Learners, c.Outgoing}
 	}
 	return [][]int{c.Voters, c.Learners}
