@@ -80,8 +80,8 @@ type Cluster interface {
 	// RemoveServer removes one; both return once the change committed.
 	AddServer(id int) error
 	RemoveServer(id int) error
-	// ChangeMembers adds the servers adds (started empty, voters at once)
-	// and removes the servers removes in one step: through a joint
+	// ChangeMembers adds the servers adds (started empty, staged learners
+	// until caught up) and removes the servers removes in one step: through a joint
 	// configuration when more than one voter changes (Raft paper §6). It
 	// returns once the final configuration is committed, and stops the
 	// removed servers.

@@ -542,7 +542,7 @@ func (c *Core) addProgress(id int) {
 		return
 	}
 	c.peerIDs = nil
-	c.prs[id] = &progress{next: c.log.lastIndex() + 1, roundTarget: c.log.lastIndex(), roundStart: c.ticks, recentActive: true}
+	c.prs[id] = &progress{next: c.log.lastIndex() + 1, roundTarget: c.log.lastIndex(), roundStart: c.ticks, recentActive: true, heardAt: c.ticks}
 }
 
 // appendEntry appends one entry of the current term to the leader's log and
@@ -807,7 +807,7 @@ func (c *Core) Summary() Summary {
 		NoVotes: c.voteFloor == NoVotes}
 	if c.role == Leader {
 		for _, id := range c.config.Staged {
-			if pr := c.prs[id]; pr != nil && pr.ready {
+			if c.stagedReady(c.prs[id]) {
 				s.Ready = append(s.Ready, id)
 			}
 		}

@@ -231,6 +231,9 @@ func TestStagedLearnersCatchUpBeforeTheJointStep(t *testing.T) {
 	if cfg.IsJoint() || !slices.Equal(cfg.Learners, []int{3, 4}) || !slices.Equal(cfg.Staged, []int{3, 4}) {
 		t.Fatalf("configuration after staging: %v, want learners=[3 4] staged=[3 4], not joint", cfg)
 	}
+	if ready := n.cores[0].Summary().Ready; len(ready) != 0 {
+		t.Fatalf("staged learners ready before they hold anything: %v", ready)
+	}
 	n.process(0)
 	n.tickAll(30) // many catch-up rounds: an unstaged learner would have been promoted
 	sum := n.cores[0].Summary()
@@ -245,6 +248,28 @@ func TestStagedLearnersCatchUpBeforeTheJointStep(t *testing.T) {
 			t.Fatalf("server %d does not know it is staged: %v", id, got)
 		}
 	}
+	// Cut off, 4 is no longer ready once a round runs out (it would stall
+	// the joint configuration, whose C_new it would be in); back, it is.
+	n.cutBetween([]int{4}, []int{0, 1, 2, 3})
+	for i := range 30 {
+		n.propose(0, fmt.Sprint("while-cut-", i))
+		n.tickAll(1)
+	}
+	if ready := n.cores[0].Summary().Ready; !slices.Equal(ready, []int{3}) {
+		t.Fatalf("ready with 4 cut off: %v, want [3]", ready)
+	}
+	n.heal()
+	n.tickAll(30)
+	if ready := n.cores[0].Summary().Ready; !slices.Equal(ready, []int{3, 4}) {
+		t.Fatalf("ready after the heal: %v, want [3 4]", ready)
+	}
+	n.cutBetween([]int{4}, []int{0, 1, 2, 3}) // again, with nothing to replicate: its rounds finish, but it is not heard
+	n.tickAll(30)
+	if ready := n.cores[0].Summary().Ready; !slices.Equal(ready, []int{3}) {
+		t.Fatalf("ready with 4 cut off and the log idle: %v, want [3]", ready)
+	}
+	n.heal()
+	n.tickAll(30)
 	final := []core.ConfChange{{Type: core.PromoteLearner, ID: 3}, {Type: core.PromoteLearner, ID: 4},
 		{Type: core.RemoveServer, ID: 1}, {Type: core.RemoveServer, ID: 2}}
 	if _, err := n.cores[0].ProposeConfChanges(final); err != nil {
@@ -260,6 +285,24 @@ func TestStagedLearnersCatchUpBeforeTheJointStep(t *testing.T) {
 		if got := n.cores[id].Config(); !got.Equal(want) {
 			t.Fatalf("server %d: configuration %v, want %v", id, got, want)
 		}
+	}
+}
+
+// TestStagedLearnerRemoved: a staged learner removed leaves Staged too.
+func TestStagedLearnerRemoved(t *testing.T) {
+	n := jointNet(t, nil)
+	if _, err := n.cores[0].ProposeConfChanges([]core.ConfChange{{Type: core.AddStagedLearner, ID: 3}, {Type: core.AddStagedLearner, ID: 4}}); err != nil {
+		t.Fatal(err)
+	}
+	n.process(0)
+	n.tickAll(5)
+	if _, err := n.cores[0].ProposeConfChange(core.RemoveServer, 3); err != nil {
+		t.Fatal(err)
+	}
+	n.process(0)
+	n.tickAll(5)
+	if got, want := n.cores[0].Config(), (core.Configuration{Voters: []int{0, 1, 2}, Learners: []int{4}, Staged: []int{4}}); !got.Equal(want) {
+		t.Fatalf("after removing staged learner 3: %v, want %v", got, want)
 	}
 }
 

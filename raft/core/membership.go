@@ -340,18 +340,16 @@ func (c *Core) maybePromoteLearner() {
 	}
 	for _, id := range c.config.Learners {
 		pr := c.prs[id]
+		if pr != nil && c.config.IsStaged(id) {
+			c.stagedRound(pr)
+			continue
+		}
 		if pr == nil || pr.match < pr.roundTarget {
 			continue
 		}
 		if c.ticks-pr.roundStart > uint64(c.cfg.ElectionTicksMax) {
 			// The round was too slow: start another from where we are now.
 			pr.roundTarget, pr.roundStart = c.log.lastIndex(), c.ticks
-			continue
-		}
-		if c.config.IsStaged(id) {
-			// Caught up, but its change promotes it, with the others it
-			// stages (Configuration.Staged): it is only reported ready.
-			pr.ready = true
 			continue
 		}
 		if c.canChangeConfig() != nil {
@@ -366,6 +364,30 @@ func (c *Core) maybePromoteLearner() {
 			return // one change at a time
 		}
 	}
+}
+
+// stagedRound keeps a staged learner's catch-up rounds going: its change
+// promotes it, with the others it stages, so the leader only judges it
+// ready (Summary.Ready) while it finishes each round within an election
+// timeout, and not once a round runs out (it fell behind, or went away).
+func (c *Core) stagedRound(pr *progress) {
+	late := c.ticks-pr.roundStart > uint64(c.cfg.ElectionTicksMax)
+	switch {
+	case pr.match >= pr.roundTarget && !late:
+		pr.ready = true
+	case late:
+		pr.ready = false
+	default:
+		return // the round goes on
+	}
+	pr.roundTarget, pr.roundStart = c.log.lastIndex(), c.ticks
+}
+
+// stagedReady reports whether a staged learner may be promoted now: its
+// last round finished in time, and it answered within an election timeout
+// (an idle log's rounds finish without it).
+func (c *Core) stagedReady(pr *progress) bool {
+	return pr != nil && pr.ready && c.ticks-pr.heardAt <= uint64(c.cfg.ElectionTicksMax)
 }
 
 // onFollowerCaughtUp runs when a follower's matchIndex advanced.

@@ -46,9 +46,10 @@ type progress struct {
 	// reaches roundTarget within an election timeout of roundStart.
 	roundTarget uint64
 	roundStart  uint64
-	// ready: a staged learner that finished a catch-up round in time
-	// (Summary.Ready).
-	ready bool
+	// ready: a staged learner whose last catch-up round finished in time
+	// (Summary.Ready); heardAt, the tick it last answered.
+	ready   bool
+	heardAt uint64
 
 	// snapshot transfer in progress: the index it covers and the bytes the
 	// follower has acknowledged.
@@ -136,7 +137,7 @@ func (c *Core) replyingPeer(m Message) *progress {
 	}
 	pr := c.prs[m.From]
 	if pr != nil {
-		pr.recentActive = true
+		pr.recentActive, pr.heardAt = true, c.ticks
 	}
 	return pr
 }

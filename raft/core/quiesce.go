@@ -29,7 +29,7 @@ func (c *Core) Quiescent() bool {
 // learner that is ready waits for its change, which wakes the group.
 func (c *Core) learnersToWatch() bool {
 	for _, id := range c.config.Learners {
-		if pr := c.prs[id]; !c.config.IsStaged(id) || pr == nil || !pr.ready {
+		if !c.config.IsStaged(id) || !c.stagedReady(c.prs[id]) {
 			return true
 		}
 	}

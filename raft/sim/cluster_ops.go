@@ -209,8 +209,9 @@ func (c *Cluster) AddServer(id int) error {
 
 // ChangeMembers adds and removes several servers in one step, through a
 // joint configuration when more than one voter changes (Raft paper §6).
-// The added servers start empty and join as voters at once; the removed
-// ones stop once the final configuration is committed.
+// The added servers start empty and catch up as staged learners first
+// (cluster.MembersChange); the removed ones stop once the final
+// configuration is committed.
 func (c *Cluster) ChangeMembers(adds, removes []int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -447,10 +447,24 @@ func TestDiskStorageSnapshotKeepsFollowingEntries(t *testing.T) {
 	mustSave(t, s, nil, testEntries(54, 62, 2))
 	want = testEntries(56, 62, 2)
 	s = reopenDisk(t, s, dir, opts)
-	defer s.Close()
+	defer func() { s.Close() }() // the s reopened last
 	checkStorage(t, s, hs, 55, 2, want)
 	if got := storedSnapshot(t, s); !reflect.DeepEqual(got.Meta, snap2.Meta) {
 		t.Errorf("joint snapshot after reopen %+v, want %+v", got.Meta, snap2.Meta)
+	}
+	// Staged learners (core.Configuration.Staged) come back too, joint or not.
+	for i, cfg := range []core.Configuration{
+		{Voters: []int{1, 3}, Learners: []int{4, 5}, Staged: []int{5}},
+		{Voters: []int{1, 3}, Learners: []int{4}, Outgoing: []int{0, 1}, Staged: []int{4}},
+	} {
+		snap := &testSnapshot{Meta: core.SnapshotMeta{LastIncludedIndex: 56 + uint64(i), LastIncludedTerm: 2, Config: cfg, App: []byte("a")}}
+		if err := saveSnapshot(s, snap); err != nil {
+			t.Fatal(err)
+		}
+		s = reopenDisk(t, s, dir, opts)
+		if got := storedSnapshot(t, s); !reflect.DeepEqual(got.Meta, snap.Meta) {
+			t.Errorf("snapshot with staged learners after reopen %+v, want %+v", got.Meta, snap.Meta)
+		}
 	}
 }
 

@@ -343,8 +343,11 @@ const (
 	// binary from before joint consensus refuses it as not a snapshot
 	// of its format, rather than reading it without its outgoing voters.
 	snapMagicJoint = "RAFTSNP4"
-	snapFooterSize = 4 + 4 + 4 + 8
-	snapBlock      = 64 << 10
+	// snapMagicStaged ends a snapshot whose configuration has staged
+	// learners (core.Configuration.Staged), for the same reason.
+	snapMagicStaged = "RAFTSNP5"
+	snapFooterSize  = 4 + 4 + 4 + 8
+	snapBlock       = 64 << 10
 )
 
 var errBadSnapshot = errors.New("malformed snapshot file")
@@ -369,9 +372,18 @@ func encodeSnapshotMeta(m core.SnapshotMeta) []byte {
 	// A joint configuration's outgoing voters come last, after the
 	// application's data, so that files written before joint consensus
 	// existed (nothing after it) read alike.
-	if m.Config.IsJoint() {
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(m.Config.Outgoing)))
-		for _, id := range m.Config.Outgoing {
+	// Staged learners come after them (the outgoing list then written
+	// even if empty).
+	tail := [][]int{}
+	switch {
+	case len(m.Config.Staged) > 0:
+		tail = [][]int{m.Config.Outgoing, m.Config.Staged}
+	case m.Config.IsJoint():
+		tail = [][]int{m.Config.Outgoing}
+	}
+	for _, ids := range tail {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(ids)))
+		for _, id := range ids {
 			b = binary.LittleEndian.AppendUint64(b, uint64(int64(id)))
 		}
 	}
@@ -418,7 +430,10 @@ func snapshotTrailer(m core.SnapshotMeta, blocks []uint32) []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(meta)))
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(blocks)))
 	b = binary.LittleEndian.AppendUint32(b, crc)
-	if m.Config.IsJoint() {
+	switch {
+	case len(m.Config.Staged) > 0:
+		return append(b, snapMagicStaged...)
+	case m.Config.IsJoint():
 		return append(b, snapMagicJoint...)
 	}
 	return append(b, snapMagic...)
@@ -471,7 +486,19 @@ func decodeSnapshotMeta(b []byte) (core.SnapshotMeta, error) {
 		if m.Config.Outgoing, err = readIDs(); err != nil {
 			return m, err
 		}
-		if len(m.Config.Outgoing) == 0 || len(b) != 0 {
+		if len(b) > 0 {
+			if m.Config.Staged, err = readIDs(); err != nil {
+				return m, err
+			}
+			if len(m.Config.Staged) == 0 || len(b) != 0 {
+				return m, errBadSnapshot
+			}
+			for _, id := range m.Config.Staged {
+				if !m.Config.IsLearner(id) {
+					return m, errBadSnapshot
+				}
+			}
+		} else if len(m.Config.Outgoing) == 0 {
 			return m, errBadSnapshot
 		}
 	}
@@ -519,7 +546,7 @@ func readSnapshotTrailer(f vfs.File, path string, size int64) (*snapshotFile, er
 	metaLen := int64(binary.LittleEndian.Uint32(footer))
 	nblocks := int64(binary.LittleEndian.Uint32(footer[4:]))
 	rest := size - snapFooterSize
-	if magic := string(footer[12:]); magic != snapMagic && magic != snapMagicJoint || metaLen > rest || nblocks > (rest-metaLen)/4 {
+	if magic := string(footer[12:]); magic != snapMagic && magic != snapMagicJoint && magic != snapMagicStaged || metaLen > rest || nblocks > (rest-metaLen)/4 {
 		return nil, errBadSnapshot
 	}
 	trailer := make([]byte, metaLen+4*nblocks)

@@ -284,7 +284,8 @@ const (
 	flagSuccess
 	flagDone
 	flagSnapshot
-	flagJoint // the snapshot's configuration is joint: its outgoing voters follow
+	flagJoint  // the snapshot's configuration is joint: its outgoing voters follow
+	flagStaged // the snapshot's configuration has staged learners: they follow
 )
 
 // AppendMessage appends the binary encoding of m to b: the transport's,
@@ -298,7 +299,8 @@ func DecodeMessage(b []byte, m *core.Message) error { return decodeMessage(b, m)
 func appendMessage(b []byte, m *core.Message) []byte {
 	var flags byte
 	joint := m.Snapshot != nil && m.Snapshot.Config.IsJoint()
-	for i, set := range [...]bool{m.PreVote, m.Transfer, m.VoteGranted, m.Success, m.Done, m.Snapshot != nil, joint} {
+	staged := m.Snapshot != nil && len(m.Snapshot.Config.Staged) > 0
+	for i, set := range [...]bool{m.PreVote, m.Transfer, m.VoteGranted, m.Success, m.Done, m.Snapshot != nil, joint, staged} {
 		if set {
 			flags |= 1 << i
 		}
@@ -329,6 +331,9 @@ func appendMessage(b []byte, m *core.Message) []byte {
 		b = append(b, s.App...)
 		if joint {
 			b = appendIDs(b, s.Config.Outgoing)
+		}
+		if staged {
+			b = appendIDs(b, s.Config.Staged)
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(m.Data)))
@@ -388,10 +393,21 @@ func decodeMessage(b []byte, m *core.Message) error {
 				d.Fail()
 			}
 		}
+		if flags&flagStaged != 0 {
+			s.Config.Staged = d.ids()
+			if len(s.Config.Staged) == 0 {
+				d.Fail()
+			}
+			for _, id := range s.Config.Staged {
+				if !s.Config.IsLearner(id) {
+					d.Fail() // staged learners are learners
+				}
+			}
+		}
 		m.Snapshot = s
 	}
 	m.Data = d.Bytes()
-	if d.Failed || len(d.B) != 0 || flags >= flagJoint<<1 || (flags&flagJoint != 0 && flags&flagSnapshot == 0) {
+	if d.Failed || len(d.B) != 0 || (flags&(flagJoint|flagStaged) != 0 && flags&flagSnapshot == 0) { // every bit of flags has a meaning
 		*m = core.Message{}
 		return errors.New("raft codec: malformed message")
 	}

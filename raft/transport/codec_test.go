@@ -56,6 +56,9 @@ func randomMessage(r *rand.Rand) core.Message {
 		for range r.Intn(3) {
 			m.Snapshot.Config.Outgoing = append(m.Snapshot.Config.Outgoing, r.Intn(16))
 		}
+		if len(m.Snapshot.Config.Learners) > 0 && r.Intn(2) == 1 {
+			m.Snapshot.Config.Staged = m.Snapshot.Config.Learners[:1+r.Intn(len(m.Snapshot.Config.Learners))]
+		}
 	}
 	if n := r.Intn(50); n > 0 {
 		m.Data = make([]byte, n)
