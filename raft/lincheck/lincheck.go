@@ -28,10 +28,13 @@ type kvModelOutput struct {
 	Unknown bool // the client never learned the outcome
 }
 
-// kvModelState is the state of one key.
+// kvModelState is the state of one key. Unset: its value from before the
+// history is not known (CheckLinearizableFromUnknown), and the first
+// operation to see it says what it was.
 type kvModelState struct {
 	Value string
 	Found bool
+	Unset bool
 }
 
 // Model is the sequential specification of the KV store. Every write
@@ -60,7 +63,10 @@ var Model = porcupine.Model{
 		st := state.(kvModelState)
 		in := input.(kvModelInput)
 		out := output.(kvModelOutput)
-		sawState := out.Unknown || (out.Found == st.Found && (!st.Found || out.Value == st.Value))
+		sawState := out.Unknown || st.Unset || (out.Found == st.Found && (!st.Found || out.Value == st.Value))
+		if st.Unset && !out.Unknown {
+			st = kvModelState{Value: out.Value, Found: out.Found} // what it was, as seen
+		}
 		switch in.Op {
 		case kv.OpGet:
 			return sawState, st
@@ -95,6 +101,9 @@ var Model = porcupine.Model{
 	},
 	DescribeState: func(state any) string {
 		st := state.(kvModelState)
+		if st.Unset {
+			return "?"
+		}
 		if !st.Found {
 			return "∅"
 		}
@@ -110,6 +119,7 @@ type LinearizabilityResult struct {
 	Ops    int
 	info   porcupine.LinearizationInfo
 	ops    []porcupine.Operation
+	model  porcupine.Model
 }
 
 // Linearizable reports whether the history was proven linearizable.
@@ -117,12 +127,33 @@ func (r LinearizabilityResult) Linearizable() bool { return r.Result == porcupin
 
 // WriteHTML writes porcupine's visualization of the history.
 func (r LinearizabilityResult) WriteHTML(w io.Writer) error {
-	return porcupine.Visualize(Model, r.info, w)
+	return porcupine.Visualize(r.model, r.info, w)
 }
 
-// CheckLinearizable checks a client history with porcupine. An operation
-// whose outcome is unknown may take effect at any time after its call.
+// CheckLinearizable checks a client history with porcupine, from an empty
+// store. An operation whose outcome is unknown may take effect at any time
+// after its call.
 func CheckLinearizable(history []kv.Operation, timeout time.Duration) LinearizabilityResult {
+	return check(Model, history, timeout)
+}
+
+// ModelFromUnknown is Model over a store that held data before the
+// history began: each key starts with whatever value the first operation
+// to see it saw (a cluster recovered from disk, or written by clients
+// whose operations are not in the history).
+var ModelFromUnknown = func() porcupine.Model {
+	m := Model
+	m.Init = func() any { return kvModelState{Unset: true} }
+	return m
+}()
+
+// CheckLinearizableFromUnknown is CheckLinearizable over ModelFromUnknown:
+// the history is linearizable if it is from some starting state.
+func CheckLinearizableFromUnknown(history []kv.Operation, timeout time.Duration) LinearizabilityResult {
+	return check(ModelFromUnknown, history, timeout)
+}
+
+func check(model porcupine.Model, history []kv.Operation, timeout time.Duration) LinearizabilityResult {
 	ops := make([]porcupine.Operation, 0, len(history))
 	clients := map[uint64]int{}
 	for _, h := range history {
@@ -146,6 +177,6 @@ func CheckLinearizable(history []kv.Operation, timeout time.Duration) Linearizab
 		}
 		ops = append(ops, op)
 	}
-	res, info := porcupine.CheckOperationsVerbose(Model, ops, timeout)
-	return LinearizabilityResult{Result: res, Ops: len(ops), info: info, ops: ops}
+	res, info := porcupine.CheckOperationsVerbose(model, ops, timeout)
+	return LinearizabilityResult{Result: res, Ops: len(ops), info: info, ops: ops, model: model}
 }

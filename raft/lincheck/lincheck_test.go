@@ -35,3 +35,33 @@ func TestVisualizationSaysWhatValuesMean(t *testing.T) {
 		t.Error("the page still says \"was not found\"")
 	}
 }
+
+// TestFromUnknownStart: over a store that held data before the history,
+// a first read may see any value, and every later operation must agree
+// with it; from an empty store the same read is a violation.
+func TestFromUnknownStart(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	get := func(at int, value string, found bool) kv.Operation {
+		return kv.Operation{ClientID: 1, Input: kv.Command{Op: kv.OpGet, Key: "x"}, Call: ms(at), Return: ms(at + 1), Output: kv.Result{Value: value, Found: found}}
+	}
+	recovered := []kv.Operation{
+		get(0, "5", true),
+		{ClientID: 1, Input: kv.Command{Op: kv.OpSet, Key: "x", Value: "6", Seq: 1}, Call: ms(2), Return: ms(3), Output: kv.Result{Value: "5", Found: true}},
+		get(4, "6", true),
+	}
+	if res := CheckLinearizable(recovered, 5*time.Second); res.Linearizable() {
+		t.Error("from an empty store, a read of a value never written is linearizable")
+	}
+	if res := CheckLinearizableFromUnknown(recovered, 5*time.Second); !res.Linearizable() {
+		t.Errorf("from an unknown store, a history that starts at x = 5 is %v", res.Result)
+	}
+	for name, bad := range map[string][]kv.Operation{
+		"two first values":              {get(0, "5", true), get(2, "7", true)},
+		"a set that saw another start":  {get(0, "5", true), {ClientID: 1, Input: kv.Command{Op: kv.OpSet, Key: "x", Value: "6", Seq: 1}, Call: ms(2), Return: ms(3), Output: kv.Result{Value: "4", Found: true}}},
+		"a value gone without a delete": {get(0, "5", true), get(2, "", false)},
+	} {
+		if res := CheckLinearizableFromUnknown(bad, 5*time.Second); res.Linearizable() {
+			t.Errorf("%s: linearizable from an unknown store", name)
+		}
+	}
+}
