@@ -664,11 +664,7 @@ func cmdRemove(r *REPL, sim cluster.Cluster, args []string) error {
 			return err
 		}
 		if err := sim.RemoveServer(id); err != nil {
-			hint := ""
-			if errors.Is(err, cluster.ErrTimeout) {
-				hint = fmt.Sprintf(" — it may still commit once a majority is up and connected (status shows node %d as leaving until then)", id)
-			}
-			return fmt.Errorf("removing node %d: %s%s", id, describe(err), hint)
+			return fmt.Errorf("removing node %d: %s", id, describe(err))
 		}
 		if _, ok := sim.(cluster.Grouped); ok {
 			r.printf("node %d removed from every group and stopped", id)

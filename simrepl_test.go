@@ -452,7 +452,7 @@ func TestLeavingNotJoining(t *testing.T) {
 	run1(r, out, "crash "+others[0])
 	run1(r, out, "crash "+others[1])
 	got := run1(r, out, "remove "+others[0])
-	if !strings.Contains(got, "it may still commit once a majority is up") {
+	if !strings.Contains(got, "the removal may still commit once a majority is up") {
 		t.Fatalf("remove without a majority: %q", got)
 	}
 	status := run1(r, out, "status")

@@ -172,9 +172,8 @@ func (s *ClusterSimulator) RemoveServer(id int) error {
 		return err
 	}
 	s.mu.Unlock()
-	_, err := s.changeMembership(cluster.RemoveChange(id))
-	if err != nil {
-		return err
+	if proposed, err := s.changeMembership(cluster.RemoveChange(id)); err != nil {
+		return cluster.RemoveFailed(err, id, proposed)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

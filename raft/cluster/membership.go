@@ -279,6 +279,19 @@ func AddFailed(err error, id int, proposed bool) error {
 	return fmt.Errorf("%w; the change may still commit: node %d stays, joining (add %d again to wait for it, or remove %d)", err, id, id, id)
 }
 
+// RemoveFailed says why removing server id failed, and what became of it,
+// as AddFailed does for an add: a removal a leader took may still commit;
+// one none took leaves the server a member.
+func RemoveFailed(err error, id int, proposed bool) error {
+	switch {
+	case Refused(err) || errors.Is(err, ErrInterrupted) && !proposed:
+		return err
+	case proposed:
+		return fmt.Errorf("%w — the removal may still commit once a majority is up and connected (status shows node %d as leaving until then)", err, id)
+	}
+	return fmt.Errorf("%w — no leader took the removal: node %d is still a member (remove it again once a majority is up)", err, id)
+}
+
 // ChangeFailed says why a change of several members failed, and what
 // became of the servers it started, as AddFailed does for one.
 func ChangeFailed(err error, adds []int, proposed bool) error {

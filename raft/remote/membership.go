@@ -250,9 +250,8 @@ func (c *Cluster) RemoveServer(id int) error {
 	if _, err := c.addr(id); err != nil {
 		return err
 	}
-	_, err := c.changeMembership(cluster.RemoveChange(id))
-	if err != nil {
-		return err
+	if proposed, err := c.changeMembership(cluster.RemoveChange(id)); err != nil {
+		return cluster.RemoveFailed(err, id, proposed)
 	}
 	c.mu.Lock()
 	c.members = slices.DeleteFunc(c.members, func(m int) bool { return m == id })

@@ -277,8 +277,8 @@ func (c *Cluster) RemoveServer(id int) error {
 		return err
 	}
 	defer c.begin()()
-	if _, err := c.changeMembership(cluster.RemoveChange(id)); err != nil {
-		return err
+	if proposed, err := c.changeMembership(cluster.RemoveChange(id)); err != nil {
+		return cluster.RemoveFailed(err, id, proposed)
 	}
 	// A server that committed the change stops the removed one after its
 	// step (finishRemovals); the leader's commit is enough here.
