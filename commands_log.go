@@ -198,9 +198,13 @@ func statusOf(status []cluster.NodeStatus, id int) cluster.NodeStatus {
 	return cluster.NodeStatus{ID: id, Leader: core.None}
 }
 
-// roleOf names a node's role for the log view.
+// roleOf names a node's role for the log view: a node that is down is
+// named as status names it ("paused", "not answering"), or crashed.
 func roleOf(st cluster.NodeStatus) string {
-	if !st.Alive {
+	switch {
+	case !st.Alive && st.Down != "":
+		return st.Down
+	case !st.Alive:
 		return "crashed"
 	}
 	return st.Role.String()
@@ -272,7 +276,10 @@ func (r *REPL) printLogs(logs []cluster.NodeLog, status []cluster.NodeStatus, rn
 			fmt.Fprintf(&marks, "%-*s", logCellWidth, m)
 		}
 		line := strings.TrimRight(b.String(), " ")
-		if !l.Alive {
+		switch {
+		case !l.Alive && st.Down == "paused":
+			line += fmt.Sprintf(" (\"resume %d\" continues it, and shows its log)", l.ID)
+		case !l.Alive:
 			line += " (not answering: crashed, paused or cut off; a crashed node's log is on its disk, restart it to see it)"
 		}
 		r.printf("%s", line)
@@ -369,6 +376,9 @@ func stripANSI(s string) string {
 
 // printNodeLog shows one node's entries, one a line.
 func (r *REPL) printNodeLog(l cluster.NodeLog, st cluster.NodeStatus, rng logRange) error {
+	if !l.Alive && st.Down == "paused" {
+		return fmt.Errorf("node %d's process is paused: \"resume %d\" continues it, and shows its log", l.ID, l.ID)
+	}
 	if !l.Alive {
 		return fmt.Errorf("node %d does not answer (crashed, paused or cut off): a crashed node's log is on its disk — restart it (\"restart %d\") to see it, resume a paused one", l.ID, l.ID)
 	}

@@ -309,7 +309,7 @@ func TestClusterUpREPL(t *testing.T) {
 	defer leaktest.CheckTimeout(t, 10*time.Second)()
 	t.Setenv(nodeEnv, "1") // the launcher runs this binary as "node"
 	dir := t.TempDir()
-	script := "set x 5\nget x\ncrash 0\nstatus\nrestart 0\npause 1\nstatus\nresume 1\nget x\nchange +3 +4 -0 -1\nget x\nshutdown\ncreate 1\nstatus\n"
+	script := "set x 5\nget x\ncrash 0\nstatus\nrestart 0\npause 1\nstatus\nlog\nresume 1\nget x\nchange +3 +4 -0 -1\nget x\nshutdown\ncreate 1\nstatus\n"
 	var out, errOut strings.Builder
 	code := runClusterCmd([]string{"up", "-n", "3", "-dir", dir}, strings.NewReader(script), &out, &errOut)
 	if code != 0 {
@@ -318,10 +318,15 @@ func TestClusterUpREPL(t *testing.T) {
 	for _, want := range []string{"started 3 node processes", "ok: x = 5", "node 0 crashed", "PID", "paused", "node 1 resumed", "x = 5",
 		"members changed through a joint configuration (C_old,new, then C_new): added 3 4 (voters, after catching up as learners), removed 0 1",
 		"cluster shut down: its node processes stopped", `"create <nodes>" now makes a cluster inside it (in-process)`,
-		"cluster of 1 node created"} {
+		"cluster of 1 node created", `node 1 paused ("resume 1" continues it, and shows its log)`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the output lacks %q:\n%s", want, out.String())
 		}
+	}
+	// With the leader just crashed, no node leads: the member column
+	// shows the latest configuration a node holds, not "unknown".
+	if strings.Contains(out.String(), " unknown ") {
+		t.Errorf("a member shown as unknown while nodes answer:\n%s", out.String())
 	}
 	// Again on the same dir: the nodes the change removed are neither
 	// started nor named (the address books still hold them).

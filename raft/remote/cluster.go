@@ -315,10 +315,13 @@ func (c *Cluster) eachMember(timeout time.Duration, ask func(ctx context.Context
 func (c *Cluster) Status() []cluster.NodeStatus {
 	infos := c.infos()
 	c.mu.Lock()
-	var best *NodeInfo
+	var best, newest *NodeInfo // the leader of the highest term; the latest configuration
 	for _, info := range infos {
 		if info.Summary.Role == core.Leader && (best == nil || info.Summary.Term > best.Summary.Term) {
 			best = info
+		}
+		if newest == nil || info.Summary.ConfigIndex > newest.Summary.ConfigIndex {
+			newest = info
 		}
 	}
 	for _, info := range infos {
@@ -353,11 +356,18 @@ func (c *Cluster) Status() []cluster.NodeStatus {
 		case info == nil:
 			st.Down = "not answering"
 		}
-		if best != nil {
+		switch {
+		case best != nil:
 			c.mu.Lock()
 			st.Member = cluster.Member(best.Summary.Config, true, id, c.was[id])
 			c.mu.Unlock()
-		} else {
+		case newest != nil:
+			// No leader now (an election): the latest configuration a
+			// node that answered holds, as the in-process clusters show.
+			c.mu.Lock()
+			st.Member = cluster.Member(newest.Summary.Config, true, id, c.was[id])
+			c.mu.Unlock()
+		default:
 			st.Member = cluster.Member(core.Configuration{}, false, id, false)
 		}
 		out = append(out, st)
