@@ -305,6 +305,9 @@ func cmdCreate(r *REPL, _ cluster.Cluster, args []string) error {
 func node(sim cluster.Cluster, arg string) (int, error) {
 	ids := sim.IDs()
 	id, err := parseNodeID(arg)
+	if err != nil && arg != "" && strings.Trim(arg, "0123456789") == "" {
+		return 0, fmt.Errorf("node %s does not exist (nodes %s)", arg, idRange(ids)) // a number, too big
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%s is not a node id — nodes are numbered (nodes %s)", echo(arg), idRange(ids))
 	}
@@ -833,7 +836,7 @@ func linksDesc(links [][2]int) string {
 
 // cmdCut cuts one direction of a link; cmdUncut restores it.
 func cmdCut(r *REPL, sim cluster.Cluster, args []string) error {
-	from, to, err := linkArgs(sim, args)
+	from, to, err := linkArgs(sim, args, "cut")
 	if err != nil {
 		return err
 	}
@@ -845,7 +848,7 @@ func cmdCut(r *REPL, sim cluster.Cluster, args []string) error {
 }
 
 func cmdUncut(r *REPL, sim cluster.Cluster, args []string) error {
-	from, to, err := linkArgs(sim, args)
+	from, to, err := linkArgs(sim, args, "uncut")
 	if err != nil {
 		return err
 	}
@@ -856,7 +859,9 @@ func cmdUncut(r *REPL, sim cluster.Cluster, args []string) error {
 	return nil
 }
 
-func linkArgs(sim cluster.Cluster, args []string) (int, int, error) {
+// linkArgs parses the two ends of a link; example is the command, as the
+// error's example shows it ("cut 0 1").
+func linkArgs(sim cluster.Cluster, args []string, example string) (int, int, error) {
 	from, err := node(sim, args[0])
 	if err != nil {
 		return 0, 0, err
@@ -866,7 +871,7 @@ func linkArgs(sim cluster.Cluster, args []string) (int, int, error) {
 		return 0, 0, err
 	}
 	if from == to {
-		return 0, 0, fmt.Errorf("a link joins two different nodes — e.g. \"cut 0 1\"")
+		return 0, 0, fmt.Errorf("a link joins two different nodes — e.g. \"%s 0 1\"", example)
 	}
 	return from, to, nil
 }

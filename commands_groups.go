@@ -48,7 +48,7 @@ func (r *REPL) createGrouped(nodes, groups int) error {
 	}
 	r.printf("ok: cluster of %s hosting %s created (nodes %s, groups 0–%d, every group on every node; %s)",
 		plural(nodes, "node"), plural(groups, "group"), idRange(c.IDs()), groups-1, where)
-	r.printf("keys map to groups by hash; \"groups\" lists the groups, \"status\" counts each node's")
+	r.printf("keys map to groups by hash; \"groups\" lists the groups, \"status\" counts each node's groups")
 	return nil
 }
 
@@ -336,7 +336,7 @@ func addToGroup(r *REPL, gc cluster.Grouped, ids []int, g uint64) error {
 			return fmt.Errorf("%v — add %d g%d adds a running node to one group; \"add %d\" starts a new node in every group", err, id, g, id)
 		}
 		if err := gc.AddToGroup(id, g); err != nil {
-			return fmt.Errorf("adding node %d to group %d: %s", id, g, describe(err))
+			return fmt.Errorf("adding node %d to group %d: %s", id, g, describeIn(g, err))
 		}
 		r.printf("node %d added to group %d (voter)", id, g)
 	}
@@ -349,7 +349,7 @@ func removeFromGroup(r *REPL, gc cluster.Grouped, ids []int, g uint64) error {
 			return err
 		}
 		if err := gc.RemoveFromGroup(id, g); err != nil {
-			return fmt.Errorf("removing node %d from group %d: %s", id, g, describe(err))
+			return fmt.Errorf("removing node %d from group %d: %s", id, g, describeIn(g, err))
 		}
 		r.printf("node %d removed from group %d (its replica there is gone)", id, g)
 	}
@@ -370,7 +370,7 @@ func changeGroup(r *REPL, gc cluster.Grouped, args []string) error {
 		return err
 	}
 	if err := gc.ChangeGroup(g, adds, removes); err != nil {
-		return fmt.Errorf("changing the members of group %d: %s", g, describe(err))
+		return fmt.Errorf("changing the members of group %d: %s", g, describeIn(g, err))
 	}
 	var parts []string
 	if len(adds) > 0 {
@@ -400,7 +400,7 @@ func transferGrouped(r *REPL, gc cluster.Grouped, id int, rest []string) error {
 			return nil
 		}
 		if err := gc.TransferGroup(id, g); err != nil {
-			return fmt.Errorf("transferring group %d to node %d: %s", g, id, describe(err))
+			return fmt.Errorf("transferring group %d to node %d: %s", g, id, describeIn(g, err))
 		}
 		_, term := gc.GroupLeader(g)
 		r.printf("ok: node %d now leads group %d (term %d)", id, g, term)
@@ -417,4 +417,10 @@ func transferGrouped(r *REPL, gc cluster.Grouped, id int, rest []string) error {
 	}
 	r.printf("ok: node %d now leads %s (every group it is a voter of)", id, plural(led, "group"))
 	return nil
+}
+
+// describeIn is describe for an error of group g, told already which
+// group it is about ("group 3: " is not said twice).
+func describeIn(g uint64, err error) string {
+	return strings.TrimPrefix(describe(err), fmt.Sprintf("group %d: ", g))
 }

@@ -50,6 +50,9 @@ func cmdDiagram(r *REPL, _ cluster.Cluster, args []string) error {
 			if !ok {
 				return oneGroupError(args[i])
 			}
+			if group != "" {
+				return fmt.Errorf("name one group at most — the diagram shows one group, or every group (no group named)")
+			}
 			g, err := parseGroup(gc, a, false)
 			if err != nil {
 				return err

@@ -194,7 +194,7 @@ func cmdDrop(r *REPL, c cluster.Cluster, args []string) error {
 	if !strings.EqualFold(args[0], "next") {
 		return usageOf(31)
 	}
-	from, to, err := linkArgs(c, args[1:])
+	from, to, err := linkArgs(c, args[1:], "drop next")
 	if err != nil {
 		return err
 	}

@@ -105,8 +105,12 @@ func runClusterCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int
 			l.Close()
 			return nil, "", err
 		}
-		return rc, fmt.Sprintf("started %d node processes (nodes %s%s) in %s; their logs are %s/node-<id>.log",
-			len(rc.IDs()), idRange(rc.IDs()), hostingGroups(rc), *dir, *dir), nil
+		held := ""
+		if l.Recovered() {
+			held = ", the cluster the dir held (its members, not -n's)"
+		}
+		return rc, fmt.Sprintf("started %d node processes (nodes %s%s) in %s%s; their logs are %s/node-<id>.log",
+			len(rc.IDs()), idRange(rc.IDs()), hostingGroups(rc), *dir, held, *dir), nil
 	}
 	return runREPL(c, stdin, stdout, stderr)
 }

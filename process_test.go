@@ -334,7 +334,7 @@ func TestClusterUpREPL(t *testing.T) {
 	if code := runClusterCmd([]string{"up", "-n", "3", "-dir", dir}, strings.NewReader("status\n"), &out, &errOut); code != 0 {
 		t.Fatalf("again on the dir: status %d\n%s\n%s", code, out.String(), errOut.String())
 	}
-	if want := "started 3 node processes (nodes 2–4)"; !strings.Contains(out.String(), want) {
+	if want := "started 3 node processes (nodes 2–4) in " + dir + ", the cluster the dir held"; !strings.Contains(out.String(), want) {
 		t.Errorf("again on the dir, the output lacks %q:\n%s", want, out.String())
 	}
 	// Every process stopped: the launcher's lock is free.

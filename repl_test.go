@@ -608,7 +608,7 @@ func TestRecoveryDoesNotResurrectRemovedNodes(t *testing.T) {
 	r2 := NewREPL(&out, Options{DataDir: dir, Timeout: 5 * time.Second})
 	defer r2.Close()
 	got := run1(r2, &out, "create 3")
-	want := "ok: cluster of 2 nodes recovered (nodes 0, 2, storage in " + dir + "; recovered nodes 0, 2 (stored configuration: voters=[0 2]); not started: nodes 1"
+	want := "ok: cluster of 2 nodes recovered (nodes 0, 2, storage in " + dir + "; the stored configuration: voters=[0 2]; not started: nodes 1"
 	if !strings.HasPrefix(got, want) {
 		t.Fatalf("create on the old data directory:\n got %q\nwant %q…", got, want)
 	}

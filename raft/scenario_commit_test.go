@@ -275,7 +275,7 @@ func TestDataDirOfAnotherCluster(t *testing.T) {
 	}
 	ids, note := five.IDs(), five.Recovered()
 	five.Shutdown()
-	if !slices.Equal(ids, []int{0, 1, 2}) || !strings.Contains(note, "recovered nodes 0–2 (stored configuration: voters=[0 1 2])") {
+	if !slices.Equal(ids, []int{0, 1, 2}) || !strings.Contains(note, "the stored configuration: voters=[0 1 2]") {
 		t.Fatalf("asked for 5 nodes on a 3-node data directory: nodes %v, %q", ids, note)
 	}
 	again := newHarnessWith(t, SimConfig{Nodes: 3, DataDir: dir})

@@ -110,7 +110,7 @@ func (rec recovery) note(dir string) string {
 	if len(rec.found) == 0 {
 		return ""
 	}
-	msg := fmt.Sprintf("recovered nodes %s (stored configuration: %v)", cluster.IDRange(rec.members), rec.config)
+	msg := fmt.Sprintf("the stored configuration: %v", rec.config) // the nodes are named beside it
 	if len(rec.left) > 0 {
 		msg += fmt.Sprintf("; not started: nodes %s, which the configuration does not hold (removed; their storage stays in %s)", cluster.IDRange(rec.left), dir)
 	}

@@ -299,10 +299,13 @@ func ChangeFailed(err error, adds []int, proposed bool) error {
 	case len(adds) == 0:
 		return err
 	case !proposed:
-		return fmt.Errorf("%w (nodes %v were not added)", err, adds)
+		if len(adds) == 1 {
+			return fmt.Errorf("%w (node %d was not added)", err, adds[0])
+		}
+		return fmt.Errorf("%w (nodes %s were not added)", err, IDRange(adds))
 	}
-	return fmt.Errorf("%w; the change may still commit: nodes %v stay, joining (status shows how it ends; "+
-		"one left a learner becomes a voter with add, or leaves with remove)", err, adds)
+	return fmt.Errorf("%w; the change may still commit: nodes %s stay, joining (status shows how it ends; "+
+		"one left a learner becomes a voter with add, or leaves with remove)", err, IDRange(adds))
 }
 
 // NotCommitted is the error of a change that did not commit in time; last

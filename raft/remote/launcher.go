@@ -30,7 +30,14 @@ type Launcher struct {
 	mu    sync.Mutex
 	procs map[int]*proc
 	book  map[int]string
+
+	// recovered: Dir held a cluster, started again (Nodes ignored).
+	recovered bool
 }
+
+// Recovered reports whether Dir held a cluster when the launcher started,
+// which it started again as it was (LauncherConfig.Nodes was not used).
+func (l *Launcher) Recovered() bool { return l.recovered }
 
 // LauncherConfig configures a Launcher.
 type LauncherConfig struct {
@@ -125,6 +132,7 @@ func (l *Launcher) record() (launcherRecord, error) {
 		if rec.Cluster != l.cfg.Cluster {
 			return rec, fmt.Errorf("%s holds cluster %q, not %q", l.cfg.Dir, rec.Cluster, l.cfg.Cluster)
 		}
+		l.recovered = true
 		return rec, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return rec, err
