@@ -243,7 +243,13 @@ func TestProcessesUnderFaults(t *testing.T) {
 	if next := c.waitLeader(t); next == leader {
 		t.Fatalf("node %d, stopped, still leads", leader)
 	}
-	withoutWaitingForPaused(t, "Status and Leader", func() { c.Status(); c.Leader() })
+	withoutWaitingForPaused(t, "Status, Leader and a read at the paused node", func() {
+		c.Status()
+		c.Leader()
+		if _, err := c.Do(kv.OpGet, "k", "", leader); err == nil || !strings.Contains(err.Error(), "paused") {
+			t.Errorf("a read at the paused node %d: %v, want an error that says it is paused", leader, err)
+		}
+	})
 	must(t, c.Resume(leader))
 
 	leader = c.waitLeader(t)

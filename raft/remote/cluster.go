@@ -254,7 +254,7 @@ func (c *Cluster) addr(id int) (string, error) {
 
 // Endpoint implements kv.Cluster, for the client.
 func (c *Cluster) Endpoint(id int) (kv.Endpoint, error) {
-	addr, err := c.addr(id)
+	addr, err := c.reachable(id)
 	if err != nil {
 		return nil, err
 	}
@@ -628,6 +628,17 @@ func (c *Cluster) pushFaults() error {
 // paused, with a launcher).
 func (c *Cluster) down(id int) bool {
 	return c.procs != nil && (c.procs.Pid(id) == 0 || c.procs.Paused(id))
+}
+
+// reachable is node id's address for a client's request, or why the
+// request cannot be answered there now: a process the launcher paused
+// would make the client wait out an attempt's timeout before it moves on
+// to the next server (the leader that replaced it, say).
+func (c *Cluster) reachable(id int) (string, error) {
+	if c.paused(id) {
+		return "", fmt.Errorf("node %d's process is paused (\"resume %d\" continues it)", id, id)
+	}
+	return c.addr(id)
 }
 
 // paused says whether node id's process is stopped by the launcher

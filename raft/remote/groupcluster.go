@@ -194,7 +194,7 @@ func (v groupView) IDs() []int {
 }
 
 func (v groupView) Endpoint(id int) (kv.Endpoint, error) {
-	addr, err := v.c.addr(id)
+	addr, err := v.c.reachable(id)
 	if err != nil {
 		return nil, err
 	}
