@@ -137,7 +137,9 @@ faults, which act on every group).`},
 			help: "linearizability check of the client history",
 			more: `Checks every set/get/delete of this cluster with porcupine (a write whose
 outcome is unknown may have taken effect at any time after it was sent).
-With a file, writes porcupine's visualization of the history there.`},
+A cluster that held data before the session (recovered from its data
+directory, or nodes in processes) is checked from whatever each key is
+first seen to hold. With a file, writes porcupine's visualization there.`},
 		{num: 22, names: []string{"snapshot"}, args: "[node]", maxArgs: 1, needsCluster: true, run: cmdSnapshot,
 			help: "snapshot a node's state machine, compacting its log",
 			more: "Without a node, every running node snapshots. The status table shows each\nnode's snapshot index."},
