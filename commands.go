@@ -886,13 +886,25 @@ func formatRate(p float64) string {
 	return strconv.FormatFloat(p, 'f', -1, 64)
 }
 
+// partitionExample is an example partition of this cluster's nodes: its
+// first half against the rest ("partition 0 1 | 2 3 4" for nodes 0–4).
+func partitionExample(sim cluster.Cluster) string {
+	ids := sim.IDs()
+	if len(ids) < 2 {
+		return "partition 0 1 | 2 3 4"
+	}
+	half := len(ids) / 2
+	return "partition " + joinInts(ids[:half], " ") + " | " + joinInts(ids[half:], " ")
+}
+
 func cmdPartition(r *REPL, sim cluster.Cluster, args []string) error {
 	var groups [][]int
 	var desc []string
+	example := partitionExample(sim)
 	for _, part := range strings.Split(strings.Join(args, " "), "|") {
 		fields := strings.Fields(part)
 		if len(fields) == 0 {
-			return fmt.Errorf("a group is empty — e.g. \"partition 0 1 | 2 3 4\"")
+			return fmt.Errorf("a group is empty — e.g. \"%s\"", example)
 		}
 		var g []int
 		for _, f := range fields {
@@ -906,10 +918,10 @@ func cmdPartition(r *REPL, sim cluster.Cluster, args []string) error {
 		desc = append(desc, joinInts(g, " "))
 	}
 	if len(groups) < 2 {
-		return fmt.Errorf("a partition needs at least two groups separated by | — e.g. \"partition 0 1 | 2 3 4\"")
+		return fmt.Errorf("a partition needs at least two groups separated by | — e.g. \"%s\"", example)
 	}
 	if err := sim.Partition(groups...); err != nil {
-		return fmt.Errorf("%v — e.g. \"partition 0 1 | 2 3 4\" with every node in a group", err)
+		return fmt.Errorf("%v — e.g. \"%s\" with every node in a group", err, example)
 	}
 	d := strings.Join(desc, " | ")
 	r.setPartition(d)
