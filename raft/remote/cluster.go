@@ -334,6 +334,13 @@ func (c *Cluster) Status() []cluster.NodeStatus {
 	if best != nil {
 		c.learn(best.Summary)
 	}
+	// The configuration the member column shows: the leader's, or with no
+	// leader (an election) the latest one a node that answered holds, as
+	// the in-process clusters show.
+	shown := best
+	if shown == nil {
+		shown = newest
+	}
 	ids := slices.Clone(c.members)
 	c.mu.Unlock()
 	var out []cluster.NodeStatus
@@ -356,18 +363,11 @@ func (c *Cluster) Status() []cluster.NodeStatus {
 		case info == nil:
 			st.Down = "not answering"
 		}
-		switch {
-		case best != nil:
+		if shown != nil {
 			c.mu.Lock()
-			st.Member = cluster.Member(best.Summary.Config, true, id, c.was[id])
+			st.Member = cluster.Member(shown.Summary.Config, true, id, c.was[id])
 			c.mu.Unlock()
-		case newest != nil:
-			// No leader now (an election): the latest configuration a
-			// node that answered holds, as the in-process clusters show.
-			c.mu.Lock()
-			st.Member = cluster.Member(newest.Summary.Config, true, id, c.was[id])
-			c.mu.Unlock()
-		default:
+		} else {
 			st.Member = cluster.Member(core.Configuration{}, false, id, false)
 		}
 		out = append(out, st)
