@@ -510,13 +510,8 @@ func DecodeConfiguration(b []byte) (Configuration, error) {
 		if len(cfg.Outgoing) == 0 {
 			cfg.Outgoing = nil
 		}
-		if len(cfg.Staged) == 0 || len(b) != 0 {
-			return cfg, errBadConfig // the second form has staged learners
-		}
-		for _, id := range cfg.Staged {
-			if !cfg.IsLearner(id) {
-				return cfg, errBadConfig // staged learners are learners
-			}
+		if len(cfg.Staged) == 0 || len(b) != 0 || !cfg.StagedAreLearners() {
+			return cfg, errBadConfig // the second form has staged learners, which are learners
 		}
 		return cfg, nil
 	}

@@ -100,6 +100,17 @@ type Configuration struct {
 // IsStaged reports whether id is a learner staged for a change.
 func (c Configuration) IsStaged(id int) bool { return slices.Contains(c.Staged, id) }
 
+// StagedAreLearners reports whether every staged server is a learner, as
+// every configuration's are: a decoder refuses one where they are not.
+func (c Configuration) StagedAreLearners() bool {
+	for _, id := range c.Staged {
+		if !c.IsLearner(id) {
+			return false
+		}
+	}
+	return true
+}
+
 // IsJoint reports whether this is a joint configuration C_old,new.
 func (c Configuration) IsJoint() bool { return len(c.Outgoing) > 0 }
 

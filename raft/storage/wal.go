@@ -490,13 +490,8 @@ func decodeSnapshotMeta(b []byte) (core.SnapshotMeta, error) {
 			if m.Config.Staged, err = readIDs(); err != nil {
 				return m, err
 			}
-			if len(m.Config.Staged) == 0 || len(b) != 0 {
+			if len(m.Config.Staged) == 0 || len(b) != 0 || !m.Config.StagedAreLearners() {
 				return m, errBadSnapshot
-			}
-			for _, id := range m.Config.Staged {
-				if !m.Config.IsLearner(id) {
-					return m, errBadSnapshot
-				}
 			}
 		} else if len(m.Config.Outgoing) == 0 {
 			return m, errBadSnapshot

@@ -394,14 +394,8 @@ func decodeMessage(b []byte, m *core.Message) error {
 			}
 		}
 		if flags&flagStaged != 0 {
-			s.Config.Staged = d.ids()
-			if len(s.Config.Staged) == 0 {
+			if s.Config.Staged = d.ids(); len(s.Config.Staged) == 0 || !s.Config.StagedAreLearners() {
 				d.Fail()
-			}
-			for _, id := range s.Config.Staged {
-				if !s.Config.IsLearner(id) {
-					d.Fail() // staged learners are learners
-				}
 			}
 		}
 		m.Snapshot = s
