@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -37,6 +38,10 @@ func (c *Cluster) AddServer(id int) error {
 	return nil
 }
 
+// joinWait is how long an add waits for a node started by hand to be
+// found (its peers told where it listens, or it answers at a spare address).
+const joinWait = 3 * time.Second
+
 // prepareNew readies node id to join: with a launcher its process is
 // started here, otherwise it must have been started with -join; then every
 // member learns where it listens, and it gets the faults in force.
@@ -44,18 +49,28 @@ func (c *Cluster) prepareNew(id int) error {
 	if id < 0 || id > MaxNodeID {
 		return fmt.Errorf("node id %d is out of range (0–%d)", id, MaxNodeID)
 	}
-	c.Status() // learns the configuration, and addresses from the address books
-	// Where the peers reach it: what it says (found at a spare address),
-	// or what they know already.
-	advertised := c.lookInSpares(id)
-	c.mu.Lock()
-	member := slices.Contains(c.members, id)
-	addr, known := c.book[id]
-	book := make(map[int]string, len(c.book))
-	for k, v := range c.book {
-		book[k] = v
+	var advertised, addr string
+	var member, known bool
+	var book map[int]string
+	// Without a launcher the node was started by hand (or "docker compose
+	// up"), perhaps a moment ago: it may not listen, nor have told its
+	// peers where, yet. Look again for a while, as Connect waits for nodes
+	// that are starting.
+	ctx := c.callContext()
+	for deadline := time.Now().Add(joinWait); ; {
+		c.Status() // learns the configuration, and addresses from the address books
+		// Where the peers reach it: what it says (found at a spare
+		// address), or what they know already.
+		advertised = c.lookInSpares(id)
+		c.mu.Lock()
+		member = slices.Contains(c.members, id)
+		addr, known = c.book[id]
+		book = maps.Clone(c.book)
+		c.mu.Unlock()
+		if member || known || c.procs != nil || time.Now().After(deadline) || c.sleep(ctx) != nil {
+			break
+		}
 	}
-	c.mu.Unlock()
 	if member {
 		return fmt.Errorf("node %d is already a member", id)
 	}

@@ -136,23 +136,23 @@ func TestJoinAndAddWithoutALauncher(t *testing.T) {
 		t.Fatalf("adding a node not started: %v", err)
 	}
 	joinPeers := map[int]string{0: book[0], 1: book[1], 2: book[2], 3: book[3]}
+	// The add asked as the node starts (as after "docker compose up -d
+	// node-3"): it waits for the node to tell the founders where it is.
+	added := make(chan error, 1)
+	go func() { added <- c.AddServer(3) }()
 	n3, err := StartNode(NodeConfig{ID: 3, Cluster: "j", Peers: joinPeers, Join: true, DataDir: filepath.Join(dir, "n3")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n3.Stop()
-	deadline := time.Now().Add(10 * time.Second)
-	for !nodes[0].known(3) || !nodes[1].known(3) || !nodes[2].known(3) {
-		if time.Now().After(deadline) {
-			t.Fatal("the joining node did not announce itself to every founder")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := <-added; err != nil {
+		t.Fatalf("add 3 asked as it started: %v", err)
 	}
-	if err := c.AddServer(3); err != nil {
-		t.Fatal(err)
+	if !nodes[0].known(3) || !nodes[1].known(3) || !nodes[2].known(3) {
+		t.Fatal("node 3 was added, and not every founder knows where it listens")
 	}
 	var st *NodeInfo
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st = c.infos()[3]
 		if st != nil && st.Summary.Config.IsVoter(3) && st.Keys == 1 {
