@@ -28,11 +28,14 @@ type server struct {
 	up      bool
 	removed bool
 
-	disk *simdisk.Disk          // nil: MemoryStorage
-	mem  *storage.MemoryStorage // kept across crashes, as a disk would be
-	st   *checkedStorage        // this incarnation's storage
-	memc crashPoint             // armed crash for MemoryStorage
-	dir  string
+	disk *simdisk.Disk // nil: MemoryStorage
+	// corruptReadsAtStart is the disk's count of damaged reads when the
+	// latest start began.
+	corruptReadsAtStart int
+	mem                 *storage.MemoryStorage // kept across crashes, as a disk would be
+	st                  *checkedStorage        // this incarnation's storage
+	memc                crashPoint             // armed crash for MemoryStorage
+	dir                 string
 
 	driver *node.Driver
 	host   *kv.Host
@@ -107,6 +110,9 @@ func (s *server) start(boot []int) {
 	s.links = map[int]*link{}
 	s.freeAt, s.runScheduled, s.tickQueued, s.snapWriting = w.now, false, false, false
 	s.driver, s.host = nil, nil
+	if s.disk != nil {
+		s.corruptReadsAtStart = s.disk.Stats().CorruptReads
+	}
 	inner, err := s.openStorage()
 	if err != nil {
 		s.refuseStart(err)
@@ -194,6 +200,13 @@ func (s *server) refuseStart(err error) {
 	var ce *storage.WALCorruptionError
 	if errors.As(err, &ce) && (ce.Path == "" || ce.Reason == "") {
 		w.fail(fmt.Errorf("node %d: a corruption error that names no file or reason: %v", s.id, err))
+	}
+	// The simulated disk damages data only as it is read, never at rest
+	// (a crash tears the last write, which is not corruption): a log
+	// judged corrupt when no read of this start was damaged is the
+	// storage's mistake.
+	if ce != nil && s.disk != nil && s.disk.Stats().CorruptReads == s.corruptReadsAtStart {
+		w.fail(fmt.Errorf("node %d: the storage found corruption where the disk damaged no read: %v", s.id, err))
 	}
 	if s.disk != nil {
 		s.disk.Faults.CorruptRead = 0

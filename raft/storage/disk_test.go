@@ -20,6 +20,7 @@ import (
 
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/sim/simdisk"
+	"raft-consensus/raft/storage/vfs"
 )
 
 var _ Storage = (*DiskStorage)(nil)
@@ -226,13 +227,25 @@ func fileSize(t *testing.T, path string) int64 {
 	return fi.Size()
 }
 
-func appendToFile(t *testing.T, path string, b []byte) {
+// dataSize is where a segment's data ends: the rest of a preallocated
+// segment is zeros.
+func dataSize(t *testing.T, path string) int64 {
 	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Write(b); err != nil {
+	return int64(writtenEnd(b))
+}
+
+// writeAt writes b at off in the file at path.
+func writeAt(t *testing.T, path string, off int64, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
@@ -372,12 +385,12 @@ func TestDiskStorageSaveCost(t *testing.T) {
 	dir := t.TempDir()
 	s := openDisk(t, dir, DiskOptions{NoSync: true})
 	defer s.Close()
-	data := make([]byte, 64)
+	data := bytes.Repeat([]byte("x"), 64) // not zeros: dataSize finds their end
 	grow := func(index uint64) int64 {
 		seg := segmentFiles(t, dir)
-		before := fileSize(t, seg[len(seg)-1])
+		before := dataSize(t, seg[len(seg)-1])
 		mustSave(t, s, nil, []core.Entry{{Index: index, Term: 1, Data: data}})
-		return fileSize(t, seg[len(seg)-1]) - before
+		return dataSize(t, seg[len(seg)-1]) - before
 	}
 	mustSave(t, s, &core.HardState{Term: 1, VotedFor: core.None}, nil)
 	small := grow(1)
@@ -606,6 +619,11 @@ func TestDiskStorageSnapshotCrashWindows(t *testing.T) {
 	})
 }
 
+// TestDiskStorageTornTail damages the end of the last segment as a crash in
+// the middle of a Save does, in a preallocated segment (the write lands on
+// its zeros) and in one written before segments were preallocated (the
+// write grew the file), and checks that the torn write is cut off, and
+// only it.
 func TestDiskStorageTornTail(t *testing.T) {
 	hs := core.HardState{Term: 1, VotedFor: 1}
 	partialBatch := func() []byte {
@@ -618,71 +636,97 @@ func TestDiskStorageTornTail(t *testing.T) {
 	garbage := make([]byte, 300)
 	rand.New(rand.NewSource(1)).Read(garbage)
 
-	cases := []struct {
+	type layout struct {
 		name string
-		// damage changes the last segment and returns how long its valid
-		// part is and the last index expected to survive.
-		damage func(t *testing.T, seg string, size int64) (int64, uint64)
-	}{
-		{"partial record", func(t *testing.T, seg string, size int64) (int64, uint64) {
-			appendToFile(t, seg, partialBatch())
-			return size, 10
+		// prepare turns the freshly written segment into this layout.
+		prepare func(t *testing.T, seg string, size int64)
+		// cutShort makes the last n bytes of data never have reached
+		// the disk.
+		cutShort func(t *testing.T, seg string, size, n int64)
+	}
+	layouts := []layout{
+		{"preallocated", func(*testing.T, string, int64) {}, func(t *testing.T, seg string, size, n int64) {
+			writeAt(t, seg, size-n, make([]byte, n))
 		}},
-		{"garbage", func(t *testing.T, seg string, size int64) (int64, uint64) {
-			appendToFile(t, seg, garbage)
-			return size, 10
-		}},
-		{"zeros", func(t *testing.T, seg string, size int64) (int64, uint64) {
-			appendToFile(t, seg, make([]byte, 4096))
-			return size, 10
-		}},
-		{"last save cut short", func(t *testing.T, seg string, size int64) (int64, uint64) {
-			// The last Save (entries 8..10 in one batch) lost its end: it is
-			// all or nothing, so 8..10 go.
-			if err := os.Truncate(seg, size-3); err != nil {
+		{"appended", func(t *testing.T, seg string, size int64) {
+			if err := os.Truncate(seg, size); err != nil {
 				t.Fatal(err)
 			}
+		}, func(t *testing.T, seg string, size, n int64) {
+			if err := os.Truncate(seg, size-n); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	type tornCase struct {
+		name string
+		// damage changes the last segment, whose data is size bytes, and
+		// returns how long its valid part is and the last index expected
+		// to survive.
+		damage func(t *testing.T, l layout, seg string, size int64) (int64, uint64)
+	}
+	cases := []tornCase{
+		{"partial record", func(t *testing.T, _ layout, seg string, size int64) (int64, uint64) {
+			writeAt(t, seg, size, partialBatch())
+			return size, 10
+		}},
+		{"garbage", func(t *testing.T, _ layout, seg string, size int64) (int64, uint64) {
+			writeAt(t, seg, size, garbage)
+			return size, 10
+		}},
+		{"zeros", func(t *testing.T, _ layout, seg string, size int64) (int64, uint64) {
+			// A new size that reached the disk before the data did.
+			writeAt(t, seg, size, make([]byte, 4096))
+			return size, 10
+		}},
+		{"last save cut short", func(t *testing.T, l layout, seg string, size int64) (int64, uint64) {
+			// The last Save (entries 8..10 in one batch) lost its end: it is
+			// all or nothing, so 8..10 go.
+			l.cutShort(t, seg, size, 3)
 			return size - batchSize(testEntries(8, 10, 1)), 7
 		}},
-		{"last save damaged inside", func(t *testing.T, seg string, size int64) (int64, uint64) {
+		{"last save damaged inside", func(t *testing.T, _ layout, seg string, size int64) (int64, uint64) {
 			flipByte(t, seg, size-20)
 			return size - batchSize(testEntries(8, 10, 1)), 7
 		}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			s := openDisk(t, dir, DiskOptions{})
-			mustSave(t, s, &hs, testEntries(1, 7, 1))
-			mustSave(t, s, nil, testEntries(8, 10, 1))
-			s.Close()
-			segs := segmentFiles(t, dir)
-			seg := segs[len(segs)-1]
-			size := fileSize(t, seg)
-			validSize, last := tc.damage(t, seg, size)
-			damagedSize := fileSize(t, seg)
+	for _, l := range layouts {
+		for _, tc := range cases {
+			t.Run(l.name+"/"+tc.name, func(t *testing.T) {
+				dir := t.TempDir()
+				s := openDisk(t, dir, DiskOptions{})
+				mustSave(t, s, &hs, testEntries(1, 7, 1))
+				mustSave(t, s, nil, testEntries(8, 10, 1))
+				s.Close()
+				segs := segmentFiles(t, dir)
+				seg := segs[len(segs)-1]
+				size := dataSize(t, seg)
+				l.prepare(t, seg, size)
+				validSize, last := tc.damage(t, l, seg, size)
+				damagedSize := dataSize(t, seg)
 
-			s = openDisk(t, dir, DiskOptions{})
-			if got, want := s.Recovered(), damagedSize-validSize; got != want {
-				t.Errorf("Recovered() = %d, want %d", got, want)
-			}
-			if got := fileSize(t, seg); got != validSize {
-				t.Errorf("segment is %d bytes after recovery, want %d", got, validSize)
-			}
-			want := testEntries(1, last, 1)
-			checkStorage(t, s, hs, 0, 0, want)
+				s = openDisk(t, dir, DiskOptions{})
+				if got, want := s.Recovered(), damagedSize-validSize; got != want {
+					t.Errorf("Recovered() = %d, want %d", got, want)
+				}
+				if got := dataSize(t, seg); got != validSize {
+					t.Errorf("segment holds %d bytes of data after recovery, want %d", got, validSize)
+				}
+				want := testEntries(1, last, 1)
+				checkStorage(t, s, hs, 0, 0, want)
 
-			// The log goes on from there, and survives another reopen.
-			hs2 := core.HardState{Term: 2, VotedFor: 3}
-			mustSave(t, s, &hs2, testEntries(last+1, last+4, 2))
-			want = append(want, testEntries(last+1, last+4, 2)...)
-			s = reopenDisk(t, s, dir, DiskOptions{})
-			defer s.Close()
-			if n := s.Recovered(); n != 0 {
-				t.Errorf("Recovered() = %d on the second reopen", n)
-			}
-			checkStorage(t, s, hs2, 0, 0, want)
-		})
+				// The log goes on from there, and survives another reopen.
+				hs2 := core.HardState{Term: 2, VotedFor: 3}
+				mustSave(t, s, &hs2, testEntries(last+1, last+4, 2))
+				want = append(want, testEntries(last+1, last+4, 2)...)
+				s = reopenDisk(t, s, dir, DiskOptions{})
+				defer s.Close()
+				if n := s.Recovered(); n != 0 {
+					t.Errorf("Recovered() = %d on the second reopen", n)
+				}
+				checkStorage(t, s, hs2, 0, 0, want)
+			})
+		}
 	}
 }
 
@@ -731,19 +775,18 @@ func TestDiskStorageCorruption(t *testing.T) {
 	})
 	t.Run("older segment cut short", func(t *testing.T) {
 		dir, segs := writeLog(t, DiskOptions{SegmentBytes: 1024}, 30)
-		if err := os.Truncate(segs[1], fileSize(t, segs[1])-1); err != nil {
-			t.Fatal(err)
-		}
+		// Its last byte never reached the disk: still a zero.
+		writeAt(t, segs[1], dataSize(t, segs[1])-1, []byte{0})
 		wantCorruption(t, dir, segs[1])
 	})
 	t.Run("record in the last segment with later batches", func(t *testing.T) {
 		dir, segs := writeLog(t, DiskOptions{}, 10)
 		seg := segs[len(segs)-1]
-		size := fileSize(t, seg)
+		size := dataSize(t, seg)
 		flipByte(t, seg, size/3)
 		wantCorruption(t, dir, seg)
-		if got := fileSize(t, seg); got != size {
-			t.Errorf("a corrupt segment was truncated from %d to %d bytes", size, got)
+		if got := dataSize(t, seg); got != size {
+			t.Errorf("a corrupt segment was cut from %d to %d bytes of data", size, got)
 		}
 	})
 	t.Run("batch header in the last segment with later batches", func(t *testing.T) {
@@ -1404,4 +1447,82 @@ func TestSnapshotReadsAreChecked(t *testing.T) {
 	if _, err := io.ReadAll(NewSnapshotReaderSection(r)); err != nil {
 		t.Fatalf("after the fault: %v", err)
 	}
+}
+
+// syncCountingFS counts the syncs of the files it opens.
+type syncCountingFS struct {
+	vfs.OS
+	syncs, datasyncs *int
+}
+
+func (c syncCountingFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
+	f, err := c.OS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return syncCountingFile{f, c}, nil
+}
+
+type syncCountingFile struct {
+	vfs.File
+	c syncCountingFS
+}
+
+func (f syncCountingFile) Sync() error     { *f.c.syncs++; return f.File.Sync() }
+func (f syncCountingFile) Datasync() error { *f.c.datasyncs++; return f.File.Datasync() }
+
+// TestDiskStoragePreallocatesSegments checks that every segment is created
+// at its full size, that a Save writes over it without growing it and
+// syncs with Datasync, and that the log goes on where its data ends after
+// a reopen.
+func TestDiskStoragePreallocatesSegments(t *testing.T) {
+	dir := t.TempDir()
+	var syncs, datasyncs int
+	opts := DiskOptions{SegmentBytes: 1024, FS: syncCountingFS{syncs: &syncs, datasyncs: &datasyncs}}
+	s := openDisk(t, dir, opts)
+	hs := core.HardState{Term: 1, VotedFor: 2}
+	mustSave(t, s, &hs, nil)
+	want := []core.Entry{}
+	for i := uint64(1); i <= 60; i += 3 {
+		before := syncs
+		mustSave(t, s, nil, testEntries(i, i+2, 1))
+		want = append(want, testEntries(i, i+2, 1)...)
+		segs := segmentFiles(t, dir)
+		if got := syncs - before; got != 0 && got != 1 {
+			t.Fatalf("a Save made %d fsyncs", got)
+		} else if got == 1 && fileSize(t, segs[len(segs)-1]) != 1024 {
+			t.Fatalf("an fsync outside a new segment's preallocation")
+		}
+		for _, seg := range segs {
+			if n := fileSize(t, seg); n != 1024 {
+				t.Fatalf("segment %s is %d bytes, want its preallocated 1024", filepath.Base(seg), n)
+			}
+		}
+	}
+	segs := segmentFiles(t, dir)
+	if len(segs) < 3 {
+		t.Fatalf("%d segments, want several", len(segs))
+	}
+	// One fsync per segment (its zeros), a datasync per Save.
+	if syncs != len(segs) || datasyncs != 21 {
+		t.Errorf("%d fsyncs and %d fdatasyncs for %d segments and 21 Saves", syncs, datasyncs, len(segs))
+	}
+	// A Save larger than a segment grows its file past the preallocation.
+	big := []core.Entry{{Index: 61, Term: 1, Data: bytes.Repeat([]byte("b"), 6000)}}
+	mustSave(t, s, nil, big)
+	want = append(want, big...)
+	segs = segmentFiles(t, dir)
+	if n := fileSize(t, segs[len(segs)-1]); n <= 1024 {
+		t.Errorf("the segment holding a 6000-byte entry is %d bytes", n)
+	}
+	s = reopenDisk(t, s, dir, opts)
+	checkStorage(t, s, hs, 0, 0, want)
+	mustSave(t, s, nil, testEntries(62, 64, 1))
+	want = append(want, testEntries(62, 64, 1)...)
+	s = reopenDisk(t, s, dir, opts)
+	defer s.Close()
+	if n := s.Recovered(); n != 0 {
+		t.Errorf("Recovered() = %d after clean closes", n)
+	}
+	checkStorage(t, s, hs, 0, 0, want)
 }

@@ -14,3 +14,7 @@ func BreakTornTail(o *DiskOptions) { o.broken.tornTailWhole = true }
 
 // BreakSharedSync makes a SharedLog write its records without fsync.
 func BreakSharedSync(o *SharedOptions) { o.broken.noSync = true }
+
+// BreakTornByFileEnd makes DiskStorage take a torn last write for a torn
+// write only when it ends the file, as before segments were preallocated.
+func BreakTornByFileEnd(o *DiskOptions) { o.broken.tornByFileEnd = true }

@@ -18,6 +18,7 @@ func TestSimulationCatchesBrokenStorage(t *testing.T) {
 	}{
 		{"the WAL acknowledging a Save before fsync", 300, storage.BreakFsync},
 		{"a torn tail loaded as if whole", 300, storage.BreakTornTail},
+		{"a torn write in a preallocated segment read as corruption", 300, storage.BreakTornByFileEnd},
 	} {
 		res, ok := sim.FirstFailure(tc.limit, sim.Options{Disk: tc.brk})
 		if !ok {

@@ -273,8 +273,8 @@ func (l *SharedLog) read(seq uint64, last bool) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(data) < len(sharedMagic) || string(data[:len(sharedMagic)]) != sharedMagic {
-		if last && bytes.Equal(data, []byte(sharedMagic)[:len(data)]) {
+	if !bytes.HasPrefix(data, []byte(sharedMagic)) {
+		if last && bytes.HasPrefix([]byte(sharedMagic), data[:writtenEnd(data)]) {
 			// Created, never written whole (a crash in startSegment): it
 			// goes, or the next open would find it in the middle.
 			if err := l.fs.Remove(l.path(seq)); err != nil {
@@ -294,6 +294,10 @@ func (l *SharedLog) read(seq uint64, last bool) ([][]byte, error) {
 			bodies = append(bodies, body)
 			off += n
 			continue
+		}
+		if allZero(data[off:]) {
+			// The part of a preallocated segment not written yet.
+			return bodies, nil
 		}
 		if !reread {
 			// Read the segment once more before judging it: a read that
@@ -317,11 +321,12 @@ func (l *SharedLog) read(seq uint64, last bool) ([][]byte, error) {
 				l.path(seq), off, errBadRecord)
 		}
 		// A torn write at the end: what follows was never acknowledged.
+		// Zero it (the file keeps its preallocated size).
 		f, err := l.fs.OpenFile(l.path(seq), os.O_RDWR, 0)
 		if err != nil {
 			return nil, err
 		}
-		err = f.Truncate(int64(off))
+		err = zeroRange(f, int64(off), int64(writtenEnd(data)))
 		if err == nil {
 			err = f.Sync()
 		}
@@ -445,7 +450,13 @@ func (l *SharedLog) startSegment() error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write([]byte(sharedMagic)); err != nil {
+	// Preallocated, as DiskStorage's segments are (see newSegment there):
+	// each Sync then writes over blocks the file has, with fdatasync.
+	_, err = f.WriteAt([]byte(sharedMagic), 0)
+	if err == nil {
+		err = zeroRange(f, int64(len(sharedMagic)), l.opts.SegmentBytes)
+	}
+	if err != nil {
 		f.Close()
 		return err
 	}
@@ -536,14 +547,14 @@ func (l *SharedLog) syncLocked() error {
 
 // writePendingLocked writes the pending records and fsyncs them.
 func (l *SharedLog) writePendingLocked() error {
-	if _, err := l.f.Write(l.pending); err != nil {
+	if _, err := l.f.WriteAt(l.pending, l.size); err != nil {
 		return err
 	}
 	l.size += int64(len(l.pending))
 	l.stats.Bytes += uint64(len(l.pending))
 	l.pending = l.pending[:0]
 	if !l.opts.broken.noSync {
-		if err := l.f.Sync(); err != nil {
+		if err := l.f.Datasync(); err != nil {
 			return err
 		}
 	}

@@ -1,13 +1,16 @@
 package storage
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand"
+	"path/filepath"
 	"reflect"
 	"testing"
 
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/sim/simdisk"
+	"raft-consensus/raft/storage/vfs"
 )
 
 func sharedEntries(lo, hi, term uint64, tag string) []core.Entry {
@@ -291,5 +294,74 @@ func TestSharedLogDropForgetsAGroup(t *testing.T) {
 	}
 	if !empty(3) {
 		t.Fatal("group 3 came back after the log rotated")
+	}
+}
+
+// TestSharedLogPreallocatesSegments checks that the shared log's segments
+// are created at their full size, that a Sync writes over them with one
+// fdatasync, and that a torn write into a segment's zeros is cut off (and
+// zeroed) on recovery, with every synced record kept.
+func TestSharedLogPreallocatesSegments(t *testing.T) {
+	dir := t.TempDir()
+	var syncs, datasyncs int
+	fs := syncCountingFS{syncs: &syncs, datasyncs: &datasyncs}
+	opts := SharedOptions{SegmentBytes: 256, MaxSegments: 100}
+	l, err := OpenSharedLog(fs, dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := core.HardState{Term: 1, VotedFor: 0}
+	next := map[uint64]uint64{0: 1, 1: 1, 2: 1}
+	for i := uint64(1); i <= 40; i++ {
+		g := i % 3
+		if err := l.Group(g).Save(&hs, sharedEntries(next[g], next[g], 1, "p")); err != nil {
+			t.Fatal(err)
+		}
+		next[g]++
+		if err := l.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "shared-*.log"))
+	if len(segs) < 3 {
+		t.Fatalf("%d segments, want several", len(segs))
+	}
+	for _, seg := range segs {
+		// The Sync that fills a segment may write past its end (a
+		// segment ends after the Sync that reaches SegmentBytes).
+		if n := fileSize(t, seg); n < 256 {
+			t.Errorf("segment %s is %d bytes, want at least its preallocated 256", filepath.Base(seg), n)
+		}
+	}
+	// One fsync per segment (its zeros), one fdatasync per Sync.
+	if syncs != len(segs) || datasyncs != 40 {
+		t.Errorf("%d fsyncs and %d fdatasyncs for %d segments and 40 Syncs", syncs, datasyncs, len(segs))
+	}
+	// A torn write: half a record where the newest segment's zeros were.
+	newest := segs[len(segs)-1]
+	end := dataSize(t, newest)
+	rec := saveRecord(7, &hs, sharedEntries(1, 1, 1, "torn"))
+	framed := append(binary.LittleEndian.AppendUint32(nil, uint32(len(rec))), 0, 0, 0, 0)
+	framed = append(framed, rec...)
+	writeAt(t, newest, end, framed[:len(framed)/2])
+	l, err = OpenSharedLog(vfs.OS{}, dir, opts)
+	if err != nil {
+		t.Fatalf("a torn write in the zeros: %v", err)
+	}
+	defer l.Close()
+	if got := dataSize(t, newest); got != end {
+		t.Errorf("newest segment holds %d bytes of data after recovery, want %d", got, end)
+	}
+	if g := l.Groups(); !reflect.DeepEqual(g, []uint64{0, 1, 2}) {
+		t.Errorf("groups %v after recovery, want [0 1 2]", g)
+	}
+	for g := uint64(0); g < 3; g++ {
+		_, _, ents, _ := l.Group(g).Load()
+		if uint64(len(ents)) != next[g]-1 {
+			t.Errorf("group %d has %d entries after recovery, want %d", g, len(ents), next[g]-1)
+		}
 	}
 }

@@ -212,20 +212,30 @@ type walBatch struct {
 
 // scanSegment hands the batches of one segment to apply, in order, each only
 // once all of its records passed their CRC. It returns where the valid data
-// ends. Damage is a torn write, and ends the valid data, only in the last
-// segment and only when no later batch follows it: a batch whose header is
-// damaged with no intact batch header anywhere after it, a batch that runs
-// past the end of the file, or a complete last batch with a damaged record.
-// Any other damage is a *WALCorruptionError.
+// ends: at the end of the file, or where only zeros follow (the part of a
+// preallocated segment not written yet). Damage is a torn write, and ends
+// the valid data, only in the last segment and only when no later batch
+// follows it: a batch whose header is damaged with no intact batch header
+// anywhere after it, a batch that runs past the end of the file, or a last
+// batch with a damaged record that nothing but zeros follows. Any other
+// damage is a *WALCorruptionError.
+//
+// tornByFileEnd is the broken variant (DiskOptions.broken): a batch with a
+// damaged record is torn only if it reaches the end of the file, the rule
+// of a log that is not preallocated.
 //
 // What this cannot tell apart: damage to the very last batch of the last
 // segment after it was synced looks like a torn write, and drops that batch.
-func scanSegment(path string, data []byte, last bool, apply func(walBatch) error) (int, error) {
+func scanSegment(path string, data []byte, last, tornByFileEnd bool, apply func(walBatch) error) (int, error) {
 	var recs []walRecord
 	off := 0
 	for off < len(data) {
 		hdr, st := readRecord(data, off)
 		if st != recOK {
+			if allZero(data[off:]) {
+				// The part of a preallocated segment not written yet.
+				return off, nil
+			}
 			if !last {
 				return 0, corrupt(path, off, "damaged batch header")
 			}
@@ -252,7 +262,10 @@ func scanSegment(path string, data []byte, last bool, apply func(walBatch) error
 		for p < end {
 			r, st := readRecord(data[:end], p)
 			if st != recOK {
-				if last && end == len(data) {
+				// Torn if nothing was written after the batch: the file
+				// ends with it, or only the zeros of a preallocated
+				// segment follow it (see DiskStorage.preallocate).
+				if last && (end == len(data) || !tornByFileEnd && allZero(data[end:])) {
 					return off, nil
 				}
 				if last {
@@ -272,6 +285,35 @@ func scanSegment(path string, data []byte, last bool, apply func(walBatch) error
 		off = end
 	}
 	return len(data), nil
+}
+
+// allZero reports whether b holds only zero bytes.
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// writtenEnd returns the offset past the last byte of data that is not zero:
+// where what was ever written to a preallocated segment ends.
+func writtenEnd(data []byte) int {
+	end := len(data)
+	for end >= 8 && binary.LittleEndian.Uint64(data[end-8:]) == 0 {
+		end -= 8
+	}
+	for end > 0 && data[end-1] == 0 {
+		end--
+	}
+	return end
 }
 
 // scanTornTail is the broken variant of scanSegment for the last segment

@@ -40,6 +40,10 @@ type File interface {
 	Truncate(size int64) error
 	// Sync makes what was written durable (fsync).
 	Sync() error
+	// Datasync makes what was written durable, with only the metadata
+	// needed to read it back (fdatasync(2); Sync where the system has
+	// none): cheaper than Sync when the writes changed no file size.
+	Datasync() error
 	Close() error
 }
 
@@ -83,8 +87,14 @@ func (OS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 	if err != nil {
 		return nil, err // not a typed nil in the interface
 	}
-	return f, nil
+	return osFile{f}, nil
 }
+
+// osFile is an operating system file with Datasync.
+type osFile struct{ *os.File }
+
+// Datasync implements File.
+func (f osFile) Datasync() error { return datasync(f.File) }
 
 // Remove implements FS.
 func (OS) Remove(name string) error { return os.Remove(name) }
