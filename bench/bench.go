@@ -57,6 +57,7 @@ type options struct {
 	// delay, a random delay below it on every message.
 	pipeline      int
 	pipelineAfter time.Duration
+	leaderSyncGap time.Duration
 	delay         time.Duration
 	// keys fills every state machine with that many keys before the run,
 	// for the GC pressure of a large state machine.
@@ -128,6 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 	fs.Uint64Var(&o.snapshotEvery, "snapshot-every", 0, "snapshot each node every N applied entries (0: never, as the baselines in a short run)")
 	fs.IntVar(&o.pipeline, "pipeline", node.DefaultPipeline, "RPCs in flight per peer (1: wait for each reply before the next)")
 	fs.DurationVar(&o.pipelineAfter, "pipeline-after", node.DefaultPipelineAfter, "how long the latest RPC to a peer waits for its reply before another may follow it")
+	fs.DurationVar(&o.leaderSyncGap, "leader-sync-gap", node.DefaultLeaderSyncGap, "with -store disk, how long the leader's log writer rests after each write (0: none)")
 	fs.DurationVar(&o.delay, "delay", 0, "delay every message by a random time below this (the REPL's network delay), to measure a slow link")
 	fs.Float64Var(&o.snapshotRatio, "snapshot-ratio", 0, "with -snapshot-every: also wait until the log since the last snapshot is this many times its size (thesis §5.1.3; 0: off)")
 	fs.IntVar(&o.keys, "keys", 0, "fill every node's state machine with this many keys of -size bytes before the run (a large state machine: GC and snapshot cost)")
@@ -181,6 +183,8 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 		return bad("-pipeline must be >= 1")
 	case o.pipelineAfter <= 0:
 		return bad("-pipeline-after must be > 0")
+	case o.leaderSyncGap < 0:
+		return bad("-leader-sync-gap must be >= 0 (0: none)")
 	case o.snapshotRatio < 0 || math.IsNaN(o.snapshotRatio) || math.IsInf(o.snapshotRatio, 0):
 		return bad("-snapshot-ratio must be a number >= 0")
 	case o.keys < 0:
@@ -252,6 +256,9 @@ type Result struct {
 	Pipeline        int     `json:"pipeline"`
 	PipelineAfterUs float64 `json:"pipeline_after_us"`
 	NetDelayMs      float64 `json:"net_delay_ms"`
+	// LeaderSyncGapUs is the leader's log writer's rest between writes
+	// (-leader-sync-gap; durable runs only).
+	LeaderSyncGapUs float64 `json:"leader_sync_gap_us,omitempty"`
 	// Keys is the number of keys each state machine held before the run.
 	Keys int `json:"keys"`
 }
@@ -279,6 +286,10 @@ func run(ctx context.Context, o options, stderr io.Writer) (*Result, error) {
 		Nodes: o.nodes, Seed: o.seed,
 		ElectionTimeoutMin: electionMin, ElectionTimeoutMax: electionMax, HeartbeatInterval: heartbeat,
 		ClientTimeout: o.timeout, SnapshotThreshold: o.snapshotEvery, SnapshotLogRatio: o.snapshotRatio, Pipeline: o.pipeline, PipelineAfter: o.pipelineAfter,
+		LeaderSyncGap: o.leaderSyncGap,
+	}
+	if o.leaderSyncGap == 0 {
+		cfg.LeaderSyncGap = -1 // none (the simulator's zero is its default)
 	}
 	if o.keys > 0 {
 		cfg.StateMachine = func(int) kv.StateMachine { return prefilledStore(o.keys, o.size) }
@@ -326,6 +337,9 @@ func run(ctx context.Context, o options, stderr io.Writer) (*Result, error) {
 		FailoverAllMs: []float64{},
 		Keys:          o.keys,
 		Pipeline:      o.pipeline, PipelineAfterUs: float64(o.pipelineAfter) / float64(time.Microsecond), NetDelayMs: float64(o.delay) / float64(time.Millisecond),
+	}
+	if o.store == "disk" {
+		res.LeaderSyncGapUs = float64(o.leaderSyncGap) / float64(time.Microsecond)
 	}
 	res.setLatencies(lr.lat)
 	if n := len(lr.lat); n > 0 {

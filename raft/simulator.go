@@ -53,6 +53,9 @@ type SimConfig struct {
 	// long the latest must wait for its reply before another follows it.
 	Pipeline      int
 	PipelineAfter time.Duration
+	// LeaderSyncGap is the leader's log writer's rest between writes, with
+	// a DataDir (default node.DefaultLeaderSyncGap; negative: none).
+	LeaderSyncGap time.Duration
 
 	// SnapshotThreshold makes each state machine snapshot every that many
 	// applied entries, SnapshotThresholdBytes every that many bytes of
@@ -255,9 +258,9 @@ func (s *ClusterSimulator) startNode(n *simNode, members []int) error {
 			HeartbeatInterval: s.cfg.HeartbeatInterval, TickInterval: s.cfg.TickInterval,
 			DisablePreVote: s.cfg.DisablePreVote, DisableCheckQuorum: s.cfg.DisableCheckQuorum,
 			MaxInflight: s.cfg.MaxInflight, Pipeline: s.cfg.Pipeline, PipelineAfter: s.cfg.PipelineAfter, SnapshotChunkBytes: s.cfg.SnapshotChunkBytes,
-			AsyncLeaderWrites: s.cfg.DataDir != "",
-			OnViolation:       s.recordViolation,
-			Seed:              s.cfg.Seed*31 + int64(n.id) + time.Now().UnixNano(),
+			AsyncLeaderWrites: s.cfg.DataDir != "", LeaderSyncGap: s.cfg.LeaderSyncGap,
+			OnViolation: s.recordViolation,
+			Seed:        s.cfg.Seed*31 + int64(n.id) + time.Now().UnixNano(),
 		},
 		Addr:              n.addr,
 		Transport:         transport.WithFaults(tcp, s.faults),

@@ -101,7 +101,7 @@ func NewRaftNode(cfg Config) (*RaftNode, error) {
 		Outbox: n, Applier: n.apply, Tracer: cfg.Tracer, broken: cfg.broken,
 	}
 	if cfg.AsyncLeaderWrites {
-		n.writer = newLogWriter(cfg.Storage, n.stopc)
+		n.writer = newLogWriter(cfg.Storage, cfg.LeaderSyncGap, n.stopc)
 		dc.Writer = n.writer
 	}
 	n.driver, err = NewDriver(dc)
@@ -610,6 +610,7 @@ func (o oneAtATime) Go(ctx context.Context, m core.Message, done func(core.Messa
 // a WriteQueue's batch at a time.
 type logWriter struct {
 	storage storage.Storage
+	gap     time.Duration // rest after each write (Config.LeaderSyncGap)
 	queue   WriteQueue
 	wake    chan struct{}
 	out     chan Written
@@ -617,8 +618,8 @@ type logWriter struct {
 	done    chan struct{}
 }
 
-func newLogWriter(st storage.Storage, stopc <-chan struct{}) *logWriter {
-	return &logWriter{storage: st, wake: make(chan struct{}, 1), out: make(chan Written, 64),
+func newLogWriter(st storage.Storage, gap time.Duration, stopc <-chan struct{}) *logWriter {
+	return &logWriter{storage: st, gap: gap, wake: make(chan struct{}, 1), out: make(chan Written, 64),
 		stopc: stopc, done: make(chan struct{})}
 }
 
@@ -652,6 +653,11 @@ func (w *logWriter) Wait() Written {
 
 func (w *logWriter) run() {
 	defer close(w.done)
+	var rest *time.Timer
+	if w.gap > 0 {
+		rest = time.NewTimer(w.gap)
+		rest.Stop()
+	}
 	for {
 		select {
 		case <-w.wake:
@@ -672,6 +678,16 @@ func (w *logWriter) run() {
 			}
 			if res.Err != nil {
 				return
+			}
+			if rest != nil {
+				// What the driver submits meanwhile goes into the next
+				// write, with one sync (Config.LeaderSyncGap).
+				rest.Reset(w.gap)
+				select {
+				case <-rest.C:
+				case <-w.stopc:
+					return
+				}
 			}
 		}
 	}

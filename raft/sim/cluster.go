@@ -110,9 +110,9 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		Disk: !cfg.Memory, SegmentBytes: 64 << 10,
 		// As the ClusterSimulator: the leader writes in parallel with
 		// replicating when the storage is a disk (thesis §10.2.1).
-		AsyncWrites: !cfg.Memory,
-		Pipeline:    node.DefaultPipeline,
-		Core:        cc,
+		AsyncWrites: !cfg.Memory, LeaderSyncGap: node.DefaultLeaderSyncGap,
+		Pipeline: node.DefaultPipeline,
+		Core:     cc,
 	}
 	tap := trace.Func(func(node string, e core.Event) {
 		if c.capturing {

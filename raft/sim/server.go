@@ -556,10 +556,13 @@ func (sw *simWriter) write() {
 		s.scheduleRestart()
 		return
 	}
-	sw.freeAt = s.w.now + lat
-	sw.reports = append(sw.reports, report{w: r, at: sw.freeAt})
+	done := s.w.now + lat
+	// The writer rests before its next write, as RaftNode's does
+	// (node.Config.LeaderSyncGap); the report does not wait for it.
+	sw.freeAt = done + s.w.p.LeaderSyncGap
+	sw.reports = append(sw.reports, report{w: r, at: done})
 	inc := s.inc
-	s.w.at(sw.freeAt, func() {
+	s.w.at(done, func() {
 		if s.inc != inc {
 			return
 		}
@@ -612,6 +615,7 @@ func (sw *simWriter) Wait() node.Written {
 		// Cannot happen: the driver waits only for what it handed out.
 		return node.Written{Err: errors.New("sim: the driver waits for a write it never handed out")}
 	}
-	s.waitLat += lat
+	// A writer still resting starts the write once its rest is over.
+	s.waitLat += max(0, sw.freeAt-s.w.now) + lat
 	return r
 }

@@ -125,6 +125,9 @@ type Params struct {
 	SnapshotEvery uint64 // 0: no snapshots
 	Membership    bool
 	AsyncWrites   bool // the leader writes through a LogWriter (thesis §10.2.1)
+	// LeaderSyncGap is the log writer's rest after each write
+	// (node.Config.LeaderSyncGap).
+	LeaderSyncGap time.Duration
 	// Pipeline is how many RPCs a server may have in flight to one peer
 	// (RaftNode's Config.Pipeline); each draws its own delay, so
 	// pipelined AppendEntries arrive out of order.
@@ -162,6 +165,7 @@ func DrawParams(seed int64, faults FaultSet) Params {
 		SnapshotChunkBytes: 16 + r.Intn(256),
 	}
 	p.Pipeline = 1 + r.Intn(4)
+	p.LeaderSyncGap = []time.Duration{0, node.DefaultLeaderSyncGap, 5 * time.Millisecond}[r.Intn(3)]
 	return p
 }
 
