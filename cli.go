@@ -141,7 +141,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 				len(rc.IDs()), idRange(rc.IDs()), hostingGroups(rc)), nil
 		}
 	}
-	fs.Visit(func(f *flag.Flag) { c.seedSet = c.seedSet || f.Name == "seed" })
+	nodesSet := false
+	fs.Visit(func(f *flag.Flag) {
+		c.seedSet = c.seedSet || f.Name == "seed"
+		nodesSet = nodesSet || f.Name == "nodes"
+	})
 	switch {
 	case c.seedSet && !c.sim:
 		return c, errors.New("-seed is the seed of virtual time: use it with -sim")
@@ -153,8 +157,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-trace-format must be json or text, not %q", c.format)
 	case fs.NArg() > 0:
 		return c, fmt.Errorf("unexpected argument %q (commands are typed at the prompt, or given with -script)", fs.Arg(0))
-	case c.nodes < 0 || c.nodes > raft.MaxNodes:
-		return c, fmt.Errorf("-nodes must be 1 to %d", raft.MaxNodes)
+	case c.nodes < 0 || c.nodes > raft.MaxNodes || nodesSet && c.nodes == 0:
+		return c, fmt.Errorf("-nodes must be 1 to %d (leave it out to start with no cluster, and create one at the prompt: 1 3)", raft.MaxNodes)
 	case c.timeout <= 0:
 		return c, errors.New("-timeout must be positive, e.g. -timeout 3s")
 	case c.memory && c.dataDir != "":

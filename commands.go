@@ -366,7 +366,7 @@ func cmdSet(r *REPL, sim cluster.Cluster, args []string) error {
 		return err
 	}
 	if _, err := sim.Do(kv.OpSet, key, value, at); err != nil {
-		return clientError(err, at)
+		return clientError(err, at, groupOfKey(sim, key))
 	}
 	r.printf("ok: %s = %s%s", echo(key), echo(value), servedBy(sim, at, key))
 	return nil
@@ -389,7 +389,7 @@ func cmdGet(r *REPL, sim cluster.Cluster, args []string) error {
 	}
 	res, err := sim.Do(kv.OpGet, key, "", at)
 	if err != nil {
-		return clientError(err, at)
+		return clientError(err, at, groupOfKey(sim, key))
 	}
 	where := ""
 	if g := groupOfKey(sim, key); g != "" {
@@ -412,7 +412,7 @@ func staleGet(r *REPL, c cluster.Cluster, key, nodeArg string) error {
 	}
 	res, err := c.ReadStale(key, id)
 	if err != nil {
-		return clientError(err, id)
+		return clientError(err, id, groupOfKey(c, key))
 	}
 	value := "not found"
 	if res.Found {
@@ -434,7 +434,7 @@ func cmdDelete(r *REPL, sim cluster.Cluster, args []string) error {
 	}
 	res, err := sim.Do(kv.OpDelete, key, "", at)
 	if err != nil {
-		return clientError(err, at)
+		return clientError(err, at, groupOfKey(sim, key))
 	}
 	if !res.Found {
 		r.printf("ok: %s was not set, nothing deleted%s", echo(key), servedBy(sim, at, key))
@@ -444,15 +444,20 @@ func cmdDelete(r *REPL, sim cluster.Cluster, args []string) error {
 	return nil
 }
 
-// clientError adds what to do next to a failed client operation.
-func clientError(err error, at int) error {
+// clientError adds what to do next to a failed client operation. group
+// names the key's group in a cluster of many ("" in one of one group).
+func clientError(err error, at int, group string) error {
 	var nl *kv.NotLeaderError
 	var unknown *kv.OutcomeUnknownError
+	who := fmt.Sprintf("node %d", at)
+	if group != "" {
+		who += " (" + group + ")"
+	}
 	switch {
 	case errors.As(err, &nl) && nl.Leader != core.None:
-		return fmt.Errorf("node %d: %v — send it to node %d, or leave the node out to reach the leader", at, err, nl.Leader)
+		return fmt.Errorf("%s: %v — send it to node %d, or leave the node out to reach the leader", who, err, nl.Leader)
 	case errors.As(err, &nl):
-		return fmt.Errorf("node %d: %v — leave the node out to find the leader", at, err)
+		return fmt.Errorf("%s: %v — leave the node out to find the leader", who, err)
 	case errors.As(err, &unknown):
 		return fmt.Errorf("%v — see \"status\": a majority must be running and connected", err)
 	case at != core.None && errors.Is(err, raft.ErrNodeCrashed):

@@ -217,7 +217,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("-h does not explain %s:\n%s", flag, stderr)
 			}
 		}
-		for _, args := range [][]string{{"-nodes", "17"}, {"-timeout", "0"}, {"-memory", "-data-dir", "x"}, {"extra"}, {"-bogus"}, {"-script", "/nonexistent"}, {"-web", "0.0.0.0:8080"}, {"-seed", "3"}, {"-sim", "-data-dir", "x"}, {"-trace-format", "xml"}} {
+		for _, args := range [][]string{{"-nodes", "17"}, {"-nodes", "0"}, {"-timeout", "0"}, {"-memory", "-data-dir", "x"}, {"extra"}, {"-bogus"}, {"-script", "/nonexistent"}, {"-web", "0.0.0.0:8080"}, {"-seed", "3"}, {"-sim", "-data-dir", "x"}, {"-trace-format", "xml"}} {
 			if _, stderr, code := runBinary(t, bin, "", args...); code != 2 || !strings.Contains(stderr, "error") && !strings.Contains(stderr, "flag provided but not defined") {
 				t.Errorf("%q: exit code %d, stderr %q", args, code, stderr)
 			}
