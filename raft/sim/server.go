@@ -615,7 +615,10 @@ func (sw *simWriter) Wait() node.Written {
 		// Cannot happen: the driver waits only for what it handed out.
 		return node.Written{Err: errors.New("sim: the driver waits for a write it never handed out")}
 	}
-	// A writer still resting starts the write once its rest is over.
-	s.waitLat += max(0, sw.freeAt-s.w.now) + lat
+	// A writer still resting starts the write once its rest is over, and
+	// rests again after it.
+	start := max(sw.freeAt, s.w.now)
+	s.waitLat += start - s.w.now + lat
+	sw.freeAt = start + lat + s.w.p.LeaderSyncGap
 	return r
 }

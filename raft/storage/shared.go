@@ -326,7 +326,15 @@ func (l *SharedLog) read(seq uint64, last bool) ([][]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		err = zeroRange(f, int64(off), int64(writtenEnd(data)))
+		// Body first, then the header: a crash in between leaves a record
+		// header followed by zeros, which tornTail takes for torn.
+		err = zeroRange(f, int64(off)+recHeader, int64(writtenEnd(data)))
+		if err == nil {
+			err = f.Sync()
+		}
+		if err == nil {
+			err = zeroRange(f, int64(off), min(int64(off)+recHeader, int64(writtenEnd(data))))
+		}
 		if err == nil {
 			err = f.Sync()
 		}
@@ -350,7 +358,9 @@ func tornTail(b []byte) bool {
 	case n > len(b)-recHeader:
 		return true // cut short
 	case n == 0:
-		return allZero(b)
+		// The length zeroed (by a crash while cutting a torn record) but
+		// maybe not yet its CRC.
+		return allZero(b[recHeader:])
 	default:
 		return allZero(b[recHeader+n:])
 	}
