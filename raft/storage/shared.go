@@ -353,7 +353,6 @@ func tornTail(b []byte) bool {
 	if len(b) < recHeader {
 		return true
 	}
-	allZero := func(b []byte) bool { return !slices.ContainsFunc(b, func(c byte) bool { return c != 0 }) }
 	switch n := int(binary.LittleEndian.Uint32(b)); {
 	case n > len(b)-recHeader:
 		return true // cut short

@@ -264,7 +264,7 @@ func scanSegment(path string, data []byte, last, tornByFileEnd bool, apply func(
 			if st != recOK {
 				// Torn if nothing was written after the batch: the file
 				// ends with it, or only the zeros of a preallocated
-				// segment follow it (see DiskStorage.preallocate).
+				// segment follow it (see DiskStorage.newSegment).
 				if last && (end == len(data) || !tornByFileEnd && allZero(data[end:])) {
 					return off, nil
 				}
