@@ -264,8 +264,6 @@ func cmdHistory(r *REPL, c cluster.Cluster, args []string) error {
 	return nil
 }
 
-// inProcesses reports whether the REPL drives nodes in processes of their
-// own (cluster up, -connect), which trace into their own logs.
 // heldData reports whether the cluster may hold data written before this
 // session: one recovered from a data directory, or nodes in processes of
 // their own (started before, or by another REPL on the same dir).
@@ -276,6 +274,8 @@ func heldData(c cluster.Cluster) bool {
 	return inProcesses(c)
 }
 
+// inProcesses reports whether the REPL drives nodes in processes of their
+// own (cluster up, -connect), which trace into their own logs.
 func inProcesses(c cluster.Cluster) bool {
 	switch c.(type) {
 	case *remote.Cluster, *remote.GroupedCluster:
