@@ -123,6 +123,13 @@ type brokenRules struct {
 	// staging them had already promoted them (against Raft paper §6: a
 	// non-voting member is not counted for majorities).
 	stagedVote bool
+	// unstableToChunkEnd hands out in a Ready only the unstable entries up
+	// to the end of the log's chunk they start in (saving the copy of
+	// entries that cross two chunks), the rest in the next Ready. A
+	// follower's reply in the same Ready then acknowledges entries that
+	// are not yet durable: a crash loses them though they count toward a
+	// majority (Figure 2: respond after persisting).
+	unstableToChunkEnd bool
 }
 
 // InitialState is what a restarting server read back from its Storage.
@@ -246,13 +253,13 @@ func NewCore(cfg CoreConfig, st InitialState) (*Core, error) {
 			return nil, fmt.Errorf("storage log is not contiguous: entry %d at position %d after snapshot %d", e.Index, i, c.log.snapIndex)
 		}
 	}
-	c.log.entries = slices.Clone(st.Entries)
+	c.log.entries.push(st.Entries)
 	c.log.stabled = c.log.lastIndex()
 	if st.Snapshot == nil && len(st.Entries) == 0 && st.HardState.Term == 0 && len(st.Bootstrap.Voters) > 0 {
 		// Every founding member starts from the same entry 1 holding the
 		// initial configuration; it is committed by construction.
 		boot := Entry{Index: 1, Term: 1, Type: EntryConfig, Data: EncodeConfiguration(st.Bootstrap)}
-		c.log.entries = []Entry{boot}
+		c.log.entries.push([]Entry{boot})
 		c.term = 1
 		c.votedFor = None
 		c.log.committed = 1
@@ -330,7 +337,7 @@ func (c *Core) Entries(lo, hi uint64) []Entry {
 	if lo >= hi {
 		return nil
 	}
-	return slices.Clone(c.log.entries[lo-c.log.snapIndex-1 : hi-c.log.snapIndex-1])
+	return slices.Clone(c.log.slice(lo, hi, 0, 0))
 }
 
 func (c *Core) tracing() bool { return c.cfg.Trace != nil }
@@ -658,8 +665,19 @@ func (c *Core) rejectStale(m Message) *Message {
 // HasReady reports whether the core has anything for the driver.
 func (c *Core) HasReady() bool {
 	return c.needBroadcast || c.readRoundStartable() || len(c.msgs) > 0 || c.hardState() != c.prevHard ||
-		len(c.log.unstable()) > 0 || c.log.committed > c.log.applied || len(c.readStates) > 0 ||
+		c.log.hasUnstable() || c.log.committed > c.log.applied || len(c.readStates) > 0 ||
 		len(c.failedReads) > 0 || c.snap.installed != nil || len(c.snap.chunks) > 0
+}
+
+// unstableForReady is what a Ready hands out to be persisted: every
+// unstable entry, since the replies in the same Ready acknowledge them all.
+func (c *Core) unstableForReady() []Entry {
+	ents := c.log.unstable()
+	if c.cfg.broken.unstableToChunkEnd && len(ents) > 0 {
+		start := c.log.entries.head + int(ents[0].Index-c.log.snapIndex-1)
+		ents = ents[:min(len(ents), logChunk-start%logChunk)]
+	}
+	return ents
 }
 
 func (c *Core) hardState() HardState { return HardState{Term: c.term, VotedFor: c.votedFor} }
@@ -703,7 +721,7 @@ func (c *Core) Ready() Ready {
 	rd := Ready{
 		Snapshot:       c.snap.installed,
 		SnapshotChunks: c.snap.chunks,
-		Entries:        c.log.unstable(),
+		Entries:        c.unstableForReady(),
 		Messages:       c.msgs,
 		Committed:      c.log.toApply(0),
 		ReadStates:     c.readStates,

@@ -29,3 +29,16 @@ func BreakVoteFloor(cfg *CoreConfig) { cfg.broken.ignoreVoteFloor = true }
 // BreakStagedLearners makes a core count staged learners as voters in its
 // decisions (Configuration.Staged), before the change promotes them.
 func BreakStagedLearners(cfg *CoreConfig) { cfg.broken.stagedVote = true }
+
+// BreakUnstableAtChunkEnd makes a Ready hand out only the unstable entries
+// up to the end of a chunk of the log, though its replies acknowledge them
+// all.
+func BreakUnstableAtChunkEnd(cfg *CoreConfig) { cfg.broken.unstableToChunkEnd = true }
+
+// SetLogChunk makes every log's chunks n entries long, until the returned
+// function restores the size; no core may be running meanwhile.
+func SetLogChunk(n int) (restore func()) {
+	old := logChunk
+	logChunk = n
+	return func() { logChunk = old }
+}

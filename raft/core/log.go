@@ -7,7 +7,7 @@ package core
 type raftLog struct {
 	snapIndex uint64 // last index covered by the snapshot (0: none)
 	snapTerm  uint64
-	entries   []Entry // entries[i].Index == snapIndex+1+i
+	entries   entryChunks // entries.at(i).Index == snapIndex+1+i
 
 	// stabled is the last index known to be in Storage exactly as it is here.
 	stabled uint64
@@ -23,7 +23,7 @@ type raftLog struct {
 
 func (l *raftLog) firstIndex() uint64 { return l.snapIndex + 1 }
 
-func (l *raftLog) lastIndex() uint64 { return l.snapIndex + uint64(len(l.entries)) }
+func (l *raftLog) lastIndex() uint64 { return l.snapIndex + uint64(l.entries.len()) }
 
 func (l *raftLog) lastTerm() uint64 {
 	t, _ := l.term(l.lastIndex())
@@ -39,7 +39,7 @@ func (l *raftLog) term(i uint64) (uint64, bool) {
 	case i < l.snapIndex || i > l.lastIndex():
 		return 0, false
 	}
-	return l.entries[i-l.snapIndex-1].Term, true
+	return l.entry(i).Term, true
 }
 
 func (l *raftLog) matchTerm(i, t uint64) bool {
@@ -48,7 +48,7 @@ func (l *raftLog) matchTerm(i, t uint64) bool {
 }
 
 // entry returns the entry at i; i must lie in (snapIndex, lastIndex].
-func (l *raftLog) entry(i uint64) *Entry { return &l.entries[i-l.snapIndex-1] }
+func (l *raftLog) entry(i uint64) *Entry { return l.entries.at(int(i - l.snapIndex - 1)) }
 
 // slice returns the entries in [lo, hi), capped at maxEntries entries and
 // about maxBytes of payload (at least one entry). lo must be > snapIndex.
@@ -62,20 +62,19 @@ func (l *raftLog) slice(lo, hi uint64, maxEntries, maxBytes int) []Entry {
 	if maxEntries > 0 && hi-lo > uint64(maxEntries) {
 		hi = lo + uint64(maxEntries)
 	}
-	ents := l.entries[lo-l.snapIndex-1 : hi-l.snapIndex-1]
 	if maxBytes > 0 {
 		size := 0
-		for i := range ents {
-			size += len(ents[i].Data)
-			if size > maxBytes && i > 0 {
-				ents = ents[:i]
+		for i := lo; i < hi; i++ {
+			size += len(l.entry(i).Data)
+			if size > maxBytes && i > lo {
+				hi = i
 				break
 			}
 		}
 	}
-	// Cap the capacity so that a receiver appending to the slice can never
-	// write into this log's backing array.
-	return ents[:len(ents):len(ents)]
+	// span caps the capacity: a receiver appending to the slice can never
+	// write into this log's chunks.
+	return l.entries.span(int(lo-l.snapIndex-1), int(hi-l.snapIndex-1))
 }
 
 // isUpToDate is the election restriction of §5.4.1: a candidate's log is at
@@ -87,34 +86,18 @@ func (l *raftLog) isUpToDate(lastIndex, lastTerm uint64) bool {
 }
 
 // append adds entries that follow the last one (the leader's own proposals).
-func (l *raftLog) append(ents ...Entry) {
-	l.entries = appendEntries(l.entries, ents)
-}
-
-// appendEntries is append for a log that only grows: past a small size Go's
-// append grows a slice by a quarter, so a long log would be copied about
-// four times over; doubling copies it about once.
-func appendEntries(dst, src []Entry) []Entry {
-	if n := len(dst) + len(src); n > cap(dst) {
-		grown := make([]Entry, len(dst), max(2*cap(dst), n, 4))
-		copy(grown, dst)
-		dst = grown
-	}
-	return append(dst, src...)
-}
+func (l *raftLog) append(ents ...Entry) { l.entries.push(ents) }
 
 // truncateAndAppend drops every entry from ents[0].Index on and appends ents.
 // Entries at or below committed are never dropped: the caller checked that
 // they match (Log Matching), and a mismatch there would be a safety bug.
 func (l *raftLog) truncateAndAppend(ents []Entry) {
 	first := ents[0].Index
-	keep := l.entries[:first-l.snapIndex-1]
-	if len(keep) < len(l.entries) {
-		// Replacing a suffix: never in place. AppendEntries still queued
-		// for sending, sent while this server led, alias those entries.
-		keep = keep[:len(keep):len(keep)]
-	}
-	l.entries = appendEntries(keep, ents)
+	// Replacing a suffix is never done in place (truncate copies the chunk
+	// it cuts): AppendEntries still queued for sending, sent while this
+	// server led, alias those entries.
+	l.entries.truncate(int(first - l.snapIndex - 1))
+	l.entries.push(ents)
 	if l.stabled >= first {
 		l.stabled = first - 1
 	}
@@ -129,7 +112,7 @@ func (l *raftLog) truncateAndAppend(ents []Entry) {
 // truncateStaleSuffix does this: a correct follower truncates only to
 // replace a conflicting suffix).
 func (l *raftLog) truncateAfter(i uint64) {
-	l.entries = l.entries[: i-l.snapIndex : i-l.snapIndex]
+	l.entries.truncate(int(i - l.snapIndex))
 	l.stabled = min(l.stabled, i)
 	l.inProgress = min(l.inProgress, i)
 }
@@ -176,17 +159,20 @@ func (l *raftLog) lastIndexOfTerm(t uint64) uint64 {
 	return 0
 }
 
-// unstable returns the entries not yet known to be durable.
+// unstable returns the entries not yet known to be durable, all of them:
+// a follower's reply, sent once they are written, acknowledges them all.
 func (l *raftLog) unstable() []Entry {
-	done := max(l.stabled, l.inProgress)
-	if done >= l.lastIndex() {
+	if !l.hasUnstable() {
 		return nil
 	}
-	from := done + 1
-	if from <= l.snapIndex {
-		from = l.snapIndex + 1
-	}
-	return l.entries[from-l.snapIndex-1:]
+	from := max(l.stabled, l.inProgress, l.snapIndex) + 1
+	return l.entries.span(int(from-l.snapIndex-1), l.entries.len())
+}
+
+// hasUnstable reports whether unstable would return any entry, without
+// the copy it makes of entries that cross a chunk.
+func (l *raftLog) hasUnstable() bool {
+	return max(l.stabled, l.inProgress, l.snapIndex) < l.lastIndex()
 }
 
 // toApply returns the committed entries not yet handed to the state machine.
@@ -203,12 +189,9 @@ func (l *raftLog) compact(index, term uint64) {
 	if index <= l.snapIndex {
 		return
 	}
-	if index >= l.lastIndex() {
-		l.entries = nil
-	} else {
-		// Copy so the dropped prefix can be garbage collected.
-		l.entries = append([]Entry(nil), l.entries[index-l.snapIndex:]...)
-	}
+	// Never in place: the dropped entries may still be in a Ready being
+	// applied, or in messages queued for sending.
+	l.entries.dropFront(int(min(index, l.lastIndex()) - l.snapIndex))
 	l.snapIndex, l.snapTerm = index, term
 }
 
@@ -219,7 +202,7 @@ func (l *raftLog) restore(meta SnapshotMeta) {
 		// Figure 13 step 6: keep the entries that follow the snapshot.
 		l.compact(meta.LastIncludedIndex, meta.LastIncludedTerm)
 	} else {
-		l.entries = nil
+		l.entries = entryChunks{}
 		l.snapIndex, l.snapTerm = meta.LastIncludedIndex, meta.LastIncludedTerm
 		if l.stabled > meta.LastIncludedIndex {
 			l.stabled = meta.LastIncludedIndex
