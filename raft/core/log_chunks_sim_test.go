@@ -7,12 +7,12 @@ import (
 	"raft-consensus/raft/sim"
 )
 
-// TestSimulationCrossesLogChunks runs the simulation with logs of 8-entry
-// chunks, so that Readys, appends, truncations and compactions cross chunk
-// boundaries all the time: it must pass, and it must catch a Ready that
-// hands out the unstable entries only up to a chunk's end (the copy saved
-// would let a follower acknowledge entries not yet durable).
-func TestSimulationCrossesLogChunks(t *testing.T) {
+// TestSimulationCatchesReadysCutAtChunkEnds runs the simulation with logs
+// of 8-entry chunks, so that Readys, appends, truncations and compactions
+// cross chunk boundaries all the time: it must pass, and it must catch a
+// Ready that hands out the unstable entries only up to a chunk's end (the
+// copy saved would let a follower acknowledge entries not yet durable).
+func TestSimulationCatchesReadysCutAtChunkEnds(t *testing.T) {
 	defer core.SetLogChunk(8)()
 	const seeds = 300
 	if res, failed := sim.FirstFailure(seeds, sim.Options{}); failed {
