@@ -61,7 +61,10 @@ func (s *entryChunks) push(ents []Entry) {
 		if len(s.chunks) == 0 || s.head+s.n == len(s.chunks)*logChunk {
 			c := logChunk
 			if len(s.chunks) == 0 {
-				c = min(logChunk, max(8, len(ents)))
+				// A first chunk just big enough: an idle group of a
+				// multi-raft host holds 2 entries, and 8 would cost
+				// 288 bytes more per replica (TestIdleReplicaHeapIsSmall).
+				c = min(logChunk, max(2, len(ents)))
 			}
 			s.chunks = append(s.chunks, make([]Entry, 0, c))
 		}
