@@ -1,9 +1,6 @@
 package multi
 
-import (
-	"runtime"
-	"testing"
-)
+import "testing"
 
 // TestIdleReplicaHeapIsSmall holds the multi-raft goal of at most 4 KiB of
 // heap per idle replica, with 10,000 quiet groups on 3 hosts (the test's
@@ -11,14 +8,7 @@ import (
 // first chunk at 8 entries where an idle group holds 2, which took the
 // figure from 3,984 to 4,200 bytes unnoticed.
 func TestIdleReplicaHeapIsSmall(t *testing.T) {
-	const groups = 10000
-	var m0, m1 runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&m0)
-	w := idleWorld(t, groups)
-	runtime.GC()
-	runtime.ReadMemStats(&m1)
-	perReplica := float64(m1.HeapAlloc-m0.HeapAlloc) / float64(3*groups)
+	w, perReplica := measuredIdleWorld(t, 10000)
 	if !w.allQuiet() {
 		t.Fatal("the groups are not all quiet")
 	}
@@ -26,5 +16,4 @@ func TestIdleReplicaHeapIsSmall(t *testing.T) {
 	if perReplica > 4096 {
 		t.Errorf("%.0f bytes of heap per idle replica, want at most 4096", perReplica)
 	}
-	runtime.KeepAlive(w)
 }
