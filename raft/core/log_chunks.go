@@ -125,4 +125,17 @@ func (s *entryChunks) dropFront(k int) {
 		s.chunks = s.chunks[d:]
 		s.head -= d * logChunk
 	}
+	// The entries dropped from the first chunk would still sit before head
+	// in its array, their data with them, reachable until a compaction
+	// passed the chunk's end (an idle group's may never come: up to 4,095
+	// entries kept for good). They cannot be cleared in place (messages
+	// queued for a slow follower may alias them), so the chunk moves to a
+	// new array with the positions before head left zero; truncate and
+	// push, which copy a chunk whole, then carry only zeros over.
+	if s.head > 0 {
+		c := s.chunks[0]
+		live := make([]Entry, len(c), cap(c))
+		copy(live[s.head:], c[s.head:])
+		s.chunks[0] = live
+	}
 }

@@ -1,17 +1,34 @@
 package core
 
 import (
+	"bytes"
 	"math/rand"
 	"slices"
+	"strconv"
 	"testing"
 )
+
+func sameEntry(a, b Entry) bool {
+	return a.Index == b.Index && a.Term == b.Term && a.Type == b.Type && bytes.Equal(a.Data, b.Data)
+}
 
 // TestEntryChunksAgainstASlice drives entryChunks and a plain slice with the
 // same random pushes, truncations and compactions, across chunk boundaries,
 // and checks that they hold the same entries, that every span is what the
-// slice says, and that no span handed out earlier ever changes: messages
-// queued for sending alias them.
+// slice says, that no span handed out earlier ever changes (messages
+// queued for sending alias them), and that nothing dropped stays reachable
+// before the first entry. It runs with the real chunk size and with tiny
+// ones, where every step crosses boundaries.
 func TestEntryChunksAgainstASlice(t *testing.T) {
+	for _, size := range []int{logChunk, 1, 2, 3, 8} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			defer SetLogChunk(size)()
+			entryChunksAgainstASlice(t)
+		})
+	}
+}
+
+func entryChunksAgainstASlice(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	var s entryChunks
 	var model []Entry
@@ -38,7 +55,7 @@ func TestEntryChunksAgainstASlice(t *testing.T) {
 		case r < 72 && len(model) > 0:
 			k := rng.Intn(len(model) + 1)
 			if rng.Intn(4) == 0 {
-				k = len(model) - rng.Intn(logChunk/2)
+				k = len(model) - rng.Intn(max(1, logChunk/2))
 				k = max(k, 0)
 			}
 			s.dropFront(k)
@@ -57,8 +74,17 @@ func TestEntryChunksAgainstASlice(t *testing.T) {
 		}
 		if len(model) > 0 {
 			for _, i := range []int{0, len(model) / 2, len(model) - 1, rng.Intn(len(model))} {
-				if got := *s.at(i); got.Index != model[i].Index {
+				if got := *s.at(i); !sameEntry(got, model[i]) {
 					t.Fatalf("step %d: at(%d) = %d, want %d", step, i, got.Index, model[i].Index)
+				}
+			}
+		}
+		// Compacted entries must not stay reachable (with their data)
+		// in the first chunk's array, before head.
+		if len(s.chunks) > 0 {
+			for p, e := range s.chunks[0][:s.head] {
+				if e.Data != nil || e.Index != 0 {
+					t.Fatalf("step %d: position %d, before the first entry at %d, still holds entry %d", step, p, s.head, e.Index)
 				}
 			}
 		}
@@ -67,7 +93,7 @@ func TestEntryChunksAgainstASlice(t *testing.T) {
 		}
 	}
 	for i, h := range out {
-		if !slices.EqualFunc(h.got, h.want, func(a, b Entry) bool { return a.Index == b.Index && a.Term == b.Term }) {
+		if !slices.EqualFunc(h.got, h.want, sameEntry) {
 			t.Fatalf("span %d changed after it was handed out", i)
 		}
 	}
