@@ -640,7 +640,20 @@ func (c *Core) Step(m Message) *Message {
 // inLease reports whether this server has heard from a current leader
 // within the minimum election timeout (or is that leader).
 func (c *Core) inLease() bool {
-	return c.cfg.CheckQuorum && c.leader != None && c.electionElapsed < c.cfg.ElectionTicksMin
+	if !c.cfg.CheckQuorum {
+		return false
+	}
+	if c.role == Leader {
+		// A leader hears from the current leader, itself, all the time:
+		// it lets no vote through while it leads, and CheckQuorum makes
+		// it step down once a majority has not answered within an
+		// election timeout. Its election counter only times that check:
+		// taken for a follower's, it let votes through in the second half
+		// of every check, and a server cut off for a while deposed a
+		// healthy leader when healed.
+		return true
+	}
+	return c.leader != None && c.electionElapsed < c.cfg.ElectionTicksMin
 }
 
 func (c *Core) rejectStale(m Message) *Message {
