@@ -58,7 +58,8 @@ Each node sends each other node one batch per round for all its groups
 (heartbeats coalesced), idle groups go quiet, and each node keeps one shared
 log for all of them. crash, partition and the network act on nodes, so on
 every group they host; "groups" lists the groups; transfer, add, remove and
-change can name one group (g5).`},
+change can name one group (g5). Many groups run on the wall clock only for
+now: in virtual time (-sim) a cluster is one group.`},
 		{num: 2, names: []string{"set", "put"}, args: "<key> <value> [node]", minArgs: 2, maxArgs: 3, needsCluster: true, run: cmdSet,
 			help: "set a key, via the leader or at one node",
 			more: `Quote a value with spaces: set greeting "hello world". Without a node the
@@ -690,7 +691,7 @@ func cmdChange(r *REPL, sim cluster.Cluster, args []string) error {
 		return changeGroup(r, gc, args)
 	}
 	if len(args) > 0 && isGroupArg(args[0]) {
-		return oneGroupError(args[0])
+		return oneGroupError(sim, args[0])
 	}
 	adds, removes, err := parseMemberChanges(args)
 	if err != nil {
@@ -968,7 +969,7 @@ func cmdTransfer(r *REPL, sim cluster.Cluster, args []string) error {
 		return transferGrouped(r, gc, id, args[1:])
 	}
 	if len(args) > 1 {
-		return fmt.Errorf("this cluster is one Raft group: %s names a group of a cluster made with \"create <nodes> <groups>\"", echo(args[1]))
+		return oneGroupError(sim, args[1])
 	}
 	if err := sim.TransferLeadership(id); err != nil {
 		if errors.Is(err, raft.ErrNodeCrashed) {

@@ -18,6 +18,7 @@ import (
 	"raft-consensus/raft/cluster"
 	"raft-consensus/raft/core"
 	"raft-consensus/raft/shard"
+	"raft-consensus/raft/sim"
 )
 
 // maxGroupRows bounds the groups table; a range shows the others.
@@ -85,7 +86,7 @@ func takeGroupArg(sim cluster.Cluster, args []string) ([]string, uint64, bool, e
 	}
 	gc, ok := sim.(cluster.Grouped)
 	if !ok {
-		return nil, 0, false, oneGroupError(args[i])
+		return nil, 0, false, oneGroupError(sim, args[i])
 	}
 	g, err := parseGroup(gc, args[i], false)
 	if err != nil {
@@ -98,8 +99,23 @@ func takeGroupArg(sim cluster.Cluster, args []string) ([]string, uint64, bool, e
 }
 
 // oneGroupError is the error of a group argument on a cluster of one group.
-func oneGroupError(arg string) error {
-	return fmt.Errorf("this cluster is one Raft group: %s names a group of a cluster of many (\"create 3 16\": 3 nodes, 16 groups)", echo(arg))
+func oneGroupError(c cluster.Cluster, arg string) error {
+	return fmt.Errorf("this cluster is one Raft group: %s names a group of a cluster of many (%s)", echo(arg), manyGroupsHint(c))
+}
+
+// inVirtualTime reports whether c is a cluster in virtual time (-sim).
+func inVirtualTime(c cluster.Cluster) bool {
+	_, ok := c.(*sim.Cluster)
+	return ok
+}
+
+// manyGroupsHint says how to make a cluster of many groups: not in virtual
+// time, for now.
+func manyGroupsHint(c cluster.Cluster) string {
+	if inVirtualTime(c) {
+		return "they run on the wall clock only for now: without -sim, \"create 3 16\" makes 3 nodes hosting 16 groups"
+	}
+	return "\"create 3 16\": 3 nodes, 16 groups"
 }
 
 // groupOfKey says which group serves key, for the answers of set, get
@@ -114,6 +130,9 @@ func groupOfKey(sim cluster.Cluster, key string) string {
 func cmdGroups(r *REPL, sim cluster.Cluster, args []string) error {
 	gc, ok := sim.(cluster.Grouped)
 	if !ok {
+		if inVirtualTime(sim) {
+			return errors.New("this cluster is one Raft group (clusters of many groups run on the wall clock only for now: without -sim, \"create 3 16\" makes 3 nodes hosting 16 groups); status shows this one")
+		}
 		return errors.New("this cluster is one Raft group — create 3 16 makes 3 nodes hosting 16 groups; status shows this one")
 	}
 	all := gc.Groups()
@@ -180,11 +199,11 @@ func groupRange(gc cluster.Grouped, arg string) (int, int, error) {
 		v, err := strconv.Atoi(s)
 		switch {
 		case err != nil && strings.Trim(s, "0123456789") == "" && s != "":
-			return 0, fmt.Errorf("group %s does not exist — groups are 0 to %d", s, n-1) // too large for an int
+			return 0, fmt.Errorf("there is no group %s — groups are 0 to %d", s, n-1) // too large for an int
 		case err != nil:
 			return 0, fmt.Errorf("%s is not a group or a range of groups — %s", echo(arg), examples)
 		case v < 0 || v >= n:
-			return 0, fmt.Errorf("group %d does not exist — groups are 0 to %d", v, n-1)
+			return 0, fmt.Errorf("there is no group %d — groups are 0 to %d", v, n-1)
 		}
 		return v, nil
 	}

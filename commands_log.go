@@ -81,8 +81,15 @@ func cmdLog(r *REPL, c cluster.Cluster, args []string) error {
 			return err
 		}
 	}
+	id := core.None
+	if nodeArg != "" {
+		if id, err = node(c, nodeArg); err != nil {
+			return err
+		}
+	}
 	logs, status := c.Logs(cluster.MaxLogEntries), c.Status()
-	if gc, ok := c.(cluster.Grouped); ok {
+	gc, grouped := c.(cluster.Grouped)
+	if grouped {
 		// Group 0's unless one is named.
 		if logs, err = gc.GroupLogs(group, cluster.MaxLogEntries); err != nil {
 			return err
@@ -90,6 +97,17 @@ func cmdLog(r *REPL, c cluster.Cluster, args []string) error {
 		if status, err = gc.GroupNodes(group); err != nil {
 			return err
 		}
+	}
+	i := slices.IndexFunc(logs, func(l cluster.NodeLog) bool { return l.ID == id })
+	if id != core.None && i < 0 {
+		if grouped {
+			return fmt.Errorf("node %d holds no replica of group %d (it is not one of its members) — \"groups\" lists each group's members", id, group)
+		}
+		return fmt.Errorf("node %d has no log to show", id)
+	}
+	// The header comes once the command is known to succeed: an error is
+	// one line of its own.
+	if grouped {
 		if inGroup {
 			r.printf("group %d's log", group)
 		} else {
@@ -97,19 +115,10 @@ func cmdLog(r *REPL, c cluster.Cluster, args []string) error {
 			r.printf("group 0's log (\"log g%d\" shows group %d's)", last, last)
 		}
 	}
-	if nodeArg == "" {
+	if id == core.None {
 		return r.printLogs(logs, status, rng)
 	}
-	id, err := node(c, nodeArg)
-	if err != nil {
-		return err
-	}
-	for _, l := range logs {
-		if l.ID == id {
-			return r.printNodeLog(l, statusOf(status, id), rng)
-		}
-	}
-	return fmt.Errorf("node %d has no log to show", id)
+	return r.printNodeLog(logs[i], statusOf(status, id), rng)
 }
 
 // entryLabel renders an entry in a few characters for the aligned view.

@@ -34,6 +34,7 @@ const defaultDiagramEvents = 40
 // html FILE [N]" writes the swim-lane page.
 func cmdDiagram(r *REPL, _ cluster.Cluster, args []string) error {
 	n, htmlFile, heartbeats, group := defaultDiagramEvents, "", false, ""
+	counted := false // a number of events was given
 	for i := 0; i < len(args); i++ {
 		switch a := strings.ToLower(args[i]); {
 		case a == "html":
@@ -46,9 +47,13 @@ func cmdDiagram(r *REPL, _ cluster.Cluster, args []string) error {
 		case a == "all":
 			heartbeats = true
 		case isGroupArg(a):
-			gc, ok := r.Cluster().(cluster.Grouped)
+			c := r.Cluster()
+			if c == nil {
+				return errNoCluster
+			}
+			gc, ok := c.(cluster.Grouped)
 			if !ok {
-				return oneGroupError(args[i])
+				return oneGroupError(c, args[i])
 			}
 			if group != "" {
 				return fmt.Errorf("name one group at most — the diagram shows one group, or every group (no group named)")
@@ -63,7 +68,10 @@ func cmdDiagram(r *REPL, _ cluster.Cluster, args []string) error {
 			if err != nil || v <= 0 || v > maxDiagramRows {
 				return fmt.Errorf("%s is not a number of events (1–%d) — usage: %s", echo(args[i]), maxDiagramRows, commandByNum(20).usage())
 			}
-			n = v
+			if counted {
+				return fmt.Errorf("name one number of events — usage: %s", commandByNum(20).usage())
+			}
+			n, counted = v, true
 		}
 	}
 	events, note := r.Trace.Records()

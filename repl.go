@@ -282,7 +282,7 @@ func (r *REPL) exec(line string) (exit bool) {
 	var c cluster.Cluster
 	if cmd.needsCluster {
 		if c = r.Cluster(); c == nil {
-			r.errorf("no cluster yet — create one with \"create <nodes>\", e.g. \"create 3\" (or \"1 3\")")
+			r.errorf("%v", errNoCluster)
 			return false
 		}
 	}
@@ -324,9 +324,15 @@ func (r *REPL) errorf(format string, args ...any) {
 		// that command's business: the outer one fails if it says so.
 		r.failures.Add(1)
 	}
-	msg := fmt.Sprintf(format, args...)
+	// Errors joined (errors.Join: one per group that failed) are parts of
+	// one line; user input inside a message is quoted already (echo).
+	msg := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", "; ")
 	fmt.Fprintln(r.out, "error: "+oneLine(msg))
 }
+
+// errNoCluster is the answer of a command that needs a cluster, before one
+// is created.
+var errNoCluster = errors.New("no cluster yet — create one with \"create <nodes>\", e.g. \"create 3\" (or \"1 3\")")
 
 // printf prints one result line.
 func (r *REPL) printf(format string, args ...any) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -40,6 +41,10 @@ func TestGroupsSession(t *testing.T) {
 		step("add 3", `^node 3 added to every group \(voter in 8 groups\)$`),
 		step("change 5 -3 -0", `^group 5's members changed through a joint configuration \(C_old,new, then C_new\): removed 3 0$`),
 		step("remove 1 g2", `^node 1 removed from group 2 \(its replica there is gone\)$`),
+		// An error is its line alone: no header before it.
+		step("log 1 g2", `^error: node 1 holds no replica of group 2 \(it is not one of its members\)`),
+		step("log -1", `^error: -1 is not a node id`),
+		step("diagram 5 6", `^error: name one number of events — usage: diagram`),
 		step("add 1 g2", `^node 1 added to group 2 \(voter\)$`),
 		step("groups 5", `^GROUP +LEADER +TERM +COMMIT +MEMBERS +REPLICAS$`, `^─+$`, `^ +5 +[12] +\d+ +\d+ +1, 2 +2, `, `^group 5 of 8 shown — "groups 6..7" shows others$`, `^8 groups: 8 with a leader`),
 		step("log g5", `^group 5.s log$`, `^index `, `^node 1 `, `^ `, `^node 2 `, `^ `, `^indexes`, `^cells`),
@@ -58,9 +63,9 @@ func TestGroupsSession(t *testing.T) {
 		step("change 8 +1", `^error: there is no group 8 — groups are g0 to g7$`),
 		step("change 5", `^error: usage: change \[group\] `),
 		step("groups 3..1", `^error: 3..1: the range ends before it starts$`),
-		step("groups 9", `^error: group 9 does not exist — groups are 0 to 7$`),
+		step("groups 9", `^error: there is no group 9 — groups are 0 to 7$`),
 		step("groups 3..5..7", `^error: 3..5..7 is not a group or a range of groups`),
-		step("groups 99999999999999999999", `^error: group 99999999999999999999 does not exist — groups are 0 to 7$`),
+		step("groups 99999999999999999999", `^error: there is no group 99999999999999999999 — groups are 0 to 7$`),
 		step("remove 1 gx", `^error: gx is not a group — groups are g0 to g7$`),
 		step("diagram g8", `^error: there is no group 8 — groups are g0 to g7$`),
 		step("8", `^cluster shut down$`),
@@ -183,5 +188,54 @@ func TestGroupDiagramPairsEverySend(t *testing.T) {
 				sent[m]--
 			}
 		}
+	}
+}
+
+// In virtual time, where a cluster is one group, the messages that point
+// to a cluster of many do not suggest a command that -sim refuses.
+func TestSimPointsToManyGroupsOnTheWallClock(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	r, out := newSimREPL(t, 1)
+	defer r.Close()
+	run1(r, out, "create 3")
+	for _, line := range []string{"groups", "log g3", "transfer 1 2", "diagram 5 g1"} {
+		got := run1(r, out, line)
+		if !strings.Contains(got, "wall clock only for now: without -sim") || strings.Count(got, "\n") != 1 {
+			t.Errorf("%s: got %q, want one error line saying that many groups run on the wall clock (without -sim)", line, got)
+		}
+	}
+}
+
+// A removal that would leave the remaining voters without a majority up
+// is refused before anything is proposed, and every group keeps its
+// leader: with node 2 crashed, "remove 0" once left every group stuck on
+// voters 1 and 2 (a newcomer's trial). In virtual time too, for one group.
+func TestRemovalThatWouldStopTheGroupIsRefused(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	for _, mode := range []string{"groups", "sim"} {
+		var r *REPL
+		var out *bytes.Buffer
+		create := "create 3 4"
+		if mode == "sim" {
+			r, out = newSimREPL(t, 1)
+			create = "create 3"
+		} else {
+			r, out = newTestREPL(t, 5*time.Second)
+		}
+		run1(r, out, create)
+		run1(r, out, "set a 1")
+		run1(r, out, "crash 2")
+		got := run1(r, out, "remove 0")
+		if !strings.HasPrefix(got, "error: removing node 0: ") || !strings.Contains(got, "would leave voters 1, 2, of which node 2 is down") {
+			t.Errorf("%s: remove 0 with node 2 crashed: got %q, want a refusal naming node 2", mode, got)
+		}
+		if got := run1(r, out, "get a"); !strings.HasPrefix(got, "a = 1") {
+			t.Errorf("%s: after the refusal, get a: %q", mode, got)
+		}
+		run1(r, out, "restart 2")
+		if got := run1(r, out, "remove 0"); !strings.Contains(got, "node 0 removed") {
+			t.Errorf("%s: remove 0 with every node up: %q", mode, got)
+		}
+		r.Close()
 	}
 }

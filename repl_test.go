@@ -117,6 +117,7 @@ func TestBadInputWithoutCluster(t *testing.T) {
 		{"diagram", `error: no trace events yet — create a cluster first (1 <nodes>)`},
 		{"diagram 0", `error: 0 is not a number of events (1–100000) — usage: diagram [N] [all] [group] | html <file>`},
 		{"diagram html", `error: usage: diagram [N] [all] [group] | html <file>`},
+		{"diagram g5", `error: no cluster yet — create one with "create <nodes>", e.g. "create 3" (or "1 3")`},
 		{"check", `error: no cluster yet — create one with "create <nodes>", e.g. "create 3" (or "1 3")`},
 		{"snapshot 1", `error: no cluster yet — create one with "create <nodes>", e.g. "create 3" (or "1 3")`},
 		{"exit now", "error: usage: exit"},
@@ -728,5 +729,16 @@ func TestCtrlCAtThePromptClearsTheLine(t *testing.T) {
 	}
 	if !strings.HasSuffix(out.String(), "ok: x = 1 (leader 0)\nx = 1\n") || r.Cluster() == nil {
 		t.Fatalf("after Ctrl-C at the prompt:\n%s", out.String())
+	}
+}
+
+// TestJoinedErrorsStayOnOneLine: an error made of several (one per group
+// that failed, errors.Join) prints as one line of parts, not with "\n"
+// spelled out.
+func TestJoinedErrorsStayOnOneLine(t *testing.T) {
+	r, out := newTestREPL(t, time.Second)
+	r.errorf("removing node 0: %v", errors.Join(errors.New("group 6: not committed"), errors.New("group 12: not committed")))
+	if got, want := out.String(), "error: removing node 0: group 6: not committed; group 12: not committed\n"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 }

@@ -216,6 +216,14 @@ func (s *ClusterSimulator) changeMembership(ch cluster.Change) (proposed bool, e
 			}
 			return nil
 		},
+		Up: func(id int) bool {
+			for _, st := range s.Status() {
+				if st.ID == id {
+					return st.Alive && st.Connected
+				}
+			}
+			return false
+		},
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -179,6 +180,60 @@ type ChangeRun struct {
 	// when the change's time is up, any other error to stop with it (an
 	// interrupt).
 	Wait func() error
+	// Up, if set, reports whether server id is running and reachable, so
+	// that a removal that would leave no majority of the remaining voters
+	// up is refused before it is proposed (CheckUpMajority).
+	Up func(id int) bool
+}
+
+// CheckUpMajority refuses a change that removes servers when the voters it
+// would leave have no majority up, though the voters now have one: the
+// removal could not commit (a server uses a configuration as soon as it is
+// in its log, thesis §4.1, so the entry needs a majority of the new
+// voters), and the group would stop until enough of them came back.
+// "remove 0" with node 2 down in a cluster of three left every group of a
+// newcomer's trial without a leader.
+func CheckUpMajority(ch Change, cfg core.Configuration, up func(int) bool) error {
+	removes := slices.Clone(ch.Removes)
+	for _, cc := range ch.Changes {
+		if cc.Type == core.RemoveServer && !slices.Contains(removes, cc.ID) {
+			removes = append(removes, cc.ID)
+		}
+	}
+	if len(removes) == 0 || up == nil {
+		return nil
+	}
+	var after, down []int
+	for _, id := range append(cfg.AllVoters(), ch.Adds...) {
+		if !slices.Contains(removes, id) && !slices.Contains(after, id) {
+			after = append(after, id)
+		}
+	}
+	for _, id := range after {
+		if !up(id) {
+			down = append(down, id)
+		}
+	}
+	if len(after) == 0 || 2*(len(after)-len(down)) > len(after) {
+		return nil
+	}
+	// Where the voters have no majority up already, nothing commits now
+	// either: the removal waits, shown as leaving, like any other write.
+	upBefore, before := 0, cfg.AllVoters()
+	for _, id := range before {
+		if up(id) {
+			upBefore++
+		}
+	}
+	if 2*upBefore <= len(before) {
+		return nil
+	}
+	what := "node " + strconv.Itoa(down[0]) + " is"
+	if len(down) > 1 {
+		what = "nodes " + IDRange(down) + " are"
+	}
+	return Refusal(fmt.Sprintf("removing %s would leave voters %s, of which %s down: no majority of them could commit the change, and the group would stop until they are back — restart or reconnect them first",
+		IDRange(removes), IDRange(after), what))
 }
 
 // Drive proposes ch at whichever server leads, step by step as NextStep
@@ -197,6 +252,11 @@ func Drive(ch Change, timeout time.Duration, run ChangeRun) (proposed bool, err 
 			case Done:
 				return proposed, nil
 			case Propose:
+				if !proposed {
+					if err := CheckUpMajority(ch, sum.Config, run.Up); err != nil {
+						return false, err
+					}
+				}
 				switch perr := run.Propose(id, changes); {
 				case perr == nil:
 					proposed = true

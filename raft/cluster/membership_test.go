@@ -195,3 +195,35 @@ func TestDrive(t *testing.T) {
 }
 
 func ch0(changes []core.ConfChange) core.ConfChangeType { return changes[0].Type }
+
+// TestCheckUpMajority: a removal is refused when the voters it leaves have
+// no majority up while the voters now have one, and let through otherwise.
+func TestCheckUpMajority(t *testing.T) {
+	cfg := core.Configuration{Voters: []int{0, 1, 2, 3, 4}}
+	down := func(ids ...int) func(int) bool {
+		return func(id int) bool { return !slices.Contains(ids, id) }
+	}
+	for _, tc := range []struct {
+		ch     Change
+		up     func(int) bool
+		refuse bool
+	}{
+		{RemoveChange(0), down(4), false},                        // 1, 2, 3 of 1–4 up
+		{RemoveChange(0), down(3, 4), true},                      // 1, 2 of 1–4
+		{RemoveChange(4), down(3, 4), false},                     // 0, 1, 2 of 0–3
+		{MembersChange([]int{5}, []int{0}), down(3, 4, 5), true}, // 1, 2 of 1–5
+		{MembersChange([]int{5}, []int{0}), down(3, 4), false},   // 1, 2, 5 of 1–5
+		{AddChange(5), down(1, 2, 3, 4), false},                  // adds are not checked
+		{RemoveChange(0), nil, false},                            // nothing known of who is up
+		{RemoveChange(0), down(2, 3, 4), false},                  // no majority up before either: it waits
+	} {
+		err := CheckUpMajority(tc.ch, cfg, tc.up)
+		if (err != nil) != tc.refuse || err != nil && !Refused(err) {
+			t.Errorf("%v: got %v, want refused %v", tc.ch, err, tc.refuse)
+		}
+	}
+	cfg3 := core.Configuration{Voters: []int{0, 1, 2}}
+	if err := CheckUpMajority(RemoveChange(0), cfg3, down(2)); err == nil || !strings.Contains(err.Error(), "would leave voters 1, 2, of which node 2 is down") {
+		t.Errorf("remove 0 with 2 down: %v", err)
+	}
+}

@@ -109,6 +109,7 @@ func (m Changer) changeGroup(ctx context.Context, g multi.GroupID, ch cluster.Ch
 			}
 			return nil
 		},
+		Up: func(id int) bool { return m.Servers.Running(id) == nil },
 	})
 	if err != nil && !errors.Is(err, cluster.ErrInterrupted) {
 		err = fmt.Errorf("group %d: %w", g, err)

@@ -332,6 +332,10 @@ func (c *Cluster) changeMembership(ch cluster.Change) (proposed bool, err error)
 			}
 			return nil
 		},
+		Up: func(id int) bool {
+			s, ok := w.servers[id]
+			return ok && s.up && !w.net.links.IsDisconnected(id)
+		},
 	})
 }
 
