@@ -960,10 +960,19 @@ func cmdHeal(r *REPL, sim cluster.Cluster, _ []string) error {
 	return nil
 }
 
+// crashedTarget is the error of a transfer to a crashed node.
+func crashedTarget(id int) error {
+	return fmt.Errorf("node %d is crashed and cannot take over — restart it first (\"restart %d\")", id, id)
+}
+
 func cmdTransfer(r *REPL, sim cluster.Cluster, args []string) error {
 	id, err := node(sim, args[0])
 	if err != nil {
 		return err
+	}
+	if st := statusOf(sim.Status(), id); st.Alive && !st.Connected {
+		// Its TimeoutNow could not reach it: the transfer would only wait.
+		return fmt.Errorf("node %d is disconnected and cannot take over — reconnect it first (\"reconnect %d\")", id, id)
 	}
 	if gc, ok := sim.(cluster.Grouped); ok {
 		return transferGrouped(r, gc, id, args[1:])
@@ -973,7 +982,7 @@ func cmdTransfer(r *REPL, sim cluster.Cluster, args []string) error {
 	}
 	if err := sim.TransferLeadership(id); err != nil {
 		if errors.Is(err, raft.ErrNodeCrashed) {
-			return fmt.Errorf("node %d is crashed and cannot take over — restart it first (\"restart %d\")", id, id)
+			return crashedTarget(id)
 		}
 		return err
 	}

@@ -419,6 +419,9 @@ func transferGrouped(r *REPL, gc cluster.Grouped, id int, rest []string) error {
 			return nil
 		}
 		if err := gc.TransferGroup(id, g); err != nil {
+			if errors.Is(err, cluster.ErrNodeCrashed) {
+				return crashedTarget(id)
+			}
 			return fmt.Errorf("transferring group %d to node %d: %s", g, id, describeIn(g, err))
 		}
 		_, term := gc.GroupLeader(g)
@@ -426,6 +429,9 @@ func transferGrouped(r *REPL, gc cluster.Grouped, id int, rest []string) error {
 		return nil
 	}
 	if err := gc.TransferLeadership(id); err != nil {
+		if errors.Is(err, cluster.ErrNodeCrashed) {
+			return crashedTarget(id)
+		}
 		return fmt.Errorf("transferring to node %d: %s", id, describe(err))
 	}
 	led := 0

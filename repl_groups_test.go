@@ -239,3 +239,36 @@ func TestRemovalThatWouldStopTheGroupIsRefused(t *testing.T) {
 		r.Close()
 	}
 }
+
+// A transfer to a node that cannot take over is refused at once, saying
+// why, rather than waiting out its timeout (a newcomer's trial: 10 s,
+// then "leadership transfer in progress").
+func TestTransferToANodeThatCannotTakeOver(t *testing.T) {
+	defer leaktest.CheckTimeout(t, 10*time.Second)()
+	for _, mode := range []string{"groups", "sim"} {
+		var r *REPL
+		var out *bytes.Buffer
+		create, inGroup := "create 3 4", " g1"
+		if mode == "sim" {
+			r, out = newSimREPL(t, 1)
+			create, inGroup = "create 3", ""
+		} else {
+			r, out = newTestREPL(t, 5*time.Second)
+		}
+		run1(r, out, create)
+		run1(r, out, "set a 1")
+		run1(r, out, "disconnect 2")
+		run1(r, out, "crash 1")
+		for line, want := range map[string]string{
+			"transfer 2":           `error: node 2 is disconnected and cannot take over — reconnect it first ("reconnect 2")` + "\n",
+			"transfer 2" + inGroup: `error: node 2 is disconnected and cannot take over — reconnect it first ("reconnect 2")` + "\n",
+			"transfer 1":           `error: node 1 is crashed and cannot take over — restart it first ("restart 1")` + "\n",
+			"transfer 1" + inGroup: `error: node 1 is crashed and cannot take over — restart it first ("restart 1")` + "\n",
+		} {
+			if got := run1(r, out, line); got != want {
+				t.Errorf("%s: %s: got %q, want %q", mode, line, got, want)
+			}
+		}
+		r.Close()
+	}
+}
