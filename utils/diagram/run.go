@@ -39,11 +39,22 @@ func FromRecords(name string, recs []trace.Record) (*Run, int) {
 		y, m, d := first.Date()
 		midnight = time.Date(y, m, d, 0, 0, 0, 0, first.Location())
 	}
+	// The events of a cluster of many groups name their group, unless
+	// they are all of one (a diagram filtered by group).
+	groups := map[string]bool{}
+	for _, rec := range recs {
+		if rec.Group != "" {
+			groups[rec.Group] = true
+		}
+	}
 	for _, rec := range recs {
 		msg := cleanMessage(rec.Event.Text())
 		if !validNode(rec.Node) || msg == "" {
 			dropped++
 			continue
+		}
+		if len(groups) > 1 && rec.Group != "" {
+			msg = rec.Group + ": " + msg
 		}
 		e := Event{At: rec.Time.Sub(midnight), Node: rec.Node, Msg: msg}
 		interpret(&e, rec.Event)

@@ -165,3 +165,27 @@ func TestEpisodesSplitAtIdleStretches(t *testing.T) {
 		t.Fatal("a run without idle stretches was split")
 	}
 }
+
+// The events of many groups name their group; one group's (a diagram
+// filtered by group) and the faults, which belong to none, do not.
+func TestRecordsOfManyGroupsNameTheirGroup(t *testing.T) {
+	at := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	won := core.Event{Kind: core.EventElectionWon, Term: 2, Peer: core.None}
+	fault := core.Info("node 2 crashed")
+	msgs := func(recs []trace.Record) []string {
+		r, _ := FromRecords("x", recs)
+		var out []string
+		for _, e := range r.Events {
+			out = append(out, e.Msg)
+		}
+		return out
+	}
+	many := []trace.Record{{Time: at, Node: "0", Group: "g1", Event: won}, {Time: at, Node: "1", Group: "g5", Event: won}, {Time: at, Node: "2", Event: fault}}
+	if got, want := msgs(many), []string{"g1: won the election for term 2", "g5: won the election for term 2", "node 2 crashed"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("many groups: %q, want %q", got, want)
+	}
+	one := []trace.Record{{Time: at, Node: "0", Group: "g5", Event: won}, {Time: at, Node: "2", Event: fault}}
+	if got, want := msgs(one), []string{"won the election for term 2", "node 2 crashed"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("one group: %q, want %q", got, want)
+	}
+}
