@@ -84,7 +84,9 @@ ReadIndex: a lagging follower or a cut-off old leader answers an old value.`},
 			help: "shut the cluster down"},
 		{num: 9, names: []string{"leader", "check-leader"}, maxArgs: 0, needsCluster: true, run: cmdLeader,
 			help: "wait for one leader and show it",
-			more: "Waits up to the client timeout until exactly one running, connected node leads."},
+			more: `Waits up to the client timeout until exactly one running, connected node leads.
+With many groups (create 3 16): until every group has a leader, then says how
+many groups each node leads.`},
 		{num: 10, names: []string{"exit", "quit", "stop"}, maxArgs: 0, run: cmdExit,
 			help: "shut down and leave (also Ctrl-D)"},
 		{num: 11, names: []string{"add", "add-servers"}, args: "<id>... [group]", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdAdd,
@@ -105,7 +107,9 @@ covers 1..N); member: voter, learner, joining (not in the configuration
 yet), leaving (its removal not committed yet, or a voter of the old
 configuration only during a joint change) or unknown (no node up to
 say); state: up, crashed and/or disconnected. Below the table: the network
-settings and the partition in force.`},
+settings and the partition in force. With many groups (create 3 16) each row
+counts the node's groups instead: groups (its replicas), led, active (those
+that tick) and quiet (no ticks, no heartbeats); "groups" shows each group.`},
 		{num: 14, names: []string{"partition"}, args: "<ids> | <ids>...", minArgs: 1, maxArgs: -1, needsCluster: true, run: cmdPartition,
 			help: "split the nodes into isolated groups",
 			more: `Every node must be in a group, e.g. partition 0 1 | 2 3 4. Nodes talk when a
@@ -397,10 +401,10 @@ func cmdGet(r *REPL, sim cluster.Cluster, args []string) error {
 		where = " (" + g + ")"
 	}
 	if !res.Found {
-		r.printf("%s: not found%s", quoteIfNeeded(key), where)
+		r.printf("%s: not found%s", echo(key), where)
 		return nil
 	}
-	r.printf("%s = %s%s", quoteIfNeeded(key), quoteIfNeeded(res.Value), where)
+	r.printf("%s = %s%s", echo(key), quoteIfNeeded(res.Value), where)
 	return nil
 }
 
@@ -419,8 +423,13 @@ func staleGet(r *REPL, c cluster.Cluster, key, nodeArg string) error {
 	if res.Found {
 		value = "= " + quoteIfNeeded(res.Value)
 	}
-	r.printf("STALE READ at node %d (%s, term %d, applied through index %d): %s %s — read without ReadIndex: it may be out of date; \"get %s\" is linearizable",
-		id, res.Role, res.Term, res.Applied, quoteIfNeeded(key), value, quoteIfNeeded(key))
+	// With many groups the term and index are those of the key's group.
+	group := ""
+	if g := groupOfKey(c, key); g != "" {
+		group = g + ": "
+	}
+	r.printf("STALE READ at node %d (%s%s, term %d, applied through index %d): %s %s — read without ReadIndex: it may be out of date; \"get %s\" is linearizable",
+		id, group, res.Role, res.Term, res.Applied, echo(key), value, echo(key))
 	return nil
 }
 
@@ -711,15 +720,25 @@ func cmdChange(r *REPL, sim cluster.Cluster, args []string) error {
 	if voters > 1 {
 		how = "through a joint configuration (C_old,new, then C_new)"
 	}
+	r.printf("members changed %s: %s", how, changeParts(adds, removes))
+	return nil
+}
+
+// changeParts says what a change of members did: "added 3 (a voter, after
+// catching up as a learner), removed 0".
+func changeParts(adds, removes []int) string {
 	var parts []string
 	if len(adds) > 0 {
-		parts = append(parts, fmt.Sprintf("added %s (voters, after catching up as learners)", idList(adds)))
+		what := "voters, after catching up as learners"
+		if len(adds) == 1 {
+			what = "a voter, after catching up as a learner"
+		}
+		parts = append(parts, fmt.Sprintf("added %s (%s)", idList(adds), what))
 	}
 	if len(removes) > 0 {
 		parts = append(parts, fmt.Sprintf("removed %s", idList(removes)))
 	}
-	r.printf("members changed %s: %s", how, strings.Join(parts, ", "))
-	return nil
+	return strings.Join(parts, ", ")
 }
 
 func idList(ids []int) string {

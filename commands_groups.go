@@ -391,18 +391,11 @@ func changeGroup(r *REPL, gc cluster.Grouped, args []string) error {
 	if err := gc.ChangeGroup(g, adds, removes); err != nil {
 		return fmt.Errorf("changing the members of group %d: %s", g, describeIn(g, err))
 	}
-	var parts []string
-	if len(adds) > 0 {
-		parts = append(parts, fmt.Sprintf("added %s (voters, after catching up as learners)", idList(adds)))
-	}
-	if len(removes) > 0 {
-		parts = append(parts, fmt.Sprintf("removed %s", idList(removes)))
-	}
 	how := "in one step"
 	if len(adds)+len(removes) > 1 {
 		how = "through a joint configuration (C_old,new, then C_new)" // more than one voter changed
 	}
-	r.printf("group %d's members changed %s: %s", g, how, strings.Join(parts, ", "))
+	r.printf("group %d's members changed %s: %s", g, how, changeParts(adds, removes))
 	return nil
 }
 

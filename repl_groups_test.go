@@ -38,6 +38,8 @@ func TestGroupsSession(t *testing.T) {
 		step("transfer 0", `^ok: node 0 now leads 8 groups \(every group it is a voter of\)$`),
 		// A follower's refusal names the key's group.
 		step("get a 1", fmt.Sprintf(`^error: node 1 \(group %d\): not the leader`, ga)),
+		// A stale read's term and index are its group's, and it says which.
+		step("get a 1 stale", fmt.Sprintf(`^STALE READ at node 1 \(group %d: follower, term \d+, applied through index \d+\): a = 1 — `, ga)),
 		step("add 3", `^node 3 added to every group \(voter in 8 groups\)$`),
 		step("change 5 -3 -0", `^group 5's members changed through a joint configuration \(C_old,new, then C_new\): removed 3 0$`),
 		step("remove 1 g2", `^node 1 removed from group 2 \(its replica there is gone\)$`),
