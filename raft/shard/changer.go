@@ -428,7 +428,9 @@ func (m Changer) RemoveServer(ctx context.Context, id int) error {
 	defer cancel()
 	groups := m.groupsOf(id)
 	if err := m.eachGroup(groups, func(g multi.GroupID) error { return m.removeFromGroup(ctx, g, id) }); err != nil {
-		return fmt.Errorf("%w — node %d stays in the groups that did not remove it; remove %d again", err, id, id)
+		// A removal a leader took may still commit (once a majority of
+		// the group is up): the outcome is unknown there, not failed.
+		return fmt.Errorf("%w — node %d stays in those groups until their removal commits (where a leader took it, it may still, once a majority of the group is up); \"remove %d\" again finishes them", err, id, id)
 	}
 	m.Servers.Forget(id)
 	return nil
