@@ -193,6 +193,10 @@ func parseFlags(args []string, stderr io.Writer) (options, int, bool) {
 		return bad("-delay must be >= 0")
 	case o.processes && (o.keys > 0 || o.delay > 0 || o.memProfile != ""):
 		return bad("-processes does not go with -keys, -delay or -memprofile")
+	case o.processes && (o.pipeline != node.DefaultPipeline || o.pipelineAfter != node.DefaultPipelineAfter || o.leaderSyncGap != node.DefaultLeaderSyncGap):
+		// The node command has no flags for them: its nodes run with the
+		// defaults, which the result line then reports.
+		return bad("-processes does not go with -pipeline, -pipeline-after or -leader-sync-gap: node processes run with the defaults")
 	case o.groups < 0 || o.groups > 100000:
 		return bad("-groups must be between 0 and 100000")
 	case o.active < 0 || o.active > o.groups:

@@ -32,6 +32,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"-groups", "-1"}, 2, "-groups must be between 0 and"},
 		{[]string{"-groups", "4", "-active", "5"}, 2, "-active must be between 1 and -groups"},
 		{[]string{"-groups", "4", "-processes"}, 2, "-groups does not go with -processes"},
+		{[]string{"-processes", "-pipeline", "1"}, 2, "-processes does not go with -pipeline"},
 		{[]string{"-groups", "4", "-nodes", "1"}, 2, "-groups needs -nodes >= 2"},
 	} {
 		var out, errb bytes.Buffer
