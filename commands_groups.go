@@ -113,9 +113,9 @@ func inVirtualTime(c cluster.Cluster) bool {
 // time, for now.
 func manyGroupsHint(c cluster.Cluster) string {
 	if inVirtualTime(c) {
-		return "they run on the wall clock only for now: without -sim, \"create 3 16\" makes 3 nodes hosting 16 groups"
+		return "clusters of many groups run on the wall clock only for now: without -sim, \"create 3 16\" makes 3 nodes hosting 16 groups"
 	}
-	return "\"create 3 16\": 3 nodes, 16 groups"
+	return "\"create 3 16\" makes 3 nodes hosting 16 groups"
 }
 
 // groupOfKey says which group serves key, for the answers of set, get
@@ -130,10 +130,7 @@ func groupOfKey(sim cluster.Cluster, key string) string {
 func cmdGroups(r *REPL, sim cluster.Cluster, args []string) error {
 	gc, ok := sim.(cluster.Grouped)
 	if !ok {
-		if inVirtualTime(sim) {
-			return errors.New("this cluster is one Raft group (clusters of many groups run on the wall clock only for now: without -sim, \"create 3 16\" makes 3 nodes hosting 16 groups); status shows this one")
-		}
-		return errors.New("this cluster is one Raft group — create 3 16 makes 3 nodes hosting 16 groups; status shows this one")
+		return fmt.Errorf("this cluster is one Raft group (%s); status shows this one", manyGroupsHint(sim))
 	}
 	all := gc.Groups()
 	lo, hi := 0, len(all)-1

@@ -72,7 +72,7 @@ func TestGroupsSession(t *testing.T) {
 		step("diagram g8", `^error: there is no group 8 — groups are g0 to g7$`),
 		step("8", `^cluster shut down$`),
 		step("1 3", `^ok: cluster of 3 nodes created`),
-		step("groups", `^error: this cluster is one Raft group — create 3 16 makes 3 nodes hosting 16 groups`),
+		step("groups", `^error: this cluster is one Raft group \("create 3 16" makes 3 nodes hosting 16 groups\); status shows this one$`),
 		step("transfer 1 2", `^error: this cluster is one Raft group: 2 names a group`),
 		step("add 3 g1", `^error: this cluster is one Raft group: g1 names a group`),
 		step("change g1 +3", `^error: this cluster is one Raft group: g1 names a group`),
