@@ -216,14 +216,7 @@ func (s *ClusterSimulator) changeMembership(ch cluster.Change) (proposed bool, e
 			}
 			return nil
 		},
-		Up: func(id int) bool {
-			for _, st := range s.Status() {
-				if st.ID == id {
-					return st.Alive && st.Connected
-				}
-			}
-			return false
-		},
+		Up: cluster.UpFrom(s.Status),
 	})
 }
 

@@ -186,6 +186,21 @@ type ChangeRun struct {
 	Up func(id int) bool
 }
 
+// UpFrom is a ChangeRun.Up from one look at the servers' status (taken
+// when first asked): running (answering) and not disconnected.
+func UpFrom(status func() []NodeStatus) func(id int) bool {
+	var up map[int]bool
+	return func(id int) bool {
+		if up == nil {
+			up = map[int]bool{}
+			for _, st := range status() {
+				up[st.ID] = st.Alive && st.Connected
+			}
+		}
+		return up[id]
+	}
+}
+
 // CheckUpMajority refuses a change that removes servers when the voters it
 // would leave have no majority up, though the voters now have one: the
 // removal could not commit (a server uses a configuration as soon as it is
@@ -204,7 +219,7 @@ func CheckUpMajority(ch Change, cfg core.Configuration, up func(int) bool) error
 		return nil
 	}
 	var after, down []int
-	for _, id := range append(cfg.AllVoters(), ch.Adds...) {
+	for _, id := range append(slices.Clone(cfg.AllVoters()), ch.Adds...) {
 		if !slices.Contains(removes, id) && !slices.Contains(after, id) {
 			after = append(after, id)
 		}

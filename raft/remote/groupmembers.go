@@ -245,6 +245,10 @@ func (s groupServers) Exists(id int) error {
 	return err
 }
 
+func (s groupServers) Up(id int) bool {
+	return !s.c.faults.IsDisconnected(id) && s.Running(id) == nil
+}
+
 func (s groupServers) Running(id int) error {
 	if err := s.Exists(id); err != nil {
 		return err

@@ -306,6 +306,7 @@ func (c *Cluster) changeMembership(ch cluster.Change) (proposed bool, err error)
 			}
 			return nil
 		},
+		Up: cluster.UpFrom(c.Status),
 	})
 	if err == nil {
 		c.Status() // the new configuration, for IDs

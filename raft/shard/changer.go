@@ -57,6 +57,10 @@ type GroupServers interface {
 	// it also runs (it can take a replica).
 	Exists(id int) error
 	Running(id int) error
+	// Up reports whether server id runs and is reachable now (not
+	// disconnected): a removal that would leave a group's voters without
+	// a majority up is refused (cluster.CheckUpMajority).
+	Up(id int) bool
 	// AddNew readies a server that is not one of the cluster's yet,
 	// hosting no group: started (in process, by a launcher) or found (a
 	// node process the user started to join).
@@ -109,7 +113,7 @@ func (m Changer) changeGroup(ctx context.Context, g multi.GroupID, ch cluster.Ch
 			}
 			return nil
 		},
-		Up: func(id int) bool { return m.Servers.Running(id) == nil },
+		Up: m.Servers.Up,
 	})
 	if err != nil && !errors.Is(err, cluster.ErrInterrupted) {
 		err = fmt.Errorf("group %d: %w", g, err)
@@ -428,6 +432,10 @@ func (m Changer) RemoveServer(ctx context.Context, id int) error {
 	defer cancel()
 	groups := m.groupsOf(id)
 	if err := m.eachGroup(groups, func(g multi.GroupID) error { return m.removeFromGroup(ctx, g, id) }); err != nil {
+		if cluster.Refused(err) {
+			// Some group refused it before anything was proposed there.
+			return fmt.Errorf("%w — node %d stays a member of the groups named", err, id)
+		}
 		// A removal a leader took may still commit (once a majority of
 		// the group is up): the outcome is unknown there, not failed.
 		return fmt.Errorf("%w — node %d stays in those groups until their removal commits (where a leader took it, it may still, once a majority of the group is up); \"remove %d\" again finishes them", err, id, id)

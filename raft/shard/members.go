@@ -150,6 +150,10 @@ func (s clusterServers) Running(id int) error {
 	return err
 }
 
+func (s clusterServers) Up(id int) bool {
+	return s.Running(id) == nil && !s.c.net.isDisconnected(multi.NodeID(id))
+}
+
 // AddNew starts a new server that hosts no group yet.
 func (s clusterServers) AddNew(id int) error {
 	c := s.c
