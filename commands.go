@@ -147,7 +147,7 @@ directory, or nodes in processes) is checked from whatever each key is
 first seen to hold. With a file, writes porcupine's visualization there.`},
 		{num: 22, names: []string{"snapshot"}, args: "[node]", maxArgs: 1, needsCluster: true, run: cmdSnapshot,
 			help: "snapshot a node's state machine, compacting its log",
-			more: "Without a node, every running node snapshots. The status table shows each\nnode's snapshot index."},
+			more: "Without a node, every running node snapshots. The status table shows each\nnode's snapshot index. With many groups a node snapshots every group it hosts\n(those with entries applied since their last snapshot)."},
 		{num: 23, names: []string{"cut"}, args: "<from> <to>", minArgs: 2, maxArgs: 2, needsCluster: true, run: cmdCut,
 			help: "cut a link one way only",
 			more: `Messages from <from> to <to> are lost, and so are <from>'s replies to <to>;
@@ -878,6 +878,11 @@ func cmdUncut(r *REPL, sim cluster.Cluster, args []string) error {
 	from, to, err := linkArgs(sim, args, "uncut")
 	if err != nil {
 		return err
+	}
+	if !slices.Contains(sim.CutLinks(), [2]int{from, to}) {
+		// As reconnect of a node that is not disconnected: every cluster
+		// answers the same (virtual time's said so already).
+		return fmt.Errorf("the link %d → %d is not cut (\"status\" lists the links cut)", from, to)
 	}
 	if err := sim.RestoreLink(from, to); err != nil {
 		return err

@@ -175,6 +175,9 @@ func cmdCheck(r *REPL, sim cluster.Cluster, args []string) error {
 func cmdSnapshot(r *REPL, sim cluster.Cluster, args []string) error {
 	var ids []int
 	if len(args) == 1 {
+		if _, grouped := sim.(cluster.Grouped); grouped && isGroupArg(args[0]) {
+			return fmt.Errorf("snapshots are taken per node, of every group it hosts: name a node (\"snapshot 2\"), or none for every node")
+		}
 		id, err := node(sim, args[0])
 		if err != nil {
 			return err

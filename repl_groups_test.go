@@ -34,6 +34,10 @@ func TestGroupsSession(t *testing.T) {
 		step("get b", fmt.Sprintf(`^b = 2 \(group %d\)$`, gb)),
 		step("status", `^NODE`, `^─+$`, `^ +0  crashed +- +- +- +-$`, `^ +1  up +8 `, `^ +2  up +8 `, `^groups: `, `^quiet: `, `^network: `),
 		step("restart 0", `^node 0 restarted$`),
+		step("cut 0 1", `^ok: cut 0 → 1 `),
+		step("uncut 0 1", `^ok: restored 0 → 1$`),
+		step("uncut 0 1", `^error: the link 0 → 1 is not cut \("status" lists the links cut\)$`),
+		step("snapshot g5", `^error: snapshots are taken per node, of every group it hosts: name a node \("snapshot 2"\), or none for every node$`),
 		step("transfer 2 g3", `^ok: node 2 now leads group 3 \(term \d+\)$`),
 		step("transfer 0", `^ok: node 0 now leads 8 groups \(every group it is a voter of\)$`),
 		// A follower's refusal names the key's group.
