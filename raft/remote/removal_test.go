@@ -1,7 +1,6 @@
 package remote
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +20,7 @@ func TestRemovalThatWouldStopTheClusterIsRefused(t *testing.T) {
 	defer leaktest.CheckTimeout(t, 10*time.Second)()
 	book := freeAddrs(t, 3)
 	dir := t.TempDir()
-	cfg := NodeConfig{Cluster: "rm", Peers: book, DataDir: filepath.Join(dir, "x"),
+	cfg := NodeConfig{Cluster: "rm", Peers: book, // startNodes gives each its data dir under dir
 		ElectionTimeoutMin: 150 * time.Millisecond, ElectionTimeoutMax: 300 * time.Millisecond, HeartbeatInterval: 30 * time.Millisecond}
 	nodes := startNodes(t, 3, cfg, dir)
 	defer func() { stopNodes(nodes) }()
